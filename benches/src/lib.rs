@@ -1,0 +1,1 @@
+//! Benchmarks of gofer; see the binaries in `src/bin`.

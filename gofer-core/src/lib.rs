@@ -1,0 +1,37 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod error;
+mod id;
+mod interpolate;
+pub mod naming;
+mod pipeline;
+pub mod scheduler;
+mod store;
+mod task;
+mod validate;
+mod variable;
+
+pub use error::{BoxError, SchedulerError, StoreError};
+pub use id::{validate_id, IdError, ID_MAX_LEN, ID_MIN_LEN};
+pub use interpolate::{parse_placeholder, Placeholder, PlaceholderError, PlaceholderKind};
+pub use pipeline::{Pipeline, MAX_PARALLELISM};
+pub use scheduler::{
+    Capabilities, ContainerId, ContainerSpec, ContainerState, ContainerSummary, DynScheduler, Env,
+    ExitStatus, LogChunk, LogStream, NetworkMode, OutputStream, PullProgress, PullProgressFn,
+    SandboxSpec, Scheduler,
+};
+pub use store::{
+    allow_list_matches, DynObjectStore, DynSecretStore, GlobalSecretInfo, InMemoryObjectStore,
+    InMemorySecretStore, ObjectStore, SecretStore,
+};
+pub use task::{PullPolicy, RegistryAuth, RequiredParentStatus, ResourceLimits, Task};
+pub use validate::{ValidationErrors, ValidationIssue, MIN_MEMORY_BYTES};
+pub use variable::{
+    is_valid_env_key, merge_variables, system_variables, EnvValue, Variable, VariableSource,
+    GOFER_API_TOKEN, GOFER_PIPELINE_ID, GOFER_RUN_ID, GOFER_TASK_ID, GOFER_TASK_IMAGE, MASK,
+};
+
+/// Re-exported so hosts and backends use the same `secrecy` version.
+pub use secrecy;

@@ -1,0 +1,59 @@
+//! Deterministic container names and labels, so that orphans can be found and reaped
+//! and a restarted host can reconcile what is still running.
+
+use std::collections::BTreeMap;
+
+/// Label: the engine instance that made the container.
+pub const LABEL_ENGINE: &str = "dev.gofer.engine";
+/// Label: the pipeline id.
+pub const LABEL_PIPELINE: &str = "dev.gofer.pipeline";
+/// Label: the run number.
+pub const LABEL_RUN: &str = "dev.gofer.run";
+/// Label: the task id.
+pub const LABEL_TASK: &str = "dev.gofer.task";
+/// Label: what the container is (`"task"` or `"sandbox"`).
+pub const LABEL_ROLE: &str = "dev.gofer.role";
+
+/// The name of a task's container: `gofer-<engine>-<pipeline>-<run>-<task>`.
+///
+/// Ids are `[A-Za-z0-9_-]`, so the name is a valid container name for Docker and
+/// Podman; an engine id should be short (it is validated like other ids).
+///
+/// ```
+/// assert_eq!(gofer_core::naming::task_container_name("ci1", "build", 7, "test"), "gofer-ci1-build-7-test");
+/// ```
+pub fn task_container_name(engine: &str, pipeline: &str, run: u64, task: &str) -> String {
+    format!("gofer-{engine}-{pipeline}-{run}-{task}")
+}
+
+/// The name of a run's network sandbox holder: `gofer-<engine>-<pipeline>-<run>-sandbox`
+/// (`sandbox` has a `.` before it so it never collides with a task named `sandbox`).
+pub fn sandbox_container_name(engine: &str, pipeline: &str, run: u64) -> String {
+    format!("gofer-{engine}-{pipeline}-{run}.sandbox")
+}
+
+/// The labels of a task's container.
+pub fn task_labels(engine: &str, pipeline: &str, run: u64, task: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (LABEL_ENGINE.to_string(), engine.to_string()),
+        (LABEL_PIPELINE.to_string(), pipeline.to_string()),
+        (LABEL_RUN.to_string(), run.to_string()),
+        (LABEL_TASK.to_string(), task.to_string()),
+        (LABEL_ROLE.to_string(), "task".to_string()),
+    ])
+}
+
+/// The labels of a run's sandbox holder.
+pub fn sandbox_labels(engine: &str, pipeline: &str, run: u64) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (LABEL_ENGINE.to_string(), engine.to_string()),
+        (LABEL_PIPELINE.to_string(), pipeline.to_string()),
+        (LABEL_RUN.to_string(), run.to_string()),
+        (LABEL_ROLE.to_string(), "sandbox".to_string()),
+    ])
+}
+
+/// The label filter that finds every container of one engine instance.
+pub fn engine_filter(engine: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([(LABEL_ENGINE.to_string(), engine.to_string())])
+}

@@ -1,0 +1,93 @@
+//! The [`Pipeline`] model: a named set of tasks forming a dependency graph.
+
+use serde::{Deserialize, Serialize};
+
+use crate::task::Task;
+use crate::validate::{validate_pipeline, ValidationErrors};
+
+/// Largest accepted [`Pipeline::parallelism`].
+pub const MAX_PARALLELISM: u32 = 10_000;
+
+/// A set of tasks that run together as one run.
+///
+/// ```
+/// use gofer_core::{Pipeline, RequiredParentStatus, Task};
+/// let pipeline = Pipeline::new("hello", "Hello world")
+///     .description("Prints a greeting")
+///     .parallelism(2)
+///     .task(Task::new("greet", "busybox").command(["echo", "hi"]))
+///     .task(Task::new("after", "busybox").depends_on("greet", RequiredParentStatus::Success));
+/// pipeline.validate().expect("valid");
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Pipeline {
+    /// Unique id (3–64 of `[A-Za-z0-9_-]`).
+    pub id: String,
+    /// Human-readable name.
+    pub name: String,
+    /// Free-text description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Most runs of this pipeline that may be in progress at once; 0 is unlimited.
+    #[serde(default)]
+    pub parallelism: u32,
+    /// The tasks.
+    #[serde(default)]
+    pub tasks: Vec<Task>,
+}
+
+impl Pipeline {
+    /// An empty pipeline with an id and a name.
+    pub fn new(id: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            name: name.into(),
+            description: None,
+            parallelism: 0,
+            tasks: Vec::new(),
+        }
+    }
+
+    /// Sets the description.
+    #[must_use]
+    pub fn description(mut self, description: impl Into<String>) -> Self {
+        self.description = Some(description.into());
+        self
+    }
+
+    /// Sets how many runs may be in progress at once (0 = unlimited).
+    #[must_use]
+    pub fn parallelism(mut self, parallelism: u32) -> Self {
+        self.parallelism = parallelism;
+        self
+    }
+
+    /// Adds a task.
+    #[must_use]
+    pub fn task(mut self, task: Task) -> Self {
+        self.tasks.push(task);
+        self
+    }
+
+    /// Adds many tasks.
+    #[must_use]
+    pub fn tasks(mut self, tasks: impl IntoIterator<Item = Task>) -> Self {
+        self.tasks.extend(tasks);
+        self
+    }
+
+    /// Looks a task up by id.
+    pub fn get_task(&self, id: &str) -> Option<&Task> {
+        self.tasks.iter().find(|t| t.id == id)
+    }
+
+    /// Checks every rule and reports every problem found.
+    ///
+    /// # Errors
+    /// [`ValidationErrors`] lists each problem with the field and task it concerns.
+    pub fn validate(&self) -> Result<(), ValidationErrors> {
+        validate_pipeline(self)
+    }
+}

@@ -1,0 +1,584 @@
+//! The [`Scheduler`] trait: the one contract every container backend implements.
+//!
+//! A backend turns a [`ContainerSpec`] into a running container and reports on it.
+//! The run executor only ever talks to `dyn Scheduler`; the in-memory
+//! [`FakeScheduler`](crate::fake::FakeScheduler) and the Docker and Podman crates
+//! implement it and pass the same conformance suite.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use serde::{Deserialize, Serialize};
+
+use crate::error::SchedulerError;
+use crate::task::{PullPolicy, RegistryAuth, ResourceLimits};
+use crate::variable::EnvValue;
+
+/// An engine's handle on a container (its id, or its unique name).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ContainerId(pub String);
+
+impl fmt::Display for ContainerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for ContainerId {
+    fn from(s: &str) -> Self {
+        Self(s.to_string())
+    }
+}
+
+impl From<String> for ContainerId {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
+/// An ordered environment: key → value; secret values never show in `Debug`.
+pub type Env = BTreeMap<String, EnvValue>;
+
+/// A progress report while an image is pulled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PullProgress {
+    /// The image being pulled.
+    pub image: String,
+    /// The engine's status text ("Pulling fs layer", "Download complete", ...).
+    pub status: String,
+    /// The layer the report is about, if any.
+    pub layer: Option<String>,
+    /// Bytes done so far for that layer, if known.
+    pub current: Option<u64>,
+    /// Total bytes of that layer, if known.
+    pub total: Option<u64>,
+}
+
+impl PullProgress {
+    /// A report with only a status.
+    pub fn new(image: impl Into<String>, status: impl Into<String>) -> Self {
+        Self {
+            image: image.into(),
+            status: status.into(),
+            layer: None,
+            current: None,
+            total: None,
+        }
+    }
+}
+
+/// Receives pull progress; called from the backend's task, so it must not block.
+pub type PullProgressFn = Arc<dyn Fn(PullProgress) + Send + Sync>;
+
+/// Which network a container joins.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum NetworkMode {
+    /// The engine's default network (a bridge, with outbound access).
+    #[default]
+    Default,
+    /// No network at all (loopback only).
+    None,
+    /// Share the network namespace of a sandbox made by [`Scheduler::create_sandbox`].
+    Sandbox(ContainerId),
+}
+
+/// Everything a backend needs to start one container.
+///
+/// Built with [`ContainerSpec::new`] and the builder methods; `#[non_exhaustive]` so
+/// fields can be added without breaking backends.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct ContainerSpec {
+    /// Deterministic, unique container name (see [`crate::naming`]).
+    pub name: String,
+    /// The image reference.
+    pub image: String,
+    /// When to pull.
+    pub pull_policy: PullPolicy,
+    /// Registry credentials; backends send them to the registry only.
+    pub registry_auth: Option<RegistryAuth>,
+    /// The environment, exactly as the container must see it.
+    pub env: Env,
+    /// Replaces the image entrypoint when set.
+    pub entrypoint: Option<Vec<String>>,
+    /// Replaces the image command when set.
+    pub command: Option<Vec<String>>,
+    /// Labels to attach (for listing, reaping and recovery).
+    pub labels: BTreeMap<String, String>,
+    /// Memory and CPU limits.
+    pub resources: ResourceLimits,
+    /// Run a minimal init as PID 1 that forwards signals and reaps zombies.
+    pub init: bool,
+    /// The network to join.
+    pub network: NetworkMode,
+    /// Where to report pull progress.
+    pub pull_progress: Option<PullProgressFn>,
+}
+
+impl fmt::Debug for ContainerSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ContainerSpec")
+            .field("name", &self.name)
+            .field("image", &self.image)
+            .field("pull_policy", &self.pull_policy)
+            .field("registry_auth", &self.registry_auth)
+            .field("env", &self.env)
+            .field("entrypoint", &self.entrypoint)
+            .field("command", &self.command)
+            .field("labels", &self.labels)
+            .field("resources", &self.resources)
+            .field("init", &self.init)
+            .field("network", &self.network)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ContainerSpec {
+    /// A spec with a name and an image; init on, pull policy `IfNotPresent`.
+    pub fn new(name: impl Into<String>, image: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            image: image.into(),
+            pull_policy: PullPolicy::IfNotPresent,
+            registry_auth: None,
+            env: Env::new(),
+            entrypoint: None,
+            command: None,
+            labels: BTreeMap::new(),
+            resources: ResourceLimits::default(),
+            init: true,
+            network: NetworkMode::Default,
+            pull_progress: None,
+        }
+    }
+
+    /// Sets the pull policy.
+    #[must_use]
+    pub fn pull_policy(mut self, p: PullPolicy) -> Self {
+        self.pull_policy = p;
+        self
+    }
+
+    /// Sets registry credentials.
+    #[must_use]
+    pub fn registry_auth(mut self, auth: Option<RegistryAuth>) -> Self {
+        self.registry_auth = auth;
+        self
+    }
+
+    /// Adds one plain environment variable.
+    #[must_use]
+    pub fn env_var(mut self, key: impl Into<String>, value: impl Into<EnvValue>) -> Self {
+        self.env.insert(key.into(), value.into());
+        self
+    }
+
+    /// Replaces the environment.
+    #[must_use]
+    pub fn env(mut self, env: Env) -> Self {
+        self.env = env;
+        self
+    }
+
+    /// Sets the entrypoint.
+    #[must_use]
+    pub fn entrypoint<I, S>(mut self, e: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.entrypoint = Some(e.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Sets the command.
+    #[must_use]
+    pub fn command<I, S>(mut self, c: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.command = Some(c.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Adds a label.
+    #[must_use]
+    pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.labels.insert(key.into(), value.into());
+        self
+    }
+
+    /// Adds many labels.
+    #[must_use]
+    pub fn labels(mut self, labels: impl IntoIterator<Item = (String, String)>) -> Self {
+        self.labels.extend(labels);
+        self
+    }
+
+    /// Sets resource limits.
+    #[must_use]
+    pub fn resources(mut self, r: ResourceLimits) -> Self {
+        self.resources = r;
+        self
+    }
+
+    /// Turns the init process on or off.
+    #[must_use]
+    pub fn init(mut self, init: bool) -> Self {
+        self.init = init;
+        self
+    }
+
+    /// Sets the network.
+    #[must_use]
+    pub fn network(mut self, n: NetworkMode) -> Self {
+        self.network = n;
+        self
+    }
+
+    /// Sets the pull-progress receiver.
+    #[must_use]
+    pub fn on_pull_progress(mut self, f: PullProgressFn) -> Self {
+        self.pull_progress = Some(f);
+        self
+    }
+}
+
+/// A request for a run-scoped network sandbox: a small holder container that owns a
+/// network namespace which the run's task containers join.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SandboxSpec {
+    /// Deterministic, unique name of the holder.
+    pub name: String,
+    /// Image of the holder (it only needs to sleep until stopped).
+    pub image: String,
+    /// Labels for the holder (for reaping).
+    pub labels: BTreeMap<String, String>,
+}
+
+impl SandboxSpec {
+    /// A sandbox request.
+    pub fn new(name: impl Into<String>, image: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            image: image.into(),
+            labels: BTreeMap::new(),
+        }
+    }
+
+    /// Adds labels.
+    #[must_use]
+    pub fn labels(mut self, labels: impl IntoIterator<Item = (String, String)>) -> Self {
+        self.labels.extend(labels);
+        self
+    }
+}
+
+/// How a container ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+#[non_exhaustive]
+pub enum ExitStatus {
+    /// The main process exited with this code (128 + n when killed by signal n).
+    Exited {
+        /// The exit code.
+        code: i64,
+    },
+    /// The kernel killed it for exceeding its memory limit.
+    OutOfMemory {
+        /// The exit code reported (usually 137).
+        code: i64,
+    },
+    /// The container was removed before it could report an exit.
+    Removed,
+}
+
+impl ExitStatus {
+    /// The exit code, when there is one.
+    pub fn code(&self) -> Option<i64> {
+        match self {
+            Self::Exited { code } | Self::OutOfMemory { code } => Some(*code),
+            Self::Removed => None,
+        }
+    }
+
+    /// Exited with code 0.
+    pub fn success(&self) -> bool {
+        matches!(self, Self::Exited { code: 0 })
+    }
+}
+
+/// A container's state as the engine reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+#[non_exhaustive]
+pub enum ContainerState {
+    /// Created, not started.
+    Created,
+    /// Running.
+    Running,
+    /// Ended.
+    Exited {
+        /// How.
+        status: ExitStatus,
+    },
+}
+
+/// Which output stream a chunk came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputStream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+impl OutputStream {
+    /// `"stdout"` or `"stderr"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stdout => "stdout",
+            Self::Stderr => "stderr",
+        }
+    }
+}
+
+/// A chunk of a container's output, as the engine delivered it (not necessarily a
+/// whole line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogChunk {
+    /// Which stream.
+    pub stream: OutputStream,
+    /// When the engine received it (or when the backend read it).
+    pub timestamp: SystemTime,
+    /// The bytes.
+    pub data: Bytes,
+}
+
+/// A container's output: chunks in order per stream, ending when the container has
+/// exited and everything has been delivered.
+pub type LogStream = BoxStream<'static, Result<LogChunk, SchedulerError>>;
+
+/// One container found by [`Scheduler::list`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ContainerSummary {
+    /// The engine's id.
+    pub id: ContainerId,
+    /// The container's name.
+    pub name: String,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// Its state.
+    pub state: ContainerState,
+}
+
+impl ContainerSummary {
+    /// A summary.
+    pub fn new(
+        id: ContainerId,
+        name: impl Into<String>,
+        labels: BTreeMap<String, String>,
+        state: ContainerState,
+    ) -> Self {
+        Self {
+            id,
+            name: name.into(),
+            labels,
+            state,
+        }
+    }
+}
+
+/// What a backend can do beyond the required operations. Declared, never faked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// Memory limits are enforced.
+    pub memory_limit: bool,
+    /// CPU limits are enforced.
+    pub cpu_limit: bool,
+    /// [`Scheduler::create_sandbox`] works.
+    pub network_sandbox: bool,
+    /// Running a command in a running container.
+    pub exec: bool,
+    /// Attaching to a container's stdin.
+    pub attach: bool,
+    /// Registry credentials are honoured on pull.
+    pub registry_auth: bool,
+}
+
+impl Capabilities {
+    /// Every capability off.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// Sets [`Capabilities::memory_limit`].
+    #[must_use]
+    pub fn with_memory_limit(mut self, on: bool) -> Self {
+        self.memory_limit = on;
+        self
+    }
+
+    /// Sets [`Capabilities::cpu_limit`].
+    #[must_use]
+    pub fn with_cpu_limit(mut self, on: bool) -> Self {
+        self.cpu_limit = on;
+        self
+    }
+
+    /// Sets [`Capabilities::network_sandbox`].
+    #[must_use]
+    pub fn with_network_sandbox(mut self, on: bool) -> Self {
+        self.network_sandbox = on;
+        self
+    }
+
+    /// Sets [`Capabilities::exec`].
+    #[must_use]
+    pub fn with_exec(mut self, on: bool) -> Self {
+        self.exec = on;
+        self
+    }
+
+    /// Sets [`Capabilities::attach`].
+    #[must_use]
+    pub fn with_attach(mut self, on: bool) -> Self {
+        self.attach = on;
+        self
+    }
+
+    /// Sets [`Capabilities::registry_auth`].
+    #[must_use]
+    pub fn with_registry_auth(mut self, on: bool) -> Self {
+        self.registry_auth = on;
+        self
+    }
+}
+
+/// A container backend.
+///
+/// Every method is safe to call concurrently for different containers. Errors are
+/// [`SchedulerError`]s; a caller that gets an error from [`Scheduler::start`] owns no
+/// container (the backend removes whatever it half-made).
+#[async_trait]
+pub trait Scheduler: fmt::Debug + Send + Sync + 'static {
+    /// A short backend name (`"docker"`, `"podman"`, `"fake"`), used in errors and spans.
+    fn name(&self) -> &'static str;
+
+    /// What this backend supports beyond the required operations.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Pulls the image as `spec.pull_policy` says, then creates and starts the container.
+    ///
+    /// Contract: on success the container is running (or already exited) and its id is
+    /// returned. `Never` with an absent image gives [`SchedulerError::NoSuchImage`];
+    /// `IfNotPresent` does not contact the registry when the image is present. A name
+    /// already in use gives [`SchedulerError::Conflict`]. On any error no container
+    /// named `spec.name` created by this call is left behind.
+    async fn start(&self, spec: ContainerSpec) -> Result<ContainerId, SchedulerError>;
+
+    /// Waits until the container exits, without polling, and returns how it ended.
+    ///
+    /// Returns at once for a container that has already exited. A container removed
+    /// while waited on gives [`ExitStatus::Removed`]; an unknown id gives
+    /// [`SchedulerError::NoSuchContainer`].
+    async fn wait(&self, id: &ContainerId) -> Result<ExitStatus, SchedulerError>;
+
+    /// The container's current state.
+    async fn state(&self, id: &ContainerId) -> Result<ContainerState, SchedulerError>;
+
+    /// The container's output from its start: follows a running container until it exits,
+    /// returns everything and ends when opened after exit. Order is kept within each
+    /// stream; stdout and stderr are never mixed up.
+    async fn logs(&self, id: &ContainerId) -> Result<LogStream, SchedulerError>;
+
+    /// Sends SIGTERM, waits up to `grace`, then kills. Returns once the container has
+    /// exited. Stopping an exited container is not an error.
+    async fn stop(&self, id: &ContainerId, grace: Duration) -> Result<(), SchedulerError>;
+
+    /// Removes the container. A running container needs `force` (which kills it);
+    /// without it the call fails with [`SchedulerError::Conflict`].
+    async fn remove(&self, id: &ContainerId, force: bool) -> Result<(), SchedulerError>;
+
+    /// Lists containers (running or not) carrying every label in `labels`.
+    async fn list(
+        &self,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<Vec<ContainerSummary>, SchedulerError>;
+
+    /// Creates and starts a network sandbox holder (see [`SandboxSpec`]) and returns its
+    /// id, to be used as [`NetworkMode::Sandbox`]. Remove it with [`Scheduler::remove`].
+    ///
+    /// Backends without [`Capabilities::network_sandbox`] return
+    /// [`SchedulerError::NotSupported`] (the default).
+    async fn create_sandbox(&self, spec: SandboxSpec) -> Result<ContainerId, SchedulerError> {
+        let _ = spec;
+        Err(SchedulerError::NotSupported {
+            scheduler: self.name(),
+            operation: "create_sandbox",
+        })
+    }
+}
+
+/// A scheduler behind dynamic dispatch.
+pub type DynScheduler = dyn Scheduler;
+
+macro_rules! forward_scheduler {
+    ($t:ty) => {
+        #[async_trait]
+        impl<S: Scheduler + ?Sized> Scheduler for $t {
+            fn name(&self) -> &'static str {
+                (**self).name()
+            }
+            fn capabilities(&self) -> Capabilities {
+                (**self).capabilities()
+            }
+            async fn start(&self, spec: ContainerSpec) -> Result<ContainerId, SchedulerError> {
+                (**self).start(spec).await
+            }
+            async fn wait(&self, id: &ContainerId) -> Result<ExitStatus, SchedulerError> {
+                (**self).wait(id).await
+            }
+            async fn state(&self, id: &ContainerId) -> Result<ContainerState, SchedulerError> {
+                (**self).state(id).await
+            }
+            async fn logs(&self, id: &ContainerId) -> Result<LogStream, SchedulerError> {
+                (**self).logs(id).await
+            }
+            async fn stop(&self, id: &ContainerId, grace: Duration) -> Result<(), SchedulerError> {
+                (**self).stop(id, grace).await
+            }
+            async fn remove(&self, id: &ContainerId, force: bool) -> Result<(), SchedulerError> {
+                (**self).remove(id, force).await
+            }
+            async fn list(
+                &self,
+                labels: &BTreeMap<String, String>,
+            ) -> Result<Vec<ContainerSummary>, SchedulerError> {
+                (**self).list(labels).await
+            }
+            async fn create_sandbox(
+                &self,
+                spec: SandboxSpec,
+            ) -> Result<ContainerId, SchedulerError> {
+                (**self).create_sandbox(spec).await
+            }
+        }
+    };
+}
+
+forward_scheduler!(Arc<S>);
+forward_scheduler!(Box<S>);
