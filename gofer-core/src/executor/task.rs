@@ -24,9 +24,13 @@ use super::run::{stop_outcome as not_started, stopped, RunCtx};
 pub(crate) async fn execute_task(ctx: Arc<RunCtx>, idx: usize) -> TaskStatus {
     let task = &ctx.pipeline.tasks[idx];
     let span = tracing::debug_span!("task", task = %task.id);
-    let outcome = run_task(&ctx, idx).instrument(span).await;
+    // The container slot is held until the completion is recorded, so that recorded
+    // Running tasks never exceed the engine's cap.
+    let mut permit = None;
+    let outcome = run_task(&ctx, idx, &mut permit).instrument(span).await;
     let status = outcome.status;
     ctx.recorder.task_complete(idx, outcome);
+    drop(permit);
     status
 }
 
@@ -38,7 +42,11 @@ fn precondition(message: String) -> Outcome {
     )
 }
 
-async fn run_task(ctx: &Arc<RunCtx>, idx: usize) -> Outcome {
+async fn run_task(
+    ctx: &Arc<RunCtx>,
+    idx: usize,
+    permit: &mut Option<tokio::sync::OwnedSemaphorePermit>,
+) -> Outcome {
     let task = &ctx.pipeline.tasks[idx];
     let engine = &ctx.engine;
     let mut stop_rx = ctx.recorder.stop.subscribe();
@@ -50,7 +58,7 @@ async fn run_task(ctx: &Arc<RunCtx>, idx: usize) -> Outcome {
     };
 
     // A container slot.
-    let _permit = match &engine.containers {
+    *permit = match &engine.containers {
         None => None,
         Some(sem) => tokio::select! {
             p = sem.clone().acquire_owned() => p.ok(),
