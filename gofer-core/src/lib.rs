@@ -4,6 +4,7 @@
 
 pub mod error;
 mod executor;
+pub mod fake;
 mod id;
 mod interpolate;
 pub mod naming;
@@ -11,6 +12,8 @@ mod pipeline;
 pub mod scheduler;
 mod store;
 mod task;
+#[cfg(feature = "conformance")]
+pub mod testing;
 mod validate;
 mod variable;
 
