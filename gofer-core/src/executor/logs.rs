@@ -141,10 +141,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+type SharedLines = Arc<Mutex<Vec<LogLine>>>;
+
 /// Keeps every log in memory; suitable for tests and short-lived hosts.
 #[derive(Debug, Default, Clone)]
 pub struct InMemoryLogSink {
-    logs: Arc<Mutex<HashMap<LogKey, Arc<Mutex<Vec<LogLine>>>>>>,
+    logs: Arc<Mutex<HashMap<LogKey, SharedLines>>>,
 }
 
 impl InMemoryLogSink {

@@ -9,8 +9,6 @@ use gofer_core::{
     BoxError, Engine, EngineBuilder, InMemoryLogSink, Run, RunHandle, TaskExecution, TokenIssuer,
 };
 
-pub const IMAGE: &str = "busybox";
-
 /// An engine over `fake` with an in-memory log sink.
 pub fn builder(fake: &FakeScheduler) -> (EngineBuilder, InMemoryLogSink) {
     let sink = InMemoryLogSink::new();

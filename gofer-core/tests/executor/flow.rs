@@ -105,7 +105,10 @@ async fn container_spec_is_deterministic() {
     let req = fake.request(&cname("spec", 1, "build")).unwrap();
     assert!(req.init);
     assert_eq!(req.pull_policy, gofer_core::PullPolicy::Always);
-    assert_eq!(req.labels, gofer_core::naming::task_labels("test", "spec", 1, "build"));
+    assert_eq!(
+        req.labels,
+        gofer_core::naming::task_labels("test", "spec", 1, "build")
+    );
     assert_eq!(req.resources.memory_bytes, Some(64 * 1024 * 1024));
     assert_eq!(req.command.as_deref().unwrap()[2], "make");
     assert_eq!(req.network, NetworkMode::Default);
@@ -115,8 +118,7 @@ async fn container_spec_is_deterministic() {
 async fn invalid_pipeline_or_options_start_nothing() {
     let fake = fake();
     let e = engine(&fake);
-    let bad = Pipeline::new("bad", "bad")
-        .task(Task::new("a", "ok").depends_on("zzz", Any));
+    let bad = Pipeline::new("bad", "bad").task(Task::new("a", "ok").depends_on("zzz", Any));
     assert!(matches!(
         e.start_run(&bad, RunOptions::new()),
         Err(RunError::Invalid(_))
@@ -139,7 +141,7 @@ async fn invalid_pipeline_or_options_start_nothing() {
 #[test]
 fn start_run_outside_a_runtime_is_an_error() {
     let e = engine(&fake());
-    let p = Pipeline::new("rt", "rt").task(Task::new("task", "ok"));
+    let p = Pipeline::new("rtx", "rtx").task(Task::new("task", "ok"));
     assert!(matches!(
         e.start_run(&p, RunOptions::new()),
         Err(RunError::NoRuntime)
@@ -149,9 +151,8 @@ fn start_run_outside_a_runtime_is_an_error() {
 #[tokio::test(start_paused = true)]
 async fn scheduler_failure_fails_the_task() {
     let fake = fake();
-    let p = Pipeline::new("pull", "pull").task(
-        Task::new("task", "nowhere/absent").pull_policy(gofer_core::PullPolicy::Never),
-    );
+    let p = Pipeline::new("pull", "pull")
+        .task(Task::new("task", "nowhere/absent").pull_policy(gofer_core::PullPolicy::Never));
     let run = finish(&engine(&fake).start_run(&p, RunOptions::new()).unwrap()).await;
     let t = task(&run, "task");
     assert_eq!(t.status, TaskStatus::Failed);
@@ -164,7 +165,7 @@ async fn scheduler_failure_fails_the_task() {
 #[tokio::test(start_paused = true)]
 async fn events_are_complete_for_late_subscribers() {
     let fake = fake();
-    let p = Pipeline::new("ev", "ev").tasks([
+    let p = Pipeline::new("evt", "evt").tasks([
         Task::new("first", "ok"),
         Task::new("second", "ok").depends_on("first", Success),
     ]);
@@ -222,7 +223,13 @@ async fn cancel_stops_running_cancels_waiting_and_leaves_no_container() {
     let mut events = h.events();
     let mut running = 0;
     while let Some(e) = events.next().await {
-        if matches!(e, Event::Task { state: TaskState::Running, .. }) {
+        if matches!(
+            e,
+            Event::Task {
+                state: TaskState::Running,
+                ..
+            }
+        ) {
             running += 1;
             if running == 2 {
                 break;
@@ -307,7 +314,13 @@ async fn sandbox_is_removed_on_cancel() {
     let h = e.start_run(&p, RunOptions::new()).unwrap();
     let mut events = h.events();
     while let Some(ev) = events.next().await {
-        if matches!(ev, Event::Task { state: TaskState::Running, .. }) {
+        if matches!(
+            ev,
+            Event::Task {
+                state: TaskState::Running,
+                ..
+            }
+        ) {
             break;
         }
     }

@@ -41,7 +41,13 @@ async fn pipeline_parallelism_queues_runs_fifo() {
         watchers.push(tokio::spawn(async move {
             let mut events = h.events();
             while let Some(ev) = events.next().await {
-                if matches!(ev, Event::Run { state: RunState::Running, .. }) {
+                if matches!(
+                    ev,
+                    Event::Run {
+                        state: RunState::Running,
+                        ..
+                    }
+                ) {
                     order.lock().unwrap().push(h.run_id());
                 }
             }
@@ -54,7 +60,11 @@ async fn pipeline_parallelism_queues_runs_fifo() {
     for h in &handles {
         let mut events = h.events();
         while let Some(ev) = events.next().await {
-            if let Event::Task { state: TaskState::Running, .. } = ev {
+            if let Event::Task {
+                state: TaskState::Running,
+                ..
+            } = ev
+            {
                 max_running = max_running.max(fake.running());
             }
         }
@@ -96,7 +106,8 @@ async fn engine_caps_running_containers() {
         .limits(Limits::default().max_running_containers(3))
         .build()
         .unwrap();
-    let p = Pipeline::new("cap", "cap").tasks((0..12).map(|i| Task::new(format!("t{i:02}"), "slow")));
+    let p =
+        Pipeline::new("cap", "cap").tasks((0..12).map(|i| Task::new(format!("t{i:02}"), "slow")));
     let handles: Vec<_> = (0..2)
         .map(|_| e.start_run(&p, RunOptions::new()).unwrap())
         .collect();
@@ -131,7 +142,7 @@ async fn engine_caps_running_containers() {
 #[tokio::test(start_paused = true)]
 async fn task_timeout_fails_the_task_and_stops_its_container() {
     let fake = fake();
-    let p = Pipeline::new("tt", "tt").tasks([
+    let p = Pipeline::new("ttx", "ttx").tasks([
         Task::new("forever", "forever").timeout(Duration::from_secs(5)),
         Task::new("stubborn", "stubborn").timeout(Duration::from_secs(5)),
         Task::new("after", "ok").depends_on("forever", Success),
@@ -156,7 +167,7 @@ async fn task_timeout_fails_the_task_and_stops_its_container() {
 #[tokio::test(start_paused = true)]
 async fn run_timeout_fails_the_run() {
     let fake = fake();
-    let p = Pipeline::new("rt", "rt").tasks([
+    let p = Pipeline::new("rtx", "rtx").tasks([
         Task::new("quick", "ok"),
         Task::new("forever", "forever"),
         Task::new("after", "ok").depends_on("forever", Success),
@@ -171,10 +182,16 @@ async fn run_timeout_fails_the_run() {
     assert_eq!(run.reason, Some(StatusReason::Timeout));
     assert_eq!(task(&run, "quick").status, TaskStatus::Successful);
     let f = task(&run, "forever");
-    assert_eq!((f.status, f.reason), (TaskStatus::Failed, Some(StatusReason::Timeout)));
+    assert_eq!(
+        (f.status, f.reason),
+        (TaskStatus::Failed, Some(StatusReason::Timeout))
+    );
     let a = task(&run, "after");
-    assert_eq!((a.status, a.reason), (TaskStatus::Cancelled, Some(StatusReason::Timeout)));
-    assert!(fake.request(&cname("rt", 1, "after")).is_none());
+    assert_eq!(
+        (a.status, a.reason),
+        (TaskStatus::Cancelled, Some(StatusReason::Timeout))
+    );
+    assert!(fake.request(&cname("rtx", 1, "after")).is_none());
     assert_eq!(fake.containers(), 0);
 
     // The engine-wide default applies when the options give none.

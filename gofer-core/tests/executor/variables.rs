@@ -10,8 +10,8 @@ use gofer_core::secrecy::SecretString;
 use gofer_core::RequiredParentStatus::Success;
 use gofer_core::{
     Event, InMemoryObjectStore, InMemorySecretStore, ObjectStore, Pipeline, PlaceholderKind,
-    RunOptions, RunStatus, SecretStore, StatusReason, Task, TaskState, TaskStatus,
-    VariableSource, MASK,
+    RunOptions, RunStatus, SecretStore, StatusReason, Task, TaskState, TaskStatus, VariableSource,
+    MASK,
 };
 
 use crate::common::*;
@@ -67,15 +67,30 @@ async fn precedence_config_over_run_options_over_system() {
 async fn stores() -> (Arc<InMemorySecretStore>, Arc<InMemoryObjectStore>) {
     let secrets = Arc::new(InMemorySecretStore::new());
     secrets
-        .put_pipeline_secret("subst", "db_pw", SecretString::from("pw-1234-secret".to_string()), false)
+        .put_pipeline_secret(
+            "subst",
+            "db_pw",
+            SecretString::from("pw-1234-secret".to_string()),
+            false,
+        )
         .await
         .unwrap();
     secrets
-        .put_global_secret("shared", SecretString::from("global-5678-value".to_string()), vec!["sub*".into()], false)
+        .put_global_secret(
+            "shared",
+            SecretString::from("global-5678-value".to_string()),
+            vec!["sub*".into()],
+            false,
+        )
         .await
         .unwrap();
     secrets
-        .put_global_secret("private", SecretString::from("nope-nope".to_string()), vec!["other".into()], false)
+        .put_global_secret(
+            "private",
+            SecretString::from("nope-nope".to_string()),
+            vec!["other".into()],
+            false,
+        )
         .await
         .unwrap();
     let objects = Arc::new(InMemoryObjectStore::new());
@@ -110,9 +125,16 @@ async fn substitution_from_every_store_and_run_object_left_by_parent() {
     // The parent leaves a run object while it runs (as a task would through the API).
     let mut events = h.events();
     while let Some(ev) = events.next().await {
-        if matches!(&ev, Event::Task { task_id, state: TaskState::Running, .. } if &**task_id == "parent") {
+        if matches!(&ev, Event::Task { task_id, state: TaskState::Running, .. } if &**task_id == "parent")
+        {
             objects
-                .put_run_object("subst", h.run_id(), "artifact", Bytes::from_static(b"build-42"), false)
+                .put_run_object(
+                    "subst",
+                    h.run_id(),
+                    "artifact",
+                    Bytes::from_static(b"build-42"),
+                    false,
+                )
                 .await
                 .unwrap();
             break;
@@ -142,7 +164,10 @@ async fn substitution_from_every_store_and_run_object_left_by_parent() {
     assert_eq!(var("FROM_RUN").value, MASK);
     assert_eq!(var("FROM_RUN").source, VariableSource::RunOptions);
     assert_eq!(var("REGION").value, "eu-west");
-    assert_eq!(var("ARTIFACT").placeholder, Some(PlaceholderKind::RunObject));
+    assert_eq!(
+        var("ARTIFACT").placeholder,
+        Some(PlaceholderKind::RunObject)
+    );
     // No secret anywhere in the run, its Debug output or its events.
     let shown = format!("{run:?} {:?}", h.events().collect::<Vec<_>>().await);
     for secret in ["pw-1234-secret", "global-5678-value"] {
@@ -177,7 +202,10 @@ async fn missing_or_forbidden_keys_fail_before_any_container() {
         assert_eq!(t.status, TaskStatus::Failed, "{t:?}");
         assert_eq!(t.reason, Some(StatusReason::FailedPrecondition));
         assert!(t.message.as_deref().unwrap().contains(key), "{t:?}");
-        assert!(fake.request(&cname("subst", 1, id)).is_none(), "{id} got a container");
+        assert!(
+            fake.request(&cname("subst", 1, id)).is_none(),
+            "{id} got a container"
+        );
     }
     assert!(task(&run, "forbidden")
         .message
@@ -195,7 +223,11 @@ async fn missing_or_forbidden_keys_fail_before_any_container() {
 async fn api_token_is_unique_per_run_masked_and_revoked() {
     let fake = fake();
     let tokens = Arc::new(Tokens::default());
-    let e = builder(&fake).0.token_issuer(tokens.clone()).build().unwrap();
+    let e = builder(&fake)
+        .0
+        .token_issuer(tokens.clone())
+        .build()
+        .unwrap();
     let p = Pipeline::new("tok", "tok").tasks([
         Task::new("wants", "ok").inject_api_token(true),
         Task::new("plain", "ok"),
@@ -211,7 +243,11 @@ async fn api_token_is_unique_per_run_masked_and_revoked() {
     for (run, (n, token)) in [(&r1, &issued[0]), (&r2, &issued[1])] {
         let env = env_of(&fake, &cname("tok", *n, "wants"));
         assert_eq!(get(&env, "GOFER_API_TOKEN").as_ref(), Some(token));
-        assert!(get(&env_of(&fake, &cname("tok", *n, "plain")), "GOFER_API_TOKEN").is_none());
+        assert!(get(
+            &env_of(&fake, &cname("tok", *n, "plain")),
+            "GOFER_API_TOKEN"
+        )
+        .is_none());
         let var = task(run, "wants")
             .variables
             .iter()
@@ -228,7 +264,11 @@ async fn api_token_is_unique_per_run_masked_and_revoked() {
 async fn no_token_is_issued_when_no_task_asks() {
     let fake = fake();
     let tokens = Arc::new(Tokens::default());
-    let e = builder(&fake).0.token_issuer(tokens.clone()).build().unwrap();
+    let e = builder(&fake)
+        .0
+        .token_issuer(tokens.clone())
+        .build()
+        .unwrap();
     let p = Pipeline::new("notok", "notok").task(Task::new("plain", "ok"));
     finish(&e.start_run(&p, RunOptions::new()).unwrap()).await;
     assert!(tokens.issued.lock().unwrap().is_empty());
