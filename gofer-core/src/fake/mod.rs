@@ -16,3 +16,6 @@ pub use behaviour::{Behaviour, End, OnTerm, PullFailure, Step};
 #[cfg(feature = "conformance")]
 pub use conformance::FAKE_BOX;
 pub use scheduler::{FakeScheduler, ImageConfig, PullRecord, NAME};
+
+#[cfg(test)]
+mod tests;

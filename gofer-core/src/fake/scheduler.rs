@@ -279,7 +279,7 @@ impl FakeScheduler {
     /// Sets the declared capabilities (for instance without
     /// [`Capabilities::network_sandbox`], to model a backend that has none).
     #[must_use]
-    pub fn capabilities(self, capabilities: Capabilities) -> Self {
+    pub fn with_capabilities(self, capabilities: Capabilities) -> Self {
         self.lock().capabilities = capabilities;
         self
     }

@@ -110,7 +110,8 @@ macro_rules! __gofer_conformance_cases {
 /// Call it once, at the top level of a backend crate's `tests/conformance.rs`, with an
 /// expression that evaluates to a future of a scheduler and its [`Workloads`]
 /// (anything [`IntoSetup`]: `(S, Workloads)` or `Option<(S, Workloads)>`, where `None`
-/// skips). The expression is evaluated afresh in each test. Prefix it with
+/// skips). The expression is evaluated afresh in each test. Call the macro once per
+/// module (it defines the test functions, named after the cases, and a helper). Prefix it with
 /// `paused_time:` to run the tests under `tokio::time::pause()` (for in-memory
 /// backends; real engines need real time). The calling crate needs `tokio` (features
 /// `macros`, `rt`, and `test-util` for `paused_time:`) as a dev-dependency and
@@ -143,11 +144,22 @@ macro_rules! conformance_tests {
 #[macro_export]
 macro_rules! __gofer_conformance_test {
     ({ [$attr:meta] $setup:expr } $($case:ident),* $(,)?) => {
+        /// The setup expression, evaluated afresh by each generated test (a function
+        /// outside the tests, so it is type-checked in every build).
+        #[allow(dead_code)]
+        async fn __gofer_conformance_setup() -> ::core::option::Option<(
+            ::std::boxed::Box<$crate::DynScheduler>,
+            $crate::testing::conformance::Workloads,
+        )> {
+            $crate::testing::conformance::IntoSetup::into_setup($setup.await)
+        }
+
         $(
             #[$attr]
             async fn $case() {
-                let setup = $crate::testing::conformance::IntoSetup::into_setup($setup.await);
-                let ::core::option::Option::Some((scheduler, workloads)) = setup else {
+                let ::core::option::Option::Some((scheduler, workloads)) =
+                    __gofer_conformance_setup().await
+                else {
                     return;
                 };
                 if let ::core::result::Result::Err(e) =
