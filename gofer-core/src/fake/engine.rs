@@ -62,7 +62,12 @@ impl Scheduler for FakeScheduler {
             }
             PullPolicy::Never => {}
             PullPolicy::IfNotPresent if present => {}
-            PullPolicy::IfNotPresent | PullPolicy::Always => self.pull(&spec, &behaviour)?,
+            PullPolicy::IfNotPresent | PullPolicy::Always => {
+                if !behaviour.pull_delay.is_zero() {
+                    tokio::time::sleep(behaviour.pull_delay).await;
+                }
+                self.pull(&spec, &behaviour)?
+            }
         }
         // Tokio-aware yield, so concurrent starts interleave like real ones.
         tokio::task::yield_now().await;

@@ -1,5 +1,7 @@
 //! Images in the fake: their configuration, the registry, and pull records.
 
+use secrecy::SecretString;
+
 use crate::task::PullPolicy;
 
 /// One image pull the fake performed (or tried).
@@ -63,7 +65,7 @@ impl ImageConfig {
 #[derive(Debug, Clone)]
 pub(super) struct RegistryImage {
     /// `(username, password)` the registry requires, if any.
-    pub(super) credentials: Option<(String, String)>,
+    pub(super) credentials: Option<(String, SecretString)>,
 }
 
 /// `name:latest` when the reference has neither tag nor digest.

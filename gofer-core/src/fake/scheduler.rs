@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 
 use super::behaviour::{Behaviour, PullFailure};
 use super::container::{Clock, Container};
@@ -16,7 +16,6 @@ use crate::scheduler::{
 /// The fake's name in errors and spans.
 pub const NAME: &str = "fake";
 
-#[derive(Debug)]
 pub(super) struct State {
     pub(super) capabilities: Capabilities,
     pub(super) default_behaviour: Behaviour,
@@ -74,10 +73,22 @@ pub(super) struct State {
 /// #     tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(f)
 /// # }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct FakeScheduler {
     state: Arc<Mutex<State>>,
     clock: Clock,
+}
+
+impl std::fmt::Debug for FakeScheduler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.lock();
+        f.debug_struct("FakeScheduler")
+            .field("containers", &s.containers.len())
+            .field("requests", &s.requests.len())
+            .field("pulls", &s.pulls.len())
+            .field("local_images", &s.local_images)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for FakeScheduler {
@@ -184,7 +195,10 @@ impl FakeScheduler {
         self.lock().registry.insert(
             normalize_image(image),
             RegistryImage {
-                credentials: Some((username.to_string(), password.to_string())),
+                credentials: Some((
+                    username.to_string(),
+                    SecretString::from(password.to_string()),
+                )),
             },
         );
         self
@@ -319,7 +333,8 @@ impl FakeScheduler {
                 (None, Some(reg)) => match (&reg.credentials, &spec.registry_auth) {
                     (None, _) => Ok(()),
                     (Some((u, p)), Some(auth))
-                        if *u == auth.username && p.as_str() == auth.password.expose_secret() =>
+                        if *u == auth.username
+                            && p.expose_secret() == auth.password.expose_secret() =>
                     {
                         Ok(())
                     }

@@ -69,6 +69,7 @@ async fn private_registry_images_need_the_right_credentials() {
         "{wrong}"
     );
     assert!(!wrong.to_string().contains("nope"));
+    assert!(!format!("{fake:?}").contains("s3cret"));
     fake.start(spec("p3", "reg/private").registry_auth(Some(RegistryAuth::new("gofer", "s3cret"))))
         .await
         .unwrap();
@@ -238,4 +239,24 @@ async fn clones_share_one_engine() {
     assert!(fake.wait(&id).await.unwrap().success());
     assert_eq!(fake.requests().len(), 1);
     assert_eq!(fake.name(), "fake");
+}
+
+#[tokio::test(start_paused = true)]
+async fn pulls_can_be_slow_and_are_skipped_for_present_images() {
+    let fake = FakeScheduler::new().image(
+        "slow",
+        Behaviour::exit(0).pull_delay(Duration::from_secs(30)),
+    );
+    let begin = tokio::time::Instant::now();
+    let id = fake.start(spec("a", "slow")).await.unwrap();
+    assert_eq!(begin.elapsed(), Duration::from_secs(30));
+    assert!(fake.wait(&id).await.unwrap().success());
+    let begin = tokio::time::Instant::now();
+    fake.start(spec("b", "slow")).await.unwrap();
+    assert_eq!(
+        begin.elapsed(),
+        Duration::ZERO,
+        "a present image is not pulled again"
+    );
+    assert_eq!(fake.pulls().len(), 1);
 }
