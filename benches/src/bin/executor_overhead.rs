@@ -205,9 +205,22 @@ const SCENARIOS: [(&str, usize); 6] = [
 
 /// Runs one scenario in this process; prints `elapsed_ns peak_kib`.
 fn scenario(name: &str) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    // WORKERS=1 runs on one thread, default is one worker per core.
+    let workers = std::env::var("WORKERS")
+        .ok()
+        .and_then(|w| w.parse::<usize>().ok());
+    let rt = match workers {
+        Some(1) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+        Some(n) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build()?,
+        None => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?,
+    };
     rt.block_on(async {
         let m = match name {
             "engine-wide" => {

@@ -313,12 +313,14 @@ async fn resolve(ctx: &RunCtx, idx: usize) -> Result<Env, String> {
         secrets.push(auth.password.clone());
     }
     for var in merged {
-        let placeholder = if var.source == VariableSource::System {
-            None
-        } else {
-            parse_placeholder(var.value.expose())
-                .map_err(|e| format!("variable {:?}: {e}", var.key))?
-        };
+        // Only values holding `{{` can be placeholders (parsing allocates).
+        let placeholder =
+            if var.source == VariableSource::System || !var.value.expose().contains("{{") {
+                None
+            } else {
+                parse_placeholder(var.value.expose())
+                    .map_err(|e| format!("variable {:?}: {e}", var.key))?
+            };
         let (value, kind) = match placeholder {
             None => (var.value, None),
             Some(p) => (
