@@ -21,6 +21,9 @@ use super::model::{InjectedVariable, StatusReason, TaskStatus};
 use super::recorder::{LogState, Outcome, StopCause};
 use super::run::{stop_outcome as not_started, stopped, RunCtx};
 
+/// How long the output may go on after the container exited.
+const LOG_DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 pub(crate) async fn execute_task(ctx: Arc<RunCtx>, idx: usize) -> TaskStatus {
     let task = &ctx.pipeline.tasks[idx];
     let span = tracing::debug_span!("task", task = %task.id);
@@ -111,10 +114,27 @@ async fn run_task(
     debug!(container = %id, "started");
     ctx.recorder.task_running(idx, &id.0);
 
-    let (_, ended) = tokio::join!(
-        pump_logs(ctx, idx, &id),
-        watch_exit(ctx, idx, &id, &mut stop_rx)
-    );
+    // Logs flow while the exit is awaited; once the container has exited its output
+    // ends too, but a backend that never ends the stream cannot hold the task forever.
+    let mut pump = std::pin::pin!(pump_logs(ctx, idx, &id));
+    let mut pump_done = false;
+    let ended = {
+        let mut exit = std::pin::pin!(watch_exit(ctx, idx, &id, &mut stop_rx));
+        loop {
+            tokio::select! {
+                () = &mut pump, if !pump_done => pump_done = true,
+                o = &mut exit => break o,
+            }
+        }
+    };
+    if !pump_done
+        && tokio::time::timeout(LOG_DRAIN_TIMEOUT, &mut pump)
+            .await
+            .is_err()
+    {
+        warn!(container = %id, "the container's output did not end after its exit; log closed");
+        ctx.recorder.log_state_changed(idx, LogState::Done);
+    }
     if let Err(e) = engine.scheduler.remove(&id, true).await {
         warn!(container = %id, error = %e, "cannot remove the container");
     }
@@ -152,7 +172,13 @@ async fn watch_exit(
         }
     };
     let (grace, outcome) = tokio::select! {
-        exit = scheduler.wait(id) => return exit_outcome(exit),
+        exit = scheduler.wait(id) => match exit {
+            Err(e) => (
+                ctx.engine.limits.stop_grace,
+                exit_outcome(Err(e)),
+            ),
+            ok => return exit_outcome(ok),
+        },
         () = timeout => (
             ctx.engine.limits.stop_grace,
             Outcome::new(
