@@ -109,3 +109,28 @@ async fn failed_wait_stops_and_removes_the_container() {
     assert_eq!(run.status, RunStatus::Failed);
     assert_eq!(fake.containers(), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn sandbox_failure_fails_the_tasks_without_containers() {
+    // The wrapper declares the fake's capabilities but does not forward
+    // `create_sandbox`, so creating the sandbox fails.
+    let fake = FakeScheduler::new().image("hello", Behaviour::new());
+    let e = Engine::builder(Arc::new(Faulty {
+        inner: fake.clone(),
+        fail_wait: false,
+        endless_logs: false,
+    }))
+    .log_sink(Arc::new(InMemoryLogSink::new()))
+    .network_sandbox("pause")
+    .build()
+    .unwrap();
+    let p = Pipeline::new("nosb", "nosb").task(Task::new("one", "hello"));
+    let run = finish(&e.start_run(&p, RunOptions::new()).unwrap()).await;
+    let t = task(&run, "one");
+    assert_eq!(t.status, TaskStatus::Failed);
+    assert_eq!(t.reason, Some(StatusReason::SchedulerError));
+    assert!(t.message.as_deref().unwrap().contains("sandbox"), "{t:?}");
+    assert_eq!(run.status, RunStatus::Failed);
+    assert!(fake.requests().is_empty());
+    assert_eq!(fake.containers(), 0);
+}
