@@ -62,10 +62,13 @@ async fn run_task(
     let mut stop_rx = ctx.recorder.stop.subscribe();
 
     // Variables, substituted now that the parents are done.
-    let env = match resolve(ctx, idx).await {
-        Ok(env) => env,
+    let (env, shown) = match resolve(ctx, idx).await {
+        Ok(resolved) => resolved,
         Err(message) => return precondition(message),
     };
+    let name =
+        naming::task_container_name(&engine.instance_id, &ctx.pipeline.id, ctx.run_id, &task.id);
+    ctx.recorder.task_prepared(idx, shown, name.clone());
 
     // A container slot.
     *permit = match &engine.containers {
@@ -80,9 +83,7 @@ async fn run_task(
         return not_started(stop, "before the task started");
     }
 
-    let name =
-        naming::task_container_name(&engine.instance_id, &ctx.pipeline.id, ctx.run_id, &task.id);
-    let mut spec = ContainerSpec::new(name.clone(), task.image.clone())
+    let mut spec = ContainerSpec::new(name, task.image.clone())
         .pull_policy(task.pull_policy)
         .registry_auth(task.registry_auth.clone())
         .env(env)
@@ -99,7 +100,6 @@ async fn run_task(
     if let Some(sandbox) = &ctx.sandbox {
         spec = spec.network(NetworkMode::Sandbox(sandbox.clone()));
     }
-    ctx.recorder.task_container(idx, name);
 
     let id = match engine.scheduler.start(spec).await {
         Ok(id) => id,
@@ -133,7 +133,6 @@ async fn run_task(
             .is_err()
     {
         warn!(container = %id, "the container's output did not end after its exit; log closed");
-        ctx.recorder.log_state_changed(idx, LogState::Done);
     }
     if let Err(e) = engine.scheduler.remove(&id, true).await {
         warn!(container = %id, error = %e, "cannot remove the container");
@@ -242,7 +241,6 @@ async fn pump_logs(ctx: &RunCtx, idx: usize, id: &ContainerId) {
         Ok(w) => w,
         Err(e) => {
             warn!(error = %e, "cannot open the task's log; its output is not kept");
-            ctx.recorder.log_state_changed(idx, LogState::Done);
             return;
         }
     };
@@ -294,13 +292,14 @@ async fn pump_logs(ctx: &RunCtx, idx: usize, id: &ContainerId) {
         framers[s].finish(last, &mut lines);
     }
     write(&mut lines);
-    ctx.recorder.log_state_changed(idx, LogState::Done);
+    // The log is marked complete when the task's completion is recorded.
 }
 
 /// Merges the task's variables by precedence and substitutes store placeholders in
-/// the winners of source PipelineConfig and RunOptions (never System). Records the
-/// injected variables (secrets masked) and feeds secret values to the run's masker.
-async fn resolve(ctx: &RunCtx, idx: usize) -> Result<Env, String> {
+/// the winners of source PipelineConfig and RunOptions (never System). Returns the
+/// environment and the injected variables for display (secrets masked), and feeds
+/// secret values to the run's masker.
+async fn resolve(ctx: &RunCtx, idx: usize) -> Result<(Env, Vec<InjectedVariable>), String> {
     let task = &ctx.pipeline.tasks[idx];
     let pipeline = ctx.pipeline.id.as_str();
     let token = match (&ctx.token, task.inject_api_token) {
@@ -387,8 +386,7 @@ async fn resolve(ctx: &RunCtx, idx: usize) -> Result<Env, String> {
         env.insert(var.key, value);
     }
     ctx.add_secrets(secrets);
-    ctx.recorder.task_variables(idx, shown);
-    Ok(env)
+    Ok((env, shown))
 }
 
 async fn lookup(
