@@ -1,7 +1,8 @@
 //! [`DockerScheduler`]: the [`Scheduler`] over the Docker Engine API.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -44,6 +45,9 @@ pub struct DockerScheduler {
     endpoint: String,
     config: DockerConfig,
     capabilities: Capabilities,
+    /// Ids of containers this scheduler started and has not removed: known to exist,
+    /// so opening their logs needs no extra round trip to check.
+    started: Arc<Mutex<HashSet<String>>>,
 }
 
 impl fmt::Debug for DockerScheduler {
@@ -129,7 +133,12 @@ impl DockerScheduler {
             endpoint,
             config,
             capabilities,
+            started: Arc::default(),
         })
+    }
+
+    fn started(&self) -> MutexGuard<'_, HashSet<String>> {
+        self.started.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The endpoint this scheduler talks to.
@@ -303,6 +312,7 @@ impl Scheduler for DockerScheduler {
             });
         }
         tracing::debug!(id = %id, "started");
+        self.started().insert(id.clone());
         Ok(ContainerId(id))
     }
 
@@ -335,7 +345,11 @@ impl Scheduler for DockerScheduler {
 
     #[tracing::instrument(skip_all, fields(scheduler = NAME, container = %id))]
     async fn logs(&self, id: &ContainerId) -> Result<LogStream, SchedulerError> {
-        self.inspect_state(id).await?;
+        // An unknown id must fail here, not in the stream; what this scheduler started
+        // and did not remove exists (if removed behind its back, the stream says so).
+        if !self.started().contains(&id.0) {
+            self.inspect_state(id).await?;
+        }
         Ok(logs::follow(&self.docker, &self.endpoint, &id.0))
     }
 
@@ -370,7 +384,15 @@ impl Scheduler for DockerScheduler {
             v: true,
             ..Default::default()
         };
-        match self.docker.remove_container(&id.0, Some(options)).await {
+        let result = self.docker.remove_container(&id.0, Some(options)).await;
+        if result.is_ok()
+            || result
+                .as_ref()
+                .is_err_and(|e| error::status(e) == Some(404))
+        {
+            self.started().remove(&id.0);
+        }
+        match result {
             Ok(()) => Ok(()),
             Err(e)
                 if force
