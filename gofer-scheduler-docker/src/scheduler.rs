@@ -17,6 +17,7 @@ use gofer_core::{
     LogStream, NetworkMode, PullPolicy, SandboxSpec, Scheduler, SchedulerError,
 };
 
+use crate::cleanup::{self, HalfMade};
 use crate::{create, error, logs, pull, state, DockerConfig, NAME};
 
 /// A [`Scheduler`] that runs containers on a Docker engine.
@@ -239,18 +240,6 @@ impl DockerScheduler {
         }
     }
 
-    /// Removes with force and forgets any error (cleanup of a half-made container).
-    async fn discard(&self, id: &str) {
-        let options = RemoveContainerOptions {
-            force: true,
-            v: true,
-            ..Default::default()
-        };
-        if let Err(e) = self.docker.remove_container(id, Some(options)).await {
-            tracing::warn!(container = %id, error = %e, "cannot remove a half-made container");
-        }
-    }
-
     async fn inspect_state(
         &self,
         id: &ContainerId,
@@ -297,8 +286,15 @@ impl Scheduler for DockerScheduler {
     #[tracing::instrument(skip_all, fields(scheduler = NAME, container = %spec.name, image = %spec.image))]
     async fn start(&self, spec: ContainerSpec) -> Result<ContainerId, SchedulerError> {
         let id = self.create_pulling(&spec).await?;
-        if let Err(e) = self.docker.start_container(&id, None).await {
-            self.discard(&id).await;
+        // Should this future be dropped before the container runs, remove what was made.
+        let mut guard = HalfMade {
+            docker: self.docker.clone(),
+            id: Some(id.clone()),
+        };
+        let started = self.docker.start_container(&id, None).await;
+        guard.id = None;
+        if let Err(e) = started {
+            cleanup::discard(&self.docker, &id).await;
             return Err(match error::status(&e) {
                 Some(400) => SchedulerError::InvalidRequest {
                     scheduler: NAME,
