@@ -1,7 +1,7 @@
 //! Mapping of the engine's errors onto [`SchedulerError`].
 
 use bollard::errors::Error as BollardError;
-use gofer_core::{SchedulerError, MASK};
+use gofer_core::{Env, SchedulerError, MASK};
 
 use crate::NAME;
 
@@ -105,6 +105,26 @@ pub(crate) fn scrub(text: String, secret: Option<&str>) -> String {
     }
 }
 
+/// The engine's answer with every secret value of `env` masked out of its message
+/// (the engine may quote a request back).
+pub(crate) fn scrub_env(err: BollardError, env: &Env) -> BollardError {
+    match err {
+        BollardError::DockerResponseServerError {
+            status_code,
+            mut message,
+        } => {
+            for value in env.values().filter(|v| v.is_secret()) {
+                message = scrub(message, Some(value.expose()));
+            }
+            BollardError::DockerResponseServerError {
+                status_code,
+                message,
+            }
+        }
+        other => other,
+    }
+}
+
 /// Maps a pull failure of `image`: refused access → unauthorized, unknown image → no
 /// such image. `secret` (the registry password) is masked out of every message.
 pub(crate) fn pull(
@@ -205,6 +225,23 @@ mod tests {
         let shown = format!("{e} {e:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains(MASK), "{shown}");
+    }
+
+    #[test]
+    fn secret_env_values_are_masked_out_of_engine_answers() {
+        let env = Env::from([
+            (
+                "PW".to_string(),
+                gofer_core::EnvValue::Secret("hunter2".to_string().into()),
+            ),
+            ("PLAIN".to_string(), "visible".into()),
+        ]);
+        let e = scrub_env(server(400, "bad env PW=hunter2 PLAIN=visible"), &env);
+        let shown = e.to_string();
+        assert!(
+            !shown.contains("hunter2") && shown.contains("visible"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -194,6 +194,7 @@ impl DockerScheduler {
     }
 
     fn create_error(&self, spec: &ContainerSpec, err: BollardError) -> SchedulerError {
+        let err = error::scrub_env(err, &spec.env);
         match (error::status(&err), &spec.network) {
             (Some(404), NetworkMode::Sandbox(sandbox)) => SchedulerError::NoSuchContainer {
                 scheduler: NAME,
@@ -260,13 +261,20 @@ impl DockerScheduler {
         code: Option<i64>,
     ) -> Result<ExitStatus, SchedulerError> {
         match self.inspect_state(id).await {
-            Ok(s) => {
-                let status = state::exit_status(&s);
-                Ok(match (status, code) {
-                    (ExitStatus::Exited { .. }, Some(code)) => ExitStatus::Exited { code },
-                    (status, _) => status,
-                })
-            }
+            Ok(s) => match (state::from_inspect(&s), code) {
+                (
+                    ContainerState::Exited {
+                        status: ExitStatus::Exited { .. },
+                    },
+                    Some(code),
+                ) => Ok(ExitStatus::Exited { code }),
+                (ContainerState::Exited { status }, _) => Ok(status),
+                (other, _) => Err(SchedulerError::engine(
+                    NAME,
+                    "wait",
+                    format!("the wait for {id} ended while the container is {other:?}"),
+                )),
+            },
             Err(SchedulerError::NoSuchContainer { .. }) => Ok(ExitStatus::Removed),
             Err(e) => Err(e),
         }
@@ -295,6 +303,7 @@ impl Scheduler for DockerScheduler {
         guard.id = None;
         if let Err(e) = started {
             cleanup::discard(&self.docker, &id).await;
+            let e = error::scrub_env(e, &spec.env);
             return Err(match error::status(&e) {
                 Some(400) => SchedulerError::InvalidRequest {
                     scheduler: NAME,
