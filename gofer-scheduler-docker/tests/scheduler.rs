@@ -302,3 +302,29 @@ async fn network_none_has_only_loopback() {
     );
     cleanup(&s, &case).await;
 }
+
+#[tokio::test]
+async fn limits_init_and_labels_reach_the_engine() {
+    let Some(s) = scheduler().await else { return };
+    let case = unique("limits");
+    let limits = ResourceLimits {
+        memory_bytes: Some(64 << 20),
+        cpus: Some(1.5),
+    };
+    let id = s
+        .start(
+            spec(&case, &case)
+                .resources(limits)
+                .command(["sleep", "600"]),
+        )
+        .await
+        .unwrap();
+    let inspect = s.client().inspect_container(&id.0, None).await.unwrap();
+    let host = inspect.host_config.unwrap();
+    assert_eq!(host.memory, Some(64 << 20));
+    assert_eq!(host.nano_cpus, Some(1_500_000_000));
+    assert_eq!(host.init, Some(true));
+    let labels = inspect.config.unwrap().labels.unwrap();
+    assert_eq!(labels.get(CASE_LABEL), Some(&case));
+    cleanup(&s, &case).await;
+}
