@@ -1,7 +1,9 @@
 //! N trivial tasks through the gofer engine on Docker against N `docker run --rm` of
 //! the CLI, measured in the same run, one at a time and four at a time, with and
 //! without the run's network sandbox. Printed as ratios: engine wall time per task /
-//! CLI wall time per task (lower is better).
+//! CLI wall time per task (lower is better). The scheduler alone (start, wait, remove
+//! straight through `DockerScheduler`, with and without a sandbox) shows the floor
+//! under the engine.
 //!
 //! ```text
 //! cargo run --release -p gofer-benches --bin docker_vs_cli -- [N]
@@ -19,8 +21,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use futures::StreamExt;
 use gofer_core::{
-    ContainerSpec, DynScheduler, Engine, InMemoryLogSink, Limits, Pipeline, RunOptions, RunStatus,
-    Scheduler, Task,
+    ContainerSpec, DynScheduler, Engine, InMemoryLogSink, Limits, NetworkMode, Pipeline,
+    RunOptions, RunStatus, SandboxSpec, Scheduler, Task,
 };
 use gofer_scheduler_docker::DockerScheduler;
 
@@ -87,30 +89,48 @@ async fn engine(
     Ok(took)
 }
 
-/// `n` containers straight through the scheduler: start, wait, remove.
+/// `n` containers straight through the scheduler: start, wait, remove; with `sandbox`,
+/// all in one holder's network namespace (the holder's life is timed too).
 async fn raw(
     s: &DockerScheduler,
     image: &str,
     n: usize,
     concurrency: usize,
+    sandbox: bool,
 ) -> anyhow::Result<Duration> {
     let began = Instant::now();
+    let holder = if sandbox {
+        let name = format!("gofer-bench-raw-{}.sandbox", std::process::id());
+        Some(s.create_sandbox(SandboxSpec::new(name, image)).await?)
+    } else {
+        None
+    };
+    let network = holder
+        .clone()
+        .map_or(NetworkMode::Default, NetworkMode::Sandbox);
     let results: Vec<anyhow::Result<()>> = futures::stream::iter(0..n)
-        .map(|i| async move {
-            let spec =
-                ContainerSpec::new(format!("gofer-bench-raw-{}-{i}", std::process::id()), image)
-                    .command(["true"]);
-            let id = s.start(spec).await?;
-            let status = s.wait(&id).await?;
-            s.remove(&id, true).await?;
-            if !status.success() {
-                bail!("container ended {status:?}");
+        .map(|i| {
+            let network = network.clone();
+            async move {
+                let name = format!("gofer-bench-raw-{}-{i}", std::process::id());
+                let spec = ContainerSpec::new(name, image)
+                    .command(["true"])
+                    .network(network);
+                let id = s.start(spec).await?;
+                let status = s.wait(&id).await?;
+                s.remove(&id, true).await?;
+                if !status.success() {
+                    bail!("container ended {status:?}");
+                }
+                Ok(())
             }
-            Ok(())
         })
         .buffer_unordered(concurrency)
         .collect()
         .await;
+    if let Some(holder) = holder {
+        s.remove(&holder, true).await?;
+    }
     results.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
     Ok(began.elapsed())
 }
@@ -136,6 +156,7 @@ enum Case {
     Engine,
     Sandbox,
     Scheduler,
+    SchedulerSandbox,
 }
 
 #[tokio::main]
@@ -172,17 +193,23 @@ async fn main() -> anyhow::Result<()> {
          ratio = engine per task / CLI per task of the same round, median over rounds"
     );
     println!(
-        "{:<34} {:>11} {:>13} {:>7} {:>10}",
+        "{:<38} {:>11} {:>13} {:>7} {:>10}",
         "case", "CLI ms/task", "gofer ms/task", "ratio", "goal"
     );
     let mut misses = 0;
     for concurrency in [1usize, 4] {
-        let order = [Case::Cli, Case::Engine, Case::Sandbox, Case::Scheduler];
+        let order = [
+            Case::Cli,
+            Case::Engine,
+            Case::Sandbox,
+            Case::Scheduler,
+            Case::SchedulerSandbox,
+        ];
         // Per case: (per-task ms, ratio to the round's CLI) of every round.
         let mut times: Vec<Vec<f64>> = vec![Vec::new(); order.len()];
         let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); order.len()];
         for round in 0..rounds {
-            let mut took = [Duration::ZERO; 4];
+            let mut took = [Duration::ZERO; 5];
             // Rotate the order so that drift in the machine's load spreads evenly.
             for k in 0..order.len() {
                 let idx = (k + round) % order.len();
@@ -193,7 +220,8 @@ async fn main() -> anyhow::Result<()> {
                     }
                     Case::Engine => engine(&scheduler, &image, n, concurrency, false).await?,
                     Case::Sandbox => engine(&scheduler, &image, n, concurrency, true).await?,
-                    Case::Scheduler => raw(&docker, &image, n, concurrency).await?,
+                    Case::Scheduler => raw(&docker, &image, n, concurrency, false).await?,
+                    Case::SchedulerSandbox => raw(&docker, &image, n, concurrency, true).await?,
                 };
             }
             for idx in 0..order.len() {
@@ -210,7 +238,8 @@ async fn main() -> anyhow::Result<()> {
         for (idx, (name, goal)) in [
             ("engine", Some(0.95)),
             ("engine + sandbox", Some(0.5)),
-            ("scheduler only (start/wait/rm)", None),
+            ("scheduler alone", None),
+            ("scheduler alone + sandbox", None),
         ]
         .into_iter()
         .enumerate()
@@ -226,7 +255,7 @@ async fn main() -> anyhow::Result<()> {
                 None => "-".to_string(),
             };
             println!(
-                "{:<34} {cli_ms:>11.1} {:>13.1} {ratio:>7.3} {verdict:>10}",
+                "{:<38} {cli_ms:>11.1} {:>13.1} {ratio:>7.3} {verdict:>10}",
                 format!("{name}, {at}"),
                 median(times[idx].clone()),
             );
