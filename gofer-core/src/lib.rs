@@ -3,6 +3,7 @@
 #![deny(missing_docs)]
 
 pub mod error;
+pub mod fake;
 mod id;
 mod interpolate;
 pub mod naming;
@@ -10,6 +11,8 @@ mod pipeline;
 pub mod scheduler;
 mod store;
 mod task;
+#[cfg(feature = "conformance")]
+pub mod testing;
 mod validate;
 mod variable;
 
