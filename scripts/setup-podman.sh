@@ -97,6 +97,9 @@ if ping && [ "$stale" = 1 ]; then
 fi
 if ! ping; then
   rm -f "$PODMAN_SOCK"
+  # conmon (2.1.6 with podman 4.3.1) writes stray files such as "oom" into its working
+  # directory, which it inherits from the service: keep them out of the caller's.
+  cd "$ENGINE_WORK"
   nohup podman system service --time=0 "unix://$PODMAN_SOCK" >"$ENGINE_WORK/podman-service.log" 2>&1 &
   echo $! >"$pidfile"
   for _ in $(seq 1 100); do ping && break; sleep 0.1; done

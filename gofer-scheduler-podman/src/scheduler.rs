@@ -256,12 +256,16 @@ impl Scheduler for PodmanScheduler {
     #[tracing::instrument(skip_all, fields(scheduler = NAME, container = %id))]
     async fn logs(&self, id: &ContainerId) -> Result<LogStream, SchedulerError> {
         // Fail now, not in the stream, for an unknown container.
-        self.inspect(&id.0)
+        let i = self
+            .inspect(&id.0)
             .await
             .map_err(|e| e.for_container("logs", &self.api.endpoint, &id.0))?;
-        Ok(crate::logs::follow(
+        let running = !matches!(i.state.to_state(&id.0)?, ContainerState::Exited { .. });
+        Ok(crate::logs::stream(
             &self.api,
             &id.0,
+            running,
+            &go_duration(self.config.wait_interval),
             self.config.log_buffer,
         ))
     }
