@@ -3,6 +3,7 @@
 #![deny(missing_docs)]
 
 pub mod error;
+pub mod executor;
 pub mod fake;
 mod id;
 mod interpolate;
@@ -17,6 +18,13 @@ mod validate;
 mod variable;
 
 pub use error::{BoxError, SchedulerError, StoreError};
+pub use executor::{
+    mask_str, ContainerRef, Engine, EngineBuilder, EngineError, Event, FileLogSink,
+    InMemoryLogSink, InjectedVariable, Limits, LogError, LogKey, LogLine, LogSink, LogWriter,
+    MaskPatterns, Masker, Run, RunError, RunHandle, RunOptions, RunState, RunStatus, StatusReason,
+    TaskExecution, TaskState, TaskStatus, TokenIssuer, DEFAULT_INSTANCE_ID, MAX_LINE_BYTES,
+    MIN_MASK_LEN,
+};
 pub use id::{validate_id, IdError, ID_MAX_LEN, ID_MIN_LEN};
 pub use interpolate::{parse_placeholder, Placeholder, PlaceholderError, PlaceholderKind};
 pub use pipeline::{Pipeline, MAX_PARALLELISM};
