@@ -41,7 +41,7 @@ impl PodmanConfig {
     pub fn unix(socket: impl Into<PathBuf>) -> Self {
         Self {
             socket: socket.into(),
-            wait_interval: Duration::from_millis(25),
+            wait_interval: Duration::from_millis(10),
             log_buffer: 256,
         }
     }

@@ -2,62 +2,18 @@
 
 use futures::StreamExt;
 use gofer_core::secrecy::ExposeSecret;
-use gofer_core::{PullPolicy, PullProgress, PullProgressFn, RegistryAuth, SchedulerError};
+use gofer_core::{PullProgress, PullProgressFn, RegistryAuth, SchedulerError};
 use podman_api::opts::{PullOpts, PullPolicy as PodmanPullPolicy, RegistryAuth as PodmanAuth};
 
 use crate::client::{Api, ApiError};
 use crate::NAME;
 
-/// Makes sure `image` is present as `policy` says.
-///
-/// `IfNotPresent` asks the service whether the image exists and contacts no registry
-/// when it does; `Never` fails with `NoSuchImage` when it does not.
-#[tracing::instrument(skip_all, fields(scheduler = NAME, image = %image, policy = ?policy))]
-pub(crate) async fn ensure_image(
-    api: &Api,
-    image: &str,
-    policy: PullPolicy,
-    auth: Option<&RegistryAuth>,
-    progress: Option<&PullProgressFn>,
-) -> Result<(), SchedulerError> {
-    match policy {
-        PullPolicy::Always => pull(api, image, auth, progress).await,
-        PullPolicy::IfNotPresent => {
-            if exists(api, image).await? {
-                Ok(())
-            } else {
-                pull(api, image, auth, progress).await
-            }
-        }
-        PullPolicy::Never => {
-            if exists(api, image).await? {
-                Ok(())
-            } else {
-                Err(SchedulerError::NoSuchImage {
-                    scheduler: NAME,
-                    image: image.to_string(),
-                    message: "the image is not present and the pull policy is Never".into(),
-                })
-            }
-        }
-    }
-}
-
-/// Whether the image is present in the service's store.
-pub(crate) async fn exists(api: &Api, image: &str) -> Result<bool, SchedulerError> {
-    api.podman
-        .images()
-        .get(image)
-        .exists()
-        .await
-        .map_err(|e| ApiError::from(e).into_scheduler("image exists", &api.endpoint))
-}
-
 /// Pulls `image`, reporting each status line of the service as progress.
 ///
 /// Credentials travel only in the `X-Registry-Auth` header (never in the URL, which
 /// podman-api's transport logs at trace level) and are never logged.
-async fn pull(
+#[tracing::instrument(skip_all, fields(scheduler = NAME, image = %image))]
+pub(crate) async fn pull(
     api: &Api,
     image: &str,
     auth: Option<&RegistryAuth>,

@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use gofer_core::{
     Capabilities, ContainerId, ContainerSpec, ContainerState, ContainerSummary, ExitStatus,
-    LogStream, NetworkMode, SandboxSpec, Scheduler, SchedulerError,
+    LogStream, NetworkMode, PullPolicy, SandboxSpec, Scheduler, SchedulerError,
 };
 
 use crate::client::{encode, segment, Api, ApiError};
@@ -14,7 +14,7 @@ use crate::config::PodmanConfig;
 use crate::create::create_opts;
 use crate::guard::RemoveOnDrop;
 use crate::inspect::{map_status, Inspect, ListEntry};
-use crate::pull::ensure_image;
+use crate::pull::pull;
 use crate::NAME;
 
 /// A [`Scheduler`] that runs containers on a Podman service through its libpod REST API.
@@ -92,26 +92,61 @@ impl PodmanScheduler {
             .await
     }
 
+    /// One create request.
+    async fn create(
+        &self,
+        spec: &ContainerSpec,
+        opts: &podman_api::opts::ContainerCreateOpts,
+    ) -> Result<podman_api::models::ContainerCreateCreatedBody, SchedulerError> {
+        self.api
+            .podman
+            .containers()
+            .create(opts)
+            .await
+            .map_err(|e| create_error(spec, ApiError::from(e), &self.api.endpoint))
+    }
+
     async fn create_and_start(&self, spec: ContainerSpec) -> Result<ContainerId, SchedulerError> {
         let opts = create_opts(&spec)?;
-        ensure_image(
-            &self.api,
-            &spec.image,
-            spec.pull_policy,
-            spec.registry_auth.as_ref(),
-            spec.pull_progress.as_ref(),
-        )
-        .await?;
-
+        let pull = || {
+            pull(
+                &self.api,
+                &spec.image,
+                spec.registry_auth.as_ref(),
+                spec.pull_progress.as_ref(),
+            )
+        };
         // From here until the container is started, dropping this future (or failing)
         // removes what was made.
         let mut guard = RemoveOnDrop::new(self.api.clone(), spec.name.clone());
-        let created = match self.api.podman.containers().create(&opts).await {
+        let created = match spec.pull_policy {
+            PullPolicy::Always => {
+                pull().await?;
+                self.create(&spec, &opts).await
+            }
+            // The create itself tells whether the image is present: no extra round trip
+            // in the common case, and no registry contact when it is.
+            policy => match self.create(&spec, &opts).await {
+                Err(SchedulerError::NoSuchImage { .. }) if policy != PullPolicy::Never => {
+                    pull().await?;
+                    self.create(&spec, &opts).await
+                }
+                Err(SchedulerError::NoSuchImage { image, message, .. }) => {
+                    Err(SchedulerError::NoSuchImage {
+                        scheduler: NAME,
+                        image,
+                        message: format!("{message} (pull policy Never)"),
+                    })
+                }
+                other => other,
+            },
+        };
+        let created = match created {
             Ok(c) => c,
             Err(e) => {
                 // Nothing was made by this call: a name conflict is someone else's.
                 guard.disarm();
-                return Err(create_error(&spec, ApiError::from(e), &self.api.endpoint));
+                return Err(e);
             }
         };
         guard.set_id(created.id.clone());

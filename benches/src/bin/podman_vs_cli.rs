@@ -97,10 +97,18 @@ async fn main() -> anyhow::Result<ExitCode> {
                 .network(network.clone());
             let id = podman.start(spec).await?;
             if with_logs {
-                let mut logs = podman.logs(&id).await?;
-                while logs.next().await.is_some() {}
+                // As the executor does: logs and wait side by side.
+                let drain = async {
+                    let mut logs = podman.logs(&id).await?;
+                    while logs.next().await.is_some() {}
+                    Ok::<_, gofer_core::SchedulerError>(())
+                };
+                let (logs, exit) = tokio::join!(drain, podman.wait(&id));
+                logs?;
+                exit?;
+            } else {
+                podman.wait(&id).await?;
             }
-            podman.wait(&id).await?;
             podman.remove(&id, true).await?;
         }
         println!("{label:<34} {:>8.0}ms", per_task(t.elapsed(), n));
