@@ -3,8 +3,10 @@
 use crate::client::{segment, Api};
 use crate::NAME;
 
-/// Removes a container unless disarmed: at once with [`RemoveOnDrop::remove_now`], or
-/// from a spawned task when dropped armed (the caller's future was dropped mid-start).
+/// Removes a container unless disarmed: at once with [`RemoveOnDrop::remove_now`] (a
+/// failed start), or from a spawned task when dropped armed (the start's own task was
+/// dropped, as when the runtime shuts down; a caller dropping its future is handled by
+/// the scheduler's detached start).
 pub(crate) struct RemoveOnDrop {
     api: Api,
     /// Id once known, else the unique name the create used.
@@ -12,17 +14,14 @@ pub(crate) struct RemoveOnDrop {
 }
 
 impl RemoveOnDrop {
-    /// Armed for the container that will be called `name`.
-    pub(crate) fn new(api: Api, name: String) -> Self {
-        Self {
-            api,
-            target: Some(name),
-        }
+    /// A disarmed guard.
+    pub(crate) fn new(api: Api) -> Self {
+        Self { api, target: None }
     }
 
-    /// Targets the created container by id.
-    pub(crate) fn set_id(&mut self, id: String) {
-        self.target = Some(id);
+    /// Arms the guard for a container, by unique name or id.
+    pub(crate) fn set_target(&mut self, target: String) {
+        self.target = Some(target);
     }
 
     /// Keeps the container.

@@ -8,6 +8,7 @@ use gofer_core::{
     Capabilities, ContainerId, ContainerSpec, ContainerState, ContainerSummary, ExitStatus,
     LogStream, NetworkMode, PullPolicy, SandboxSpec, Scheduler, SchedulerError,
 };
+use tracing::Instrument;
 
 use crate::client::{encode, segment, Api, ApiError};
 use crate::config::PodmanConfig;
@@ -92,18 +93,50 @@ impl PodmanScheduler {
             .await
     }
 
-    /// One create request.
+    /// One create request. While it is in flight the guard targets the container by
+    /// name (its id is not known yet); a failed create made nothing, so the guard is
+    /// disarmed (a name conflict is someone else's container).
     async fn create(
         &self,
         spec: &ContainerSpec,
         opts: &podman_api::opts::ContainerCreateOpts,
+        guard: &mut RemoveOnDrop,
     ) -> Result<podman_api::models::ContainerCreateCreatedBody, SchedulerError> {
-        self.api
-            .podman
-            .containers()
-            .create(opts)
-            .await
-            .map_err(|e| create_error(spec, ApiError::from(e), &self.api.endpoint))
+        guard.set_target(spec.name.clone());
+        let created = self.api.podman.containers().create(opts).await;
+        if created.is_err() {
+            guard.disarm();
+        }
+        created.map_err(|e| create_error(spec, ApiError::from(e), &self.api.endpoint))
+    }
+
+    /// Creates and starts in a task of its own, so that a caller who stops waiting
+    /// (drops the future) cannot cut a request short: the service would finish a create
+    /// the client no longer hears about. When the caller is gone by the time the task
+    /// is done, the task removes the container it made.
+    async fn start_detached(&self, spec: ContainerSpec) -> Result<ContainerId, SchedulerError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let this = self.clone();
+        let name = spec.name.clone();
+        tokio::spawn(
+            async move {
+                let result = this.create_and_start(spec).await;
+                if let Err(Ok(id)) = tx.send(result) {
+                    tracing::debug!(container = %id, "start abandoned by its caller; removing");
+                    if let Err(e) = this.remove(&id, true).await {
+                        tracing::warn!(container = %id, error = %e, "cannot remove abandoned container");
+                    }
+                }
+            }
+            .instrument(tracing::Span::current()),
+        );
+        rx.await.map_err(|_| {
+            SchedulerError::engine(
+                NAME,
+                "start",
+                format!("the start of container {name:?} ended without a result"),
+            )
+        })?
     }
 
     async fn create_and_start(&self, spec: ContainerSpec) -> Result<ContainerId, SchedulerError> {
@@ -116,40 +149,32 @@ impl PodmanScheduler {
                 spec.pull_progress.as_ref(),
             )
         };
-        // From here until the container is started, dropping this future (or failing)
-        // removes what was made.
-        let mut guard = RemoveOnDrop::new(self.api.clone(), spec.name.clone());
+        // Until the container is started, dropping this future (or failing) removes
+        // what was made.
+        let mut guard = RemoveOnDrop::new(self.api.clone());
         let created = match spec.pull_policy {
             PullPolicy::Always => {
                 pull().await?;
-                self.create(&spec, &opts).await
+                self.create(&spec, &opts, &mut guard).await?
             }
             // The create itself tells whether the image is present: no extra round trip
             // in the common case, and no registry contact when it is.
-            policy => match self.create(&spec, &opts).await {
+            policy => match self.create(&spec, &opts, &mut guard).await {
                 Err(SchedulerError::NoSuchImage { .. }) if policy != PullPolicy::Never => {
                     pull().await?;
-                    self.create(&spec, &opts).await
+                    self.create(&spec, &opts, &mut guard).await?
                 }
                 Err(SchedulerError::NoSuchImage { image, message, .. }) => {
-                    Err(SchedulerError::NoSuchImage {
+                    return Err(SchedulerError::NoSuchImage {
                         scheduler: NAME,
                         image,
                         message: format!("{message} (pull policy Never)"),
                     })
                 }
-                other => other,
+                other => other?,
             },
         };
-        let created = match created {
-            Ok(c) => c,
-            Err(e) => {
-                // Nothing was made by this call: a name conflict is someone else's.
-                guard.disarm();
-                return Err(e);
-            }
-        };
-        guard.set_id(created.id.clone());
+        guard.set_target(created.id.clone());
         tracing::debug!(container = %created.id, "created");
 
         if let Err(e) = self
@@ -232,7 +257,7 @@ impl Scheduler for PodmanScheduler {
 
     #[tracing::instrument(skip_all, fields(scheduler = NAME, name = %spec.name, image = %spec.image))]
     async fn start(&self, spec: ContainerSpec) -> Result<ContainerId, SchedulerError> {
-        self.create_and_start(spec).await
+        self.start_detached(spec).await
     }
 
     #[tracing::instrument(skip_all, fields(scheduler = NAME, container = %id))]

@@ -398,8 +398,8 @@ async fn sandbox_tasks_share_localhost_and_the_holder_takes_them_along() {
 #[tokio::test]
 async fn reaper_removes_only_this_engine_instances_containers() {
     let s = podman_or_skip!();
-    let mine = format!("r{}", common::run_id().replace('-', ""));
-    let other = format!("o{}", common::run_id().replace('-', ""));
+    let mine = format!("ptestr{}", common::run_id().replace('-', ""));
+    let other = format!("ptesto{}", common::run_id().replace('-', ""));
     let mut ids = Vec::new();
     for (engine, labels) in [
         (&mine, task_labels(&mine, "pipe", 1, "a")),
@@ -417,4 +417,60 @@ async fn reaper_removes_only_this_engine_instances_containers() {
     assert_eq!(s.list(&engine_filter(&other)).await.unwrap().len(), 1);
     cleanup(&s, &ids[2]).await;
     assert!(s.list(&engine_filter(&other)).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_start_dropped_midway_leaves_nothing() {
+    use futures::StreamExt;
+    let s = podman_or_skip!();
+    let labels = case_labels("dropped");
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 1;
+    let mut dropped = 0;
+    for delay_ms in [1, 10, 30, 60, 100, 150, 250] {
+        let spec = ContainerSpec::new(unique_name("dropped"), IMAGE)
+            .command(["sleep", "60"])
+            .labels(labels.clone());
+        match tokio::time::timeout(Duration::from_millis(delay_ms), s.start(spec)).await {
+            Ok(started) => cleanup(&s, &started.unwrap()).await,
+            Err(_elapsed) => dropped += 1, // the backend must clean up by itself
+        }
+    }
+    // Each dropped start still creates its container, then removes it: wait for as many
+    // `remove` events of this case's containers (the service pushes them).
+    let podman = podman_api::Podman::unix(&s.config().socket);
+    let opts = podman_api::opts::EventsOpts::builder()
+        .since(since.to_string())
+        .stream(true)
+        .filters([
+            ("type".to_string(), vec!["container".to_string()]),
+            ("event".to_string(), vec!["remove".to_string()]),
+            (
+                "label".to_string(),
+                vec!["dev.gofer.test.case=dropped".to_string()],
+            ),
+        ])
+        .build();
+    let removes = podman
+        .events(&opts)
+        .filter(|e| {
+            let ours = e
+                .as_ref()
+                .ok()
+                .and_then(|e| e.actor.attributes.get(common::TEST_LABEL))
+                .map(String::as_str)
+                == Some(common::run_id());
+            futures::future::ready(ours)
+        })
+        .take(7);
+    // Every start makes one remove event: the dropped ones by the backend, the others
+    // by this test.
+    let seen = tokio::time::timeout(Duration::from_secs(120), removes.count())
+        .await
+        .expect("the dropped starts were not cleaned up");
+    assert_eq!(seen, 7, "{dropped} starts were dropped");
+    assert_clean(&s, &labels).await;
 }
