@@ -125,6 +125,7 @@
 //! dropped.
 
 mod engine;
+mod file_sink;
 mod handle;
 mod logs;
 mod mask;
@@ -137,10 +138,9 @@ mod token;
 pub use engine::{
     Engine, EngineBuilder, EngineError, Limits, RunError, RunOptions, DEFAULT_INSTANCE_ID,
 };
+pub use file_sink::FileLogSink;
 pub use handle::RunHandle;
-pub use logs::{
-    FileLogSink, InMemoryLogSink, LogError, LogKey, LogLine, LogSink, LogWriter, MAX_LINE_BYTES,
-};
+pub use logs::{InMemoryLogSink, LogError, LogKey, LogLine, LogSink, LogWriter, MAX_LINE_BYTES};
 pub use mask::{mask_str, MaskPatterns, Masker, MIN_MASK_LEN};
 pub use model::{
     ContainerRef, Event, InjectedVariable, Run, RunState, RunStatus, StatusReason, TaskExecution,
