@@ -8,39 +8,24 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, LazyLock};
-use std::time::Duration;
-
-use async_trait::async_trait;
 use gofer_core::testing::conformance::Workloads;
-use gofer_core::{
-    Capabilities, ContainerId, ContainerSpec, ContainerState, ContainerSummary, ExitStatus,
-    LogStream, SandboxSpec, Scheduler, SchedulerError,
-};
+use gofer_core::RegistryAuth;
 use gofer_scheduler_podman::PodmanScheduler;
-use tokio::sync::{Mutex, OwnedMutexGuard};
 
-static ONE_AT_A_TIME: LazyLock<Arc<Mutex<()>>> = LazyLock::new(|| Arc::new(Mutex::new(())));
-
-/// The Podman scheduler, holding the suite's turn for as long as a case uses it.
-#[derive(Debug)]
-struct Exclusive {
-    inner: PodmanScheduler,
-    _turn: OwnedMutexGuard<()>,
-}
-
-async fn setup() -> Option<(Exclusive, Workloads)> {
-    let turn = ONE_AT_A_TIME.clone().lock_owned().await;
-    let inner = common::podman().await?;
-    let mut workloads = Workloads::busybox(common::IMAGE);
-    if cgroup_v1(&inner).await {
-        // Podman 4.3.1 on cgroup v1 never sets State.OOMKilled: conmon does not see the
-        // kernel's OOM kill there, so the container reads as killed (137), not OOM.
+async fn setup() -> Option<(PodmanScheduler, Workloads)> {
+    let podman = common::podman().await?;
+    let mut workloads = Workloads::busybox(common::IMAGE).private_image(
+        "localhost:5001/private/busybox:latest",
+        RegistryAuth::new("gofer", "s3cret"),
+    );
+    if cgroup_v1(&podman).await {
+        // Podman 4.3.1 on cgroup v1 never sets State.OOMKilled (conmon writes its OOM
+        // marker into its working directory, where Podman does not look), so the
+        // container reads as killed (137), not as killed for memory.
         println!("out-of-memory case skipped: Podman does not report OOM kills on cgroup v1");
         workloads.oom = None;
     }
-    Some((Exclusive { inner, _turn: turn }, workloads))
+    Some((podman, workloads))
 }
 
 /// Whether the service runs on cgroup v1 (from `podman info`).
@@ -52,41 +37,4 @@ async fn cgroup_v1(s: &PodmanScheduler) -> bool {
     }
 }
 
-gofer_core::conformance_tests!(setup());
-
-#[async_trait]
-impl Scheduler for Exclusive {
-    fn name(&self) -> &'static str {
-        self.inner.name()
-    }
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-    async fn start(&self, spec: ContainerSpec) -> Result<ContainerId, SchedulerError> {
-        self.inner.start(spec).await
-    }
-    async fn wait(&self, id: &ContainerId) -> Result<ExitStatus, SchedulerError> {
-        self.inner.wait(id).await
-    }
-    async fn state(&self, id: &ContainerId) -> Result<ContainerState, SchedulerError> {
-        self.inner.state(id).await
-    }
-    async fn logs(&self, id: &ContainerId) -> Result<LogStream, SchedulerError> {
-        self.inner.logs(id).await
-    }
-    async fn stop(&self, id: &ContainerId, grace: Duration) -> Result<(), SchedulerError> {
-        self.inner.stop(id, grace).await
-    }
-    async fn remove(&self, id: &ContainerId, force: bool) -> Result<(), SchedulerError> {
-        self.inner.remove(id, force).await
-    }
-    async fn list(
-        &self,
-        labels: &BTreeMap<String, String>,
-    ) -> Result<Vec<ContainerSummary>, SchedulerError> {
-        self.inner.list(labels).await
-    }
-    async fn create_sandbox(&self, spec: SandboxSpec) -> Result<ContainerId, SchedulerError> {
-        self.inner.create_sandbox(spec).await
-    }
-}
+gofer_core::conformance_tests!(one_at_a_time: setup());
