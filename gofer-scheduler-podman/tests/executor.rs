@@ -186,7 +186,16 @@ async fn a_task_with_a_missing_secret_creates_no_container() {
         .await
         .unwrap();
     assert_eq!(run.status, RunStatus::Successful);
-    assert_eq!(creates_seen(&s, &id, since).await, 1);
+    // The service writes its events file asynchronously: give the event a moment.
+    let mut seen = 0;
+    for _ in 0..50 {
+        seen = creates_seen(&s, &id, since).await;
+        if seen > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(seen, 1);
     assert_nothing_left(&s, &id).await;
 }
 
