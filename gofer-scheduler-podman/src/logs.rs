@@ -31,7 +31,7 @@ use podman_api::conn::TtyChunk;
 use podman_api::opts::ContainerLogsOpts;
 use tokio::sync::mpsc;
 
-use crate::client::{segment, Api, ApiError};
+use crate::client::{Api, ApiError};
 use crate::NAME;
 
 type Tx = mpsc::Sender<Result<LogChunk, SchedulerError>>;
@@ -44,18 +44,17 @@ pub(crate) fn stream(
     api: &Api,
     id: &str,
     running: bool,
-    wait_interval: &str,
+    wait_path: String,
     buffer: usize,
 ) -> LogStream {
     let (tx, rx) = mpsc::channel(buffer.max(1));
     let api = api.clone();
     let id = id.to_string();
-    let wait_interval = wait_interval.to_string();
     tokio::spawn(async move {
         let mut tally = Tally::default();
         let mut result = Ok(());
         if running {
-            result = live(&api, &id, &wait_interval, &tx, &mut tally).await;
+            result = live(&api, &id, &wait_path, &tx, &mut tally).await;
         }
         if result.is_ok() {
             result = catch_up(&api, &id, &tx, &mut tally).await;
@@ -92,7 +91,7 @@ fn split(frame: TtyChunk) -> Option<(OutputStream, Vec<u8>)> {
 
 /// While the container runs: a plain catch-up read each time the follow signals new
 /// output. Returns once the container has exited (or is gone).
-async fn live(api: &Api, id: &str, interval: &str, tx: &Tx, tally: &mut Tally) -> Outcome {
+async fn live(api: &Api, id: &str, wait_path: &str, tx: &Tx, tally: &mut Tally) -> Outcome {
     let containers = api.podman.containers();
     let container = containers.get(id);
     let opts = ContainerLogsOpts::builder()
@@ -101,11 +100,7 @@ async fn live(api: &Api, id: &str, interval: &str, tx: &Tx, tally: &mut Tally) -
         .stderr(true)
         .build();
     let mut signals = container.logs(&opts);
-    let path = format!(
-        "/containers/{}/wait?condition=exited&interval={interval}",
-        segment(id)
-    );
-    let exited = api.post(&path);
+    let exited = api.post(wait_path);
     tokio::pin!(exited);
     let mut follow_open = true;
     loop {

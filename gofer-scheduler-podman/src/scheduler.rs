@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use containers_api::conn::hyper::Method;
 use gofer_core::{
     Capabilities, ContainerId, ContainerSpec, ContainerState, ContainerSummary, ExitStatus,
     LogStream, NetworkMode, PullPolicy, SandboxSpec, Scheduler, SchedulerError,
@@ -95,19 +96,40 @@ impl PodmanScheduler {
 
     /// One create request. While it is in flight the guard targets the container by
     /// name (its id is not known yet); a failed create made nothing, so the guard is
-    /// disarmed (a name conflict is someone else's container).
+    /// disarmed (a name conflict is someone else's container). The request body is
+    /// podman-api's; the answer is read here, tolerating any shape with an `Id`.
     async fn create(
         &self,
         spec: &ContainerSpec,
-        opts: &podman_api::opts::ContainerCreateOpts,
+        body: &[u8],
         guard: &mut RemoveOnDrop,
-    ) -> Result<podman_api::models::ContainerCreateCreatedBody, SchedulerError> {
-        guard.set_target(spec.name.clone());
-        let created = self.api.podman.containers().create(opts).await;
-        if created.is_err() {
-            guard.disarm();
+    ) -> Result<String, SchedulerError> {
+        #[derive(serde::Deserialize)]
+        struct Created {
+            #[serde(rename = "Id")]
+            id: String,
         }
-        created.map_err(|e| create_error(spec, ApiError::from(e), &self.api.endpoint))
+        guard.set_target(spec.name.clone());
+        let created = self
+            .api
+            .call(Method::POST, "/containers/create", Some(body.to_vec()))
+            .await
+            .and_then(|b| {
+                serde_json::from_slice::<Created>(&b).map_err(|e| ApiError::Other(Box::new(e)))
+            });
+        match created {
+            Ok(c) => Ok(c.id),
+            // The service refused, or was not reached: nothing was made.
+            Err(e @ (ApiError::Status { .. } | ApiError::Connect(_))) => {
+                guard.disarm();
+                Err(create_error(spec, e, &self.api.endpoint))
+            }
+            // The answer was lost or unreadable: the container may exist.
+            Err(e) => {
+                guard.remove_now().await;
+                Err(create_error(spec, e, &self.api.endpoint))
+            }
+        }
     }
 
     /// Creates and starts in a task of its own, so that a caller who stops waiting
@@ -140,7 +162,14 @@ impl PodmanScheduler {
     }
 
     async fn create_and_start(&self, spec: ContainerSpec) -> Result<ContainerId, SchedulerError> {
-        let opts = create_opts(&spec)?;
+        let body =
+            create_opts(&spec)?
+                .serialize_vec()
+                .map_err(|e| SchedulerError::InvalidRequest {
+                    scheduler: NAME,
+                    field: "spec",
+                    message: e.to_string(),
+                })?;
         let pull = || {
             pull(
                 &self.api,
@@ -155,14 +184,14 @@ impl PodmanScheduler {
         let created = match spec.pull_policy {
             PullPolicy::Always => {
                 pull().await?;
-                self.create(&spec, &opts, &mut guard).await?
+                self.create(&spec, &body, &mut guard).await?
             }
             // The create itself tells whether the image is present: no extra round trip
             // in the common case, and no registry contact when it is.
-            policy => match self.create(&spec, &opts, &mut guard).await {
+            policy => match self.create(&spec, &body, &mut guard).await {
                 Err(SchedulerError::NoSuchImage { .. }) if policy != PullPolicy::Never => {
                     pull().await?;
-                    self.create(&spec, &opts, &mut guard).await?
+                    self.create(&spec, &body, &mut guard).await?
                 }
                 Err(SchedulerError::NoSuchImage { image, message, .. }) => {
                     return Err(SchedulerError::NoSuchImage {
@@ -174,14 +203,14 @@ impl PodmanScheduler {
                 other => other?,
             },
         };
-        guard.set_target(created.id.clone());
-        tracing::debug!(container = %created.id, "created");
+        guard.set_target(created.clone());
+        tracing::debug!(container = %created, "created");
 
         if let Err(e) = self
             .api
             .podman
             .containers()
-            .get(&created.id)
+            .get(created.as_str())
             .start(None)
             .await
         {
@@ -197,7 +226,7 @@ impl PodmanScheduler {
             });
         }
         guard.disarm();
-        Ok(ContainerId(created.id))
+        Ok(ContainerId(created))
     }
 }
 
@@ -236,6 +265,21 @@ fn create_error(spec: &ContainerSpec, e: ApiError, endpoint: &str) -> SchedulerE
     }
 }
 
+/// How many wait requests [`Scheduler::wait`] makes before giving up on a container
+/// that the service says has ended but whose state is not `exited`.
+const WAIT_ROUNDS: usize = 20;
+
+/// The wait request: answered once the container is `exited` or `stopped` (two
+/// conditions, so that libpod checks the state itself rather than answering as soon as
+/// the container stops running, which includes `stopping`).
+pub(crate) fn wait_path(id: &str, interval: Duration) -> String {
+    format!(
+        "/containers/{}/wait?condition=exited&condition=stopped&interval={}",
+        segment(id),
+        go_duration(interval)
+    )
+}
+
 /// libpod's `interval` parameter: a Go duration, at least a millisecond.
 fn go_duration(d: Duration) -> String {
     format!("{}ms", d.as_millis().max(1))
@@ -262,46 +306,41 @@ impl Scheduler for PodmanScheduler {
 
     #[tracing::instrument(skip_all, fields(scheduler = NAME, container = %id))]
     async fn wait(&self, id: &ContainerId) -> Result<ExitStatus, SchedulerError> {
-        // One request that the service answers when the container has exited.
-        let path = format!(
-            "/containers/{}/wait?condition=exited&interval={}",
-            segment(&id.0),
-            go_duration(self.config.wait_interval)
-        );
-        let waited = self.api.post(&path).await;
-        let code = match waited {
-            Ok(body) => String::from_utf8_lossy(&body).trim().parse::<i64>().ok(),
-            Err(e) if e.status() == Some(404) => {
-                return Err(e.for_container("wait", &self.api.endpoint, &id.0))
+        // A wait request is answered when the container has ended; the exit code and
+        // the OOM flag are then read from an inspect. Libpod can answer a little early
+        // (while a stop is still in progress), so a container that is not exited yet is
+        // waited on again; each round is one event-driven request, not a poll.
+        for _ in 0..WAIT_ROUNDS {
+            match self
+                .api
+                .post(&wait_path(&id.0, self.config.wait_interval))
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if e.status() == Some(404) => {
+                    return Err(e.for_container("wait", &self.api.endpoint, &id.0))
+                }
+                Err(ApiError::Connect(source)) => {
+                    return Err(ApiError::Connect(source).into_scheduler("wait", &self.api.endpoint))
+                }
+                // The container went away under the wait, or the service failed: the
+                // inspect tells which.
+                Err(e) => tracing::debug!(error = %e, "wait ended without an answer"),
             }
-            Err(ApiError::Connect(source)) => {
-                return Err(ApiError::Connect(source).into_scheduler("wait", &self.api.endpoint))
+            match self.inspect(&id.0).await {
+                Ok(i) => match i.state.to_state(&id.0)? {
+                    ContainerState::Exited { status } => return Ok(status),
+                    other => tracing::debug!(state = ?other, "not exited yet; waiting again"),
+                },
+                Err(e) if e.status() == Some(404) => return Ok(ExitStatus::Removed),
+                Err(e) => return Err(e.for_container("wait", &self.api.endpoint, &id.0)),
             }
-            // The container went away under the wait, or the service failed: the
-            // inspect below tells which.
-            Err(e) => {
-                tracing::debug!(error = %e, "wait ended without an exit code");
-                None
-            }
-        };
-        match self.inspect(&id.0).await {
-            Ok(i) => match i.state.to_state(&id.0)? {
-                ContainerState::Exited { status } => Ok(match (status, code) {
-                    (ExitStatus::OutOfMemory { .. }, Some(code)) => {
-                        ExitStatus::OutOfMemory { code }
-                    }
-                    (ExitStatus::Exited { .. }, Some(code)) => ExitStatus::Exited { code },
-                    (status, _) => status,
-                }),
-                other => Err(SchedulerError::engine(
-                    NAME,
-                    "wait",
-                    format!("container {id} is still {other:?} after its wait ended"),
-                )),
-            },
-            Err(e) if e.status() == Some(404) => Ok(ExitStatus::Removed),
-            Err(e) => Err(e.for_container("wait", &self.api.endpoint, &id.0)),
         }
+        Err(SchedulerError::engine(
+            NAME,
+            "wait",
+            format!("container {id} did not reach an exited state after {WAIT_ROUNDS} waits"),
+        ))
     }
 
     #[tracing::instrument(skip_all, fields(scheduler = NAME, container = %id))]
@@ -325,7 +364,7 @@ impl Scheduler for PodmanScheduler {
             &self.api,
             &id.0,
             running,
-            &go_duration(self.config.wait_interval),
+            wait_path(&id.0, self.config.wait_interval),
             self.config.log_buffer,
         ))
     }

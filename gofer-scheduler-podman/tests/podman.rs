@@ -213,7 +213,7 @@ async fn removal_during_wait_and_unknown_ids() {
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
     s.remove(&id, true).await.unwrap();
-    let status = waiter.await.unwrap().unwrap();
+    let status = waiter.await.unwrap().expect("wait during removal");
     // The kill may be seen before the removal: both are truthful.
     assert!(
         matches!(
