@@ -12,7 +12,9 @@ status=0
 docker_up() { docker info >/dev/null 2>&1 && curl -sf http://127.0.0.1:5000/v2/ >/dev/null 2>&1; }
 podman_up() {
   local sock="${PODMAN_SOCK:-/run/podman/podman.sock}"
-  curl -sf --unix-socket "$sock" http://d/_ping >/dev/null 2>&1
+  curl -sf --unix-socket "$sock" http://d/_ping >/dev/null 2>&1 &&
+    # the auth registry's entry, which setup-podman.sh adds (and restarts the service for)
+    [ -f /etc/containers/registries.conf.d/51-gofer-auth-test-registry.conf ]
 }
 
 ensure() {
