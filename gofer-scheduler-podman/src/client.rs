@@ -65,14 +65,21 @@ impl ApiError {
         }
     }
 
-    /// `NoSuchContainer` for a 404, else [`ApiError::into_scheduler`].
+    /// Whether the service says the container does not exist: a 404, or the 500 that
+    /// libpod answers while a removal is under way ("does not exist in database: no such
+    /// container").
+    pub(crate) fn is_gone(&self) -> bool {
+        self.status() == Some(404) || self.says("no such container")
+    }
+
+    /// `NoSuchContainer` when the container is gone, else [`ApiError::into_scheduler`].
     pub(crate) fn for_container(
         self,
         operation: &'static str,
         endpoint: &str,
         id: &str,
     ) -> SchedulerError {
-        if self.status() == Some(404) {
+        if self.is_gone() {
             SchedulerError::NoSuchContainer {
                 scheduler: NAME,
                 id: id.to_string(),
@@ -243,6 +250,24 @@ pub(crate) fn segment(id: &str) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_removal_race_500_counts_as_gone() {
+        let race = ApiError::Status {
+            status: 500,
+            message: "container abc does not exist in database: no such container".into(),
+        };
+        assert!(race.is_gone());
+        assert!(matches!(
+            race.for_container("wait", "unix:///x", "abc"),
+            SchedulerError::NoSuchContainer { .. }
+        ));
+        let other = ApiError::Status {
+            status: 500,
+            message: "runtime failure".into(),
+        };
+        assert!(!other.is_gone());
+    }
 
     #[test]
     fn error_message_prefers_the_message_field() {

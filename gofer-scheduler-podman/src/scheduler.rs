@@ -332,7 +332,7 @@ impl Scheduler for PodmanScheduler {
                     ContainerState::Exited { status } => return Ok(status),
                     other => tracing::debug!(state = ?other, "not exited yet; waiting again"),
                 },
-                Err(e) if e.status() == Some(404) => return Ok(ExitStatus::Removed),
+                Err(e) if e.is_gone() => return Ok(ExitStatus::Removed),
                 Err(e) => return Err(e.for_container("wait", &self.api.endpoint, &id.0)),
             }
         }
