@@ -9,6 +9,7 @@ mod id;
 mod interpolate;
 pub mod naming;
 mod pipeline;
+pub mod runstore;
 pub mod scheduler;
 mod store;
 mod task;
@@ -28,6 +29,10 @@ pub use executor::{
 pub use id::{validate_id, IdError, ID_MAX_LEN, ID_MIN_LEN};
 pub use interpolate::{parse_placeholder, Placeholder, PlaceholderError, PlaceholderKind};
 pub use pipeline::{Pipeline, MAX_PARALLELISM};
+pub use runstore::{
+    DynRunStore, EventRecord, InMemoryRunStore, RunChange, RunSpec, RunStore, TaskDetails,
+    UnfinishedRun,
+};
 pub use scheduler::{
     Capabilities, ContainerId, ContainerSpec, ContainerState, ContainerSummary, DynScheduler, Env,
     ExitStatus, LogChunk, LogStream, NetworkMode, OutputStream, PullProgress, PullProgressFn,
