@@ -119,10 +119,10 @@ impl RunStore for InMemoryRunStore {
         for c in changes {
             let (p, r) = c.run_key();
             let key = (p.to_string(), r);
-            if !touched.contains_key(&key) {
-                if let Some(e) = maps.runs.get(&key) {
-                    touched.insert(key, e.clone());
-                }
+            if let (std::collections::btree_map::Entry::Vacant(slot), Some(e)) =
+                (touched.entry(key.clone()), maps.runs.get(&key))
+            {
+                slot.insert(e.clone());
             }
         }
         for c in changes {

@@ -432,8 +432,22 @@ pub async fn concurrent_writers(store: &DynRunStore) {
     assert_eq!(store.next_run_id("alpha").await.unwrap(), 25);
 }
 
+/// What a store setup expression of [`run_store_tests!`](crate::run_store_tests) gives:
+/// any [`RunStore`](crate::RunStore), or a fixture that owns a store and what it needs
+/// (a temporary directory removed on drop).
+pub trait StoreFixture {
+    /// The store under test.
+    fn store(&self) -> &DynRunStore;
+}
+
+impl<T: crate::RunStore> StoreFixture for T {
+    fn store(&self) -> &DynRunStore {
+        self
+    }
+}
+
 /// Generates one `#[tokio::test]` per behaviour case, each on a fresh store made by
-/// `$make` (an expression giving a future of the store).
+/// `$make` (an expression giving a future of a [`StoreFixture`]).
 #[macro_export]
 macro_rules! run_store_tests {
     ($make:expr) => {
@@ -453,8 +467,11 @@ macro_rules! run_store_tests {
         $(
             #[::tokio::test]
             async fn $case() {
-                let store = $make.await;
-                $crate::testing::runstore::$case(&store).await;
+                let fixture = $make.await;
+                $crate::testing::runstore::$case(
+                    $crate::testing::runstore::StoreFixture::store(&fixture),
+                )
+                .await;
             }
         )*
     };
