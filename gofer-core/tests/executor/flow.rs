@@ -332,7 +332,7 @@ async fn sandbox_is_removed_on_cancel() {
 
 #[tokio::test(start_paused = true)]
 async fn sandbox_unsupported_fails_the_tasks_with_a_message() {
-    let fake = fake().capabilities(gofer_core::Capabilities::none());
+    let fake = fake().with_capabilities(gofer_core::Capabilities::none());
     let e = Engine::builder(Arc::new(fake.clone()))
         .log_sink(Arc::new(gofer_core::InMemoryLogSink::new()))
         .network_sandbox("pause")
