@@ -22,7 +22,8 @@ pub use error::{BoxError, SchedulerError, StoreError};
 pub use executor::{
     mask_str, ContainerRef, Engine, EngineBuilder, EngineError, Event, FileLogSink,
     InMemoryLogSink, InjectedVariable, Limits, LogError, LogKey, LogLine, LogSink, LogWriter,
-    MaskPatterns, Masker, Run, RunError, RunHandle, RunOptions, RunState, RunStatus, StatusReason,
+    MaskPatterns, Masker, RecoveredTask, RecoveryAction, RecoveryError, RecoveryReport,
+    RegisterError, Run, RunError, RunHandle, RunOptions, RunState, RunStatus, StatusReason,
     TaskExecution, TaskState, TaskStatus, TokenIssuer, DEFAULT_INSTANCE_ID, MAX_LINE_BYTES,
     MIN_MASK_LEN,
 };

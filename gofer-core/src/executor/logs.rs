@@ -126,6 +126,13 @@ pub trait LogSink: fmt::Debug + Send + Sync + 'static {
     /// # Errors
     /// [`LogError::NotFound`] for a log never opened, [`LogError::Io`] on failure.
     fn read(&self, key: &LogKey, cursor: u64, max: usize) -> Result<(Vec<LogLine>, u64), LogError>;
+
+    /// Where the log of one task execution lives, for the run store's records (a
+    /// file path, a URL); `None` (the default) when there is nothing to point at.
+    fn locate(&self, key: &LogKey) -> Option<String> {
+        let _ = key;
+        None
+    }
 }
 
 /// Appends to one task execution's log.
@@ -295,6 +302,10 @@ fn parse_file_line(raw: &[u8]) -> Option<LogLine> {
 }
 
 impl LogSink for FileLogSink {
+    fn locate(&self, key: &LogKey) -> Option<String> {
+        Some(self.path(key).display().to_string())
+    }
+
     fn open(&self, key: &LogKey) -> Result<Box<dyn LogWriter>, LogError> {
         let path = self.path(key);
         if let Some(parent) = path.parent() {

@@ -2,12 +2,15 @@
 //!
 //! See the crate documentation for the flow of a run and of each task.
 
+mod durable;
 mod engine;
 mod handle;
+mod journal;
 mod logs;
 mod mask;
 mod model;
 mod recorder;
+mod recover;
 mod run;
 mod task;
 mod token;
@@ -24,4 +27,5 @@ pub use model::{
     ContainerRef, Event, InjectedVariable, Run, RunState, RunStatus, StatusReason, TaskExecution,
     TaskState, TaskStatus,
 };
+pub use recover::{RecoveredTask, RecoveryAction, RecoveryError, RecoveryReport, RegisterError};
 pub use token::TokenIssuer;

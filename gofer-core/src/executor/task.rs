@@ -17,8 +17,9 @@ use crate::variable::{
 
 use super::logs::{LineFramer, LogKey, LogLine};
 use super::mask::{MaskPatterns, Masker};
-use super::model::{InjectedVariable, StatusReason, TaskStatus};
+use super::model::{InjectedVariable, StatusReason, TaskState, TaskStatus};
 use super::recorder::{LogState, Outcome, StopCause};
+use super::recover::{self, Resume};
 use super::run::{stop_outcome as not_started, stopped, RunCtx};
 
 pub(crate) async fn execute_task(ctx: Arc<RunCtx>, idx: usize) -> TaskStatus {
@@ -27,9 +28,21 @@ pub(crate) async fn execute_task(ctx: Arc<RunCtx>, idx: usize) -> TaskStatus {
     // The container slot is held until the completion is recorded, so that recorded
     // Running tasks never exceed the engine's cap.
     let mut permit = None;
-    let outcome = run_task(&ctx, idx, &mut permit).instrument(span).await;
+    let mut container = None;
+    let outcome = run_task(&ctx, idx, &mut permit, &mut container)
+        .instrument(span)
+        .await;
     let status = outcome.status;
     ctx.recorder.task_complete(idx, outcome);
+    // The container is removed only once its outcome is durable: a host that dies in
+    // between finds it on recovery and collects it again.
+    if let Some(id) = container {
+        if let Err(e) = ctx.recorder.flush().await {
+            warn!(container = %id, error = %e, "outcome not recorded; container kept");
+        } else if let Err(e) = ctx.engine.scheduler.remove(&id, true).await {
+            warn!(container = %id, error = %e, "cannot remove the container");
+        }
+    }
     drop(permit);
     status
 }
@@ -46,15 +59,28 @@ async fn run_task(
     ctx: &Arc<RunCtx>,
     idx: usize,
     permit: &mut Option<tokio::sync::OwnedSemaphorePermit>,
+    container: &mut Option<ContainerId>,
 ) -> Outcome {
     let task = &ctx.pipeline.tasks[idx];
     let engine = &ctx.engine;
     let mut stop_rx = ctx.recorder.stop.subscribe();
 
-    // Variables, substituted now that the parents are done.
-    let env = match resolve(ctx, idx).await {
-        Ok(env) => env,
-        Err(message) => return precondition(message),
+    // A resumed run: the task's container may already exist, or be gone.
+    let attach = match ctx.resume.get(idx) {
+        Some(Resume::Orphaned) => return recover::orphaned(),
+        Some(Resume::Attach(id)) => Some(id.clone()),
+        _ => None,
+    };
+
+    // Variables, substituted now that the parents are done (for an existing
+    // container, only to know the secret values its log must be masked with).
+    let env = match (resolve(ctx, idx).await, &attach) {
+        (Ok(env), _) => env,
+        (Err(message), None) => return precondition(message),
+        (Err(message), Some(_)) => {
+            warn!(%message, "cannot resolve the variables again; log masking may be incomplete");
+            Env::new()
+        }
     };
 
     // A container slot.
@@ -89,28 +115,50 @@ async fn run_task(
     if let Some(sandbox) = &ctx.sandbox {
         spec = spec.network(NetworkMode::Sandbox(sandbox.clone()));
     }
-    ctx.recorder.task_container(idx, name);
-
-    let id = match engine.scheduler.start(spec).await {
-        Ok(id) => id,
-        Err(e) => {
-            return Outcome::new(
-                TaskStatus::Failed,
-                Some(StatusReason::SchedulerError),
-                format!("cannot start the container: {e}"),
-            )
+    let id = match attach {
+        Some(id) => {
+            debug!(container = %id, "re-attached");
+            if ctx.recorder.snapshot_task_state(idx) != TaskState::Running {
+                ctx.recorder.task_running(idx, &id.0);
+            }
+            id
+        }
+        None => {
+            let log = engine.sink.locate(&LogKey::new(
+                ctx.pipeline.id.clone(),
+                ctx.run_id,
+                task.id.clone(),
+            ));
+            ctx.recorder.task_container(idx, name, log);
+            // Recorded as starting before the container exists.
+            if let Err(message) = ctx.recorder.flush().await {
+                return Outcome::new(
+                    TaskStatus::Failed,
+                    Some(StatusReason::SchedulerError),
+                    message,
+                );
+            }
+            let id = match recover::start_or_adopt(ctx, idx, spec).await {
+                Ok(id) => id,
+                Err(e) => {
+                    return Outcome::new(
+                        TaskStatus::Failed,
+                        Some(StatusReason::SchedulerError),
+                        format!("cannot start the container: {e}"),
+                    )
+                }
+            };
+            debug!(container = %id, "started");
+            ctx.recorder.task_running(idx, &id.0);
+            id
         }
     };
-    debug!(container = %id, "started");
-    ctx.recorder.task_running(idx, &id.0);
+    *container = Some(id.clone());
 
     let (_, ended) = tokio::join!(
         pump_logs(ctx, idx, &id),
         watch_exit(ctx, idx, &id, &mut stop_rx)
     );
-    if let Err(e) = engine.scheduler.remove(&id, true).await {
-        warn!(container = %id, error = %e, "cannot remove the container");
-    }
     ended
 }
 
