@@ -5,5 +5,6 @@ mod common;
 mod flow;
 mod limits;
 mod logs;
+mod recovery;
 mod scale;
 mod variables;
