@@ -15,8 +15,8 @@ use anyhow::Context;
 use futures::StreamExt;
 use gofer_core::fake::{Behaviour, FakeScheduler};
 use gofer_core::{
-    ContainerSpec, Engine, InMemoryLogSink, Pipeline, RequiredParentStatus, RunOptions, RunStatus,
-    Scheduler, Task,
+    naming, ContainerSpec, Engine, InMemoryLogSink, Pipeline, RequiredParentStatus, RunOptions,
+    RunStatus, Scheduler, Task,
 };
 
 const WIDE: usize = 10_000;
@@ -149,13 +149,23 @@ fn chain() -> Pipeline {
     }))
 }
 
-/// The same containers driven directly on the fake: start, wait, remove.
+/// The same containers driven directly on the fake — the same requests the engine
+/// sends (name, labels, the four system variables), output read, exit awaited,
+/// container removed — so that the difference is the executor's own work.
 async fn fake_direct(n: usize, concurrent: bool) -> anyhow::Result<()> {
     let fake = Arc::new(fake());
     let one = |i: usize, fake: Arc<FakeScheduler>| async move {
-        let id = fake
-            .start(ContainerSpec::new(format!("direct-{i}"), "ok"))
-            .await?;
+        let task = format!("t{i:05}");
+        let spec = ContainerSpec::new(
+            naming::task_container_name("local", "direct", 1, &task),
+            "ok",
+        )
+        .labels(naming::task_labels("local", "direct", 1, &task))
+        .env_var("GOFER_PIPELINE_ID", "direct")
+        .env_var("GOFER_RUN_ID", "1")
+        .env_var("GOFER_TASK_ID", task.as_str())
+        .env_var("GOFER_TASK_IMAGE", "ok");
+        let id = fake.start(spec).await?;
         let mut logs = fake.logs(&id).await?;
         while logs.next().await.is_some() {}
         fake.wait(&id).await?;
@@ -205,9 +215,22 @@ const SCENARIOS: [(&str, usize); 6] = [
 
 /// Runs one scenario in this process; prints `elapsed_ns peak_kib`.
 fn scenario(name: &str) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    // WORKERS=1 runs on one thread, default is one worker per core.
+    let workers = std::env::var("WORKERS")
+        .ok()
+        .and_then(|w| w.parse::<usize>().ok());
+    let rt = match workers {
+        Some(1) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+        Some(n) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build()?,
+        None => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?,
+    };
     rt.block_on(async {
         let m = match name {
             "engine-wide" => {

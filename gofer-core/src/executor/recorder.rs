@@ -222,21 +222,21 @@ impl Recorder {
         self.bump();
     }
 
-    /// Records the variables the task's container gets (already masked).
-    pub(crate) fn task_variables(&self, idx: usize, vars: Vec<InjectedVariable>) {
+    /// Records the variables the task's container gets (already masked) and the
+    /// container's name (and where its log will live), before the container is
+    /// created.
+    pub(crate) fn task_prepared(
+        &self,
+        idx: usize,
+        vars: Vec<InjectedVariable>,
+        name: String,
+        log: Option<String>,
+    ) {
         {
             let mut r = self.lock();
-            r.run.tasks[idx].variables = vars;
-            r.journal_task(idx);
-        }
-        self.bump();
-    }
-
-    /// Records the container's name before it is created.
-    pub(crate) fn task_container(&self, idx: usize, name: String, log: Option<String>) {
-        {
-            let mut r = self.lock();
-            r.run.tasks[idx].container = Some(ContainerRef { name, id: None });
+            let t = &mut r.run.tasks[idx];
+            t.variables = vars;
+            t.container = Some(ContainerRef { name, id: None });
             r.journal_task(idx);
             if let Some(location) = log {
                 r.journal_log(idx, location);
@@ -289,9 +289,8 @@ impl Recorder {
                 reason: o.reason,
                 at: now,
             });
-            if r.logs[idx] == LogState::None {
-                r.logs[idx] = LogState::Done;
-            }
+            // Nothing writes to the task's log any more.
+            r.logs[idx] = LogState::Done;
             r.journal_task(idx);
             r.journal_event();
         }

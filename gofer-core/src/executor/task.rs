@@ -16,11 +16,14 @@ use crate::variable::{
 };
 
 use super::logs::{LineFramer, LogKey, LogLine};
-use super::mask::{MaskPatterns, Masker};
+use super::mask::{mask_str, MaskPatterns, Masker};
 use super::model::{InjectedVariable, StatusReason, TaskState, TaskStatus};
 use super::recorder::{LogState, Outcome, StopCause};
 use super::recover::{self, Resume};
 use super::run::{stop_outcome as not_started, stopped, RunCtx};
+
+/// How long the output may go on after the container exited.
+const LOG_DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 pub(crate) async fn execute_task(ctx: Arc<RunCtx>, idx: usize) -> TaskStatus {
     let task = &ctx.pipeline.tasks[idx];
@@ -29,9 +32,16 @@ pub(crate) async fn execute_task(ctx: Arc<RunCtx>, idx: usize) -> TaskStatus {
     // Running tasks never exceed the engine's cap.
     let mut permit = None;
     let mut container = None;
-    let outcome = run_task(&ctx, idx, &mut permit, &mut container)
+    let mut outcome = run_task(&ctx, idx, &mut permit, &mut container)
         .instrument(span)
         .await;
+    // Messages quote backend errors: mask any secret value a backend might echo.
+    if let Some(message) = outcome.message.as_mut() {
+        let secrets = ctx.secrets();
+        if !secrets.is_empty() {
+            *message = mask_str(&MaskPatterns::new(secrets.iter()), message);
+        }
+    }
     let status = outcome.status;
     ctx.recorder.task_complete(idx, outcome);
     // The container is removed only once its outcome is durable: a host that dies in
@@ -74,8 +84,19 @@ async fn run_task(
 
     // Variables, substituted now that the parents are done (for an existing
     // container, only to know the secret values its log must be masked with).
+    let name =
+        naming::task_container_name(&engine.instance_id, &ctx.pipeline.id, ctx.run_id, &task.id);
     let env = match (resolve(ctx, idx).await, &attach) {
-        (Ok(env), _) => env,
+        (Ok((env, shown)), None) => {
+            let log = engine.sink.locate(&LogKey::new(
+                ctx.pipeline.id.clone(),
+                ctx.run_id,
+                task.id.clone(),
+            ));
+            ctx.recorder.task_prepared(idx, shown, name.clone(), log);
+            env
+        }
+        (Ok((env, _)), Some(_)) => env,
         (Err(message), None) => return precondition(message),
         (Err(message), Some(_)) => {
             warn!(%message, "cannot resolve the variables again; log masking may be incomplete");
@@ -93,12 +114,12 @@ async fn run_task(
     };
     let stop_now = *stop_rx.borrow();
     if let Some(stop) = stop_now {
-        return not_started(stop, "before the task started");
+        if attach.is_none() {
+            return not_started(stop, "before the task started");
+        }
     }
 
-    let name =
-        naming::task_container_name(&engine.instance_id, &ctx.pipeline.id, ctx.run_id, &task.id);
-    let mut spec = ContainerSpec::new(name.clone(), task.image.clone())
+    let mut spec = ContainerSpec::new(name, task.image.clone())
         .pull_policy(task.pull_policy)
         .registry_auth(task.registry_auth.clone())
         .env(env)
@@ -124,13 +145,7 @@ async fn run_task(
             id
         }
         None => {
-            let log = engine.sink.locate(&LogKey::new(
-                ctx.pipeline.id.clone(),
-                ctx.run_id,
-                task.id.clone(),
-            ));
-            ctx.recorder.task_container(idx, name, log);
-            // Recorded as starting before the container exists.
+            // Recorded as starting, durably, before the container exists.
             if let Err(message) = ctx.recorder.flush().await {
                 return Outcome::new(
                     TaskStatus::Failed,
@@ -153,12 +168,29 @@ async fn run_task(
             id
         }
     };
+    // Removed by the caller, once the outcome is durable.
     *container = Some(id.clone());
 
-    let (_, ended) = tokio::join!(
-        pump_logs(ctx, idx, &id),
-        watch_exit(ctx, idx, &id, &mut stop_rx)
-    );
+    // Logs flow while the exit is awaited; once the container has exited its output
+    // ends too, but a backend that never ends the stream cannot hold the task forever.
+    let mut pump = std::pin::pin!(pump_logs(ctx, idx, &id));
+    let mut pump_done = false;
+    let ended = {
+        let mut exit = std::pin::pin!(watch_exit(ctx, idx, &id, &mut stop_rx));
+        loop {
+            tokio::select! {
+                () = &mut pump, if !pump_done => pump_done = true,
+                o = &mut exit => break o,
+            }
+        }
+    };
+    if !pump_done
+        && tokio::time::timeout(LOG_DRAIN_TIMEOUT, &mut pump)
+            .await
+            .is_err()
+    {
+        warn!(container = %id, "the container's output did not end after its exit; log closed");
+    }
     ended
 }
 
@@ -193,7 +225,13 @@ async fn watch_exit(
         }
     };
     let (grace, outcome) = tokio::select! {
-        exit = scheduler.wait(id) => return exit_outcome(exit),
+        exit = scheduler.wait(id) => match exit {
+            Err(e) => (
+                ctx.engine.limits.stop_grace,
+                exit_outcome(Err(e)),
+            ),
+            ok => return exit_outcome(ok),
+        },
         () = timeout => (
             ctx.engine.limits.stop_grace,
             Outcome::new(
@@ -257,7 +295,6 @@ async fn pump_logs(ctx: &RunCtx, idx: usize, id: &ContainerId) {
         Ok(w) => w,
         Err(e) => {
             warn!(error = %e, "cannot open the task's log; its output is not kept");
-            ctx.recorder.log_state_changed(idx, LogState::Done);
             return;
         }
     };
@@ -309,13 +346,14 @@ async fn pump_logs(ctx: &RunCtx, idx: usize, id: &ContainerId) {
         framers[s].finish(last, &mut lines);
     }
     write(&mut lines);
-    ctx.recorder.log_state_changed(idx, LogState::Done);
+    // The log is marked complete when the task's completion is recorded.
 }
 
 /// Merges the task's variables by precedence and substitutes store placeholders in
-/// the winners of source PipelineConfig and RunOptions (never System). Records the
-/// injected variables (secrets masked) and feeds secret values to the run's masker.
-async fn resolve(ctx: &RunCtx, idx: usize) -> Result<Env, String> {
+/// the winners of source PipelineConfig and RunOptions (never System). Returns the
+/// environment and the injected variables for display (secrets masked), and feeds
+/// secret values to the run's masker.
+async fn resolve(ctx: &RunCtx, idx: usize) -> Result<(Env, Vec<InjectedVariable>), String> {
     let task = &ctx.pipeline.tasks[idx];
     let pipeline = ctx.pipeline.id.as_str();
     let token = match (&ctx.token, task.inject_api_token) {
@@ -354,12 +392,14 @@ async fn resolve(ctx: &RunCtx, idx: usize) -> Result<Env, String> {
         secrets.push(auth.password.clone());
     }
     for var in merged {
-        let placeholder = if var.source == VariableSource::System {
-            None
-        } else {
-            parse_placeholder(var.value.expose())
-                .map_err(|e| format!("variable {:?}: {e}", var.key))?
-        };
+        // Only values holding `{{` can be placeholders (parsing allocates).
+        let placeholder =
+            if var.source == VariableSource::System || !var.value.expose().contains("{{") {
+                None
+            } else {
+                parse_placeholder(var.value.expose())
+                    .map_err(|e| format!("variable {:?}: {e}", var.key))?
+            };
         let (value, kind) = match placeholder {
             None => (var.value, None),
             Some(p) => (
@@ -400,8 +440,7 @@ async fn resolve(ctx: &RunCtx, idx: usize) -> Result<Env, String> {
         env.insert(var.key, value);
     }
     ctx.add_secrets(secrets);
-    ctx.recorder.task_variables(idx, shown);
-    Ok(env)
+    Ok((env, shown))
 }
 
 async fn lookup(

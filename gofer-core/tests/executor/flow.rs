@@ -7,8 +7,8 @@ use futures::StreamExt;
 use gofer_core::fake::{Behaviour, FakeScheduler};
 use gofer_core::RequiredParentStatus::{Any, Failure, Success};
 use gofer_core::{
-    Engine, Event, NetworkMode, Pipeline, RunError, RunOptions, RunState, RunStatus, StatusReason,
-    Task, TaskState, TaskStatus,
+    Engine, EngineError, Event, NetworkMode, Pipeline, RunError, RunOptions, RunState, RunStatus,
+    StatusReason, Task, TaskState, TaskStatus,
 };
 
 use crate::common::*;
@@ -330,19 +330,34 @@ async fn sandbox_is_removed_on_cancel() {
     assert_eq!(fake.containers(), 0);
 }
 
-#[tokio::test(start_paused = true)]
-async fn sandbox_unsupported_fails_the_tasks_with_a_message() {
+#[test]
+fn sandbox_needs_the_capability() {
     let fake = fake().with_capabilities(gofer_core::Capabilities::none());
-    let e = Engine::builder(Arc::new(fake.clone()))
-        .log_sink(Arc::new(gofer_core::InMemoryLogSink::new()))
+    let err = Engine::builder(Arc::new(fake))
         .network_sandbox("pause")
         .build()
-        .unwrap();
-    let p = Pipeline::new("nosb", "nosb").task(Task::new("one", "ok"));
-    let run = finish(&e.start_run(&p, RunOptions::new()).unwrap()).await;
-    let t = task(&run, "one");
+        .unwrap_err();
+    assert!(
+        matches!(err, EngineError::SandboxNotSupported { scheduler: "fake" }),
+        "{err}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn memory_kill_fails_with_abnormal_exit() {
+    let fake = FakeScheduler::new().image("hog", Behaviour::new().out_of_memory());
+    let p = Pipeline::new("oom", "oom").task(Task::new("hog", "hog").memory_limit(8 * 1024 * 1024));
+    let run = finish(&engine(&fake).start_run(&p, RunOptions::new()).unwrap()).await;
+    let t = task(&run, "hog");
     assert_eq!(t.status, TaskStatus::Failed);
-    assert_eq!(t.reason, Some(StatusReason::SchedulerError));
-    assert!(t.message.as_deref().unwrap().contains("sandbox"));
-    assert!(fake.requests().is_empty());
+    assert!(matches!(t.reason, Some(StatusReason::AbnormalExit { .. })));
+    assert!(t.message.as_deref().unwrap().contains("memory"));
+}
+
+#[test]
+fn engine_settings_are_validated() {
+    let fake = fake();
+    let err = builder(&fake).0.instance_id("bad id").build().unwrap_err();
+    assert!(err.to_string().contains("bad id"), "{err}");
+    assert!(builder(&fake).0.network_sandbox("").build().is_err());
 }
