@@ -114,21 +114,39 @@ impl RunStore for InMemoryRunStore {
 
     async fn apply(&self, changes: &[RunChange]) -> Result<(), StoreError> {
         let mut maps = self.lock();
-        // All or nothing: apply to a copy of the touched runs, then commit.
-        let mut touched: BTreeMap<(String, u64), RunEntry> = BTreeMap::new();
+        // All or nothing: check every change first (runs created earlier in the batch
+        // count), then apply them all.
+        let mut created: BTreeMap<(String, u64), &Run> = BTreeMap::new();
         for c in changes {
             let (p, r) = c.run_key();
             let key = (p.to_string(), r);
-            if let (std::collections::btree_map::Entry::Vacant(slot), Some(e)) =
-                (touched.entry(key.clone()), maps.runs.get(&key))
-            {
-                slot.insert(e.clone());
+            let existing = maps.runs.get(&key).map(|e| &e.run);
+            if let RunChange::Created { run, .. } = c {
+                if existing.is_some() || created.contains_key(&key) {
+                    return Err(run_exists(NAME, p, r));
+                }
+                created.insert(key, run);
+                continue;
+            }
+            let run = created
+                .get(&key)
+                .copied()
+                .or(existing)
+                .ok_or_else(|| run_not_found(NAME, p, r))?;
+            let task = match c {
+                RunChange::Task { task, .. } => Some(task.task_id.as_str()),
+                RunChange::Log { task, .. } => Some(task.as_str()),
+                _ => None,
+            };
+            if let Some(task) = task {
+                if !run.tasks.iter().any(|t| t.task_id == task) {
+                    return Err(task_not_found(NAME, p, r, task));
+                }
             }
         }
         for c in changes {
-            apply_one(&mut touched, c)?;
+            apply_one(&mut maps.runs, c)?;
         }
-        maps.runs.extend(touched);
         Ok(())
     }
 
