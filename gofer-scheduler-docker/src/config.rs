@@ -1,0 +1,105 @@
+//! How to reach the Docker engine and how to run sandbox holders.
+
+use std::time::Duration;
+
+/// The API version used when [`DockerConfig::api_version`] is not set: Docker 20.10.
+///
+/// The client never asks for a newer version than this (newer engines still serve it);
+/// when the engine is older, the version is negotiated down at connect time.
+pub const DEFAULT_API_VERSION: (usize, usize) = (1, 41);
+
+/// The default endpoint when neither [`DockerConfig::host`] nor `DOCKER_HOST` is set.
+pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
+
+/// Settings of a [`DockerScheduler`](crate::DockerScheduler).
+///
+/// Built with [`DockerConfig::new`] (or `Default`) and the builder methods.
+///
+/// ```
+/// use std::time::Duration;
+/// use gofer_scheduler_docker::DockerConfig;
+///
+/// let config = DockerConfig::new()
+///     .host("unix:///var/run/docker.sock")
+///     .request_timeout(Duration::from_secs(60));
+/// assert_eq!(config.host.as_deref(), Some("unix:///var/run/docker.sock"));
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct DockerConfig {
+    /// The engine endpoint (`unix:///path`, `tcp://host:port`, `http://host:port`);
+    /// `None` reads `DOCKER_HOST`, then falls back to [`DEFAULT_HOST`].
+    pub host: Option<String>,
+    /// The highest API version to speak, as `(major, minor)`; lowered to the engine's
+    /// own version when that is older.
+    pub api_version: (usize, usize),
+    /// How long to wait for the engine to answer a request (response headers; streams
+    /// such as logs and wait are not cut by it).
+    pub request_timeout: Duration,
+    /// The command a sandbox holder runs: it must keep running until stopped and use
+    /// no resources. Run under an init process, so a plain `sleep` is enough.
+    pub sandbox_command: Vec<String>,
+}
+
+impl Default for DockerConfig {
+    fn default() -> Self {
+        Self {
+            host: None,
+            api_version: DEFAULT_API_VERSION,
+            request_timeout: Duration::from_secs(120),
+            sandbox_command: vec![
+                "sh".to_string(),
+                "-c".to_string(),
+                "trap 'exit 0' TERM INT; sleep 2147483647 & wait".to_string(),
+            ],
+        }
+    }
+}
+
+impl DockerConfig {
+    /// The defaults: `DOCKER_HOST` or the default socket, API 1.41, 120 s requests.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the engine endpoint.
+    #[must_use]
+    pub fn host(mut self, host: impl Into<String>) -> Self {
+        self.host = Some(host.into());
+        self
+    }
+
+    /// Sets the highest API version to speak.
+    #[must_use]
+    pub fn api_version(mut self, major: usize, minor: usize) -> Self {
+        self.api_version = (major, minor);
+        self
+    }
+
+    /// Sets the request timeout.
+    #[must_use]
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Sets the command sandbox holders run.
+    #[must_use]
+    pub fn sandbox_command<I, S>(mut self, command: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.sandbox_command = command.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The endpoint this config connects to: [`DockerConfig::host`], else
+    /// `DOCKER_HOST`, else [`DEFAULT_HOST`].
+    pub fn endpoint(&self) -> String {
+        self.host
+            .clone()
+            .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()))
+            .unwrap_or_else(|| DEFAULT_HOST.to_string())
+    }
+}
