@@ -1,4 +1,4 @@
-//! The run store behaviour suite: one set of tests every [`RunStore`] must pass.
+//! The run store behaviour suite: one set of tests every [`RunStore`](crate::RunStore) must pass.
 //!
 //! Each case is a free function `async fn case(store: &DynRunStore)` that panics with a
 //! message naming what was expected when the store misbehaves. Every case expects an
