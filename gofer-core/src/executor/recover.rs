@@ -118,9 +118,8 @@ impl Engine {
     /// recovered runs of it the registry credentials the store never keeps.
     ///
     /// # Errors
-    /// [`RecoveryError::Store`] when the store fails; the pipeline's
-    /// [`ValidationErrors`] come first, wrapped the same way as a store error is not:
-    /// see the return type.
+    /// [`RegisterError::Invalid`] for an invalid pipeline (nothing is stored),
+    /// [`RegisterError::Store`] when the run store fails.
     pub async fn register_pipeline(&self, pipeline: &Pipeline) -> Result<(), RegisterError> {
         pipeline.validate()?;
         if let Some(d) = &self.inner.durable {

@@ -634,3 +634,55 @@ async fn no_container_starts_when_the_store_cannot_record_it() {
     assert!(fake.requests().is_empty(), "nothing started unrecorded");
     assert_eq!(run.status, RunStatus::Failed);
 }
+
+#[tokio::test(start_paused = true)]
+async fn re_read_log_of_a_reattached_task_is_still_masked() {
+    let fake = FakeScheduler::new().image(
+        "envslow",
+        Behaviour::print_env()
+            .sleep(Duration::from_secs(10))
+            .stdout("after\n"),
+    );
+    let secrets = gofer_core::InMemorySecretStore::new();
+    gofer_core::SecretStore::put_pipeline_secret(
+        &secrets,
+        "crashy",
+        "pw",
+        gofer_core::secrecy::SecretString::from("hunter2-secret".to_string()),
+        false,
+    )
+    .await
+    .unwrap();
+    let secrets = Arc::new(secrets);
+    let store = InMemoryRunStore::new();
+    let sink = InMemoryLogSink::new();
+    let build = |s: Arc<dyn Scheduler>| {
+        Engine::builder(s)
+            .instance_id("test")
+            .log_sink(Arc::new(sink.clone()))
+            .secret_store(secrets.clone())
+            .run_store(Arc::new(store.clone()))
+            .build()
+            .unwrap()
+    };
+    let p = Pipeline::new("crashy", "masking")
+        .task(Task::new("show", "envslow").variable("PASSWORD", "secret{{pw}}"));
+    let a = build(Arc::new(fake.clone()));
+    a.recover().await.unwrap();
+    let h = a.start_run(&p, RunOptions::new()).unwrap();
+    until_task(&h, "show", TaskState::Running).await;
+    a.simulate_crash().await;
+
+    let b = build(Arc::new(fake.clone()));
+    let report = b.recover().await.unwrap();
+    assert_eq!(
+        report.action("crashy", 1, "show"),
+        Some(RecoveryAction::Reattached)
+    );
+    let run = finish(&report.runs[0]).await;
+    assert_eq!(run.status, RunStatus::Successful);
+    let log = log_text(&sink, 1, "show");
+    assert!(log.iter().any(|l| l.starts_with("PASSWORD=")), "{log:?}");
+    assert!(!log.iter().any(|l| l.contains("hunter2-secret")), "{log:?}");
+    assert_eq!(log.last().map(String::as_str), Some("after"));
+}
