@@ -357,6 +357,11 @@ impl EngineInner {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Whether this engine has started (or resumed) any run.
+    pub(crate) fn started_any(&self) -> bool {
+        !self.pipelines().is_empty()
+    }
+
     /// Run numbers of `pipeline` continue after `last`.
     pub(crate) fn seed_next_run(&self, pipeline: &str, last: u64) {
         let mut map = self.pipelines();

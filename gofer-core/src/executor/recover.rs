@@ -137,7 +137,8 @@ impl Engine {
     /// [`Engine::start_run`] fails with
     /// [`RunError::NotRecovered`](super::RunError::NotRecovered) until it has run.
     /// A second call does nothing. Without a run store no run is known, so every
-    /// container carrying this engine instance's label is reaped.
+    /// container carrying this engine instance's label is reaped (only while the
+    /// engine has started no run).
     ///
     /// For each unfinished run: a task whose container still runs is re-attached
     /// (its log rewritten whole from the engine's output, its exit recorded); one
@@ -163,6 +164,10 @@ impl Engine {
             .list(&naming::engine_filter(&inner.instance_id))
             .await?;
         let Some(d) = &inner.durable else {
+            if inner.started_any() {
+                // Its own runs' containers carry the same label: leave them alone.
+                return Ok(report);
+            }
             for c in containers {
                 reap(inner, &c, &mut report).await;
             }

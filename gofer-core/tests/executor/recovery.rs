@@ -686,3 +686,25 @@ async fn re_read_log_of_a_reattached_task_is_still_masked() {
     assert!(!log.iter().any(|l| l.contains("hunter2-secret")), "{log:?}");
     assert_eq!(log.last().map(String::as_str), Some("after"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn without_a_store_recover_reaps_the_instance_containers_before_any_run() {
+    let fake = fake().image("forever", Behaviour::run_until_stopped());
+    fake.start(
+        ContainerSpec::new("left-by-last-life", "forever")
+            .labels(naming::task_labels("test", "crashy", 1, "first")),
+    )
+    .await
+    .unwrap();
+    let engine = engine(&fake);
+    let report = engine.recover().await.unwrap();
+    assert_eq!(report.reaped, vec!["left-by-last-life".to_string()]);
+    assert_eq!(fake.containers(), 0);
+    // Once runs are going, their containers are never taken for leftovers.
+    let h = engine
+        .start_run(&pipeline("slow"), RunOptions::new())
+        .unwrap();
+    until_task(&h, "first", TaskState::Running).await;
+    assert!(engine.recover().await.unwrap().reaped.is_empty());
+    assert_eq!(finish(&h).await.status, RunStatus::Successful);
+}
