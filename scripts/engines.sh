@@ -12,26 +12,31 @@ status=0
 docker_up() { docker info >/dev/null 2>&1 && curl -sf http://127.0.0.1:5000/v2/ >/dev/null 2>&1; }
 podman_up() {
   local sock="${PODMAN_SOCK:-/run/podman/podman.sock}"
-  curl -sf --unix-socket "$sock" http://d/_ping >/dev/null 2>&1
+  curl -sf --unix-socket "$sock" http://d/_ping >/dev/null 2>&1 &&
+    # the auth registry's entry, which setup-podman.sh adds (and restarts the service for)
+    [ -f /etc/containers/registries.conf.d/51-gofer-auth-test-registry.conf ]
 }
 
 ensure() {
   local name=$1 check=$2 setup=$3
-  if $check; then
-    echo "engines: $name is up"
-    return 0
-  fi
-  if [ "$(id -u)" -ne 0 ]; then
+  if [ "$(id -u)" -eq 0 ]; then
+    # The set-up scripts are idempotent and return in a fraction of a second when
+    # everything (engine, registries, test image) is already there.
+    if ! "$setup"; then
+      echo "engines: $setup failed; see its output above." >&2
+      return 1
+    fi
+  elif ! $check; then
     echo "engines: $name is not reachable and this is not root, so it cannot be set up here." >&2
     echo "engines: run 'sudo $setup' (Debian/Ubuntu) or start $name yourself." >&2
     return 1
   fi
-  echo "engines: setting up $name with $setup"
-  if ! "$setup"; then
-    echo "engines: $setup failed; see its output above." >&2
+  if $check; then
+    echo "engines: $name is up"
+  else
+    echo "engines: $name still does not answer" >&2
     return 1
   fi
-  $check
 }
 
 case "$want" in

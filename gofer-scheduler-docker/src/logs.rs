@@ -6,6 +6,7 @@ use bollard::container::LogOutput;
 use bollard::query_parameters::LogsOptions;
 use bollard::Docker;
 use bytes::Bytes;
+use futures::stream::BoxStream;
 use futures::StreamExt;
 use gofer_core::{LogChunk, LogStream, OutputStream, SchedulerError};
 
@@ -43,29 +44,126 @@ fn chunk(output: LogOutput) -> Option<LogChunk> {
     })
 }
 
-/// The output of container `id` from its start, followed until it exits.
-pub(crate) fn follow(docker: &Docker, endpoint: &str, id: &str) -> LogStream {
-    let options = LogsOptions {
-        follow: true,
+fn options(follow: bool) -> LogsOptions {
+    LogsOptions {
+        follow,
         stdout: true,
         stderr: true,
         timestamps: true,
         ..Default::default()
-    };
-    let endpoint = endpoint.to_string();
-    let id = id.to_string();
-    docker
-        .logs(&id, Some(options))
-        .filter_map(move |item| {
-            let out = match item {
-                Ok(output) => chunk(output).map(Ok),
-                Err(e) => Some(Err::<LogChunk, SchedulerError>(error::container(
-                    &endpoint, "logs", &id, e,
-                ))),
+    }
+}
+
+fn index(stream: OutputStream) -> usize {
+    match stream {
+        OutputStream::Stdout => 0,
+        OutputStream::Stderr => 1,
+    }
+}
+
+enum Phase {
+    Follow(BoxStream<'static, Result<LogOutput, bollard::errors::Error>>),
+    CatchUp(BoxStream<'static, Result<LogOutput, bollard::errors::Error>>),
+    Done,
+}
+
+struct Follower {
+    docker: Docker,
+    endpoint: String,
+    id: String,
+    phase: Phase,
+    /// Bytes delivered so far per stream (stdout, stderr).
+    delivered: [u64; 2],
+    /// Bytes of the catch-up read seen so far per stream.
+    replayed: [u64; 2],
+}
+
+/// Cuts from a catch-up chunk what the follow phase already delivered, given the bytes
+/// delivered and the catch-up bytes seen so far per stream.
+fn fresh_part(delivered: &mut [u64; 2], replayed: &mut [u64; 2], c: LogChunk) -> Option<LogChunk> {
+    let i = index(c.stream);
+    let len = c.data.len() as u64;
+    let start = replayed[i];
+    replayed[i] += len;
+    if start + len <= delivered[i] {
+        return None;
+    }
+    let skip = usize::try_from(delivered[i].saturating_sub(start)).unwrap_or(usize::MAX);
+    delivered[i] = start + len;
+    Some(LogChunk {
+        data: c.data.slice(skip.min(c.data.len())..),
+        ..c
+    })
+}
+
+impl Follower {
+    async fn next(&mut self) -> Option<Result<LogChunk, SchedulerError>> {
+        loop {
+            let item = match &mut self.phase {
+                Phase::Follow(s) => match s.next().await {
+                    Some(item) => item,
+                    None => {
+                        // A follow stream can end before it has delivered output that a
+                        // quickly exiting container wrote; read the whole log once more and
+                        // deliver whatever is beyond what was already delivered.
+                        self.phase = Phase::CatchUp(
+                            self.docker.logs(&self.id, Some(options(false))).boxed(),
+                        );
+                        continue;
+                    }
+                },
+                Phase::CatchUp(s) => match s.next().await {
+                    Some(Ok(output)) => {
+                        match chunk(output)
+                            .and_then(|c| fresh_part(&mut self.delivered, &mut self.replayed, c))
+                        {
+                            Some(c) => return Some(Ok(c)),
+                            None => continue,
+                        }
+                    }
+                    // The container went away after its follow stream ended: what was
+                    // delivered is all there is.
+                    Some(Err(_)) | None => {
+                        self.phase = Phase::Done;
+                        return None;
+                    }
+                },
+                Phase::Done => return None,
             };
-            futures::future::ready(out)
-        })
-        .boxed()
+            match item {
+                Ok(output) => {
+                    if let Some(c) = chunk(output) {
+                        self.delivered[index(c.stream)] += c.data.len() as u64;
+                        return Some(Ok(c));
+                    }
+                }
+                Err(e) => {
+                    self.phase = Phase::Done;
+                    return Some(Err(error::container(&self.endpoint, "logs", &self.id, e)));
+                }
+            }
+        }
+    }
+}
+
+/// The output of container `id` from its start, followed until it exits.
+///
+/// After the follow stream ends, one plain read of the whole log delivers anything the
+/// follow missed (the engine can end a follow early for a container that exits right
+/// away); bytes already delivered are skipped per stream, so nothing is repeated.
+pub(crate) fn follow(docker: &Docker, endpoint: &str, id: &str) -> LogStream {
+    let follower = Follower {
+        docker: docker.clone(),
+        endpoint: endpoint.to_string(),
+        id: id.to_string(),
+        phase: Phase::Follow(docker.logs(id, Some(options(true))).boxed()),
+        delivered: [0; 2],
+        replayed: [0; 2],
+    };
+    futures::stream::unfold(follower, |mut f| async move {
+        f.next().await.map(|item| (item, f))
+    })
+    .boxed()
 }
 
 #[cfg(test)]
@@ -94,6 +192,42 @@ mod tests {
         assert_eq!(data, Bytes::from_static(b"no timestamp here"));
         let (_, data) = split_timestamp(Bytes::from_static(b"nospace"));
         assert_eq!(data, Bytes::from_static(b"nospace"));
+    }
+
+    fn out(stream: OutputStream, data: &'static [u8]) -> LogChunk {
+        LogChunk {
+            stream,
+            timestamp: SystemTime::now(),
+            data: Bytes::from_static(data),
+        }
+    }
+
+    #[test]
+    fn catch_up_delivers_only_what_follow_missed() {
+        use OutputStream::*;
+        // Follow delivered "ab" on stdout and nothing on stderr.
+        let mut delivered = [2, 0];
+        let mut replayed = [0, 0];
+        let mut got = Vec::new();
+        for c in [
+            out(Stdout, b"a"),
+            out(Stderr, b"E1"),
+            out(Stdout, b"bcd"),
+            out(Stdout, b"ef"),
+        ] {
+            if let Some(c) = fresh_part(&mut delivered, &mut replayed, c) {
+                got.push((c.stream, c.data));
+            }
+        }
+        assert_eq!(
+            got,
+            vec![
+                (Stderr, Bytes::from_static(b"E1")),
+                (Stdout, Bytes::from_static(b"cd")),
+                (Stdout, Bytes::from_static(b"ef")),
+            ]
+        );
+        assert_eq!(delivered, [6, 2]);
     }
 
     #[test]

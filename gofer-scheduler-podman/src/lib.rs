@@ -1,1 +1,20 @@
 #![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod client;
+mod config;
+mod create;
+mod guard;
+mod inspect;
+mod logs;
+mod pull;
+mod reaper;
+mod sandbox;
+mod scheduler;
+
+pub use config::{PodmanConfig, ROOTFUL_SOCKET};
+pub use scheduler::PodmanScheduler;
+
+/// This backend's name, used in errors and spans.
+pub const NAME: &str = "podman";

@@ -1,0 +1,200 @@
+//! Turning a [`ContainerSpec`] into libpod's create request.
+
+use std::collections::BTreeMap;
+
+use gofer_core::{ContainerSpec, NetworkMode, ResourceLimits, SchedulerError};
+use podman_api::models::{LinuxResources, Namespace};
+use podman_api::opts::ContainerCreateOpts;
+
+use crate::NAME;
+
+/// The CFS period the CPU limit is expressed in (100 ms, the kernel's default).
+const CPU_PERIOD_US: u64 = 100_000;
+
+/// The create request for `spec`. The options hold the environment's secret values,
+/// so they are never logged.
+pub(crate) fn create_opts(spec: &ContainerSpec) -> Result<ContainerCreateOpts, SchedulerError> {
+    validate(spec)?;
+    let env: BTreeMap<&str, &str> = spec
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.expose()))
+        .collect();
+    let mut b = ContainerCreateOpts::builder()
+        .name(&spec.name)
+        .image(&spec.image)
+        .env(env)
+        .labels(spec.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .init(spec.init);
+    if let Some(entrypoint) = &spec.entrypoint {
+        b = b.entrypoint(entrypoint);
+    }
+    if let Some(command) = &spec.command {
+        b = b.command(command);
+    }
+    if let Some(resources) = resources(&spec.resources)? {
+        b = b.resource_limits(resources);
+    }
+    if let Some(ns) = network(&spec.network) {
+        b = b.net_namespace(ns);
+    }
+    Ok(b.build())
+}
+
+/// Rejects what the service would refuse or misread, naming the field.
+fn validate(spec: &ContainerSpec) -> Result<(), SchedulerError> {
+    let invalid = |field: &'static str, message: String| SchedulerError::InvalidRequest {
+        scheduler: NAME,
+        field,
+        message,
+    };
+    if spec.name.is_empty() {
+        return Err(invalid("name", "the container name is empty".into()));
+    }
+    if spec.image.trim().is_empty() {
+        return Err(invalid("image", "the image is empty".into()));
+    }
+    if let Some(m) = spec.resources.memory_bytes {
+        if m == 0 || i64::try_from(m).is_err() {
+            return Err(invalid(
+                "resources.memory_bytes",
+                format!("{m} is not a usable memory limit"),
+            ));
+        }
+    }
+    if let Some(c) = spec.resources.cpus {
+        if !c.is_finite() || c <= 0.0 || c * CPU_PERIOD_US as f64 > i64::MAX as f64 {
+            return Err(invalid(
+                "resources.cpus",
+                format!("{c} is not a usable CPU limit"),
+            ));
+        }
+    }
+    if let NetworkMode::Sandbox(id) = &spec.network {
+        if id.0.is_empty() {
+            return Err(invalid("network", "the sandbox id is empty".into()));
+        }
+    }
+    Ok(())
+}
+
+/// Memory (with no extra swap) and CPU quota. Built from JSON because the generated
+/// models have dozens of optional fields and no `Default`.
+fn resources(r: &ResourceLimits) -> Result<Option<LinuxResources>, SchedulerError> {
+    if r.memory_bytes.is_none() && r.cpus.is_none() {
+        return Ok(None);
+    }
+    let mut v = serde_json::Map::new();
+    if let Some(m) = r.memory_bytes {
+        // Swap limit = memory limit: the container gets no swap on top.
+        v.insert(
+            "memory".into(),
+            serde_json::json!({ "limit": m, "swap": m }),
+        );
+    }
+    if let Some(c) = r.cpus {
+        let quota = (c * CPU_PERIOD_US as f64).round().max(1000.0) as i64;
+        v.insert(
+            "cpu".into(),
+            serde_json::json!({ "period": CPU_PERIOD_US, "quota": quota }),
+        );
+    }
+    serde_json::from_value(serde_json::Value::Object(v))
+        .map(Some)
+        .map_err(|e| SchedulerError::InvalidRequest {
+            scheduler: NAME,
+            field: "resources",
+            message: e.to_string(),
+        })
+}
+
+/// The network namespace: the default network is Podman's own default (left unset).
+fn network(n: &NetworkMode) -> Option<Namespace> {
+    match n {
+        NetworkMode::None => Some(Namespace {
+            nsmode: Some("none".into()),
+            value: None,
+        }),
+        NetworkMode::Sandbox(id) => Some(Namespace {
+            nsmode: Some("container".into()),
+            value: Some(id.0.clone()),
+        }),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use gofer_core::ContainerId;
+
+    fn json(spec: &ContainerSpec) -> serde_json::Value {
+        serde_json::from_slice(&create_opts(spec).unwrap().serialize_vec().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn spec_becomes_a_spec_generator() {
+        let mut spec = ContainerSpec::new("gofer-e-p-1-t", "img:1")
+            .env_var("A", "1")
+            .entrypoint(["sh", "-c"])
+            .command(["echo hi"])
+            .label("k", "v")
+            .network(NetworkMode::Sandbox(ContainerId::from("holder")));
+        spec.resources = ResourceLimits {
+            memory_bytes: Some(64 << 20),
+            cpus: Some(0.5),
+        };
+        let j = json(&spec);
+        assert_eq!(j["name"], "gofer-e-p-1-t");
+        assert_eq!(j["image"], "img:1");
+        assert_eq!(j["env"]["A"], "1");
+        assert_eq!(j["entrypoint"], serde_json::json!(["sh", "-c"]));
+        assert_eq!(j["command"], serde_json::json!(["echo hi"]));
+        assert_eq!(j["labels"]["k"], "v");
+        assert_eq!(j["init"], true);
+        assert_eq!(j["resource_limits"]["memory"]["limit"], 64 << 20);
+        assert_eq!(j["resource_limits"]["cpu"]["quota"], 50_000);
+        assert_eq!(j["netns"]["nsmode"], "container");
+        assert_eq!(j["netns"]["value"], "holder");
+    }
+
+    #[test]
+    fn defaults_leave_the_image_and_network_alone() {
+        let j = json(&ContainerSpec::new("n", "img").init(false));
+        assert!(j.get("entrypoint").is_none() && j.get("command").is_none());
+        assert!(j.get("netns").is_none() && j.get("resource_limits").is_none());
+        assert_eq!(j["init"], false);
+        let j = json(&ContainerSpec::new("n", "img").network(NetworkMode::None));
+        assert_eq!(j["netns"]["nsmode"], "none");
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        let mut spec = ContainerSpec::new("n", "img");
+        spec.resources.cpus = Some(f64::NAN);
+        let e = create_opts(&spec).unwrap_err();
+        assert!(matches!(
+            e,
+            SchedulerError::InvalidRequest {
+                field: "resources.cpus",
+                ..
+            }
+        ));
+        let e = create_opts(&ContainerSpec::new("n", " ")).unwrap_err();
+        assert!(matches!(
+            e,
+            SchedulerError::InvalidRequest { field: "image", .. }
+        ));
+        let mut spec = ContainerSpec::new("n", "img");
+        spec.resources.memory_bytes = Some(u64::MAX);
+        let e = create_opts(&spec).unwrap_err();
+        assert!(matches!(
+            e,
+            SchedulerError::InvalidRequest {
+                field: "resources.memory_bytes",
+                ..
+            }
+        ));
+    }
+}
