@@ -7,5 +7,6 @@ mod flow;
 mod limits;
 mod logs;
 mod recovery;
+mod recovery_faults;
 mod scale;
 mod variables;
