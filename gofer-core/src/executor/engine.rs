@@ -9,17 +9,19 @@ use tokio::sync::{oneshot, Semaphore};
 use crate::id::{validate_id, IdError};
 use crate::interpolate::{parse_placeholder, PlaceholderError};
 use crate::pipeline::Pipeline;
+use crate::runstore::{DynRunStore, RunSpec};
 use crate::scheduler::DynScheduler;
 use crate::store::{DynObjectStore, DynSecretStore, InMemoryObjectStore, InMemorySecretStore};
 use crate::validate::ValidationErrors;
 use crate::variable::is_valid_env_key;
 
+use super::durable::Durability;
 use super::file_sink::FileLogSink;
 use super::handle::RunHandle;
 use super::logs::LogSink;
 use super::model::{Run, RunState, RunStatus, TaskExecution};
 use super::recorder::Recorder;
-use super::run::{execute_run, RunCtx};
+use super::run::{launch, RunCtx};
 use super::token::TokenIssuer;
 
 /// Engine-wide limits.
@@ -147,6 +149,10 @@ pub enum RunError {
         /// The task asked for.
         task: String,
     },
+    /// The engine has a run store and [`Engine::recover`] has not run yet (run
+    /// numbers continue from the store's, and unfinished runs come first).
+    #[error("the engine has a run store: call Engine::recover before starting runs")]
+    NotRecovered,
     /// The executor stopped before the run completed (a panic, or the runtime shut
     /// down); its containers carry labels so they can be found and removed.
     #[error("run {run} of pipeline {pipeline:?} was aborted before it completed")]
@@ -193,6 +199,7 @@ pub struct EngineBuilder {
     limits: Limits,
     instance_id: String,
     sandbox_image: Option<String>,
+    store: Option<Arc<DynRunStore>>,
 }
 
 /// The default engine instance id.
@@ -210,7 +217,17 @@ impl EngineBuilder {
             limits: Limits::default(),
             instance_id: DEFAULT_INSTANCE_ID.to_string(),
             sandbox_image: None,
+            store: None,
         }
+    }
+
+    /// The run store that keeps run history durably (default: none, nothing survives
+    /// the process). With a store, every change of a run is written to it, and a
+    /// task's container name before the container is started; call
+    /// [`Engine::recover`] once the engine is built to resume unfinished runs.
+    pub fn run_store(mut self, store: Arc<DynRunStore>) -> Self {
+        self.store = Some(store);
+        self
     }
 
     /// The secret store (default: an empty [`InMemorySecretStore`]).
@@ -306,6 +323,7 @@ impl EngineBuilder {
                 sandbox_image: self.sandbox_image,
                 containers,
                 pipelines: Mutex::new(HashMap::new()),
+                durable: self.store.map(Durability::new),
             }),
         })
     }
@@ -329,6 +347,7 @@ pub(crate) struct EngineInner {
     pub(crate) sandbox_image: Option<String>,
     pub(crate) containers: Option<Arc<Semaphore>>,
     pipelines: Mutex<HashMap<String, PipelineSlots>>,
+    pub(crate) durable: Option<Durability>,
 }
 
 impl EngineInner {
@@ -336,6 +355,38 @@ impl EngineInner {
         self.pipelines
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether this engine has started (or resumed) any run.
+    pub(crate) fn started_any(&self) -> bool {
+        !self.pipelines().is_empty()
+    }
+
+    /// Run numbers of `pipeline` continue after `last`.
+    pub(crate) fn seed_next_run(&self, pipeline: &str, last: u64) {
+        let mut map = self.pipelines();
+        let slots = map.entry(pipeline.to_string()).or_default();
+        slots.next_run = slots.next_run.max(last);
+    }
+
+    /// A pipeline slot for a run (and, for a new run, its number).
+    pub(crate) fn take_slot(&self, pipeline: &Pipeline, new_run: bool) -> (u64, SlotWait) {
+        let mut map = self.pipelines();
+        let slots = map.entry(pipeline.id.clone()).or_default();
+        if new_run {
+            slots.next_run += 1;
+        }
+        let wait = if pipeline.parallelism == 0 {
+            SlotWait::Free
+        } else if slots.running < pipeline.parallelism {
+            slots.running += 1;
+            SlotWait::Granted
+        } else {
+            let (tx, rx) = oneshot::channel();
+            slots.queue.push_back(tx);
+            SlotWait::Queued(rx)
+        };
+        (slots.next_run, wait)
     }
 
     /// Gives a finished run's slot to the oldest waiting run, or frees it.
@@ -455,23 +506,11 @@ impl Engine {
             return Err(RunError::ZeroTimeout);
         }
         let rt = tokio::runtime::Handle::try_current().map_err(|_| RunError::NoRuntime)?;
+        if self.inner.durable.as_ref().is_some_and(|d| !d.recovered()) {
+            return Err(RunError::NotRecovered);
+        }
 
-        let (run_id, wait) = {
-            let mut map = self.inner.pipelines();
-            let slots = map.entry(pipeline.id.clone()).or_default();
-            slots.next_run += 1;
-            let wait = if pipeline.parallelism == 0 {
-                SlotWait::Free
-            } else if slots.running < pipeline.parallelism {
-                slots.running += 1;
-                SlotWait::Granted
-            } else {
-                let (tx, rx) = oneshot::channel();
-                slots.queue.push_back(tx);
-                SlotWait::Queued(rx)
-            };
-            (slots.next_run, wait)
-        };
+        let (run_id, wait) = self.inner.take_slot(pipeline, true);
 
         let run = Run {
             pipeline_id: pipeline.id.clone(),
@@ -489,19 +528,19 @@ impl Engine {
                 .collect(),
         };
         let recorder = Arc::new(Recorder::new(run));
+        if let Some(d) = &self.inner.durable {
+            let spec = RunSpec::new(&self.inner.instance_id, pipeline, &options);
+            let (journal, writer) = d.journal_for_new(&recorder.snapshot(), spec);
+            recorder.attach_journal(journal);
+            rt.spawn(writer);
+        }
         let ctx = RunCtx::new(
             self.inner.clone(),
             pipeline.clone(),
             run_id,
             options,
-            recorder.clone(),
-        );
-        rt.spawn(execute_run(ctx, wait));
-        Ok(RunHandle::new(
-            pipeline.id.clone(),
-            run_id,
             recorder,
-            self.inner.sink.clone(),
-        ))
+        );
+        Ok(launch(&self.inner, &rt, ctx, wait))
     }
 }

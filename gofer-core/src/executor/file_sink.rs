@@ -111,6 +111,10 @@ fn parse_file_line(raw: &[u8]) -> Option<LogLine> {
 }
 
 impl LogSink for FileLogSink {
+    fn locate(&self, key: &LogKey) -> Option<String> {
+        Some(self.path(key).display().to_string())
+    }
+
     fn open(&self, key: &LogKey) -> Result<Box<dyn LogWriter>, LogError> {
         let path = self.path(key);
         if let Some(parent) = path.parent() {

@@ -123,6 +123,13 @@ pub trait LogSink: fmt::Debug + Send + Sync + 'static {
     /// # Errors
     /// [`LogError::NotFound`] for a log never opened, [`LogError::Io`] on failure.
     fn read(&self, key: &LogKey, cursor: u64, max: usize) -> Result<(Vec<LogLine>, u64), LogError>;
+
+    /// Where the log of one task execution lives, for the run store's records (a
+    /// file path, a URL); `None` (the default) when there is nothing to point at.
+    fn locate(&self, key: &LogKey) -> Option<String> {
+        let _ = key;
+        None
+    }
 }
 
 /// Appends to one task execution's log.

@@ -124,13 +124,16 @@
 //! [`MAX_LINE_BYTES`] is split into pieces marked [`LogLine::partial`]; nothing is
 //! dropped.
 
+mod durable;
 mod engine;
 mod file_sink;
 mod handle;
+mod journal;
 mod logs;
 mod mask;
 mod model;
 mod recorder;
+mod recover;
 mod run;
 mod task;
 mod token;
@@ -146,4 +149,5 @@ pub use model::{
     ContainerRef, Event, InjectedVariable, Run, RunState, RunStatus, StatusReason, TaskExecution,
     TaskState, TaskStatus,
 };
+pub use recover::{RecoveredTask, RecoveryAction, RecoveryError, RecoveryReport, RegisterError};
 pub use token::TokenIssuer;

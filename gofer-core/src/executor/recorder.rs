@@ -11,6 +11,9 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
 
+use crate::runstore::{EventRecord, RunChange};
+
+use super::journal::Journal;
 use super::model::{
     ContainerRef, Event, InjectedVariable, Run, RunState, RunStatus, StatusReason, TaskState,
     TaskStatus,
@@ -49,6 +52,8 @@ struct Record {
     logs: Vec<LogState>,
     finished: bool,
     aborted: bool,
+    /// Where changes go to be made durable, when the engine has a run store.
+    journal: Option<Journal>,
 }
 
 /// The shared state of one run: its record, its stop signal and its wake-up channel.
@@ -116,6 +121,7 @@ impl Recorder {
                 logs: vec![LogState::None; n],
                 finished: false,
                 aborted: false,
+                journal: None,
             }),
             version: watch::channel(0).0,
             watched: AtomicBool::new(false),
@@ -173,6 +179,10 @@ impl Recorder {
         (r.finished, r.aborted)
     }
 
+    pub(crate) fn snapshot_task_state(&self, idx: usize) -> TaskState {
+        self.lock().run.tasks[idx].state
+    }
+
     pub(crate) fn log_state(&self, idx: usize) -> (LogState, TaskState) {
         let r = self.lock();
         (r.logs[idx], r.run.tasks[idx].state)
@@ -182,6 +192,10 @@ impl Recorder {
         let now = SystemTime::now();
         {
             let mut r = self.lock();
+            if r.run.state != RunState::Pending {
+                // A resumed run that was already running.
+                return;
+            }
             r.run.state = RunState::Running;
             r.run.started = Some(now);
             r.events.push(Event::Run {
@@ -199,20 +213,34 @@ impl Recorder {
                         reason: None,
                         at: now,
                     });
+                    r.journal_task(i);
+                    r.journal_event();
                 }
             }
+            r.journal_run();
         }
         self.bump();
     }
 
     /// Records the variables the task's container gets (already masked) and the
-    /// container's name, before the container is created.
-    pub(crate) fn task_prepared(&self, idx: usize, vars: Vec<InjectedVariable>, name: String) {
+    /// container's name (and where its log will live), before the container is
+    /// created.
+    pub(crate) fn task_prepared(
+        &self,
+        idx: usize,
+        vars: Vec<InjectedVariable>,
+        name: String,
+        log: Option<String>,
+    ) {
         {
             let mut r = self.lock();
             let t = &mut r.run.tasks[idx];
             t.variables = vars;
             t.container = Some(ContainerRef { name, id: None });
+            r.journal_task(idx);
+            if let Some(location) = log {
+                r.journal_log(idx, location);
+            }
         }
         self.bump();
     }
@@ -234,6 +262,8 @@ impl Recorder {
                 reason: None,
                 at: now,
             });
+            r.journal_task(idx);
+            r.journal_event();
         }
         self.bump();
     }
@@ -261,6 +291,8 @@ impl Recorder {
             });
             // Nothing writes to the task's log any more.
             r.logs[idx] = LogState::Done;
+            r.journal_task(idx);
+            r.journal_event();
         }
         self.bump();
     }
@@ -275,16 +307,18 @@ impl Recorder {
         self.bump();
     }
 
-    pub(crate) fn run_complete(
+    /// Records the run's end; with a run store, waiters are woken only once the end
+    /// is durable.
+    pub(crate) async fn run_complete(
         &self,
         status: RunStatus,
         reason: Option<StatusReason>,
         message: Option<String>,
     ) {
         let now = SystemTime::now();
-        {
+        let journal = {
             let mut r = self.lock();
-            if r.finished {
+            if r.finished || r.run.state == RunState::Complete {
                 return;
             }
             r.run.state = RunState::Complete;
@@ -297,6 +331,20 @@ impl Recorder {
                 status,
                 at: now,
             });
+            r.journal_run();
+            r.journal_event();
+            r.journal.clone()
+        };
+        if let Some(j) = journal {
+            if let Err(e) = j.flush().await {
+                tracing::warn!(error = %e, "the run's end is not recorded");
+            }
+        }
+        {
+            let mut r = self.lock();
+            if r.finished {
+                return;
+            }
             r.finished = true;
         }
         self.bump();
@@ -341,6 +389,114 @@ impl Recorder {
                     RunStatus::Successful
                 }
             }
+        }
+    }
+}
+
+/// The durable side: a run store's journal.
+impl Recorder {
+    /// A recorder for a run read back from the run store, with its stored events;
+    /// its changes go to `journal`.
+    pub(crate) fn resumed(run: Run, events: Vec<Event>, journal: Journal) -> Self {
+        let logs = run
+            .tasks
+            .iter()
+            .map(|t| {
+                if t.state == TaskState::Complete {
+                    LogState::Done
+                } else {
+                    LogState::None
+                }
+            })
+            .collect();
+        let me = Self::new(run);
+        {
+            let mut r = me.lock();
+            r.events = events;
+            r.logs = logs;
+            r.journal = Some(journal);
+        }
+        me
+    }
+
+    /// Sends every change from now on (and the events so far) to `journal`, whose
+    /// first change must create the run.
+    pub(crate) fn attach_journal(&self, journal: Journal) {
+        let mut r = self.lock();
+        for e in &r.events {
+            journal.send(RunChange::Event {
+                pipeline: r.run.pipeline_id.clone(),
+                run: r.run.run_id,
+                event: EventRecord::from(e),
+            });
+        }
+        r.journal = Some(journal);
+    }
+
+    /// Stops sending changes (after a simulated crash).
+    pub(crate) fn detach_journal(&self) {
+        self.lock().journal = None;
+    }
+
+    /// Waits until every change made so far is durable (at once without a store).
+    ///
+    /// # Errors
+    /// The store's failure, as a message.
+    pub(crate) async fn flush(&self) -> Result<(), String> {
+        let journal = self.lock().journal.clone();
+        match journal {
+            Some(j) => j.flush().await,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Record {
+    fn journal_task(&self, idx: usize) {
+        if let Some(j) = &self.journal {
+            j.send(RunChange::Task {
+                pipeline: self.run.pipeline_id.clone(),
+                run: self.run.run_id,
+                task: self.run.tasks[idx].clone(),
+            });
+        }
+    }
+
+    fn journal_log(&self, idx: usize, location: String) {
+        if let Some(j) = &self.journal {
+            j.send(RunChange::Log {
+                pipeline: self.run.pipeline_id.clone(),
+                run: self.run.run_id,
+                task: self.run.tasks[idx].task_id.clone(),
+                location,
+            });
+        }
+    }
+
+    fn journal_event(&self) {
+        if let (Some(j), Some(e)) = (&self.journal, self.events.last()) {
+            j.send(RunChange::Event {
+                pipeline: self.run.pipeline_id.clone(),
+                run: self.run.run_id,
+                event: EventRecord::from(e),
+            });
+        }
+    }
+
+    fn journal_run(&self) {
+        if let Some(j) = &self.journal {
+            let r = &self.run;
+            j.send(RunChange::Run(Run {
+                pipeline_id: r.pipeline_id.clone(),
+                run_id: r.run_id,
+                state: r.state,
+                status: r.status,
+                reason: r.reason,
+                message: r.message.clone(),
+                started: r.started,
+                ended: r.ended,
+                tasks: Vec::new(),
+            }));
         }
     }
 }

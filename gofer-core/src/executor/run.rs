@@ -16,8 +16,10 @@ use crate::scheduler::{ContainerId, SandboxSpec};
 use crate::task::RequiredParentStatus;
 
 use super::engine::{EngineInner, RunOptions, SlotPermit, SlotWait};
+use super::handle::RunHandle;
 use super::model::{StatusReason, TaskStatus};
 use super::recorder::{Outcome, Recorder, Stop, StopCause};
+use super::recover::Resume;
 use super::task::execute_task;
 
 /// Everything the tasks of one run share.
@@ -33,6 +35,10 @@ pub(crate) struct RunCtx {
     pub(crate) sandbox: Option<ContainerId>,
     /// Every secret value the run has seen, for its log masker.
     pub(crate) secrets: Mutex<Vec<SecretString>>,
+    /// How each task goes on, for a run resumed by recovery (empty otherwise).
+    pub(crate) resume: Vec<Resume>,
+    /// Resumed by recovery: a container already under a task's name is adopted.
+    pub(crate) recovered: bool,
 }
 
 impl RunCtx {
@@ -52,6 +58,8 @@ impl RunCtx {
             token: None,
             sandbox: None,
             secrets: Mutex::new(Vec::new()),
+            resume: Vec::new(),
+            recovered: false,
         }
     }
 
@@ -104,6 +112,28 @@ pub(crate) fn stop_outcome(stop: Stop, what: &str) -> Outcome {
     }
 }
 
+/// Spawns the run's executor (tracked, with a run store, so a simulated crash can
+/// stop it) and returns a handle on the run.
+pub(crate) fn launch(
+    engine: &Arc<EngineInner>,
+    rt: &tokio::runtime::Handle,
+    ctx: RunCtx,
+    wait: SlotWait,
+) -> RunHandle {
+    let recorder = ctx.recorder.clone();
+    let handle = RunHandle::new(
+        ctx.pipeline.id.clone(),
+        ctx.run_id,
+        recorder.clone(),
+        engine.sink.clone(),
+    );
+    let task = rt.spawn(execute_run(ctx, wait));
+    if let Some(d) = &engine.durable {
+        d.track(task, &recorder);
+    }
+    handle
+}
+
 pub(crate) async fn execute_run(ctx: RunCtx, wait: SlotWait) {
     let span = tracing::info_span!("run", pipeline = %ctx.pipeline.id, run = ctx.run_id);
     let guard = AbortGuard(ctx.recorder.clone());
@@ -141,7 +171,7 @@ async fn run_inner(mut ctx: RunCtx, wait: SlotWait) {
                     for idx in 0..recorder.task_ids.len() {
                         recorder.task_complete(idx, stop_outcome(stop, "before it started"));
                     }
-                    recorder.run_complete(recorder.decide_status(), Some(reason_of(stop)), Some(message_of(stop)));
+                    recorder.run_complete(recorder.decide_status(), Some(reason_of(stop)), Some(message_of(stop))).await;
                     return;
                 }
             }
@@ -175,7 +205,7 @@ async fn run_inner(mut ctx: RunCtx, wait: SlotWait) {
             &pipeline_id,
             ctx.run_id,
         ));
-        match engine.scheduler.create_sandbox(spec).await {
+        match super::recover::create_or_adopt_sandbox(&ctx, spec).await {
             Ok(id) => ctx.sandbox = Some(id),
             Err(e) => sandbox_error = Some(format!("cannot create the run's network sandbox: {e}")),
         }
@@ -214,7 +244,9 @@ async fn run_inner(mut ctx: RunCtx, wait: SlotWait) {
     }
     let status = recorder.decide_status();
     let stop = *recorder.stop.borrow();
-    recorder.run_complete(status, stop.map(reason_of), stop.map(message_of));
+    recorder
+        .run_complete(status, stop.map(reason_of), stop.map(message_of))
+        .await;
     debug!(?status, "run complete");
 }
 
@@ -287,9 +319,21 @@ async fn run_graph(
         }
     }
     let mut statuses: Vec<Option<TaskStatus>> = vec![None; n];
-    let mut ready: VecDeque<usize> = (0..n).filter(|i| pending_parents[*i] == 0).collect();
-    let mut set: JoinSet<(usize, TaskStatus)> = JoinSet::new();
     let mut done = 0usize;
+    // A resumed run: tasks already complete count as finished.
+    for (i, r) in ctx.resume.iter().enumerate() {
+        if let Resume::Complete(status) = r {
+            statuses[i] = Some(*status);
+            done += 1;
+            for &c in &children[i] {
+                pending_parents[c as usize] -= 1;
+            }
+        }
+    }
+    let mut ready: VecDeque<usize> = (0..n)
+        .filter(|i| pending_parents[*i] == 0 && statuses[*i].is_none())
+        .collect();
+    let mut set: JoinSet<(usize, TaskStatus)> = JoinSet::new();
     let mut stop_seen = stop_rx.borrow().is_some();
 
     let finish = |i: usize,

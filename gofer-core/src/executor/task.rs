@@ -17,8 +17,9 @@ use crate::variable::{
 
 use super::logs::{LineFramer, LogKey, LogLine};
 use super::mask::{mask_str, MaskPatterns, Masker};
-use super::model::{InjectedVariable, StatusReason, TaskStatus};
+use super::model::{InjectedVariable, StatusReason, TaskState, TaskStatus};
 use super::recorder::{LogState, Outcome, StopCause};
+use super::recover::{self, Resume};
 use super::run::{stop_outcome as not_started, stopped, RunCtx};
 
 /// How long the output may go on after the container exited.
@@ -30,7 +31,10 @@ pub(crate) async fn execute_task(ctx: Arc<RunCtx>, idx: usize) -> TaskStatus {
     // The container slot is held until the completion is recorded, so that recorded
     // Running tasks never exceed the engine's cap.
     let mut permit = None;
-    let mut outcome = run_task(&ctx, idx, &mut permit).instrument(span).await;
+    let mut container = None;
+    let mut outcome = run_task(&ctx, idx, &mut permit, &mut container)
+        .instrument(span)
+        .await;
     // Messages quote backend errors: mask any secret value a backend might echo.
     if let Some(message) = outcome.message.as_mut() {
         let secrets = ctx.secrets();
@@ -40,6 +44,15 @@ pub(crate) async fn execute_task(ctx: Arc<RunCtx>, idx: usize) -> TaskStatus {
     }
     let status = outcome.status;
     ctx.recorder.task_complete(idx, outcome);
+    // The container is removed only once its outcome is durable: a host that dies in
+    // between finds it on recovery and collects it again.
+    if let Some(id) = container {
+        if let Err(e) = ctx.recorder.flush().await {
+            warn!(container = %id, error = %e, "outcome not recorded; container kept");
+        } else if let Err(e) = ctx.engine.scheduler.remove(&id, true).await {
+            warn!(container = %id, error = %e, "cannot remove the container");
+        }
+    }
     drop(permit);
     status
 }
@@ -56,19 +69,40 @@ async fn run_task(
     ctx: &Arc<RunCtx>,
     idx: usize,
     permit: &mut Option<tokio::sync::OwnedSemaphorePermit>,
+    container: &mut Option<ContainerId>,
 ) -> Outcome {
     let task = &ctx.pipeline.tasks[idx];
     let engine = &ctx.engine;
     let mut stop_rx = ctx.recorder.stop.subscribe();
 
-    // Variables, substituted now that the parents are done.
-    let (env, shown) = match resolve(ctx, idx).await {
-        Ok(resolved) => resolved,
-        Err(message) => return precondition(message),
+    // A resumed run: the task's container may already exist, or be gone.
+    let attach = match ctx.resume.get(idx) {
+        Some(Resume::Orphaned) => return recover::orphaned(),
+        Some(Resume::Attach(id)) => Some(id.clone()),
+        _ => None,
     };
+
+    // Variables, substituted now that the parents are done (for an existing
+    // container, only to know the secret values its log must be masked with).
     let name =
         naming::task_container_name(&engine.instance_id, &ctx.pipeline.id, ctx.run_id, &task.id);
-    ctx.recorder.task_prepared(idx, shown, name.clone());
+    let env = match (resolve(ctx, idx).await, &attach) {
+        (Ok((env, shown)), None) => {
+            let log = engine.sink.locate(&LogKey::new(
+                ctx.pipeline.id.clone(),
+                ctx.run_id,
+                task.id.clone(),
+            ));
+            ctx.recorder.task_prepared(idx, shown, name.clone(), log);
+            env
+        }
+        (Ok((env, _)), Some(_)) => env,
+        (Err(message), None) => return precondition(message),
+        (Err(message), Some(_)) => {
+            warn!(%message, "cannot resolve the variables again; log masking may be incomplete");
+            Env::new()
+        }
+    };
 
     // A container slot.
     *permit = match &engine.containers {
@@ -80,7 +114,9 @@ async fn run_task(
     };
     let stop_now = *stop_rx.borrow();
     if let Some(stop) = stop_now {
-        return not_started(stop, "before the task started");
+        if attach.is_none() {
+            return not_started(stop, "before the task started");
+        }
     }
 
     let mut spec = ContainerSpec::new(name, task.image.clone())
@@ -100,19 +136,40 @@ async fn run_task(
     if let Some(sandbox) = &ctx.sandbox {
         spec = spec.network(NetworkMode::Sandbox(sandbox.clone()));
     }
-
-    let id = match engine.scheduler.start(spec).await {
-        Ok(id) => id,
-        Err(e) => {
-            return Outcome::new(
-                TaskStatus::Failed,
-                Some(StatusReason::SchedulerError),
-                format!("cannot start the container: {e}"),
-            )
+    let id = match attach {
+        Some(id) => {
+            debug!(container = %id, "re-attached");
+            if ctx.recorder.snapshot_task_state(idx) != TaskState::Running {
+                ctx.recorder.task_running(idx, &id.0);
+            }
+            id
+        }
+        None => {
+            // Recorded as starting, durably, before the container exists.
+            if let Err(message) = ctx.recorder.flush().await {
+                return Outcome::new(
+                    TaskStatus::Failed,
+                    Some(StatusReason::SchedulerError),
+                    message,
+                );
+            }
+            let id = match recover::start_or_adopt(ctx, idx, spec).await {
+                Ok(id) => id,
+                Err(e) => {
+                    return Outcome::new(
+                        TaskStatus::Failed,
+                        Some(StatusReason::SchedulerError),
+                        format!("cannot start the container: {e}"),
+                    )
+                }
+            };
+            debug!(container = %id, "started");
+            ctx.recorder.task_running(idx, &id.0);
+            id
         }
     };
-    debug!(container = %id, "started");
-    ctx.recorder.task_running(idx, &id.0);
+    // Removed by the caller, once the outcome is durable.
+    *container = Some(id.clone());
 
     // Logs flow while the exit is awaited; once the container has exited its output
     // ends too, but a backend that never ends the stream cannot hold the task forever.
@@ -133,9 +190,6 @@ async fn run_task(
             .is_err()
     {
         warn!(container = %id, "the container's output did not end after its exit; log closed");
-    }
-    if let Err(e) = engine.scheduler.remove(&id, true).await {
-        warn!(container = %id, error = %e, "cannot remove the container");
     }
     ended
 }

@@ -1,3 +1,4 @@
 //! Test kits for backend authors (feature `conformance`, alias `testing`).
 
 pub mod conformance;
+pub mod runstore;

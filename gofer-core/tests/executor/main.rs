@@ -6,5 +6,7 @@ mod faults;
 mod flow;
 mod limits;
 mod logs;
+mod recovery;
+mod recovery_faults;
 mod scale;
 mod variables;

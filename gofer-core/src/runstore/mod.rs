@@ -1,0 +1,194 @@
+//! The [`RunStore`] trait: durable run history, the ground a restarted host recovers
+//! its runs from.
+//!
+//! A run store keeps the pipelines hosts registered, every run with its task
+//! executions (statuses, reasons, every injected variable with its source — secret
+//! values only masked — and each task's container name, recorded before the container
+//! is started), the runs' events and where each task's log lives. The engine writes
+//! [`RunChange`]s through [`RunStore::apply`]; hosts read with the query methods.
+//!
+//! [`InMemoryRunStore`] keeps everything in memory (for tests and hosts that need no
+//! history across restarts); `gofer-store-sqlite` keeps it in an embedded SQLite
+//! database. Both pass the same behaviour suite
+//! (`gofer_core::testing::runstore`, feature `testing`).
+
+mod memory;
+mod record;
+
+pub use memory::InMemoryRunStore;
+pub use record::{
+    without_credentials, EventRecord, RunChange, RunSpec, TaskDetails, UnfinishedRun,
+};
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::error::StoreError;
+use crate::executor::Run;
+use crate::pipeline::Pipeline;
+
+/// Durable run history.
+///
+/// Errors are [`StoreError`]s: `NotFound` (kind `"pipeline"`, `"run"`, `"task
+/// execution"`) for a missing record, `AlreadyExists` for a run number that is taken,
+/// `Backend` when the storage fails (retryable). Every method is safe to call
+/// concurrently.
+#[async_trait]
+pub trait RunStore: fmt::Debug + Send + Sync + 'static {
+    /// A short store name (`"memory"`, `"sqlite"`), used in errors.
+    fn name(&self) -> &'static str;
+
+    /// Applies changes in order, all or nothing.
+    ///
+    /// Contract: when this returns `Ok` the changes are durable (they survive the host
+    /// process being killed; the store documents whether they survive a power loss) and
+    /// visible to every query. A change about an unknown run fails with `NotFound`
+    /// (kind `"run"`) and a `Task`/`Log` change about a task the run does not have
+    /// with `NotFound` (kind `"task execution"`); the batch is then not applied.
+    async fn apply(&self, changes: &[RunChange]) -> Result<(), StoreError>;
+
+    /// Registers (or replaces) a pipeline, without its registry credentials (see
+    /// [`without_credentials`]).
+    async fn put_pipeline(&self, pipeline: &Pipeline) -> Result<(), StoreError>;
+
+    /// A registered pipeline.
+    async fn get_pipeline(&self, id: &str) -> Result<Pipeline, StoreError>;
+
+    /// The ids of every registered pipeline, sorted.
+    async fn list_pipelines(&self) -> Result<Vec<String>, StoreError>;
+
+    /// One run with its task executions (in pipeline order).
+    async fn get_run(&self, pipeline: &str, run: u64) -> Result<Run, StoreError>;
+
+    /// The runs of a pipeline, newest first; empty when it has none.
+    async fn list_runs(&self, pipeline: &str) -> Result<Vec<Run>, StoreError>;
+
+    /// One task execution's details (the seed's `task get <pipeline> <run> <task>`).
+    async fn get_task(
+        &self,
+        pipeline: &str,
+        run: u64,
+        task: &str,
+    ) -> Result<TaskDetails, StoreError>;
+
+    /// The events of a run, in the order they were appended.
+    async fn events(&self, pipeline: &str, run: u64) -> Result<Vec<EventRecord>, StoreError>;
+
+    /// Every run not yet complete, with its specification, oldest first (by pipeline,
+    /// then run number).
+    async fn unfinished_runs(&self) -> Result<Vec<UnfinishedRun>, StoreError>;
+
+    /// The number the pipeline's next run gets: one more than the highest recorded
+    /// (1 when it has none).
+    async fn next_run_id(&self, pipeline: &str) -> Result<u64, StoreError>;
+
+    /// The highest run number recorded for every pipeline that has runs, sorted by
+    /// pipeline.
+    async fn last_run_ids(&self) -> Result<Vec<(String, u64)>, StoreError>;
+}
+
+/// A run store behind dynamic dispatch.
+pub type DynRunStore = dyn RunStore;
+
+macro_rules! forward_run_store {
+    ($t:ty) => {
+        #[async_trait]
+        impl<S: RunStore + ?Sized> RunStore for $t {
+            fn name(&self) -> &'static str {
+                (**self).name()
+            }
+            async fn apply(&self, changes: &[RunChange]) -> Result<(), StoreError> {
+                (**self).apply(changes).await
+            }
+            async fn put_pipeline(&self, pipeline: &Pipeline) -> Result<(), StoreError> {
+                (**self).put_pipeline(pipeline).await
+            }
+            async fn get_pipeline(&self, id: &str) -> Result<Pipeline, StoreError> {
+                (**self).get_pipeline(id).await
+            }
+            async fn list_pipelines(&self) -> Result<Vec<String>, StoreError> {
+                (**self).list_pipelines().await
+            }
+            async fn get_run(&self, pipeline: &str, run: u64) -> Result<Run, StoreError> {
+                (**self).get_run(pipeline, run).await
+            }
+            async fn list_runs(&self, pipeline: &str) -> Result<Vec<Run>, StoreError> {
+                (**self).list_runs(pipeline).await
+            }
+            async fn get_task(
+                &self,
+                pipeline: &str,
+                run: u64,
+                task: &str,
+            ) -> Result<TaskDetails, StoreError> {
+                (**self).get_task(pipeline, run, task).await
+            }
+            async fn events(
+                &self,
+                pipeline: &str,
+                run: u64,
+            ) -> Result<Vec<EventRecord>, StoreError> {
+                (**self).events(pipeline, run).await
+            }
+            async fn unfinished_runs(&self) -> Result<Vec<UnfinishedRun>, StoreError> {
+                (**self).unfinished_runs().await
+            }
+            async fn next_run_id(&self, pipeline: &str) -> Result<u64, StoreError> {
+                (**self).next_run_id(pipeline).await
+            }
+            async fn last_run_ids(&self) -> Result<Vec<(String, u64)>, StoreError> {
+                (**self).last_run_ids().await
+            }
+        }
+    };
+}
+
+forward_run_store!(Arc<S>);
+forward_run_store!(Box<S>);
+
+/// Errors of the stores, with the store name filled in.
+pub mod errors {
+    use crate::error::StoreError;
+
+    /// `NotFound` for a run.
+    pub fn run_not_found(store: &'static str, pipeline: &str, run: u64) -> StoreError {
+        StoreError::NotFound {
+            store,
+            kind: "run",
+            scope: Some(format!("pipeline {pipeline:?}")),
+            key: run.to_string(),
+        }
+    }
+
+    /// `NotFound` for a task execution.
+    pub fn task_not_found(store: &'static str, pipeline: &str, run: u64, task: &str) -> StoreError {
+        StoreError::NotFound {
+            store,
+            kind: "task execution",
+            scope: Some(format!("run {run} of pipeline {pipeline:?}")),
+            key: task.to_string(),
+        }
+    }
+
+    /// `NotFound` for a pipeline.
+    pub fn pipeline_not_found(store: &'static str, id: &str) -> StoreError {
+        StoreError::NotFound {
+            store,
+            kind: "pipeline",
+            scope: None,
+            key: id.to_string(),
+        }
+    }
+
+    /// `AlreadyExists` for a run number that is taken.
+    pub fn run_exists(store: &'static str, pipeline: &str, run: u64) -> StoreError {
+        StoreError::AlreadyExists {
+            store,
+            kind: "run",
+            scope: Some(format!("pipeline {pipeline:?}")),
+            key: run.to_string(),
+        }
+    }
+}
