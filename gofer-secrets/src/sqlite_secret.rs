@@ -221,6 +221,10 @@ impl SqliteSecretStore {
         let p = path.clone();
         let state = tokio::task::spawn_blocking(move || -> Result<State, StoreError> {
             let mut conn = db::open(SQLITE, &p)?;
+            // Overwrite freed space, so replaced ciphertexts (such as those under a
+            // rotated-out key) do not linger in the file.
+            conn.execute_batch("PRAGMA secure_delete = ON;")
+                .map_err(backend(SQLITE, "open"))?;
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(backend(SQLITE, "open"))?;
@@ -346,6 +350,15 @@ impl SqliteSecretStore {
             }
             db::meta_set(&tx, KEY_ID_NAME, new_key.id()).map_err(backend(SQLITE, "rotate key"))?;
             tx.commit().map_err(backend(SQLITE, "rotate key"))?;
+            // Move the new pages into the file and empty the WAL, so no frame with a
+            // ciphertext under the old key remains on disk.
+            let busy: i64 = state
+                .conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+                .map_err(backend(SQLITE, "rotate key"))?;
+            if busy != 0 {
+                tracing::warn!("other connections kept the WAL from being emptied after the key rotation; it will be on the next checkpoint");
+            }
             *key_id
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner) = new_key.id().to_string();

@@ -391,9 +391,22 @@ async fn rotation_keeps_every_value_and_retires_the_old_key() {
         .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
         .expect("nonces");
     assert_eq!(store.key_id(), key_a().id());
+    let old_ciphertexts: Vec<Vec<u8>> = raw(&db.path)
+        .prepare("SELECT ciphertext FROM gofer_secrets")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .expect("ciphertexts");
     let n = store.rotate_key(key_b()).await.expect("rotate");
     assert_eq!(n, 26);
     assert_eq!(store.key_id(), key_b().id());
+    // No ciphertext under the old key is left anywhere on disk (file, WAL, free pages).
+    for (name, bytes) in disk_bytes(&db.path) {
+        for ct in &old_ciphertexts {
+            assert!(
+                !bytes.windows(ct.len()).any(|w| w == &ct[..]),
+                "an old ciphertext lingers in {name}"
+            );
+        }
+    }
     let check = |store: SqliteSecretStore| async move {
         for i in 0..25 {
             let v = store
