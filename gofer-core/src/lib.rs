@@ -3,6 +3,8 @@
 #![deny(missing_docs)]
 
 pub mod error;
+mod executor;
+pub mod fake;
 mod id;
 mod interpolate;
 pub mod naming;
@@ -10,10 +12,19 @@ mod pipeline;
 pub mod scheduler;
 mod store;
 mod task;
+#[cfg(feature = "conformance")]
+pub mod testing;
 mod validate;
 mod variable;
 
 pub use error::{BoxError, SchedulerError, StoreError};
+pub use executor::{
+    mask_str, ContainerRef, Engine, EngineBuilder, EngineError, Event, FileLogSink,
+    InMemoryLogSink, InjectedVariable, Limits, LogError, LogKey, LogLine, LogSink, LogWriter,
+    MaskPatterns, Masker, Run, RunError, RunHandle, RunOptions, RunState, RunStatus, StatusReason,
+    TaskExecution, TaskState, TaskStatus, TokenIssuer, DEFAULT_INSTANCE_ID, MAX_LINE_BYTES,
+    MIN_MASK_LEN,
+};
 pub use id::{validate_id, IdError, ID_MAX_LEN, ID_MIN_LEN};
 pub use interpolate::{parse_placeholder, Placeholder, PlaceholderError, PlaceholderKind};
 pub use pipeline::{Pipeline, MAX_PARALLELISM};

@@ -1,0 +1,505 @@
+//! Task logs: line framing, the [`LogSink`] trait and its in-memory and file
+//! implementations.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+
+use crate::error::BoxError;
+use crate::scheduler::OutputStream;
+
+/// Longest line kept whole, in bytes; a longer line is split into pieces of this size,
+/// each but the last marked [`LogLine::partial`]. Nothing is dropped.
+pub const MAX_LINE_BYTES: usize = 16 * 1024;
+
+/// One line of a task's output, already masked.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LogLine {
+    /// Which stream it came from.
+    pub stream: OutputStream,
+    /// When the line was complete (the time the chunk ending it was read).
+    pub timestamp: SystemTime,
+    /// The bytes of the line, without the line end.
+    pub data: Bytes,
+    /// The line continues in the next line of the same stream (it was longer than
+    /// [`MAX_LINE_BYTES`]). A last line without a line end is not partial.
+    pub partial: bool,
+}
+
+impl LogLine {
+    /// The line as text (invalid UTF-8 replaced).
+    pub fn text(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.data)
+    }
+}
+
+impl fmt::Debug for LogLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LogLine")
+            .field("stream", &self.stream)
+            .field("text", &self.text())
+            .field("partial", &self.partial)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Which task execution a log belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LogKey {
+    /// The pipeline id.
+    pub pipeline: String,
+    /// The run number.
+    pub run: u64,
+    /// The task id.
+    pub task: String,
+}
+
+impl LogKey {
+    /// A key.
+    pub fn new(pipeline: impl Into<String>, run: u64, task: impl Into<String>) -> Self {
+        Self {
+            pipeline: pipeline.into(),
+            run,
+            task: task.into(),
+        }
+    }
+}
+
+/// A failure of a [`LogSink`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LogError {
+    /// No log exists for this task execution.
+    #[error("no log for task {task:?} of run {run} of pipeline {pipeline:?}")]
+    NotFound {
+        /// The pipeline.
+        pipeline: String,
+        /// The run.
+        run: u64,
+        /// The task.
+        task: String,
+    },
+    /// The sink's storage failed.
+    #[error("log sink {sink}: {operation} failed: {source}")]
+    Io {
+        /// The sink.
+        sink: &'static str,
+        /// What was attempted.
+        operation: &'static str,
+        /// The cause.
+        #[source]
+        source: BoxError,
+    },
+}
+
+impl LogError {
+    fn not_found(key: &LogKey) -> Self {
+        Self::NotFound {
+            pipeline: key.pipeline.clone(),
+            run: key.run,
+            task: key.task.clone(),
+        }
+    }
+}
+
+/// Where task logs are kept: one log per task execution, appended line by line.
+///
+/// Contract: lines handed to [`LogWriter::write`] are visible to [`LogSink::read`] when
+/// `write` returns (so a log is readable while the task runs), in order, complete.
+/// Calls are synchronous and must be quick; the executor calls them from its tasks.
+pub trait LogSink: fmt::Debug + Send + Sync + 'static {
+    /// Creates (or truncates) the log of one task execution.
+    ///
+    /// # Errors
+    /// [`LogError::Io`] when the storage fails.
+    fn open(&self, key: &LogKey) -> Result<Box<dyn LogWriter>, LogError>;
+
+    /// Reads at most `max` lines from `cursor` (0 is the start); returns them and the
+    /// cursor of the next line. An opaque cursor: only pass back what was returned.
+    ///
+    /// # Errors
+    /// [`LogError::NotFound`] for a log never opened, [`LogError::Io`] on failure.
+    fn read(&self, key: &LogKey, cursor: u64, max: usize) -> Result<(Vec<LogLine>, u64), LogError>;
+}
+
+/// Appends to one task execution's log.
+pub trait LogWriter: Send {
+    /// Appends lines; they are readable when this returns.
+    ///
+    /// # Errors
+    /// [`LogError::Io`] when the storage fails.
+    fn write(&mut self, lines: &[LogLine]) -> Result<(), LogError>;
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+type SharedLines = Arc<Mutex<Vec<LogLine>>>;
+
+/// Keeps every log in memory; suitable for tests and short-lived hosts.
+#[derive(Debug, Default, Clone)]
+pub struct InMemoryLogSink {
+    logs: Arc<Mutex<HashMap<LogKey, SharedLines>>>,
+}
+
+impl InMemoryLogSink {
+    /// An empty sink.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every line of one log (empty when there is none).
+    pub fn lines(&self, key: &LogKey) -> Vec<LogLine> {
+        lock(&self.logs)
+            .get(key)
+            .map(|l| lock(l).clone())
+            .unwrap_or_default()
+    }
+}
+
+struct MemoryWriter(Arc<Mutex<Vec<LogLine>>>);
+
+impl LogWriter for MemoryWriter {
+    fn write(&mut self, lines: &[LogLine]) -> Result<(), LogError> {
+        lock(&self.0).extend_from_slice(lines);
+        Ok(())
+    }
+}
+
+impl LogSink for InMemoryLogSink {
+    fn open(&self, key: &LogKey) -> Result<Box<dyn LogWriter>, LogError> {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        lock(&self.logs).insert(key.clone(), log.clone());
+        Ok(Box::new(MemoryWriter(log)))
+    }
+
+    fn read(&self, key: &LogKey, cursor: u64, max: usize) -> Result<(Vec<LogLine>, u64), LogError> {
+        let log = lock(&self.logs)
+            .get(key)
+            .cloned()
+            .ok_or_else(|| LogError::not_found(key))?;
+        let lines = lock(&log);
+        let start = usize::try_from(cursor)
+            .unwrap_or(usize::MAX)
+            .min(lines.len());
+        let end = start.saturating_add(max).min(lines.len());
+        Ok((lines[start..end].to_vec(), end as u64))
+    }
+}
+
+/// Keeps each task execution's log in its own file,
+/// `<dir>/<pipeline>/<run>/<task>.log`, one line per output line:
+///
+/// ```text
+/// <unix seconds>.<nanoseconds> <stdout|stderr> <F|P> <bytes of the line>
+/// ```
+///
+/// `F` marks a full line, `P` a piece of a longer line that continues in the next
+/// line of the same stream. Files are flushed after every write, so they can be read
+/// (and tailed) while the task runs.
+#[derive(Debug, Clone)]
+pub struct FileLogSink {
+    dir: PathBuf,
+}
+
+impl FileLogSink {
+    const NAME: &'static str = "file";
+
+    /// A sink writing under `dir` (created when needed).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    /// The directory the sink writes under.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The file holding one task execution's log.
+    pub fn path(&self, key: &LogKey) -> PathBuf {
+        self.dir
+            .join(&key.pipeline)
+            .join(key.run.to_string())
+            .join(format!("{}.log", key.task))
+    }
+
+    fn io(operation: &'static str, e: std::io::Error) -> LogError {
+        LogError::Io {
+            sink: Self::NAME,
+            operation,
+            source: Box::new(e),
+        }
+    }
+}
+
+struct FileWriter {
+    file: File,
+    buf: Vec<u8>,
+}
+
+impl LogWriter for FileWriter {
+    fn write(&mut self, lines: &[LogLine]) -> Result<(), LogError> {
+        self.buf.clear();
+        for line in lines {
+            let t = line
+                .timestamp
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default();
+            let _ = write!(
+                self.buf,
+                "{}.{:09} {} {} ",
+                t.as_secs(),
+                t.subsec_nanos(),
+                line.stream.as_str(),
+                if line.partial { 'P' } else { 'F' }
+            );
+            self.buf.extend_from_slice(&line.data);
+            self.buf.push(b'\n');
+        }
+        self.file
+            .write_all(&self.buf)
+            .and_then(|()| self.file.flush())
+            .map_err(|e| FileLogSink::io("write", e))
+    }
+}
+
+fn parse_file_line(raw: &[u8]) -> Option<LogLine> {
+    let mut parts = raw.splitn(4, |b| *b == b' ');
+    let ts = std::str::from_utf8(parts.next()?).ok()?;
+    let (secs, nanos) = ts.split_once('.')?;
+    let timestamp = SystemTime::UNIX_EPOCH + Duration::new(secs.parse().ok()?, nanos.parse().ok()?);
+    let stream = match parts.next()? {
+        b"stdout" => OutputStream::Stdout,
+        b"stderr" => OutputStream::Stderr,
+        _ => return None,
+    };
+    let partial = match parts.next()? {
+        b"P" => true,
+        b"F" => false,
+        _ => return None,
+    };
+    let data = Bytes::copy_from_slice(parts.next().unwrap_or_default());
+    Some(LogLine {
+        stream,
+        timestamp,
+        data,
+        partial,
+    })
+}
+
+impl LogSink for FileLogSink {
+    fn open(&self, key: &LogKey) -> Result<Box<dyn LogWriter>, LogError> {
+        let path = self.path(key);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).map_err(|e| Self::io("create directory", e))?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(&path)
+            .map_err(|e| Self::io("open", e))?;
+        Ok(Box::new(FileWriter {
+            file,
+            buf: Vec::new(),
+        }))
+    }
+
+    fn read(&self, key: &LogKey, cursor: u64, max: usize) -> Result<(Vec<LogLine>, u64), LogError> {
+        let file = match File::open(self.path(key)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(LogError::not_found(key))
+            }
+            Err(e) => return Err(Self::io("open", e)),
+        };
+        let mut reader = BufReader::new(file);
+        reader
+            .seek(SeekFrom::Start(cursor))
+            .map_err(|e| Self::io("seek", e))?;
+        let mut lines = Vec::new();
+        let mut next = cursor;
+        let mut raw = Vec::new();
+        while lines.len() < max {
+            raw.clear();
+            let n = reader
+                .read_until(b'\n', &mut raw)
+                .map_err(|e| Self::io("read", e))?;
+            // Only whole lines count; a line being written is read next time.
+            if n == 0 || raw.last() != Some(&b'\n') {
+                break;
+            }
+            next += n as u64;
+            if let Some(line) = parse_file_line(&raw[..raw.len() - 1]) {
+                lines.push(line);
+            }
+        }
+        Ok((lines, next))
+    }
+}
+
+/// Splits one stream's masked bytes into lines.
+#[derive(Debug)]
+pub(crate) struct LineFramer {
+    stream: OutputStream,
+    buf: Vec<u8>,
+}
+
+impl LineFramer {
+    pub(crate) fn new(stream: OutputStream) -> Self {
+        Self {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Adds bytes; appends every completed line (and every full piece of an overlong
+    /// line) to `out`.
+    pub(crate) fn push(&mut self, data: &[u8], timestamp: SystemTime, out: &mut Vec<LogLine>) {
+        let mut rest = data;
+        while let Some(nl) = rest.iter().position(|b| *b == b'\n') {
+            self.buf.extend_from_slice(&rest[..nl]);
+            rest = &rest[nl + 1..];
+            self.split_long(timestamp, out);
+            let mut line = std::mem::take(&mut self.buf);
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+            out.push(self.line(line, timestamp, false));
+        }
+        self.buf.extend_from_slice(rest);
+        self.split_long(timestamp, out);
+    }
+
+    /// Ends the stream: a last line without a line end is emitted as a full line.
+    pub(crate) fn finish(&mut self, timestamp: SystemTime, out: &mut Vec<LogLine>) {
+        if !self.buf.is_empty() {
+            let line = std::mem::take(&mut self.buf);
+            out.push(self.line(line, timestamp, false));
+        }
+    }
+
+    fn split_long(&mut self, timestamp: SystemTime, out: &mut Vec<LogLine>) {
+        while self.buf.len() > MAX_LINE_BYTES {
+            let rest = self.buf.split_off(MAX_LINE_BYTES);
+            let piece = std::mem::replace(&mut self.buf, rest);
+            out.push(self.line(piece, timestamp, true));
+        }
+    }
+
+    fn line(&self, data: Vec<u8>, timestamp: SystemTime, partial: bool) -> LogLine {
+        LogLine {
+            stream: self.stream,
+            timestamp,
+            data: Bytes::from(data),
+            partial,
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn frame(chunks: &[&[u8]]) -> Vec<(String, bool)> {
+        let mut f = LineFramer::new(OutputStream::Stdout);
+        let mut out = Vec::new();
+        for c in chunks {
+            f.push(c, SystemTime::now(), &mut out);
+        }
+        f.finish(SystemTime::now(), &mut out);
+        out.iter()
+            .map(|l| (l.text().into_owned(), l.partial))
+            .collect()
+    }
+
+    #[test]
+    fn frames_lines_across_chunks_and_keeps_the_last() {
+        assert_eq!(
+            frame(&[b"a", b"b\nc\r\n", b"", b"\nlast"]),
+            vec![
+                ("ab".into(), false),
+                ("c".into(), false),
+                (String::new(), false),
+                ("last".into(), false)
+            ]
+        );
+    }
+
+    #[test]
+    fn splits_overlong_lines_without_losing_bytes() {
+        let long = vec![b'x'; MAX_LINE_BYTES * 2 + 5];
+        let mut input = long.clone();
+        input.extend_from_slice(b"\nnext\n");
+        let lines = frame(&[&input]);
+        assert_eq!(lines.len(), 4);
+        assert!(lines[0].1 && lines[1].1 && !lines[2].1);
+        let joined: String = lines[..3].iter().map(|l| l.0.as_str()).collect();
+        assert_eq!(joined.len(), long.len());
+        assert_eq!(lines[3], ("next".into(), false));
+    }
+
+    fn line(stream: OutputStream, text: &str) -> LogLine {
+        LogLine {
+            stream,
+            timestamp: SystemTime::UNIX_EPOCH + Duration::new(1_700_000_000, 5),
+            data: Bytes::copy_from_slice(text.as_bytes()),
+            partial: false,
+        }
+    }
+
+    fn sink_roundtrip(sink: &dyn LogSink) {
+        let key = LogKey::new("pipe", 3, "task");
+        assert!(matches!(
+            sink.read(&key, 0, 10),
+            Err(LogError::NotFound { .. })
+        ));
+        let mut w = sink.open(&key).unwrap();
+        w.write(&[
+            line(OutputStream::Stdout, "one"),
+            line(OutputStream::Stderr, "two words"),
+        ])
+        .unwrap();
+        // Readable while the task runs.
+        let (first, cur) = sink.read(&key, 0, 1).unwrap();
+        assert_eq!(first, vec![line(OutputStream::Stdout, "one")]);
+        w.write(&[line(OutputStream::Stdout, "")]).unwrap();
+        let (rest, cur2) = sink.read(&key, cur, 10).unwrap();
+        assert_eq!(
+            rest,
+            vec![
+                line(OutputStream::Stderr, "two words"),
+                line(OutputStream::Stdout, "")
+            ]
+        );
+        let (none, cur3) = sink.read(&key, cur2, 10).unwrap();
+        assert!(none.is_empty());
+        assert_eq!(cur2, cur3);
+    }
+
+    #[test]
+    fn memory_sink_roundtrip() {
+        sink_roundtrip(&InMemoryLogSink::new());
+    }
+
+    #[test]
+    fn file_sink_roundtrip_and_format() {
+        let dir = std::env::temp_dir().join(format!("gofer-logs-test-{}", std::process::id()));
+        let sink = FileLogSink::new(&dir);
+        sink_roundtrip(&sink);
+        let text = fs::read_to_string(sink.path(&LogKey::new("pipe", 3, "task"))).unwrap();
+        assert_eq!(
+            text.lines().next().unwrap(),
+            "1700000000.000000005 stdout F one"
+        );
+        fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,31 @@
+//! The [`TokenIssuer`] trait: per-run API tokens for `GOFER_API_TOKEN`.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use secrecy::SecretString;
+
+use crate::error::BoxError;
+
+/// Issues the API token a run's tasks get as `GOFER_API_TOKEN` (when a task asks with
+/// `inject_api_token`).
+///
+/// Contract: [`TokenIssuer::issue`] returns a token unique to the run; the executor calls
+/// it at most once per run, only when some task asks for a token, and calls
+/// [`TokenIssuer::revoke`] with that token once the run has ended (whatever its status,
+/// also when it was cancelled). Errors must not hold the token.
+#[async_trait]
+pub trait TokenIssuer: fmt::Debug + Send + Sync + 'static {
+    /// Issues a token for one run.
+    ///
+    /// # Errors
+    /// Any error; tasks that asked for a token then fail with reason
+    /// `FailedPrecondition`.
+    async fn issue(&self, pipeline: &str, run: u64) -> Result<SecretString, BoxError>;
+
+    /// Revokes the token issued for the run.
+    ///
+    /// # Errors
+    /// Any error; it is logged, the run's result does not change.
+    async fn revoke(&self, pipeline: &str, run: u64, token: SecretString) -> Result<(), BoxError>;
+}

@@ -1,0 +1,3 @@
+//! Test kits for backend authors (feature `conformance`, alias `testing`).
+
+pub mod conformance;

@@ -1,0 +1,9 @@
+//! Executor behaviour on the FakeScheduler: one module per concern.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+mod flow;
+mod limits;
+mod logs;
+mod scale;
+mod variables;

@@ -1,0 +1,275 @@
+//! Variables: precedence, substitution, preconditions, details, API tokens.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use gofer_core::fake::{Behaviour, FakeScheduler};
+use gofer_core::secrecy::SecretString;
+use gofer_core::RequiredParentStatus::Success;
+use gofer_core::{
+    Event, InMemoryObjectStore, InMemorySecretStore, ObjectStore, Pipeline, PlaceholderKind,
+    RunOptions, RunStatus, SecretStore, StatusReason, Task, TaskState, TaskStatus, VariableSource,
+    MASK,
+};
+
+use crate::common::*;
+
+fn fake() -> FakeScheduler {
+    FakeScheduler::new()
+        .image("ok", Behaviour::new())
+        .image("slow", Behaviour::new().sleep(Duration::from_secs(10)))
+}
+
+fn env_of(fake: &FakeScheduler, name: &str) -> Vec<(String, String)> {
+    fake.request(name)
+        .unwrap()
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), v.expose().to_string()))
+        .collect()
+}
+
+fn get(env: &[(String, String)], key: &str) -> Option<String> {
+    env.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+}
+
+#[tokio::test(start_paused = true)]
+async fn precedence_config_over_run_options_over_system() {
+    let fake = fake();
+    let p = Pipeline::new("prec", "prec").task(
+        Task::new("task", "ok")
+            .variable("GOFER_PIPELINE_ID", "mine")
+            .variable("SHARED", "from-config"),
+    );
+    let opts = RunOptions::new()
+        .variable("SHARED", "from-run")
+        .variable("GOFER_TASK_ID", "from-run")
+        .variable("ONLY_RUN", "r");
+    let run = finish(&engine(&fake).start_run(&p, opts).unwrap()).await;
+    let env = env_of(&fake, &cname("prec", 1, "task"));
+    assert_eq!(get(&env, "GOFER_PIPELINE_ID").unwrap(), "mine");
+    assert_eq!(get(&env, "SHARED").unwrap(), "from-config");
+    assert_eq!(get(&env, "GOFER_TASK_ID").unwrap(), "from-run");
+    assert_eq!(get(&env, "ONLY_RUN").unwrap(), "r");
+    assert_eq!(get(&env, "GOFER_RUN_ID").unwrap(), "1");
+    assert_eq!(get(&env, "GOFER_TASK_IMAGE").unwrap(), "ok");
+    assert!(get(&env, "GOFER_API_TOKEN").is_none());
+    let details = &task(&run, "task").variables;
+    let source = |k: &str| details.iter().find(|v| v.key == k).unwrap().source;
+    assert_eq!(source("GOFER_PIPELINE_ID"), VariableSource::PipelineConfig);
+    assert_eq!(source("GOFER_TASK_ID"), VariableSource::RunOptions);
+    assert_eq!(source("GOFER_RUN_ID"), VariableSource::System);
+    assert_eq!(details.len(), env.len());
+}
+
+async fn stores() -> (Arc<InMemorySecretStore>, Arc<InMemoryObjectStore>) {
+    let secrets = Arc::new(InMemorySecretStore::new());
+    secrets
+        .put_pipeline_secret(
+            "subst",
+            "db_pw",
+            SecretString::from("pw-1234-secret".to_string()),
+            false,
+        )
+        .await
+        .unwrap();
+    secrets
+        .put_global_secret(
+            "shared",
+            SecretString::from("global-5678-value".to_string()),
+            vec!["sub*".into()],
+            false,
+        )
+        .await
+        .unwrap();
+    secrets
+        .put_global_secret(
+            "private",
+            SecretString::from("nope-nope".to_string()),
+            vec!["other".into()],
+            false,
+        )
+        .await
+        .unwrap();
+    let objects = Arc::new(InMemoryObjectStore::new());
+    objects
+        .put_pipeline_object("subst", "region", Bytes::from_static(b"eu-west"), false)
+        .await
+        .unwrap();
+    (secrets, objects)
+}
+
+#[tokio::test(start_paused = true)]
+async fn substitution_from_every_store_and_run_object_left_by_parent() {
+    let fake = fake();
+    let (secrets, objects) = stores().await;
+    let e = builder(&fake)
+        .0
+        .secret_store(secrets)
+        .object_store(objects.clone())
+        .build()
+        .unwrap();
+    let p = Pipeline::new("subst", "subst").tasks([
+        Task::new("parent", "slow"),
+        Task::new("child", "ok")
+            .depends_on("parent", Success)
+            .variable("PW", "Secret{{ db_pw }}")
+            .variable("GLOBAL", "global_secret{{shared}}")
+            .variable("REGION", "pipeline_object{{region}}")
+            .variable("ARTIFACT", "run_object{{artifact}}"),
+    ]);
+    let opts = RunOptions::new().variable("FROM_RUN", "pipeline_secret{{db_pw}}");
+    let h = e.start_run(&p, opts).unwrap();
+    // The parent leaves a run object while it runs (as a task would through the API).
+    let mut events = h.events();
+    while let Some(ev) = events.next().await {
+        if matches!(&ev, Event::Task { task_id, state: TaskState::Running, .. } if &**task_id == "parent")
+        {
+            objects
+                .put_run_object(
+                    "subst",
+                    h.run_id(),
+                    "artifact",
+                    Bytes::from_static(b"build-42"),
+                    false,
+                )
+                .await
+                .unwrap();
+            break;
+        }
+    }
+    let run = finish(&h).await;
+    assert_eq!(run.status, RunStatus::Successful, "{run:?}");
+    let env = env_of(&fake, &cname("subst", 1, "child"));
+    assert_eq!(get(&env, "PW").unwrap(), "pw-1234-secret");
+    assert_eq!(get(&env, "GLOBAL").unwrap(), "global-5678-value");
+    assert_eq!(get(&env, "REGION").unwrap(), "eu-west");
+    assert_eq!(get(&env, "ARTIFACT").unwrap(), "build-42");
+    assert_eq!(get(&env, "FROM_RUN").unwrap(), "pw-1234-secret");
+    // The container saw the secrets as secret values.
+    let req = fake.request(&cname("subst", 1, "child")).unwrap();
+    assert!(req.env["PW"].is_secret() && req.env["GLOBAL"].is_secret());
+    assert!(!req.env["REGION"].is_secret());
+
+    // Details: every key with its source; secrets masked.
+    let details = &task(&run, "child").variables;
+    let var = |k: &str| details.iter().find(|v| v.key == k).unwrap();
+    assert_eq!(var("PW").value, MASK);
+    assert!(var("PW").masked);
+    assert_eq!(var("PW").placeholder, Some(PlaceholderKind::PipelineSecret));
+    assert_eq!(var("PW").source, VariableSource::PipelineConfig);
+    assert_eq!(var("GLOBAL").value, MASK);
+    assert_eq!(var("FROM_RUN").value, MASK);
+    assert_eq!(var("FROM_RUN").source, VariableSource::RunOptions);
+    assert_eq!(var("REGION").value, "eu-west");
+    assert_eq!(
+        var("ARTIFACT").placeholder,
+        Some(PlaceholderKind::RunObject)
+    );
+    // No secret anywhere in the run, its Debug output or its events.
+    let shown = format!("{run:?} {:?}", h.events().collect::<Vec<_>>().await);
+    for secret in ["pw-1234-secret", "global-5678-value"] {
+        assert!(!shown.contains(secret), "{secret} leaked");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn missing_or_forbidden_keys_fail_before_any_container() {
+    let fake = fake();
+    let (secrets, objects) = stores().await;
+    let e = builder(&fake)
+        .0
+        .secret_store(secrets)
+        .object_store(objects)
+        .build()
+        .unwrap();
+    let p = Pipeline::new("subst", "subst").tasks([
+        Task::new("missing_secret", "ok").variable("A", "secret{{nothing_here}}"),
+        Task::new("forbidden", "ok").variable("B", "global_secret{{private}}"),
+        Task::new("missing_object", "ok").variable("C", "run_object{{not_left}}"),
+        Task::new("fine", "ok"),
+        Task::new("after", "ok").depends_on("missing_secret", Success),
+    ]);
+    let run = finish(&e.start_run(&p, RunOptions::new()).unwrap()).await;
+    for (id, key) in [
+        ("missing_secret", "nothing_here"),
+        ("forbidden", "private"),
+        ("missing_object", "not_left"),
+    ] {
+        let t = task(&run, id);
+        assert_eq!(t.status, TaskStatus::Failed, "{t:?}");
+        assert_eq!(t.reason, Some(StatusReason::FailedPrecondition));
+        assert!(t.message.as_deref().unwrap().contains(key), "{t:?}");
+        assert!(
+            fake.request(&cname("subst", 1, id)).is_none(),
+            "{id} got a container"
+        );
+    }
+    assert!(task(&run, "forbidden")
+        .message
+        .as_deref()
+        .unwrap()
+        .contains("not allowed"));
+    assert!(!format!("{run:?}").contains("nope-nope"));
+    assert_eq!(task(&run, "fine").status, TaskStatus::Successful);
+    assert_eq!(task(&run, "after").status, TaskStatus::Skipped);
+    assert_eq!(fake.requests().len(), 1);
+    assert_eq!(run.status, RunStatus::Failed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn api_token_is_unique_per_run_masked_and_revoked() {
+    let fake = fake();
+    let tokens = Arc::new(Tokens::default());
+    let e = builder(&fake)
+        .0
+        .token_issuer(tokens.clone())
+        .build()
+        .unwrap();
+    let p = Pipeline::new("tok", "tok").tasks([
+        Task::new("wants", "ok").inject_api_token(true),
+        Task::new("plain", "ok"),
+    ]);
+    let r1 = finish(&e.start_run(&p, RunOptions::new()).unwrap()).await;
+    let r2 = finish(&e.start_run(&p, RunOptions::new()).unwrap()).await;
+    let issued = tokens.issued.lock().unwrap().clone();
+    assert_eq!(issued.len(), 2);
+    assert_ne!(issued[0].1, issued[1].1);
+    let mut revoked = tokens.revoked.lock().unwrap().clone();
+    revoked.sort();
+    assert_eq!(revoked, issued);
+    for (run, (n, token)) in [(&r1, &issued[0]), (&r2, &issued[1])] {
+        let env = env_of(&fake, &cname("tok", *n, "wants"));
+        assert_eq!(get(&env, "GOFER_API_TOKEN").as_ref(), Some(token));
+        assert!(get(
+            &env_of(&fake, &cname("tok", *n, "plain")),
+            "GOFER_API_TOKEN"
+        )
+        .is_none());
+        let var = task(run, "wants")
+            .variables
+            .iter()
+            .find(|v| v.key == "GOFER_API_TOKEN")
+            .unwrap()
+            .clone();
+        assert_eq!(var.value, MASK);
+        assert_eq!(var.source, VariableSource::System);
+        assert!(!format!("{run:?}").contains(token.as_str()));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_token_is_issued_when_no_task_asks() {
+    let fake = fake();
+    let tokens = Arc::new(Tokens::default());
+    let e = builder(&fake)
+        .0
+        .token_issuer(tokens.clone())
+        .build()
+        .unwrap();
+    let p = Pipeline::new("notok", "notok").task(Task::new("plain", "ok"));
+    finish(&e.start_run(&p, RunOptions::new()).unwrap()).await;
+    assert!(tokens.issued.lock().unwrap().is_empty());
+}
