@@ -32,7 +32,8 @@ pub const FILE: &str = "file";
 ///   listings skip). Others get [`StoreError::InvalidKey`]; pipeline ids follow
 ///   [`gofer_core::validate_id`]. Symbolic links are followed.
 /// - A global secret without an allow file is allowed to no pipeline (fail closed).
-/// - Files are read at each call, so a rotated mount is seen at once. Writes return
+/// - Files are read at each call, so a rotated mount is seen at once; a file larger
+///   than [`MAX_SECRET_FILE_BYTES`] is refused with [`StoreError::Limit`]. Writes return
 ///   [`StoreError::NotSupported`].
 #[derive(Debug, Clone)]
 pub struct FileSecretStore {
@@ -60,8 +61,23 @@ fn check_file_key(key: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Largest secret file read, in bytes.
+pub const MAX_SECRET_FILE_BYTES: u64 = 1024 * 1024;
+
 /// Reads a value; `None` when the file does not exist.
 fn read_value(path: &Path) -> Result<Option<SecretString>, StoreError> {
+    if let Ok(meta) = std::fs::metadata(path) {
+        if meta.len() > MAX_SECRET_FILE_BYTES {
+            return Err(StoreError::Limit {
+                store: FILE,
+                message: format!(
+                    "secret file {} has {} bytes, more than {MAX_SECRET_FILE_BYTES}",
+                    path.display(),
+                    meta.len()
+                ),
+            });
+        }
+    }
     let bytes = match std::fs::read(path) {
         Ok(b) => Zeroizing::new(b),
         Err(e)
@@ -311,6 +327,17 @@ mod tests {
         std::fs::write(p.join(".hidden"), "h").unwrap();
         std::fs::write(p.join("BAD_UTF8"), [0xff, 0xfe]).unwrap();
         std::fs::create_dir(p.join("subdir")).unwrap();
+        std::fs::write(
+            p.join("HUGE"),
+            vec![b'a'; MAX_SECRET_FILE_BYTES as usize + 1],
+        )
+        .unwrap();
+        let e = st
+            .get_pipeline_secret("build-web", "HUGE")
+            .await
+            .unwrap_err();
+        assert!(matches!(e, StoreError::Limit { .. }), "{e}");
+        std::fs::remove_file(p.join("HUGE")).unwrap();
         let get = |k: &'static str| {
             let st = st.clone();
             async move { st.get_pipeline_secret("build-web", k).await }

@@ -14,7 +14,7 @@ pub mod testing;
 mod validate;
 
 pub use env::{EnvSecretStore, DEFAULT_ENV_PREFIX, ENV};
-pub use file::{FileSecretStore, FILE};
+pub use file::{FileSecretStore, FILE, MAX_SECRET_FILE_BYTES};
 pub use key::{EncryptionKey, KeyError, KEY_LEN};
 pub use sqlite_object::{SqliteObjectStore, DEFAULT_KEEP_RUNS, DEFAULT_MAX_PIPELINE_OBJECTS};
 pub use sqlite_secret::{SqliteSecretStore, SQLITE};

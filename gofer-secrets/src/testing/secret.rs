@@ -236,10 +236,12 @@ pub async fn global_reads(store: &DynSecretStore) {
         .map(|g| GlobalSecretInfo::new(g.key, g.allow.iter().map(|p| p.to_string()).collect()))
         .collect();
     want.sort_by(|a, b| a.key.cmp(&b.key));
-    let got: Vec<GlobalSecretInfo> = store
-        .list_global_secrets()
-        .await
-        .expect("list globals")
+    let all = store.list_global_secrets().await.expect("list globals");
+    assert!(
+        all.windows(2).all(|w| w[0].key < w[1].key),
+        "global secrets are listed sorted by key: {all:?}"
+    );
+    let got: Vec<GlobalSecretInfo> = all
         .into_iter()
         .filter(|g| fx.global_secrets.iter().any(|f| f.key == g.key))
         .collect();
@@ -439,11 +441,40 @@ pub async fn global_writes(store: &DynSecretStore, writable: bool) {
 }
 
 /// Many concurrent writers, overwriters, readers and deleters: nothing is lost,
-/// nothing is corrupted. Writable stores only.
+/// nothing is corrupted. A read-only store (`writable` false) gets many concurrent
+/// readers of the [`fixture`] instead.
 ///
 /// # Panics
 /// When a value is lost or wrong.
-pub async fn secret_concurrent_access(store: &DynSecretStore) {
+pub async fn secret_concurrent_access(store: &DynSecretStore, writable: bool) {
+    if !writable {
+        let fx = fixture();
+        let fx = &fx;
+        join_all((0..16).map(|_| async move {
+            for s in &fx.pipeline_secrets {
+                let v = store
+                    .get_pipeline_secret(s.pipeline, s.key)
+                    .await
+                    .expect("concurrent get");
+                assert_eq!(v.expose_secret(), s.value);
+            }
+            let v = store
+                .get_global_secret("suite-alpha", "SHARED_TOKEN")
+                .await
+                .expect("concurrent global get");
+            assert_eq!(v.expose_secret(), "shared-global-3Jd8");
+            assert_eq!(
+                store
+                    .list_pipeline_secrets("suite-alpha")
+                    .await
+                    .expect("list")
+                    .len(),
+                3
+            );
+        }))
+        .await;
+        return;
+    }
     let p = "suite-concurrent";
     const WRITERS: usize = 8;
     const KEYS: usize = 16;
