@@ -420,3 +420,85 @@ mod tests {
         assert_eq!(p.validate(), Ok(()));
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::task::{RequiredParentStatus, Task};
+    use proptest::prelude::*;
+
+    fn status() -> impl Strategy<Value = RequiredParentStatus> {
+        prop_oneof![
+            Just(RequiredParentStatus::Any),
+            Just(RequiredParentStatus::Success),
+            Just(RequiredParentStatus::Failure)
+        ]
+    }
+
+    /// A DAG: task i may depend only on tasks with a smaller index.
+    fn dag() -> impl Strategy<Value = Vec<Vec<(usize, RequiredParentStatus)>>> {
+        (1usize..40).prop_flat_map(|n| {
+            (0..n)
+                .map(|i| proptest::collection::vec((0..i.max(1), status()), 0..(i.min(4) + 1)))
+                .collect::<Vec<_>>()
+                .prop_map(|mut v| {
+                    v[0].clear();
+                    v
+                })
+        })
+    }
+
+    fn build(prefix: &str, edges: &[Vec<(usize, RequiredParentStatus)>]) -> Vec<Task> {
+        edges
+            .iter()
+            .enumerate()
+            .map(|(i, parents)| {
+                Task::new(format!("{prefix}{i:03}"), "busybox")
+                    .variable("KEY_1", "value")
+                    .depends_on_many(parents.iter().map(|(p, s)| (format!("{prefix}{p:03}"), *s)))
+            })
+            .collect()
+    }
+
+    proptest! {
+        #[test]
+        fn every_generated_valid_pipeline_validates(edges in dag(), par in 0..=MAX_PARALLELISM) {
+            let p = Pipeline::new("pipe", "P").parallelism(par).tasks(build("t", &edges));
+            prop_assert_eq!(p.validate(), Ok(()));
+        }
+
+        #[test]
+        fn every_generated_cycle_is_reported(
+            edges in dag(),
+            ring_len in 1usize..8,
+            into_ring in proptest::collection::vec((0usize..40, 0usize..8), 0..10),
+        ) {
+            // A ring r0 <- r1 <- ... <- r(k-1) <- r0, plus DAG tasks that may depend on ring
+            // tasks (never the reverse), so the ring is the only cycle.
+            let mut tasks = build("t", &edges);
+            for i in 0..ring_len {
+                let parent = format!("r{:03}", (i + 1) % ring_len);
+                tasks.push(Task::new(format!("r{i:03}"), "busybox").depends_on(parent, RequiredParentStatus::Any));
+            }
+            for (t, r) in into_ring {
+                if let Some(task) = tasks.get_mut(t % edges.len()) {
+                    task.depends_on.insert(format!("r{:03}", r % ring_len), RequiredParentStatus::Any);
+                }
+            }
+            let err = Pipeline::new("pipe", "P").tasks(tasks).validate().expect_err("cycle");
+            let cycles: Vec<_> = err.issues.iter().filter_map(|i| match i {
+                ValidationIssue::Cycle { cycle } => Some(cycle.clone()),
+                _ => None,
+            }).collect();
+            prop_assert_eq!(cycles.len(), 1, "{:?}", err.issues);
+            let cycle = &cycles[0];
+            prop_assert_eq!(cycle.len(), ring_len + 1);
+            prop_assert_eq!(cycle.first(), cycle.last());
+            let mut members: Vec<_> = cycle[..ring_len].to_vec();
+            members.sort();
+            let expected: Vec<_> = (0..ring_len).map(|i| format!("r{i:03}")).collect();
+            prop_assert_eq!(members, expected);
+            prop_assert_eq!(err.issues.len(), 1);
+        }
+    }
+}

@@ -81,6 +81,7 @@ pub struct Behaviour {
     pub(crate) end: End,
     pub(crate) on_term: OnTerm,
     pub(crate) pull_failure: Option<PullFailure>,
+    pub(crate) pull_delay: Duration,
     pub(crate) start_failure: Option<String>,
 }
 
@@ -98,6 +99,7 @@ impl Behaviour {
             end: End::Exit(0),
             on_term: OnTerm::Default,
             pull_failure: None,
+            pull_delay: Duration::ZERO,
             start_failure: None,
         }
     }
@@ -186,6 +188,13 @@ impl Behaviour {
     #[must_use]
     pub fn fail_pull(mut self, failure: PullFailure) -> Self {
         self.pull_failure = Some(failure);
+        self
+    }
+
+    /// Makes each pull of the image take `d` (tokio time), to model slow registries.
+    #[must_use]
+    pub fn pull_delay(mut self, d: Duration) -> Self {
+        self.pull_delay = d;
         self
     }
 

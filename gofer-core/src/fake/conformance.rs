@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use super::behaviour::Behaviour;
-use super::scheduler::{FakeScheduler, ImageConfig};
+use super::image::ImageConfig;
+use super::scheduler::FakeScheduler;
 use crate::testing::conformance::{expected_big_output, Workload, Workloads, INTERLEAVED_LINES};
 
 /// The fake's general-purpose image: present locally, `echo`, `env` and `true` on its

@@ -253,13 +253,16 @@ impl Container {
 
     async fn run(&self, behaviour: Behaviour, process: Process) -> ExitStatus {
         let mut signals = self.signals.subscribe();
+        // A signal sent before this task first ran is already in the channel: look at
+        // the current value first, then at every change.
+        signals.mark_changed();
         let mut on_term = behaviour.on_term.clone();
         let mut main: Pin<Box<dyn Future<Output = ExitStatus> + Send + '_>> =
             Box::pin(self.play(behaviour, process.clone()));
         let mut term_seen = false;
         loop {
             tokio::select! {
-                status = &mut main => return status,
+                biased;
                 changed = signals.changed() => {
                     if changed.is_err() {
                         return main.await;
@@ -281,6 +284,7 @@ impl Container {
                         }
                     }
                 }
+                status = &mut main => return status,
             }
         }
     }

@@ -10,9 +10,17 @@ mod behaviour;
 #[cfg(feature = "conformance")]
 mod conformance;
 mod container;
+mod engine;
+mod image;
 mod scheduler;
 
 pub use behaviour::{Behaviour, End, OnTerm, PullFailure, Step};
 #[cfg(feature = "conformance")]
 pub use conformance::FAKE_BOX;
-pub use scheduler::{FakeScheduler, ImageConfig, PullRecord, NAME};
+pub use image::{ImageConfig, PullRecord};
+pub use scheduler::{FakeScheduler, NAME};
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_scripting;

@@ -2,110 +2,42 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
-use async_trait::async_trait;
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 
 use super::behaviour::{Behaviour, PullFailure};
-use super::container::{Clock, Container, Process};
+use super::container::{Clock, Container};
+use super::image::{normalize_image, ImageConfig, PullRecord, RegistryImage};
 use crate::error::SchedulerError;
 use crate::scheduler::{
-    Capabilities, ContainerId, ContainerSpec, ContainerState, ContainerSummary, ExitStatus,
-    LogStream, NetworkMode, PullProgress, SandboxSpec, Scheduler,
+    Capabilities, ContainerId, ContainerSpec, ContainerState, PullProgress, SandboxSpec,
 };
-use crate::task::PullPolicy;
 
 /// The fake's name in errors and spans.
 pub const NAME: &str = "fake";
 
-/// One image pull the fake performed (or tried).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct PullRecord {
-    /// The image reference as requested.
-    pub image: String,
-    /// The registry user name sent, if any (never the password).
-    pub username: Option<String>,
-    /// The pull policy of the request.
-    pub policy: PullPolicy,
-    /// Whether the pull succeeded.
-    pub succeeded: bool,
-}
-
-/// An image's configuration: what runs when a request overrides nothing.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ImageConfig {
-    /// The image's entrypoint.
-    pub entrypoint: Vec<String>,
-    /// The image's command.
-    pub cmd: Vec<String>,
-    /// The image's environment (`ENV` lines); a request's env overrides it.
-    pub env: Vec<(String, String)>,
-}
-
-impl ImageConfig {
-    /// An image whose default command is `cmd`, with no entrypoint and no env.
-    pub fn cmd<I, S>(cmd: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        Self {
-            cmd: cmd.into_iter().map(Into::into).collect(),
-            ..Self::default()
-        }
-    }
-
-    /// Adds an image environment variable.
-    #[must_use]
-    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.env.push((key.into(), value.into()));
-        self
-    }
-
-    /// Sets the entrypoint.
-    #[must_use]
-    pub fn entrypoint<I, S>(mut self, e: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.entrypoint = e.into_iter().map(Into::into).collect();
-        self
-    }
-}
-
-#[derive(Debug, Clone)]
-struct RegistryImage {
-    /// `(username, password)` the registry requires, if any.
-    credentials: Option<(String, String)>,
-}
-
-#[derive(Debug)]
-struct State {
-    capabilities: Capabilities,
-    default_behaviour: Behaviour,
-    image_rules: HashMap<String, Behaviour>,
-    program_rules: HashMap<String, Behaviour>,
-    name_rules: Vec<(String, Behaviour)>,
-    image_configs: HashMap<String, ImageConfig>,
-    local_images: BTreeSet<String>,
-    registry: HashMap<String, RegistryImage>,
-    containers: BTreeMap<ContainerId, Arc<Container>>,
-    names: HashMap<String, ContainerId>,
-    requests: Vec<ContainerSpec>,
-    pulls: Vec<PullRecord>,
-    sandboxes: Vec<SandboxSpec>,
-    next_id: u64,
+pub(super) struct State {
+    pub(super) capabilities: Capabilities,
+    pub(super) default_behaviour: Behaviour,
+    pub(super) image_rules: HashMap<String, Behaviour>,
+    pub(super) program_rules: HashMap<String, Behaviour>,
+    pub(super) name_rules: Vec<(String, Behaviour)>,
+    pub(super) image_configs: HashMap<String, ImageConfig>,
+    pub(super) local_images: BTreeSet<String>,
+    pub(super) registry: HashMap<String, RegistryImage>,
+    pub(super) containers: BTreeMap<ContainerId, Arc<Container>>,
+    pub(super) names: HashMap<String, ContainerId>,
+    pub(super) requests: Vec<ContainerSpec>,
+    pub(super) pulls: Vec<PullRecord>,
+    pub(super) sandboxes: Vec<SandboxSpec>,
+    pub(super) next_id: u64,
 }
 
 /// A faithful in-memory container engine, for tests.
 ///
 /// It has the state machine of a real engine (a name cannot be used twice, logs stay
 /// readable after exit, removing a running container needs force, a wait returns at
-/// once for an exited container and [`ExitStatus::Removed`] when the container is
+/// once for an exited container and [`ExitStatus::Removed`](crate::ExitStatus::Removed) when the container is
 /// removed while waited on, ...), and it passes the conformance suite. What a
 /// container does is scripted with a [`Behaviour`], chosen in this order: by container
 /// name ([`FakeScheduler::on_name`], longest matching prefix), by program (the first
@@ -141,25 +73,27 @@ struct State {
 /// #     tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(f)
 /// # }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct FakeScheduler {
     state: Arc<Mutex<State>>,
     clock: Clock,
 }
 
-impl Default for FakeScheduler {
-    fn default() -> Self {
-        Self::new()
+impl std::fmt::Debug for FakeScheduler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.lock();
+        f.debug_struct("FakeScheduler")
+            .field("containers", &s.containers.len())
+            .field("requests", &s.requests.len())
+            .field("pulls", &s.pulls.len())
+            .field("local_images", &s.local_images)
+            .finish_non_exhaustive()
     }
 }
 
-/// `name:latest` when the reference has neither tag nor digest.
-pub(crate) fn normalize_image(image: &str) -> String {
-    let last = image.rsplit('/').next().unwrap_or(image);
-    if last.contains(':') || last.contains('@') {
-        image.to_string()
-    } else {
-        format!("{image}:latest")
+impl Default for FakeScheduler {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -192,7 +126,7 @@ impl FakeScheduler {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -261,7 +195,10 @@ impl FakeScheduler {
         self.lock().registry.insert(
             normalize_image(image),
             RegistryImage {
-                credentials: Some((username.to_string(), password.to_string())),
+                credentials: Some((
+                    username.to_string(),
+                    SecretString::from(password.to_string()),
+                )),
             },
         );
         self
@@ -279,7 +216,7 @@ impl FakeScheduler {
     /// Sets the declared capabilities (for instance without
     /// [`Capabilities::network_sandbox`], to model a backend that has none).
     #[must_use]
-    pub fn capabilities(self, capabilities: Capabilities) -> Self {
+    pub fn with_capabilities(self, capabilities: Capabilities) -> Self {
         self.lock().capabilities = capabilities;
         self
     }
@@ -329,7 +266,7 @@ impl FakeScheduler {
         self.lock().local_images.contains(&normalize_image(image))
     }
 
-    fn find(&self, id: &ContainerId) -> Result<Arc<Container>, SchedulerError> {
+    pub(super) fn find(&self, id: &ContainerId) -> Result<Arc<Container>, SchedulerError> {
         let s = self.lock();
         let found = s
             .containers
@@ -344,7 +281,10 @@ impl FakeScheduler {
     }
 
     /// The behaviour and the effective argv for a request.
-    fn resolve(&self, spec: &ContainerSpec) -> (Behaviour, Vec<String>, Vec<(String, String)>) {
+    pub(super) fn resolve(
+        &self,
+        spec: &ContainerSpec,
+    ) -> (Behaviour, Vec<String>, Vec<(String, String)>) {
         let s = self.lock();
         let image = normalize_image(&spec.image);
         let config = s.image_configs.get(&image).cloned().unwrap_or_default();
@@ -372,7 +312,11 @@ impl FakeScheduler {
         (behaviour, argv, config.env)
     }
 
-    fn pull(&self, spec: &ContainerSpec, behaviour: &Behaviour) -> Result<(), SchedulerError> {
+    pub(super) fn pull(
+        &self,
+        spec: &ContainerSpec,
+        behaviour: &Behaviour,
+    ) -> Result<(), SchedulerError> {
         let image = normalize_image(&spec.image);
         let username = spec.registry_auth.as_ref().map(|a| a.username.clone());
         let result = {
@@ -389,7 +333,8 @@ impl FakeScheduler {
                 (None, Some(reg)) => match (&reg.credentials, &spec.registry_auth) {
                     (None, _) => Ok(()),
                     (Some((u, p)), Some(auth))
-                        if *u == auth.username && p.as_str() == auth.password.expose_secret() =>
+                        if *u == auth.username
+                            && p.expose_secret() == auth.password.expose_secret() =>
                     {
                         Ok(())
                     }
@@ -418,7 +363,7 @@ impl FakeScheduler {
     }
 
     /// Creates and starts a container under the lock, so a name is never used twice.
-    fn create(
+    pub(super) fn create(
         &self,
         name: &str,
         labels: BTreeMap<String, String>,
@@ -442,7 +387,7 @@ impl FakeScheduler {
         Ok(c)
     }
 
-    fn forget(&self, c: &Container) {
+    pub(super) fn forget(&self, c: &Container) {
         let mut s = self.lock();
         s.containers.remove(&c.id);
         if s.names.get(&c.name) == Some(&c.id) {
@@ -460,140 +405,5 @@ fn unauthorized(spec: &ContainerSpec) -> SchedulerError {
         } else {
             "the registry requires credentials".to_string()
         },
-    }
-}
-
-#[async_trait]
-impl Scheduler for FakeScheduler {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        self.lock().capabilities
-    }
-
-    #[tracing::instrument(level = "debug", skip_all, fields(scheduler = NAME, name = %spec.name, image = %spec.image))]
-    async fn start(&self, spec: ContainerSpec) -> Result<ContainerId, SchedulerError> {
-        self.lock().requests.push(spec.clone());
-        if spec.name.is_empty() {
-            return Err(SchedulerError::InvalidRequest {
-                scheduler: NAME,
-                field: "name",
-                message: "a container name is required".to_string(),
-            });
-        }
-        if let NetworkMode::Sandbox(sandbox) = &spec.network {
-            let holder = self.find(sandbox)?;
-            if holder.state() != ContainerState::Running {
-                return Err(SchedulerError::Conflict {
-                    scheduler: NAME,
-                    id: sandbox.0.clone(),
-                    message: "the network sandbox is not running".to_string(),
-                });
-            }
-        }
-        let (behaviour, argv, image_env) = self.resolve(&spec);
-        let present = self
-            .lock()
-            .local_images
-            .contains(&normalize_image(&spec.image));
-        match spec.pull_policy {
-            PullPolicy::Never if !present => {
-                return Err(SchedulerError::NoSuchImage {
-                    scheduler: NAME,
-                    image: spec.image.clone(),
-                    message: "not present locally and the pull policy is Never".to_string(),
-                })
-            }
-            PullPolicy::Never => {}
-            PullPolicy::IfNotPresent if present => {}
-            PullPolicy::IfNotPresent | PullPolicy::Always => self.pull(&spec, &behaviour)?,
-        }
-        // Tokio-aware yield, so concurrent starts interleave like real ones.
-        tokio::task::yield_now().await;
-        let container = self.create(&spec.name, spec.labels.clone())?;
-        if let Some(message) = &behaviour.start_failure {
-            self.forget(&container);
-            container.mark_removed();
-            return Err(SchedulerError::engine(NAME, "start", message.clone()));
-        }
-        let process = Process::from_spec(&spec, argv, &image_env);
-        container.spawn(behaviour, process);
-        tracing::debug!(id = %container.id, "started");
-        Ok(container.id.clone())
-    }
-
-    async fn wait(&self, id: &ContainerId) -> Result<ExitStatus, SchedulerError> {
-        let c = self.find(id)?;
-        Ok(c.wait().await)
-    }
-
-    async fn state(&self, id: &ContainerId) -> Result<ContainerState, SchedulerError> {
-        Ok(self.find(id)?.state())
-    }
-
-    async fn logs(&self, id: &ContainerId) -> Result<LogStream, SchedulerError> {
-        Ok(self.find(id)?.logs())
-    }
-
-    #[tracing::instrument(level = "debug", skip_all, fields(scheduler = NAME, id = %id))]
-    async fn stop(&self, id: &ContainerId, grace: Duration) -> Result<(), SchedulerError> {
-        let c = self.find(id)?;
-        if matches!(c.state(), ContainerState::Exited { .. }) {
-            return Ok(());
-        }
-        c.send_term();
-        if tokio::time::timeout(grace, c.wait()).await.is_err() {
-            c.send_kill();
-            c.wait().await;
-        }
-        Ok(())
-    }
-
-    #[tracing::instrument(level = "debug", skip_all, fields(scheduler = NAME, id = %id, force))]
-    async fn remove(&self, id: &ContainerId, force: bool) -> Result<(), SchedulerError> {
-        let c = self.find(id)?;
-        if c.state() == ContainerState::Running && !force {
-            return Err(SchedulerError::Conflict {
-                scheduler: NAME,
-                id: id.0.clone(),
-                message: "cannot remove a running container without force".to_string(),
-            });
-        }
-        self.forget(&c);
-        c.mark_removed();
-        Ok(())
-    }
-
-    async fn list(
-        &self,
-        labels: &BTreeMap<String, String>,
-    ) -> Result<Vec<ContainerSummary>, SchedulerError> {
-        let all: Vec<Arc<Container>> = self.lock().containers.values().cloned().collect();
-        Ok(all
-            .into_iter()
-            .filter(|c| labels.iter().all(|(k, v)| c.labels.get(k) == Some(v)))
-            .map(|c| ContainerSummary::new(c.id.clone(), &c.name, c.labels.clone(), c.state()))
-            .collect())
-    }
-
-    #[tracing::instrument(level = "debug", skip_all, fields(scheduler = NAME, name = %spec.name))]
-    async fn create_sandbox(&self, spec: SandboxSpec) -> Result<ContainerId, SchedulerError> {
-        self.lock().sandboxes.push(spec.clone());
-        if !self.lock().capabilities.network_sandbox {
-            return Err(SchedulerError::NotSupported {
-                scheduler: NAME,
-                operation: "create_sandbox",
-            });
-        }
-        let c = self.create(&spec.name, spec.labels.clone())?;
-        let process = Process {
-            argv: vec!["sleep".to_string(), "infinity".to_string()],
-            env: Vec::new(),
-            init: true,
-        };
-        c.spawn(Behaviour::run_until_stopped(), process);
-        Ok(c.id.clone())
     }
 }

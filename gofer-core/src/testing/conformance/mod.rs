@@ -24,6 +24,7 @@ mod cases_images;
 mod cases_lifecycle;
 mod cases_logs;
 mod cases_run;
+mod serial;
 mod support;
 mod workloads;
 
@@ -44,6 +45,7 @@ pub use cases_run::{
     command_and_entrypoint_override_image, env_reaches_container_exactly, exit_codes_are_reported,
     network_sandbox_can_be_joined, out_of_memory_is_reported, twenty_containers_at_once,
 };
+pub use serial::{one_at_a_time, Exclusive};
 pub use support::{CONFORMANCE_LABEL, STEP_LIMIT};
 pub use workloads::{
     expected_big_output, Workload, Workloads, BIG_OUTPUT_LINES, BIG_OUTPUT_LINE_LEN,
@@ -110,7 +112,13 @@ macro_rules! __gofer_conformance_cases {
 /// Call it once, at the top level of a backend crate's `tests/conformance.rs`, with an
 /// expression that evaluates to a future of a scheduler and its [`Workloads`]
 /// (anything [`IntoSetup`]: `(S, Workloads)` or `Option<(S, Workloads)>`, where `None`
-/// skips). The expression is evaluated afresh in each test. Prefix it with
+/// skips). The expression is evaluated afresh in each test. Call the macro once per
+/// module (it defines the test functions, named after the cases, and a helper).
+///
+/// Prefix the expression with `one_at_a_time:` to run the cases one after another
+/// (the test harness runs tests in parallel; on a small machine a real engine busy
+/// with twenty containers of one case can slow the timed stop of another); see
+/// [`one_at_a_time`]. Prefix it with
 /// `paused_time:` to run the tests under `tokio::time::pause()` (for in-memory
 /// backends; real engines need real time). The calling crate needs `tokio` (features
 /// `macros`, `rt`, and `test-util` for `paused_time:`) as a dev-dependency and
@@ -132,6 +140,15 @@ macro_rules! conformance_tests {
             [tokio::test(start_paused = true)] $setup
         });
     };
+    (one_at_a_time: $setup:expr $(,)?) => {
+        $crate::conformance_tests!(
+            async {
+                let turn = $crate::testing::conformance::one_at_a_time().await;
+                $crate::testing::conformance::IntoSetup::into_setup($setup.await)
+                    .map(|(s, w)| ($crate::testing::conformance::Exclusive::new(s, turn), w))
+            }
+        );
+    };
     ($setup:expr $(,)?) => {
         $crate::__gofer_conformance_cases!($crate::__gofer_conformance_test {
             [tokio::test] $setup
@@ -143,11 +160,22 @@ macro_rules! conformance_tests {
 #[macro_export]
 macro_rules! __gofer_conformance_test {
     ({ [$attr:meta] $setup:expr } $($case:ident),* $(,)?) => {
+        /// The setup expression, evaluated afresh by each generated test (a function
+        /// outside the tests, so it is type-checked in every build).
+        #[allow(dead_code)]
+        async fn __gofer_conformance_setup() -> ::core::option::Option<(
+            ::std::boxed::Box<$crate::DynScheduler>,
+            $crate::testing::conformance::Workloads,
+        )> {
+            $crate::testing::conformance::IntoSetup::into_setup($setup.await)
+        }
+
         $(
             #[$attr]
             async fn $case() {
-                let setup = $crate::testing::conformance::IntoSetup::into_setup($setup.await);
-                let ::core::option::Option::Some((scheduler, workloads)) = setup else {
+                let ::core::option::Option::Some((scheduler, workloads)) =
+                    __gofer_conformance_setup().await
+                else {
                     return;
                 };
                 if let ::core::result::Result::Err(e) =

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Makes sure the container engines the tests and the main job need are up:
+# Docker (+ the local registries and the busybox test image) and Podman.
+# Starts what is missing when it can (root, no systemd needed); otherwise says what is
+# missing and how to get it. Usage: scripts/engines.sh [docker|podman|all]   (default: all)
+# Exit status: 0 when every requested engine answers, 1 otherwise.
+set -uo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+want="${1:-all}"
+status=0
+
+docker_up() { docker info >/dev/null 2>&1 && curl -sf http://127.0.0.1:5000/v2/ >/dev/null 2>&1; }
+podman_up() {
+  local sock="${PODMAN_SOCK:-/run/podman/podman.sock}"
+  curl -sf --unix-socket "$sock" http://d/_ping >/dev/null 2>&1
+}
+
+ensure() {
+  local name=$1 check=$2 setup=$3
+  if $check; then
+    echo "engines: $name is up"
+    return 0
+  fi
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "engines: $name is not reachable and this is not root, so it cannot be set up here." >&2
+    echo "engines: run 'sudo $setup' (Debian/Ubuntu) or start $name yourself." >&2
+    return 1
+  fi
+  echo "engines: setting up $name with $setup"
+  if ! "$setup"; then
+    echo "engines: $setup failed; see its output above." >&2
+    return 1
+  fi
+  $check
+}
+
+case "$want" in
+  docker) ensure docker docker_up "$here/setup-docker.sh" || status=1 ;;
+  podman) ensure podman podman_up "$here/setup-podman.sh" || status=1 ;;
+  all)    ensure docker docker_up "$here/setup-docker.sh" || status=1
+          ensure podman podman_up "$here/setup-podman.sh" || status=1 ;;
+  *) echo "usage: $0 [docker|podman|all]" >&2; exit 2 ;;
+esac
+exit $status
