@@ -98,13 +98,18 @@ where
     F: FnOnce(&mut S) -> Result<T, StoreError> + Send + 'static,
 {
     let shared = Arc::clone(shared);
-    tokio::task::spawn_blocking(move || f(&mut lock(&shared)))
-        .await
-        .map_err(|e| StoreError::Backend {
-            store,
-            operation,
-            source: Box::new(e),
-        })?
+    // Keep the caller's span (store, operation, ids) on what the closure logs.
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
+        f(&mut lock(&shared))
+    })
+    .await
+    .map_err(|e| StoreError::Backend {
+        store,
+        operation,
+        source: Box::new(e),
+    })?
 }
 
 /// Reads a text setting from the `gofer_meta` table.

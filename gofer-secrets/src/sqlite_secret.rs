@@ -219,7 +219,9 @@ impl SqliteSecretStore {
         let path = path.as_ref().to_path_buf();
         let span = tracing::debug_span!("secret_store.open", store = SQLITE, path = %path.display(), key_id = key.id());
         let p = path.clone();
+        let inner = span.clone();
         let state = tokio::task::spawn_blocking(move || -> Result<State, StoreError> {
+            let _entered = inner.enter();
             let mut conn = db::open(SQLITE, &p)?;
             // Overwrite freed space, so replaced ciphertexts (such as those under a
             // rotated-out key) do not linger in the file.
