@@ -214,31 +214,46 @@ impl EncryptionKey {
     }
 
     /// Reads the key file at `path`, or, when it does not exist, generates a key and
-    /// writes it there as base64 with mode `0600` (created exclusively, so two hosts
-    /// starting at once cannot both write one). This is the simplest way for a host to
-    /// keep its key: generated once, then read at every start.
+    /// writes it there as base64 with mode `0600`. This is the simplest way for a host
+    /// to keep its key: generated once, then read at every start.
+    ///
+    /// The new file appears atomically with its whole content (written beside it,
+    /// then hard-linked into place), so a crash never leaves an empty key file and two
+    /// hosts starting at once end up with the same key.
     ///
     /// # Errors
     /// As [`EncryptionKey::read_file`] and [`EncryptionKey::generate`], and
     /// [`KeyError::Io`] when the file cannot be created.
     pub fn load_or_create_file(path: impl AsRef<Path>) -> Result<Self, KeyError> {
         let path = path.as_ref();
+        match Self::read_file(path) {
+            Err(KeyError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
+            other => return other,
+        }
         let io = |source| KeyError::Io {
             path: path.to_path_buf(),
             source,
         };
         let key = Self::generate()?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = path.with_file_name(format!(".{name}.{}.tmp", key.id()));
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        match options.open(path) {
-            Ok(mut file) => {
-                let text = key.to_base64();
-                file.write_all(text.expose_secret().as_bytes())
-                    .and_then(|()| file.write_all(b"\n"))
-                    .and_then(|()| file.sync_all())
-                    .map_err(io)?;
+        let written = options.open(&tmp).and_then(|mut file| {
+            let text = key.to_base64();
+            file.write_all(text.expose_secret().as_bytes())?;
+            file.write_all(b"\n")?;
+            file.sync_all()
+        });
+        let linked = written.and_then(|()| std::fs::hard_link(&tmp, path));
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => {
                 tracing::info!(path = %path.display(), key_id = %key.id(), "generated a new encryption key");
                 Ok(key)
             }
@@ -425,6 +440,27 @@ mod tests {
             let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o600);
         }
+        // Racing creators agree on one key.
+        let raced = dir.path().join("raced.key");
+        let ids: Vec<String> = std::thread::scope(|sc| {
+            let hs: Vec<_> = (0..8)
+                .map(|_| {
+                    sc.spawn(|| {
+                        EncryptionKey::load_or_create_file(&raced)
+                            .unwrap()
+                            .id()
+                            .to_string()
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(ids.iter().all(|i| i == &ids[0]), "{ids:?}");
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(leftovers.len(), 2, "no temporary files left: {leftovers:?}");
         std::fs::write(&path, "garbage!").unwrap();
         let e = EncryptionKey::read_file(&path).unwrap_err();
         assert!(matches!(e, KeyError::InFile { .. }), "{e}");
