@@ -8,6 +8,7 @@ mod env;
 mod file;
 mod key;
 mod sqlite_object;
+mod sqlite_rows;
 mod sqlite_secret;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -14,13 +14,14 @@
 
 mod object;
 mod secret;
+mod secret_concurrency;
 
 pub use object::{
     object_concurrent_access, object_errors, pipeline_object_limit, pipeline_objects, run_expiry,
     run_objects,
 };
 pub use secret::{
-    fixture, global_reads, global_writes, pipeline_reads, pipeline_writes,
-    secret_concurrent_access, secrets_stay_hidden, seed, FixtureGlobal, FixtureSecret,
-    SecretFixture,
+    fixture, global_reads, global_writes, pipeline_reads, pipeline_writes, secrets_stay_hidden,
+    seed, FixtureGlobal, FixtureSecret, SecretFixture,
 };
+pub use secret_concurrency::secret_concurrent_access;
