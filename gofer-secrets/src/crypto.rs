@@ -186,4 +186,32 @@ mod tests {
         assert_ne!(n1, n2);
         assert_ne!(c1, c2);
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn any_flipped_byte_or_other_identity_fails(
+            pipeline in "[a-z0-9_-]{3,20}",
+            key in "[A-Za-z0-9_.]{1,30}",
+            value in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+            flip in proptest::prelude::any::<usize>(),
+            bit in 0u8..8,
+        ) {
+            let k = EncryptionKey::from_bytes(&[7; 32]).unwrap();
+            let (nonce, ct) = seal(&k, &id(&pipeline, &key), &value).unwrap();
+            proptest::prop_assert_eq!(&open(&k, &id(&pipeline, &key), &nonce, &ct).unwrap()[..], &value[..]);
+            let mut bad_ct = ct.clone();
+            let i = flip % bad_ct.len();
+            bad_ct[i] ^= 1 << bit;
+            proptest::prop_assert!(open(&k, &id(&pipeline, &key), &nonce, &bad_ct).is_none());
+            let mut bad_nonce = nonce;
+            bad_nonce[flip % NONCE_LEN] ^= 1 << bit;
+            proptest::prop_assert!(open(&k, &id(&pipeline, &key), &bad_nonce, &ct).is_none());
+            let other = format!("{}x", pipeline);
+            proptest::prop_assert!(open(&k, &id(&other, &key), &nonce, &ct).is_none());
+            let longer = format!("{}x", key);
+            proptest::prop_assert!(open(&k, &id(&pipeline, &longer), &nonce, &ct).is_none());
+        }
+    }
 }

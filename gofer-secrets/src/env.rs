@@ -333,4 +333,32 @@ mod tests {
         assert_eq!(st.global_variable("K"), "APP_GLOBAL_SECRET_K");
         assert_eq!(st.allow_variable("K"), "APP_GLOBAL_ALLOW_K");
     }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Any pipeline id the store accepts and any key round-trip through the
+        /// variable name, and never show up under another pipeline.
+        #[test]
+        fn variable_names_round_trip(
+            pipeline in "[A-Za-z0-9-]([A-Za-z0-9_-]{1,20}[A-Za-z0-9-])?".prop_filter("no __", |p| !p.contains("__")),
+            other in "[A-Za-z0-9-]{3,10}",
+            key in "[A-Za-z0-9_]{1,20}",
+        ) {
+            let names = EnvSecretStore::from_vars(Vec::<(String, String)>::new());
+            let st = EnvSecretStore::from_vars([(names.pipeline_variable(&pipeline, &key), "v")]);
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            rt.block_on(async {
+                let v = st.get_pipeline_secret(&pipeline, &key).await.unwrap();
+                prop_assert_eq!(v.expose_secret(), "v");
+                prop_assert_eq!(st.list_pipeline_secrets(&pipeline).await.unwrap(), vec![key.clone()]);
+                if other != pipeline {
+                    prop_assert!(st.list_pipeline_secrets(&other).await.unwrap().is_empty());
+                }
+                Ok(())
+            })?;
+        }
+    }
 }
