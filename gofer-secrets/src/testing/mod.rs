@@ -11,6 +11,23 @@
 //! read-only store is built from [`fixture`] by the caller (the crate's own tests
 //! show how for [`EnvSecretStore`](crate::EnvSecretStore) and
 //! [`FileSecretStore`](crate::FileSecretStore)).
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! use gofer_core::{InMemoryObjectStore, InMemorySecretStore};
+//! use gofer_secrets::testing;
+//!
+//! let secrets = InMemorySecretStore::new();
+//! testing::seed(&secrets, &testing::fixture()).await;
+//! testing::pipeline_reads(&secrets).await;
+//! testing::global_reads(&secrets).await;
+//! testing::pipeline_writes(&secrets, true).await;
+//!
+//! let objects = InMemoryObjectStore::new().keep_runs(3);
+//! testing::run_expiry(&objects, 3).await;
+//! testing::pipeline_object_limit(&objects, None).await;
+//! # });
+//! ```
 
 mod object;
 mod secret;
