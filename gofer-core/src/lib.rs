@@ -3,7 +3,7 @@
 #![deny(missing_docs)]
 
 pub mod error;
-mod executor;
+pub mod executor;
 pub mod fake;
 mod id;
 mod interpolate;

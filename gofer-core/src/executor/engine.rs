@@ -14,8 +14,9 @@ use crate::store::{DynObjectStore, DynSecretStore, InMemoryObjectStore, InMemory
 use crate::validate::ValidationErrors;
 use crate::variable::is_valid_env_key;
 
+use super::file_sink::FileLogSink;
 use super::handle::RunHandle;
-use super::logs::{FileLogSink, LogSink};
+use super::logs::LogSink;
 use super::model::{Run, RunState, RunStatus, TaskExecution};
 use super::recorder::Recorder;
 use super::run::{execute_run, RunCtx};

@@ -207,7 +207,7 @@ impl RunHandle {
     /// # Errors
     /// [`RunError::Aborted`] when the executor stopped before the run completed.
     pub async fn wait(&self) -> Result<Run, RunError> {
-        let mut rx = self.recorder.subscribe();
+        let mut rx = self.recorder.subscribe_done();
         loop {
             rx.borrow_and_update();
             let (finished, aborted) = self.recorder.finished();

@@ -5,6 +5,7 @@
 //! run store plugs in here: every change, including the task's container name before
 //! it is started, passes through these methods.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -55,6 +56,10 @@ pub(crate) struct Recorder {
     pub(crate) task_ids: Vec<Arc<str>>,
     record: Mutex<Record>,
     version: watch::Sender<u64>,
+    /// Whether anyone ever subscribed to `version`; until then changes wake nobody.
+    watched: AtomicBool,
+    /// Set once, when the run is finished (or aborted): waiters only wake then.
+    done: watch::Sender<bool>,
     pub(crate) stop: watch::Sender<Option<Stop>>,
 }
 
@@ -113,6 +118,8 @@ impl Recorder {
                 aborted: false,
             }),
             version: watch::channel(0).0,
+            watched: AtomicBool::new(false),
+            done: watch::channel(false).0,
             stop: watch::channel(None).0,
         }
     }
@@ -124,11 +131,23 @@ impl Recorder {
     }
 
     fn bump(&self) {
-        self.version.send_modify(|v| *v = v.wrapping_add(1));
+        // Set under the record's lock by `subscribe`: a change made before a
+        // subscription is seen by the subscriber's first read, one made after it sees
+        // `watched` (so it is never missed).
+        if self.watched.load(Ordering::SeqCst) {
+            self.version.send_modify(|v| *v = v.wrapping_add(1));
+        }
+    }
+
+    /// A receiver that wakes once, when the run is finished.
+    pub(crate) fn subscribe_done(&self) -> watch::Receiver<bool> {
+        self.done.subscribe()
     }
 
     /// A receiver that wakes on every change.
     pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
+        let _record = self.lock();
+        self.watched.store(true, Ordering::SeqCst);
         self.version.subscribe()
     }
 
@@ -282,6 +301,7 @@ impl Recorder {
             r.finished = true;
         }
         self.bump();
+        self.done.send_replace(true);
     }
 
     /// The executor stopped without finishing the run (a panic, or the runtime shut
@@ -299,6 +319,7 @@ impl Recorder {
             }
         }
         self.bump();
+        self.done.send_replace(true);
     }
 
     /// The run's status, decided from the recorded task statuses: Cancelled if it was

@@ -16,7 +16,7 @@ use crate::variable::{
 };
 
 use super::logs::{LineFramer, LogKey, LogLine};
-use super::mask::{MaskPatterns, Masker};
+use super::mask::{mask_str, MaskPatterns, Masker};
 use super::model::{InjectedVariable, StatusReason, TaskStatus};
 use super::recorder::{LogState, Outcome, StopCause};
 use super::run::{stop_outcome as not_started, stopped, RunCtx};
@@ -27,7 +27,14 @@ pub(crate) async fn execute_task(ctx: Arc<RunCtx>, idx: usize) -> TaskStatus {
     // The container slot is held until the completion is recorded, so that recorded
     // Running tasks never exceed the engine's cap.
     let mut permit = None;
-    let outcome = run_task(&ctx, idx, &mut permit).instrument(span).await;
+    let mut outcome = run_task(&ctx, idx, &mut permit).instrument(span).await;
+    // Messages quote backend errors: mask any secret value a backend might echo.
+    if let Some(message) = outcome.message.as_mut() {
+        let secrets = ctx.secrets();
+        if !secrets.is_empty() {
+            *message = mask_str(&MaskPatterns::new(secrets.iter()), message);
+        }
+    }
     let status = outcome.status;
     ctx.recorder.task_complete(idx, outcome);
     drop(permit);
@@ -306,12 +313,14 @@ async fn resolve(ctx: &RunCtx, idx: usize) -> Result<Env, String> {
         secrets.push(auth.password.clone());
     }
     for var in merged {
-        let placeholder = if var.source == VariableSource::System {
-            None
-        } else {
-            parse_placeholder(var.value.expose())
-                .map_err(|e| format!("variable {:?}: {e}", var.key))?
-        };
+        // Only values holding `{{` can be placeholders (parsing allocates).
+        let placeholder =
+            if var.source == VariableSource::System || !var.value.expose().contains("{{") {
+                None
+            } else {
+                parse_placeholder(var.value.expose())
+                    .map_err(|e| format!("variable {:?}: {e}", var.key))?
+            };
         let (value, kind) = match placeholder {
             None => (var.value, None),
             Some(p) => (

@@ -332,7 +332,7 @@ async fn sandbox_is_removed_on_cancel() {
 
 #[tokio::test(start_paused = true)]
 async fn sandbox_unsupported_fails_the_tasks_with_a_message() {
-    let fake = fake().capabilities(gofer_core::Capabilities::none());
+    let fake = fake().with_capabilities(gofer_core::Capabilities::none());
     let e = Engine::builder(Arc::new(fake.clone()))
         .log_sink(Arc::new(gofer_core::InMemoryLogSink::new()))
         .network_sandbox("pause")
@@ -345,4 +345,23 @@ async fn sandbox_unsupported_fails_the_tasks_with_a_message() {
     assert_eq!(t.reason, Some(StatusReason::SchedulerError));
     assert!(t.message.as_deref().unwrap().contains("sandbox"));
     assert!(fake.requests().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn memory_kill_fails_with_abnormal_exit() {
+    let fake = FakeScheduler::new().image("hog", Behaviour::new().out_of_memory());
+    let p = Pipeline::new("oom", "oom").task(Task::new("hog", "hog").memory_limit(8 * 1024 * 1024));
+    let run = finish(&engine(&fake).start_run(&p, RunOptions::new()).unwrap()).await;
+    let t = task(&run, "hog");
+    assert_eq!(t.status, TaskStatus::Failed);
+    assert!(matches!(t.reason, Some(StatusReason::AbnormalExit { .. })));
+    assert!(t.message.as_deref().unwrap().contains("memory"));
+}
+
+#[test]
+fn engine_settings_are_validated() {
+    let fake = fake();
+    let err = builder(&fake).0.instance_id("bad id").build().unwrap_err();
+    assert!(err.to_string().contains("bad id"), "{err}");
+    assert!(builder(&fake).0.network_sandbox("").build().is_err());
 }

@@ -273,3 +273,59 @@ async fn no_token_is_issued_when_no_task_asks() {
     finish(&e.start_run(&p, RunOptions::new()).unwrap()).await;
     assert!(tokens.issued.lock().unwrap().is_empty());
 }
+
+#[derive(Debug)]
+struct BrokenIssuer;
+
+#[async_trait::async_trait]
+impl gofer_core::TokenIssuer for BrokenIssuer {
+    async fn issue(&self, _: &str, _: u64) -> Result<SecretString, gofer_core::BoxError> {
+        Err("token service down".into())
+    }
+    async fn revoke(&self, _: &str, _: u64, _: SecretString) -> Result<(), gofer_core::BoxError> {
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn failed_token_issue_fails_only_tasks_that_asked() {
+    let fake = fake();
+    let e = builder(&fake)
+        .0
+        .token_issuer(Arc::new(BrokenIssuer))
+        .build()
+        .unwrap();
+    let p = Pipeline::new("tokfail", "tokfail").tasks([
+        Task::new("wants", "ok").inject_api_token(true),
+        Task::new("plain", "ok"),
+    ]);
+    let run = finish(&e.start_run(&p, RunOptions::new()).unwrap()).await;
+    let t = task(&run, "wants");
+    assert_eq!(t.status, TaskStatus::Failed);
+    assert_eq!(t.reason, Some(StatusReason::FailedPrecondition));
+    assert!(t.message.as_deref().unwrap().contains("GOFER_API_TOKEN"));
+    assert!(fake.request(&cname("tokfail", 1, "wants")).is_none());
+    assert_eq!(task(&run, "plain").status, TaskStatus::Successful);
+}
+
+#[tokio::test(start_paused = true)]
+async fn registry_password_is_masked_in_logs() {
+    let fake = FakeScheduler::new()
+        .private_registry_image("reg.example/private/tool", "gofer", "s3cret-pw")
+        .image(
+            "reg.example/private/tool",
+            Behaviour::new().stdout("login with s3cret-pw\n"),
+        )
+        .private_registry_image("reg.example/private/tool", "gofer", "s3cret-pw");
+    let (b, sink) = builder(&fake);
+    let e = b.build().unwrap();
+    let p = Pipeline::new("regpw", "regpw").task(
+        Task::new("tool", "reg.example/private/tool")
+            .registry_auth("gofer", "s3cret-pw")
+            .pull_policy(gofer_core::PullPolicy::Always),
+    );
+    let run = finish(&e.start_run(&p, RunOptions::new()).unwrap()).await;
+    assert_eq!(run.status, RunStatus::Successful, "{run:?}");
+    let lines = sink.lines(&gofer_core::LogKey::new("regpw", 1, "tool"));
+    assert_eq!(lines[0].text(), format!("login with {MASK}"));
+}

@@ -1,0 +1,162 @@
+//! [`FileLogSink`]: one file per task execution.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+
+use super::logs::{LogError, LogKey, LogLine, LogSink, LogWriter};
+use crate::scheduler::OutputStream;
+
+/// Keeps each task execution's log in its own file,
+/// `<dir>/<pipeline>/<run>/<task>.log`, one line per output line:
+///
+/// ```text
+/// <unix seconds>.<nanoseconds> <stdout|stderr> <F|P> <bytes of the line>
+/// ```
+///
+/// `F` marks a full line, `P` a piece of a longer line that continues in the next
+/// line of the same stream. Files are flushed after every write, so they can be read
+/// (and tailed) while the task runs.
+#[derive(Debug, Clone)]
+pub struct FileLogSink {
+    dir: PathBuf,
+}
+
+impl FileLogSink {
+    const NAME: &'static str = "file";
+
+    /// A sink writing under `dir` (created when needed).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    /// The directory the sink writes under.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The file holding one task execution's log.
+    pub fn path(&self, key: &LogKey) -> PathBuf {
+        self.dir
+            .join(&key.pipeline)
+            .join(key.run.to_string())
+            .join(format!("{}.log", key.task))
+    }
+
+    fn io(operation: &'static str, e: std::io::Error) -> LogError {
+        LogError::Io {
+            sink: Self::NAME,
+            operation,
+            source: Box::new(e),
+        }
+    }
+}
+
+struct FileWriter {
+    file: File,
+    buf: Vec<u8>,
+}
+
+impl LogWriter for FileWriter {
+    fn write(&mut self, lines: &[LogLine]) -> Result<(), LogError> {
+        self.buf.clear();
+        for line in lines {
+            let t = line
+                .timestamp
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default();
+            let _ = write!(
+                self.buf,
+                "{}.{:09} {} {} ",
+                t.as_secs(),
+                t.subsec_nanos(),
+                line.stream.as_str(),
+                if line.partial { 'P' } else { 'F' }
+            );
+            self.buf.extend_from_slice(&line.data);
+            self.buf.push(b'\n');
+        }
+        self.file
+            .write_all(&self.buf)
+            .and_then(|()| self.file.flush())
+            .map_err(|e| FileLogSink::io("write", e))
+    }
+}
+
+fn parse_file_line(raw: &[u8]) -> Option<LogLine> {
+    let mut parts = raw.splitn(4, |b| *b == b' ');
+    let ts = std::str::from_utf8(parts.next()?).ok()?;
+    let (secs, nanos) = ts.split_once('.')?;
+    let timestamp = SystemTime::UNIX_EPOCH + Duration::new(secs.parse().ok()?, nanos.parse().ok()?);
+    let stream = match parts.next()? {
+        b"stdout" => OutputStream::Stdout,
+        b"stderr" => OutputStream::Stderr,
+        _ => return None,
+    };
+    let partial = match parts.next()? {
+        b"P" => true,
+        b"F" => false,
+        _ => return None,
+    };
+    let data = Bytes::copy_from_slice(parts.next().unwrap_or_default());
+    Some(LogLine {
+        stream,
+        timestamp,
+        data,
+        partial,
+    })
+}
+
+impl LogSink for FileLogSink {
+    fn open(&self, key: &LogKey) -> Result<Box<dyn LogWriter>, LogError> {
+        let path = self.path(key);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).map_err(|e| Self::io("create directory", e))?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(&path)
+            .map_err(|e| Self::io("open", e))?;
+        Ok(Box::new(FileWriter {
+            file,
+            buf: Vec::new(),
+        }))
+    }
+
+    fn read(&self, key: &LogKey, cursor: u64, max: usize) -> Result<(Vec<LogLine>, u64), LogError> {
+        let file = match File::open(self.path(key)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(LogError::not_found(key))
+            }
+            Err(e) => return Err(Self::io("open", e)),
+        };
+        let mut reader = BufReader::new(file);
+        reader
+            .seek(SeekFrom::Start(cursor))
+            .map_err(|e| Self::io("seek", e))?;
+        let mut lines = Vec::new();
+        let mut next = cursor;
+        let mut raw = Vec::new();
+        while lines.len() < max {
+            raw.clear();
+            let n = reader
+                .read_until(b'\n', &mut raw)
+                .map_err(|e| Self::io("read", e))?;
+            // Only whole lines count; a line being written is read next time.
+            if n == 0 || raw.last() != Some(&b'\n') {
+                break;
+            }
+            next += n as u64;
+            if let Some(line) = parse_file_line(&raw[..raw.len() - 1]) {
+                lines.push(line);
+            }
+        }
+        Ok((lines, next))
+    }
+}
