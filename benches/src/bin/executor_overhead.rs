@@ -15,8 +15,8 @@ use anyhow::Context;
 use futures::StreamExt;
 use gofer_core::fake::{Behaviour, FakeScheduler};
 use gofer_core::{
-    ContainerSpec, Engine, InMemoryLogSink, Pipeline, RequiredParentStatus, RunOptions, RunStatus,
-    Scheduler, Task,
+    naming, ContainerSpec, Engine, InMemoryLogSink, Pipeline, RequiredParentStatus, RunOptions,
+    RunStatus, Scheduler, Task,
 };
 
 const WIDE: usize = 10_000;
@@ -149,13 +149,23 @@ fn chain() -> Pipeline {
     }))
 }
 
-/// The same containers driven directly on the fake: start, wait, remove.
+/// The same containers driven directly on the fake — the same requests the engine
+/// sends (name, labels, the four system variables), output read, exit awaited,
+/// container removed — so that the difference is the executor's own work.
 async fn fake_direct(n: usize, concurrent: bool) -> anyhow::Result<()> {
     let fake = Arc::new(fake());
     let one = |i: usize, fake: Arc<FakeScheduler>| async move {
-        let id = fake
-            .start(ContainerSpec::new(format!("direct-{i}"), "ok"))
-            .await?;
+        let task = format!("t{i:05}");
+        let spec = ContainerSpec::new(
+            naming::task_container_name("local", "direct", 1, &task),
+            "ok",
+        )
+        .labels(naming::task_labels("local", "direct", 1, &task))
+        .env_var("GOFER_PIPELINE_ID", "direct")
+        .env_var("GOFER_RUN_ID", "1")
+        .env_var("GOFER_TASK_ID", task.as_str())
+        .env_var("GOFER_TASK_IMAGE", "ok");
+        let id = fake.start(spec).await?;
         let mut logs = fake.logs(&id).await?;
         while logs.next().await.is_some() {}
         fake.wait(&id).await?;

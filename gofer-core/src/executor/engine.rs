@@ -173,6 +173,12 @@ pub enum EngineError {
     /// The network sandbox image is empty.
     #[error("network sandbox image must not be empty")]
     EmptySandboxImage,
+    /// A network sandbox was asked for but the scheduler has no such capability.
+    #[error("scheduler {scheduler} does not support network sandboxes")]
+    SandboxNotSupported {
+        /// The scheduler's name.
+        scheduler: &'static str,
+    },
 }
 
 /// Builds an [`Engine`].
@@ -248,7 +254,9 @@ impl EngineBuilder {
     /// Gives every run its own network sandbox: a holder container from `image`,
     /// created when the run starts and removed when it ends, whose network every task
     /// container of the run joins. The scheduler must support
-    /// [`Capabilities::network_sandbox`](crate::Capabilities).
+    /// [`Capabilities::network_sandbox`](crate::Capabilities) (checked by
+    /// [`EngineBuilder::build`]); if creating a run's sandbox fails, the run's tasks
+    /// fail with reason `SchedulerError` and no task container is created.
     pub fn network_sandbox(mut self, image: impl Into<String>) -> Self {
         self.sandbox_image = Some(image.into());
         self
@@ -263,8 +271,15 @@ impl EngineBuilder {
             id: self.instance_id.clone(),
             source,
         })?;
-        if self.sandbox_image.as_deref().is_some_and(str::is_empty) {
-            return Err(EngineError::EmptySandboxImage);
+        if let Some(image) = &self.sandbox_image {
+            if image.is_empty() {
+                return Err(EngineError::EmptySandboxImage);
+            }
+            if !self.scheduler.capabilities().network_sandbox {
+                return Err(EngineError::SandboxNotSupported {
+                    scheduler: self.scheduler.name(),
+                });
+            }
         }
         let sink = self.sink.unwrap_or_else(|| {
             Arc::new(FileLogSink::new(

@@ -21,6 +21,8 @@ pub const MIN_MASK_LEN: usize = 4;
 pub struct MaskPatterns {
     patterns: Arc<[Box<[u8]>]>,
     longest: usize,
+    /// Some pattern holds a line end (so a match may span lines).
+    multiline: bool,
 }
 
 impl std::fmt::Debug for MaskPatterns {
@@ -65,9 +67,11 @@ impl MaskPatterns {
         out.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         out.dedup();
         let longest = out.first().map_or(0, |p| p.len());
+        let multiline = out.iter().any(|p| p.contains(&b'\n'));
         Self {
             patterns: out.into(),
             longest,
+            multiline,
         }
     }
 
@@ -181,10 +185,16 @@ impl Masker {
         }
         self.pending.extend_from_slice(data);
         // A match starting before `safe` fits entirely in the buffer.
-        let safe = self
+        let mut safe = self
             .pending
             .len()
             .saturating_sub(self.patterns.longest.saturating_sub(1));
+        if !self.patterns.multiline {
+            // No match spans a line end, so whole lines need not wait for more bytes.
+            if let Some(nl) = self.pending.iter().rposition(|b| *b == b'\n') {
+                safe = safe.max(nl + 1);
+            }
+        }
         let consumed = self.emit(safe, out);
         self.pending.drain(..consumed);
     }
@@ -286,6 +296,25 @@ mod tests {
     }
 
     #[test]
+    fn whole_lines_are_not_held_back() {
+        let p = patterns(&["a-long-secret-value"]);
+        let mut m = Masker::new(p);
+        let mut out = Vec::new();
+        m.push(b"line one\nline two\n", &mut out);
+        assert_eq!(out, b"line one\nline two\n");
+        m.push(b"tail a-long", &mut out);
+        m.push(b"-secret-value\n", &mut out);
+        assert_eq!(out, b"line one\nline two\ntail [MASKED]\n");
+        // A multi-line secret may span lines, so its masker keeps bytes back.
+        let mut m = Masker::new(patterns(&["one\ntwo-three"]));
+        let mut out = Vec::new();
+        m.push(b"x\n", &mut out);
+        assert!(out.is_empty());
+        m.finish(&mut out);
+        assert_eq!(out, b"x\n");
+    }
+
+    #[test]
     fn short_secrets_and_empty_patterns_pass_through() {
         let p = patterns(&["abc"]);
         assert!(p.is_empty());
@@ -326,6 +355,36 @@ mod tests {
                 }
             }
             // Chunking never changes the result.
+            prop_assert_eq!(out, run(&p, &[&text]));
+        }
+
+        #[test]
+        fn single_line_secrets_survive_no_chunking_of_multiline_output(
+            secrets in proptest::collection::vec("[ab]{4,9}", 1..4),
+            parts in proptest::collection::vec(("[ab\n]{0,12}", 0usize..4), 0..12),
+            cuts in proptest::collection::vec(0usize..64, 0..10),
+        ) {
+            let mut text = Vec::new();
+            for (noise, which) in &parts {
+                text.extend_from_slice(noise.as_bytes());
+                if let Some(s) = secrets.get(*which) {
+                    text.extend_from_slice(s.as_bytes());
+                }
+            }
+            let mut cut_points: Vec<usize> = cuts.iter().map(|c| c % (text.len() + 1)).collect();
+            cut_points.sort_unstable();
+            let mut chunks: Vec<&[u8]> = Vec::new();
+            let mut prev = 0;
+            for c in cut_points {
+                chunks.push(&text[prev..c]);
+                prev = c;
+            }
+            chunks.push(&text[prev..]);
+            let p = MaskPatterns::from_values(secrets.iter().map(|s| s.as_bytes()));
+            let out = run(&p, &chunks);
+            for s in &secrets {
+                prop_assert!(!out.contains(s.as_str()), "{s:?} survived in {out:?}");
+            }
             prop_assert_eq!(out, run(&p, &[&text]));
         }
     }

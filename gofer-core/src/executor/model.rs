@@ -25,7 +25,8 @@ pub enum RunState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
-    /// Every task was Successful, Skipped or Cancelled by a condition, none Failed.
+    /// No task Failed or ended Unknown (some may be Skipped), and the run was neither
+    /// cancelled nor timed out.
     Successful,
     /// A task Failed or ended Unknown, or the run timed out.
     Failed,

@@ -205,15 +205,15 @@ impl Recorder {
         self.bump();
     }
 
-    /// Records the variables the task's container gets (already masked).
-    pub(crate) fn task_variables(&self, idx: usize, vars: Vec<InjectedVariable>) {
-        self.lock().run.tasks[idx].variables = vars;
-        self.bump();
-    }
-
-    /// Records the container's name before it is created.
-    pub(crate) fn task_container(&self, idx: usize, name: String) {
-        self.lock().run.tasks[idx].container = Some(ContainerRef { name, id: None });
+    /// Records the variables the task's container gets (already masked) and the
+    /// container's name, before the container is created.
+    pub(crate) fn task_prepared(&self, idx: usize, vars: Vec<InjectedVariable>, name: String) {
+        {
+            let mut r = self.lock();
+            let t = &mut r.run.tasks[idx];
+            t.variables = vars;
+            t.container = Some(ContainerRef { name, id: None });
+        }
         self.bump();
     }
 
@@ -259,9 +259,8 @@ impl Recorder {
                 reason: o.reason,
                 at: now,
             });
-            if r.logs[idx] == LogState::None {
-                r.logs[idx] = LogState::Done;
-            }
+            // Nothing writes to the task's log any more.
+            r.logs[idx] = LogState::Done;
         }
         self.bump();
     }

@@ -124,10 +124,13 @@ async fn run_inner(mut ctx: RunCtx, wait: SlotWait) {
         SlotWait::Queued(mut rx) => {
             tokio::select! {
                 r = &mut rx => {
-                    if r.is_err() {
+                    if r.is_ok() {
+                        SlotPermit::new(Some(engine.clone()), pipeline_id.clone())
+                    } else {
+                        // Cannot happen (the engine outlives its runs); run without a slot.
                         warn!("pipeline slot queue dropped");
+                        SlotPermit::new(None, pipeline_id.clone())
                     }
-                    SlotPermit::new(Some(engine.clone()), pipeline_id.clone())
                 }
                 stop = stopped(&mut stop_rx) => {
                     rx.close();

@@ -21,6 +21,9 @@ use super::model::{InjectedVariable, StatusReason, TaskStatus};
 use super::recorder::{LogState, Outcome, StopCause};
 use super::run::{stop_outcome as not_started, stopped, RunCtx};
 
+/// How long the output may go on after the container exited.
+const LOG_DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 pub(crate) async fn execute_task(ctx: Arc<RunCtx>, idx: usize) -> TaskStatus {
     let task = &ctx.pipeline.tasks[idx];
     let span = tracing::debug_span!("task", task = %task.id);
@@ -59,10 +62,13 @@ async fn run_task(
     let mut stop_rx = ctx.recorder.stop.subscribe();
 
     // Variables, substituted now that the parents are done.
-    let env = match resolve(ctx, idx).await {
-        Ok(env) => env,
+    let (env, shown) = match resolve(ctx, idx).await {
+        Ok(resolved) => resolved,
         Err(message) => return precondition(message),
     };
+    let name =
+        naming::task_container_name(&engine.instance_id, &ctx.pipeline.id, ctx.run_id, &task.id);
+    ctx.recorder.task_prepared(idx, shown, name.clone());
 
     // A container slot.
     *permit = match &engine.containers {
@@ -77,9 +83,7 @@ async fn run_task(
         return not_started(stop, "before the task started");
     }
 
-    let name =
-        naming::task_container_name(&engine.instance_id, &ctx.pipeline.id, ctx.run_id, &task.id);
-    let mut spec = ContainerSpec::new(name.clone(), task.image.clone())
+    let mut spec = ContainerSpec::new(name, task.image.clone())
         .pull_policy(task.pull_policy)
         .registry_auth(task.registry_auth.clone())
         .env(env)
@@ -96,7 +100,6 @@ async fn run_task(
     if let Some(sandbox) = &ctx.sandbox {
         spec = spec.network(NetworkMode::Sandbox(sandbox.clone()));
     }
-    ctx.recorder.task_container(idx, name);
 
     let id = match engine.scheduler.start(spec).await {
         Ok(id) => id,
@@ -111,10 +114,26 @@ async fn run_task(
     debug!(container = %id, "started");
     ctx.recorder.task_running(idx, &id.0);
 
-    let (_, ended) = tokio::join!(
-        pump_logs(ctx, idx, &id),
-        watch_exit(ctx, idx, &id, &mut stop_rx)
-    );
+    // Logs flow while the exit is awaited; once the container has exited its output
+    // ends too, but a backend that never ends the stream cannot hold the task forever.
+    let mut pump = std::pin::pin!(pump_logs(ctx, idx, &id));
+    let mut pump_done = false;
+    let ended = {
+        let mut exit = std::pin::pin!(watch_exit(ctx, idx, &id, &mut stop_rx));
+        loop {
+            tokio::select! {
+                () = &mut pump, if !pump_done => pump_done = true,
+                o = &mut exit => break o,
+            }
+        }
+    };
+    if !pump_done
+        && tokio::time::timeout(LOG_DRAIN_TIMEOUT, &mut pump)
+            .await
+            .is_err()
+    {
+        warn!(container = %id, "the container's output did not end after its exit; log closed");
+    }
     if let Err(e) = engine.scheduler.remove(&id, true).await {
         warn!(container = %id, error = %e, "cannot remove the container");
     }
@@ -152,7 +171,13 @@ async fn watch_exit(
         }
     };
     let (grace, outcome) = tokio::select! {
-        exit = scheduler.wait(id) => return exit_outcome(exit),
+        exit = scheduler.wait(id) => match exit {
+            Err(e) => (
+                ctx.engine.limits.stop_grace,
+                exit_outcome(Err(e)),
+            ),
+            ok => return exit_outcome(ok),
+        },
         () = timeout => (
             ctx.engine.limits.stop_grace,
             Outcome::new(
@@ -216,7 +241,6 @@ async fn pump_logs(ctx: &RunCtx, idx: usize, id: &ContainerId) {
         Ok(w) => w,
         Err(e) => {
             warn!(error = %e, "cannot open the task's log; its output is not kept");
-            ctx.recorder.log_state_changed(idx, LogState::Done);
             return;
         }
     };
@@ -268,13 +292,14 @@ async fn pump_logs(ctx: &RunCtx, idx: usize, id: &ContainerId) {
         framers[s].finish(last, &mut lines);
     }
     write(&mut lines);
-    ctx.recorder.log_state_changed(idx, LogState::Done);
+    // The log is marked complete when the task's completion is recorded.
 }
 
 /// Merges the task's variables by precedence and substitutes store placeholders in
-/// the winners of source PipelineConfig and RunOptions (never System). Records the
-/// injected variables (secrets masked) and feeds secret values to the run's masker.
-async fn resolve(ctx: &RunCtx, idx: usize) -> Result<Env, String> {
+/// the winners of source PipelineConfig and RunOptions (never System). Returns the
+/// environment and the injected variables for display (secrets masked), and feeds
+/// secret values to the run's masker.
+async fn resolve(ctx: &RunCtx, idx: usize) -> Result<(Env, Vec<InjectedVariable>), String> {
     let task = &ctx.pipeline.tasks[idx];
     let pipeline = ctx.pipeline.id.as_str();
     let token = match (&ctx.token, task.inject_api_token) {
@@ -361,8 +386,7 @@ async fn resolve(ctx: &RunCtx, idx: usize) -> Result<Env, String> {
         env.insert(var.key, value);
     }
     ctx.add_secrets(secrets);
-    ctx.recorder.task_variables(idx, shown);
-    Ok(env)
+    Ok((env, shown))
 }
 
 async fn lookup(

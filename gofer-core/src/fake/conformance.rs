@@ -5,6 +5,7 @@ use std::time::Duration;
 use super::behaviour::Behaviour;
 use super::image::ImageConfig;
 use super::scheduler::FakeScheduler;
+use crate::task::RegistryAuth;
 use crate::testing::conformance::{expected_big_output, Workload, Workloads, INTERLEAVED_LINES};
 
 /// The fake's general-purpose image: present locally, `echo`, `env` and `true` on its
@@ -68,7 +69,8 @@ impl FakeScheduler {
                     .sleep(Duration::from_millis(50))
                     .out_of_memory(),
             )
-            .local_image(&image("local-only"));
+            .local_image(&image("local-only"))
+            .private_registry_image(&image("private"), "gofer", "s3cret");
         let box_ = |cmd: &[&str]| Workload::new(FAKE_BOX).command(cmd.iter().copied());
         let workloads = Workloads {
             image: FAKE_BOX.to_string(),
@@ -87,6 +89,7 @@ impl FakeScheduler {
             oom: Some(Workload::new(image("oom"))),
             oom_memory_bytes: 16 * 1024 * 1024,
             sandbox_image: FAKE_BOX.to_string(),
+            private_image: Some((image("private"), RegistryAuth::new("gofer", "s3cret"))),
         };
         (fake, workloads)
     }

@@ -53,7 +53,8 @@ pub(super) struct State {
 /// ([`FakeScheduler::requests`]).
 ///
 /// Everything runs on tokio time, so under `tokio::time::pause()` a test is
-/// deterministic and sleeps cost nothing. `FakeScheduler` is a cheap handle: clones
+/// deterministic and sleeps cost nothing. Each container's process is a tokio task, so
+/// calls must run inside a tokio runtime with time enabled. `FakeScheduler` is a cheap handle: clones
 /// share the same engine, so a test can keep one and hand another to the code under
 /// test.
 ///

@@ -7,8 +7,8 @@ use futures::StreamExt;
 use gofer_core::fake::{Behaviour, FakeScheduler};
 use gofer_core::RequiredParentStatus::{Any, Failure, Success};
 use gofer_core::{
-    Engine, Event, NetworkMode, Pipeline, RunError, RunOptions, RunState, RunStatus, StatusReason,
-    Task, TaskState, TaskStatus,
+    Engine, EngineError, Event, NetworkMode, Pipeline, RunError, RunOptions, RunState, RunStatus,
+    StatusReason, Task, TaskState, TaskStatus,
 };
 
 use crate::common::*;
@@ -330,21 +330,17 @@ async fn sandbox_is_removed_on_cancel() {
     assert_eq!(fake.containers(), 0);
 }
 
-#[tokio::test(start_paused = true)]
-async fn sandbox_unsupported_fails_the_tasks_with_a_message() {
+#[test]
+fn sandbox_needs_the_capability() {
     let fake = fake().with_capabilities(gofer_core::Capabilities::none());
-    let e = Engine::builder(Arc::new(fake.clone()))
-        .log_sink(Arc::new(gofer_core::InMemoryLogSink::new()))
+    let err = Engine::builder(Arc::new(fake))
         .network_sandbox("pause")
         .build()
-        .unwrap();
-    let p = Pipeline::new("nosb", "nosb").task(Task::new("one", "ok"));
-    let run = finish(&e.start_run(&p, RunOptions::new()).unwrap()).await;
-    let t = task(&run, "one");
-    assert_eq!(t.status, TaskStatus::Failed);
-    assert_eq!(t.reason, Some(StatusReason::SchedulerError));
-    assert!(t.message.as_deref().unwrap().contains("sandbox"));
-    assert!(fake.requests().is_empty());
+        .unwrap_err();
+    assert!(
+        matches!(err, EngineError::SandboxNotSupported { scheduler: "fake" }),
+        "{err}"
+    );
 }
 
 #[tokio::test(start_paused = true)]

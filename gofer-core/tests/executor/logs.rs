@@ -186,3 +186,32 @@ async fn file_sink_keeps_one_file_per_task_execution() {
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn slow_live_reader_of_a_file_sink_gets_every_line() {
+    const N: usize = 2_000;
+    let dir = std::env::temp_dir().join(format!("gofer-exec-live-{}", std::process::id()));
+    let fake = FakeScheduler::new().image("chatty", chatty(N));
+    let e = Engine::builder(Arc::new(fake.clone()))
+        .log_sink(Arc::new(FileLogSink::new(&dir)))
+        .build()
+        .unwrap();
+    let p = Pipeline::new("filelive", "filelive").task(Task::new("talk", "chatty"));
+    let h = e.start_run(&p, RunOptions::new()).unwrap();
+    let mut live = h.logs("talk").unwrap();
+    let reader = tokio::spawn(async move {
+        let mut got = Vec::new();
+        while let Some(line) = live.next().await {
+            got.push(line.unwrap());
+            if got.len() % 50 == 0 {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+        got
+    });
+    finish(&h).await;
+    let got = reader.await.unwrap();
+    let expected: Vec<String> = (0..N).map(|i| format!("line {i}")).collect();
+    assert_eq!(texts(&got, OutputStream::Stdout), expected);
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod faults;
 mod flow;
 mod limits;
 mod logs;

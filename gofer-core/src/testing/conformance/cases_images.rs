@@ -4,7 +4,7 @@ use super::support::{ensure, run_case, Ctx};
 use super::workloads::{Workload, Workloads};
 use crate::error::SchedulerError;
 use crate::scheduler::DynScheduler;
-use crate::task::PullPolicy;
+use crate::task::{PullPolicy, RegistryAuth};
 
 async fn expect_no_such_image(
     ctx: &Ctx<'_>,
@@ -76,6 +76,47 @@ pub async fn if_not_present_does_not_pull_present_image(
             })?;
         }
         Ok(())
+    })
+    .await
+}
+
+/// A registry that requires credentials refuses a pull without them or with wrong
+/// ones (`Unauthorized`, nothing left behind) and serves it with the right ones.
+/// Skipped without [`Capabilities::registry_auth`](crate::Capabilities::registry_auth)
+/// or a [`Workloads::private_image`].
+pub async fn registry_credentials_are_honoured(
+    s: &DynScheduler,
+    w: &Workloads,
+) -> Result<(), String> {
+    let Some((image, auth)) = &w.private_image else {
+        println!("skipped: the workloads have no private registry image");
+        return Ok(());
+    };
+    if !s.capabilities().registry_auth {
+        println!("skipped: {} does not send registry credentials", s.name());
+        return Ok(());
+    }
+    run_case(s, "registry-auth", |ctx| async move {
+        let wrong = RegistryAuth::new(auth.username.clone(), "certainly-not-the-password");
+        for (suffix, creds) in [("none", None), ("wrong", Some(wrong))] {
+            let spec = ctx
+                .spec(&Workload::new(image.clone()), suffix)
+                .pull_policy(PullPolicy::Always)
+                .registry_auth(creds);
+            let r = ctx.s.start(spec).await;
+            ensure(matches!(r, Err(SchedulerError::Unauthorized { .. })), || {
+                format!("pull of {image:?} with {suffix} credentials: expected Unauthorized, got {r:?}")
+            })?;
+        }
+        let listed = ctx.s.list(&ctx.labels()).await.map_err(|e| format!("list: {e}"))?;
+        ensure(listed.is_empty(), || format!("refused pulls left containers: {listed:?}"))?;
+        let spec = ctx
+            .spec(&Workload::new(image.clone()), "right")
+            .pull_policy(PullPolicy::Always)
+            .registry_auth(Some(auth.clone()));
+        let id = ctx.start(spec).await?;
+        let status = ctx.wait(&id).await?;
+        ensure(status.success(), || format!("the private image's container ended with {status:?}"))
     })
     .await
 }

@@ -30,7 +30,7 @@ mod workloads;
 
 pub use cases_images::{
     if_not_present_does_not_pull_present_image, missing_image_is_no_such_image,
-    pull_never_with_absent_image_fails,
+    pull_never_with_absent_image_fails, registry_credentials_are_honoured,
 };
 pub use cases_lifecycle::{
     duplicate_name_conflicts, list_by_label_finds_exactly_labelled, remove_leaves_nothing_behind,
@@ -93,6 +93,7 @@ macro_rules! __gofer_conformance_cases {
             large_output_arrives_whole,
             missing_image_is_no_such_image,
             pull_never_with_absent_image_fails,
+            registry_credentials_are_honoured,
             if_not_present_does_not_pull_present_image,
             stop_lets_term_trapping_process_exit,
             stop_kills_term_ignoring_process_after_grace,

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::scheduler::ContainerSpec;
+use crate::task::RegistryAuth;
 
 /// One test container: an image and, optionally, the entrypoint and command that
 /// replace the image's.
@@ -90,7 +91,7 @@ pub const INTERLEAVED_LINES: usize = 40;
 /// A real engine uses [`Workloads::busybox`]; the fake uses scripted behaviours
 /// ([`FakeScheduler::conformance`](crate::fake::FakeScheduler::conformance)). Each
 /// field's doc says what its container must do; the suite checks exactly that.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Workloads {
     /// An image with `echo` on its `PATH`, whose default command exits 0. The suite
@@ -127,6 +128,11 @@ pub struct Workloads {
     pub oom: Option<Workload>,
     /// The memory limit the suite sets on [`Workloads::oom`].
     pub oom_memory_bytes: u64,
+    /// An image in a registry that requires credentials, with those credentials, to
+    /// pull with policy `Always`; its default command must exit 0. `None` skips the
+    /// registry-auth case (it also needs
+    /// [`Capabilities::registry_auth`](crate::Capabilities::registry_auth)).
+    pub private_image: Option<(String, RegistryAuth)>,
     /// The image of network sandbox holders (for backends with
     /// [`Capabilities::network_sandbox`](crate::Capabilities::network_sandbox)).
     pub sandbox_image: String,
@@ -172,7 +178,15 @@ impl Workloads {
             oom: Some(sh("s=0123456789abcdef; while :; do s=\"$s$s\"; done")),
             oom_memory_bytes: 16 * 1024 * 1024,
             sandbox_image: image.to_string(),
+            private_image: None,
         }
+    }
+
+    /// Sets [`Workloads::private_image`].
+    #[must_use]
+    pub fn private_image(mut self, image: impl Into<String>, auth: RegistryAuth) -> Self {
+        self.private_image = Some((image.into(), auth));
+        self
     }
 
     /// Sets [`Workloads::absent_image`].
