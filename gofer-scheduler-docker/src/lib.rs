@@ -17,3 +17,8 @@ pub use scheduler::DockerScheduler;
 
 /// This backend's name, used in errors and spans.
 pub const NAME: &str = "docker";
+
+/// The workspace README's examples, compiled as doctests of this crate.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct WorkspaceReadmeDoctests;
