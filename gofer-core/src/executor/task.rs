@@ -29,7 +29,8 @@ pub(crate) async fn execute_task(ctx: Arc<RunCtx>, idx: usize) -> TaskStatus {
     let task = &ctx.pipeline.tasks[idx];
     let span = tracing::debug_span!("task", task = %task.id);
     // The container slot is held until the completion is recorded, so that recorded
-    // Running tasks never exceed the engine's cap.
+    // Running tasks never exceed the engine's cap; it is released before the exited
+    // container is removed, so the next task's start overlaps that removal.
     let mut permit = None;
     let mut container = None;
     let mut outcome = run_task(&ctx, idx, &mut permit, &mut container)
@@ -44,6 +45,7 @@ pub(crate) async fn execute_task(ctx: Arc<RunCtx>, idx: usize) -> TaskStatus {
     }
     let status = outcome.status;
     ctx.recorder.task_complete(idx, outcome);
+    drop(permit);
     // The container is removed only once its outcome is durable: a host that dies in
     // between finds it on recovery and collects it again.
     if let Some(id) = container {
@@ -53,7 +55,6 @@ pub(crate) async fn execute_task(ctx: Arc<RunCtx>, idx: usize) -> TaskStatus {
             warn!(container = %id, error = %e, "cannot remove the container");
         }
     }
-    drop(permit);
     status
 }
 
