@@ -17,6 +17,6 @@ step() { echo; echo "==> $*"; "$@"; }
 step cargo fmt --all -- --check
 step cargo clippy --workspace --all-targets --all-features -- -D warnings
 RUSTDOCFLAGS="-D warnings" step cargo doc --workspace --all-features --no-deps
-step cargo test --workspace --all-features
+step cargo test --workspace --all-features --no-fail-fast
 echo
 echo "test.sh: all checks passed"
