@@ -202,7 +202,13 @@ async fn tasks_of_a_sandboxed_run_reach_each_other_on_localhost() {
     let id = instance();
     let engine = sandboxed(&s, &id);
     let pipeline = Pipeline::new("pod", "Sandbox")
-        .task(Task::new("server", IMAGE).command(["nc", "-l", "-p", "7777"]))
+        // busybox `nc -l` ends when its own stdin ends, which can be before the peer's
+        // data is read: keep nc's stdin open and print what it got once it has it.
+        .task(Task::new("server", IMAGE).command([
+            "sh",
+            "-c",
+            "sleep 120 | nc -l -p 7777 > /tmp/got & while [ ! -s /tmp/got ]; do sleep 0.05; done; cat /tmp/got",
+        ]))
         .task(Task::new("client", IMAGE).command([
             "sh",
             "-c",

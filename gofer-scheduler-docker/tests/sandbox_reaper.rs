@@ -19,11 +19,13 @@ async fn containers_in_a_sandbox_reach_each_other_on_localhost() {
         .unwrap();
     assert_eq!(s.state(&holder).await.unwrap(), ContainerState::Running);
     let net = NetworkMode::Sandbox(holder.clone());
+    // busybox `nc -l` ends when its own stdin ends, which can be before the peer's data is
+    // read; the server keeps nc's stdin open and prints what it got once it has it.
     let server = s
         .start(
             spec(&case, &format!("{case}-server"))
                 .network(net.clone())
-                .command(["sh", "-c", "nc -l -p 7777"]),
+                .command(["sh", "-c", "sleep 120 | nc -l -p 7777 > /tmp/got & while [ ! -s /tmp/got ]; do sleep 0.05; done; cat /tmp/got"]),
         )
         .await
         .unwrap();

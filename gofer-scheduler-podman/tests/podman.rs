@@ -335,7 +335,9 @@ async fn sandbox_tasks_share_localhost_and_the_holder_takes_them_along() {
     let server = s
         .start(
             ContainerSpec::new(unique_name("server"), IMAGE)
-                .command(["sh", "-c", "echo pong | nc -l -p 18080"])
+                // busybox `nc -l` ends when its own stdin ends, which can be before the
+                // peer's data is read: keep nc's stdin open, print what it got.
+                .command(["sh", "-c", "sleep 120 | nc -l -p 18080 > /tmp/got & while [ ! -s /tmp/got ]; do sleep 0.05; done; cat /tmp/got"])
                 .network(NetworkMode::Sandbox(holder.clone()))
                 .labels(labels.clone()),
         )
@@ -347,15 +349,16 @@ async fn sandbox_tasks_share_localhost_and_the_holder_takes_them_along() {
                 .command([
                     "sh",
                     "-c",
-                    "i=0; while [ $i -lt 100 ]; do nc 127.0.0.1 18080 && exit 0; i=$((i+1)); sleep 0.1; done; exit 1",
+                    "i=0; while [ $i -lt 100 ]; do echo pong | nc 127.0.0.1 18080 && exit 0; i=$((i+1)); sleep 0.1; done; exit 1",
                 ])
                 .network(NetworkMode::Sandbox(holder.clone()))
                 .labels(labels.clone()),
         )
         .await
         .unwrap();
-    let logs = s.logs(&client).await.unwrap();
+    let logs = s.logs(&server).await.unwrap();
     assert!(s.wait(&client).await.unwrap().success());
+    assert!(s.wait(&server).await.unwrap().success());
     assert_eq!(read_all(logs).await.0, "pong\n");
     // A long-running member is still there; removing the holder takes it along.
     let sleeper = s
