@@ -321,6 +321,32 @@ mod tests {
         assert_eq!(run(&p, &[b"abc abc"]), "abc abc");
     }
 
+    /// Noise with copies of the secrets: each part's noise, then the secret it names.
+    fn interleave(parts: &[(String, usize)], secrets: &[String]) -> Vec<u8> {
+        let mut text = Vec::new();
+        for (noise, which) in parts {
+            text.extend_from_slice(noise.as_bytes());
+            if let Some(s) = secrets.get(*which) {
+                text.extend_from_slice(s.as_bytes());
+            }
+        }
+        text
+    }
+
+    /// `text` cut at the given points (taken modulo its length + 1).
+    fn cut<'a>(text: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
+        let mut points: Vec<usize> = cuts.iter().map(|c| c % (text.len() + 1)).collect();
+        points.sort_unstable();
+        let mut chunks = Vec::with_capacity(points.len() + 1);
+        let mut prev = 0;
+        for c in points {
+            chunks.push(&text[prev..c]);
+            prev = c;
+        }
+        chunks.push(&text[prev..]);
+        chunks
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
         #[test]
@@ -329,23 +355,8 @@ mod tests {
             parts in proptest::collection::vec(("[ab\nx]{0,12}", 0usize..4), 0..12),
             cuts in proptest::collection::vec(0usize..64, 0..10),
         ) {
-            // The output mixes noise with copies of the secrets.
-            let mut text = Vec::new();
-            for (noise, which) in &parts {
-                text.extend_from_slice(noise.as_bytes());
-                if let Some(s) = secrets.get(*which) {
-                    text.extend_from_slice(s.as_bytes());
-                }
-            }
-            let mut cut_points: Vec<usize> = cuts.iter().map(|c| c % (text.len() + 1)).collect();
-            cut_points.sort_unstable();
-            let mut chunks: Vec<&[u8]> = Vec::new();
-            let mut prev = 0;
-            for c in cut_points {
-                chunks.push(&text[prev..c]);
-                prev = c;
-            }
-            chunks.push(&text[prev..]);
+            let text = interleave(&parts, &secrets);
+            let chunks = cut(&text, &cuts);
             let p = MaskPatterns::from_values(secrets.iter().map(|s| s.as_bytes()));
             let out = run(&p, &chunks);
             for s in &secrets {
@@ -364,22 +375,8 @@ mod tests {
             parts in proptest::collection::vec(("[ab\n]{0,12}", 0usize..4), 0..12),
             cuts in proptest::collection::vec(0usize..64, 0..10),
         ) {
-            let mut text = Vec::new();
-            for (noise, which) in &parts {
-                text.extend_from_slice(noise.as_bytes());
-                if let Some(s) = secrets.get(*which) {
-                    text.extend_from_slice(s.as_bytes());
-                }
-            }
-            let mut cut_points: Vec<usize> = cuts.iter().map(|c| c % (text.len() + 1)).collect();
-            cut_points.sort_unstable();
-            let mut chunks: Vec<&[u8]> = Vec::new();
-            let mut prev = 0;
-            for c in cut_points {
-                chunks.push(&text[prev..c]);
-                prev = c;
-            }
-            chunks.push(&text[prev..]);
+            let text = interleave(&parts, &secrets);
+            let chunks = cut(&text, &cuts);
             let p = MaskPatterns::from_values(secrets.iter().map(|s| s.as_bytes()));
             let out = run(&p, &chunks);
             for s in &secrets {
