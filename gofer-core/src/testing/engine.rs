@@ -1,0 +1,210 @@
+//! Engine-level checks on a real backend: the seed's hello-world pipeline, the exact
+//! environment a task sees, and the run-scoped network sandbox, all through the
+//! executor ([`Engine`]).
+//!
+//! Each function panics with a clear assertion message when the backend misbehaves, and
+//! removes what the engine instance left before it asserts that nothing was left.
+//! The workloads are `sh` scripts for a busybox image (`env`, `nc`, `sleep`), so they
+//! suit real engines; backend differences are arguments, never backend names.
+//!
+//! ```no_run
+//! # async fn demo(s: std::sync::Arc<gofer_core::DynScheduler>) {
+//! gofer_core::testing::engine::hello_world(s, "gofer-test/busybox:latest", "mytest1").await;
+//! # }
+//! ```
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+
+use crate::executor::{
+    Engine, EngineBuilder, Event, InMemoryLogSink, RunHandle, RunOptions, RunStatus, StatusReason,
+    TaskState, TaskStatus,
+};
+use crate::naming::engine_filter;
+use crate::{DynScheduler, Pipeline, Task};
+
+fn builder(s: &Arc<DynScheduler>, instance: &str) -> EngineBuilder {
+    Engine::builder(s.clone())
+        .instance_id(instance)
+        .log_sink(Arc::new(InMemoryLogSink::new()))
+}
+
+fn sandboxed(s: &Arc<DynScheduler>, image: &str, instance: &str) -> Engine {
+    builder(s, instance)
+        .network_sandbox(image)
+        .build()
+        .expect("an engine with a network sandbox")
+}
+
+async fn log_of(h: &RunHandle, task: &str) -> Vec<String> {
+    h.logs(task)
+        .expect("the task exists")
+        .map(|l| l.expect("a log line").text().into_owned())
+        .collect()
+        .await
+}
+
+/// Removes what engine instance `instance` left, then asserts it left nothing.
+pub async fn assert_nothing_left(s: &DynScheduler, instance: &str) {
+    let left = s
+        .list(&engine_filter(instance))
+        .await
+        .expect("list by label");
+    for c in &left {
+        let _ = s.remove(&c.id, true).await;
+    }
+    let names: Vec<_> = left.iter().map(|c| c.name.clone()).collect();
+    assert!(names.is_empty(), "left behind: {names:?}");
+}
+
+/// Waits until `task` of the run is running.
+async fn until_running(h: &RunHandle, task: &str) {
+    let mut events = h.events();
+    while let Some(e) = events.next().await {
+        if let Event::Task {
+            task_id,
+            state: TaskState::Running,
+            ..
+        } = e
+        {
+            if &*task_id == task {
+                return;
+            }
+        }
+    }
+    panic!("task {task} never ran");
+}
+
+/// The seed's hello-world pipeline ends Successful and logs exactly "Hello from Gofer!".
+pub async fn hello_world(s: Arc<DynScheduler>, image: &str, instance: &str) {
+    let engine = builder(&s, instance).build().expect("an engine");
+    let pipeline = Pipeline::new("hello", "Hello world").task(
+        Task::new("simple_task", image)
+            .description("This task simply prints our hello-world message and exists!")
+            .command(["echo", "Hello from Gofer!"]),
+    );
+    let h = engine
+        .start_run(&pipeline, RunOptions::new())
+        .expect("a run");
+    let run = h.wait().await.expect("the run ends");
+    assert_eq!(run.status, RunStatus::Successful, "{run:?}");
+    let task = run.task("simple_task").expect("the task");
+    assert_eq!(task.status, TaskStatus::Successful);
+    assert_eq!(task.exit_code, Some(0));
+    assert_eq!(log_of(&h, "simple_task").await, ["Hello from Gofer!"]);
+    assert_nothing_left(&*s, instance).await;
+}
+
+/// A task that prints its environment sees exactly the contract's variables: the
+/// system ones (one overridden by the task), its own and the run's — plus only the keys
+/// in `engine_env`, which the image or the engine itself sets (`PATH` must be `/bin`).
+pub async fn exact_contract_variables(
+    s: Arc<DynScheduler>,
+    image: &str,
+    instance: &str,
+    engine_env: &[&str],
+) {
+    let engine = builder(&s, instance).build().expect("an engine");
+    let pipeline = Pipeline::new("envcheck", "Environment").task(
+        Task::new("print_env", image)
+            .command(["env"])
+            .variable("OWN_VAR", "own value")
+            .variable("GOFER_TASK_IMAGE", "overridden by the task"),
+    );
+    let h = engine
+        .start_run(
+            &pipeline,
+            RunOptions::new().variable("FROM_RUN", "run value"),
+        )
+        .expect("a run");
+    let run = h.wait().await.expect("the run ends");
+    assert_eq!(run.status, RunStatus::Successful, "{run:?}");
+    let env: BTreeMap<String, String> = log_of(&h, "print_env")
+        .await
+        .into_iter()
+        .map(|l| {
+            let (k, v) = l.split_once('=').expect("KEY=VALUE");
+            (k.to_string(), v.to_string())
+        })
+        .collect();
+    let ours: BTreeMap<&str, &str> = env
+        .iter()
+        .filter(|(k, _)| !engine_env.contains(&k.as_str()))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let expected = BTreeMap::from([
+        ("GOFER_PIPELINE_ID", "envcheck"),
+        ("GOFER_RUN_ID", "1"),
+        ("GOFER_TASK_ID", "print_env"),
+        ("GOFER_TASK_IMAGE", "overridden by the task"),
+        ("OWN_VAR", "own value"),
+        ("FROM_RUN", "run value"),
+    ]);
+    assert_eq!(ours, expected);
+    assert_eq!(env.get("PATH").map(String::as_str), Some("/bin"));
+    assert_nothing_left(&*s, instance).await;
+}
+
+/// Tasks of one sandboxed run reach each other on localhost, and the holder goes with
+/// the run.
+pub async fn sandboxed_tasks_share_localhost(s: Arc<DynScheduler>, image: &str, instance: &str) {
+    let engine = sandboxed(&s, image, instance);
+    let pipeline = Pipeline::new("pod", "Sandbox")
+        // busybox `nc -l` ends when its own stdin ends, which can be before the peer's
+        // data is read: keep nc's stdin open and print what it got once it has it.
+        .task(Task::new("server", image).command([
+            "sh",
+            "-c",
+            "sleep 120 | nc -l -p 7777 > /tmp/got & while [ ! -s /tmp/got ]; do sleep 0.05; done; cat /tmp/got",
+        ]))
+        .task(Task::new("client", image).command([
+            "sh",
+            "-c",
+            "i=0; while [ $i -lt 200 ]; do echo 'hello over localhost' | nc 127.0.0.1 7777 && exit 0; sleep 0.1; i=$((i+1)); done; exit 1",
+        ]));
+    let h = engine
+        .start_run(&pipeline, RunOptions::new())
+        .expect("a run");
+    let run = h.wait().await.expect("the run ends");
+    assert_eq!(run.status, RunStatus::Successful, "{run:?}");
+    assert_eq!(log_of(&h, "server").await, ["hello over localhost"]);
+    assert_nothing_left(&*s, instance).await;
+}
+
+/// A cancelled sandboxed run removes its task and its holder.
+pub async fn sandbox_removed_on_cancel(s: Arc<DynScheduler>, image: &str, instance: &str) {
+    let engine = sandboxed(&s, image, instance);
+    let pipeline = Pipeline::new("cancelme", "Cancelled")
+        .task(Task::new("sleeper", image).command(["sleep", "600"]));
+    let h = engine
+        .start_run(&pipeline, RunOptions::new())
+        .expect("a run");
+    until_running(&h, "sleeper").await;
+    // While it runs, the engine holds the task and its holder.
+    let live = s.list(&engine_filter(instance)).await.expect("list");
+    assert_eq!(live.len(), 2, "{live:?}");
+    h.cancel(Duration::from_secs(1));
+    let run = h.wait().await.expect("the run ends");
+    assert_eq!(run.status, RunStatus::Cancelled);
+    assert_nothing_left(&*s, instance).await;
+}
+
+/// A failed sandboxed run removes its task and its holder.
+pub async fn sandbox_removed_on_failure(s: Arc<DynScheduler>, image: &str, instance: &str) {
+    let engine = sandboxed(&s, image, instance);
+    let pipeline = Pipeline::new("failme", "Failed")
+        .task(Task::new("fails", image).command(["sh", "-c", "exit 4"]));
+    let h = engine
+        .start_run(&pipeline, RunOptions::new())
+        .expect("a run");
+    let run = h.wait().await.expect("the run ends");
+    assert_eq!(run.status, RunStatus::Failed);
+    assert_eq!(
+        run.task("fails").expect("the task").reason,
+        Some(StatusReason::AbnormalExit { code: 4 })
+    );
+    assert_nothing_left(&*s, instance).await;
+}
