@@ -9,6 +9,7 @@ mod id;
 mod interpolate;
 pub mod naming;
 mod pipeline;
+mod run;
 pub mod runstore;
 pub mod scheduler;
 mod store;
@@ -20,19 +21,20 @@ mod variable;
 
 pub use error::{BoxError, SchedulerError, StoreError};
 pub use executor::{
-    mask_str, ContainerRef, Engine, EngineBuilder, EngineError, Event, FileLogSink,
-    InMemoryLogSink, InjectedVariable, Limits, LogError, LogKey, LogLine, LogSink, LogWriter,
-    MaskPatterns, Masker, RecoveredTask, RecoveryAction, RecoveryError, RecoveryReport,
-    RegisterError, Run, RunError, RunHandle, RunOptions, RunState, RunStatus, StatusReason,
-    TaskExecution, TaskState, TaskStatus, TokenIssuer, DEFAULT_INSTANCE_ID, MAX_LINE_BYTES,
-    MIN_MASK_LEN,
+    mask_str, BuildError, Engine, EngineBuilder, EngineError, FileLogSink, InMemoryLogSink, Limits,
+    LogError, LogKey, LogLine, LogReader, LogSink, LogWriter, MaskPatterns, Masker, RecoveredTask,
+    RecoveryAction, RecoveryError, RecoveryReport, RegisterError, RunError, RunHandle, TokenIssuer,
+    DEFAULT_INSTANCE_ID, MAX_LINE_BYTES, MIN_MASK_LEN,
 };
 pub use id::{validate_id, IdError, ID_MAX_LEN, ID_MIN_LEN};
 pub use interpolate::{parse_placeholder, Placeholder, PlaceholderError, PlaceholderKind};
 pub use pipeline::{Pipeline, MAX_PARALLELISM};
+pub use run::{
+    ContainerRef, Event, InjectedVariable, Run, RunHeader, RunOptions, RunState, RunStatus,
+    StatusReason, TaskExecution, TaskState, TaskStatus,
+};
 pub use runstore::{
-    DynRunStore, EventRecord, InMemoryRunStore, RunChange, RunSpec, RunStore, TaskDetails,
-    UnfinishedRun,
+    DynRunStore, InMemoryRunStore, RunChange, RunSpec, RunStore, TaskDetails, UnfinishedRun,
 };
 pub use scheduler::{
     Capabilities, ContainerId, ContainerSpec, ContainerState, ContainerSummary, DynScheduler, Env,

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use gofer_core::runstore::errors::{pipeline_not_found, run_exists, run_not_found, task_not_found};
 use gofer_core::runstore::without_credentials;
 use gofer_core::{
-    EventRecord, Pipeline, Run, RunChange, RunSpec, RunState, RunStore, StoreError, TaskDetails,
+    Event, Pipeline, Run, RunChange, RunSpec, RunState, RunStore, StoreError, TaskDetails,
     TaskExecution, UnfinishedRun,
 };
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
@@ -186,16 +186,14 @@ fn apply_one(
         known.insert((pipeline.to_string(), run_id));
     }
     let updated = match c {
-        RunChange::Run(r) => {
-            let mut head = r.clone();
-            head.tasks.clear();
+        RunChange::Run(head) => {
             tx.execute(
                 "UPDATE runs SET complete = ?3, body = ?4 WHERE pipeline = ?1 AND run = ?2",
                 params![
                     pipeline,
                     run,
-                    r.state == RunState::Complete,
-                    to_json("apply", &head)?
+                    head.state == RunState::Complete,
+                    to_json("apply", head)?
                 ],
             )
             .map_err(sql)?;
@@ -413,7 +411,7 @@ impl RunStore for SqliteRunStore {
         .await
     }
 
-    async fn events(&self, pipeline: &str, run: u64) -> Result<Vec<EventRecord>, StoreError> {
+    async fn events(&self, pipeline: &str, run: u64) -> Result<Vec<Event>, StoreError> {
         let pipeline = pipeline.to_string();
         self.with("events", move |conn| {
             let r = db_run("events", run)?;

@@ -19,12 +19,12 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
-use crate::executor::{
+use crate::naming::engine_filter;
+use crate::{DynScheduler, Pipeline, Task};
+use crate::{
     Engine, EngineBuilder, Event, InMemoryLogSink, RunHandle, RunOptions, RunStatus, StatusReason,
     TaskState, TaskStatus,
 };
-use crate::naming::engine_filter;
-use crate::{DynScheduler, Pipeline, Task};
 
 fn builder(s: &Arc<DynScheduler>, instance: &str) -> EngineBuilder {
     Engine::builder(s.clone())

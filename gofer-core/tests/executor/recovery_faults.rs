@@ -276,7 +276,7 @@ impl RunStore for Flaky {
         &self,
         p: &str,
         r: u64,
-    ) -> Result<Vec<gofer_core::EventRecord>, gofer_core::StoreError> {
+    ) -> Result<Vec<gofer_core::Event>, gofer_core::StoreError> {
         self.inner.events(p, r).await
     }
     async fn unfinished_runs(
