@@ -349,6 +349,24 @@ impl Scheduler for DockerScheduler {
     }
 
     #[tracing::instrument(skip_all, fields(scheduler = NAME, container = %id))]
+    async fn start_created(&self, id: &ContainerId) -> Result<(), SchedulerError> {
+        // Only a container never started is started: Docker would run an exited one
+        // again.
+        if state::from_inspect(&self.inspect_state(id).await?) != ContainerState::Created {
+            return Ok(());
+        }
+        match self.docker.start_container(&id.0, None).await {
+            // 304: a start still in flight won the race.
+            Ok(()) => {}
+            Err(e) if error::status(&e) == Some(304) => {}
+            Err(e) => return Err(error::container(&self.endpoint, "start", &id.0, e)),
+        }
+        tracing::debug!(id = %id, "started a container left created");
+        self.started().insert(id.0.clone());
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(scheduler = NAME, container = %id))]
     async fn logs(&self, id: &ContainerId) -> Result<LogStream, SchedulerError> {
         // An unknown id must fail here, not in the stream; what this scheduler started
         // and did not remove exists (if removed behind its back, the stream says so).

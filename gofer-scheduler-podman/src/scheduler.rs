@@ -353,6 +353,32 @@ impl Scheduler for PodmanScheduler {
     }
 
     #[tracing::instrument(skip_all, fields(scheduler = NAME, container = %id))]
+    async fn start_created(&self, id: &ContainerId) -> Result<(), SchedulerError> {
+        // Only a container never started is started: libpod would run an exited one
+        // again.
+        if self.state(id).await? != ContainerState::Created {
+            return Ok(());
+        }
+        if let Err(e) = self
+            .api
+            .podman
+            .containers()
+            .get(id.0.as_str())
+            .start(None)
+            .await
+        {
+            let e = ApiError::from(e);
+            // A start still in flight may have won the race.
+            if self.state(id).await? != ContainerState::Created {
+                return Ok(());
+            }
+            return Err(e.for_container("start", &self.api.endpoint, &id.0));
+        }
+        tracing::debug!(container = %id, "started a container left created");
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(scheduler = NAME, container = %id))]
     async fn logs(&self, id: &ContainerId) -> Result<LogStream, SchedulerError> {
         // Fail now, not in the stream, for an unknown container.
         let i = self
