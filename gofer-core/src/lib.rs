@@ -52,3 +52,6 @@ pub use variable::{
 
 /// Re-exported so hosts and backends use the same `secrecy` version.
 pub use secrecy;
+
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
