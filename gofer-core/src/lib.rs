@@ -53,5 +53,7 @@ pub use variable::{
 /// Re-exported so hosts and backends use the same `secrecy` version.
 pub use secrecy;
 
+pub mod reaper;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+pub use reaper::{reap, ReapError, ReapReport, REAP_CONCURRENCY};
