@@ -180,6 +180,32 @@ async fn stop_sends_term_then_kills_a_container_that_ignores_it() {
 }
 
 #[tokio::test]
+async fn a_stop_with_the_largest_grace_does_not_panic_and_the_container_goes() {
+    let s = podman_or_skip!();
+    let labels = case_labels("maxgrace");
+    for grace in [Duration::MAX, Duration::from_secs(u64::MAX)] {
+        let spec = ContainerSpec::new(unique_name("maxgrace"), IMAGE)
+            .init(true)
+            .command([
+                "sh",
+                "-c",
+                "trap 'exit 7' TERM; while true; do sleep 0.1; done",
+            ])
+            .labels(labels.clone());
+        let id = s.start(spec).await.unwrap();
+        // A guard against a hang, not a timing assertion: with init, the shell gets
+        // SIGTERM and exits at once.
+        tokio::time::timeout(Duration::from_secs(120), s.stop(&id, grace))
+            .await
+            .expect("stop returned")
+            .unwrap();
+        assert_eq!(s.wait(&id).await.unwrap(), ExitStatus::Exited { code: 7 });
+        s.remove(&id, false).await.unwrap();
+    }
+    assert_clean(&s, &labels).await;
+}
+
+#[tokio::test]
 async fn stop_ends_a_container_that_honours_term() {
     let s = podman_or_skip!();
     let labels = case_labels("term");
