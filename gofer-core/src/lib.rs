@@ -57,3 +57,9 @@ pub mod reaper;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 pub use reaper::{reap, ReapError, ReapReport, REAP_CONCURRENCY};
+mod validate_cycles;
+mod validate_text;
+pub use validate::{
+    CYCLE_SHOWN, EXCERPT_CHARS, MAX_ARG_BYTES, MAX_COMMAND_BYTES, MAX_CPUS, MAX_ENVIRONMENT_BYTES,
+    MIN_CPUS,
+};

@@ -161,5 +161,8 @@ async fn a_failed_listing_and_an_empty_filter_are_typed_failures() {
     s.fail_list = false;
     let report = reap(&s, &BTreeMap::new()).await;
     assert!(matches!(&report.failed[..], [ReapError::EmptyFilter]));
-    assert!(s.removed.lock().expect("lock").is_empty(), "nothing removed");
+    assert!(
+        s.removed.lock().expect("lock").is_empty(),
+        "nothing removed"
+    );
 }
