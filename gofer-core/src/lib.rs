@@ -63,3 +63,5 @@ pub use validate::{
     CYCLE_SHOWN, EXCERPT_CHARS, MAX_ARG_BYTES, MAX_COMMAND_BYTES, MAX_CPUS, MAX_ENVIRONMENT_BYTES,
     MIN_CPUS,
 };
+#[cfg(feature = "mock")]
+pub mod mock;
