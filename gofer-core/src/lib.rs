@@ -65,3 +65,23 @@ pub use validate::{
 };
 #[cfg(feature = "mock")]
 pub mod mock;
+
+/// Re-exported so hosts use the object store's [`Bytes`](bytes::Bytes) without
+/// adding `bytes` themselves.
+///
+/// ```
+/// use gofer_core::bytes::Bytes;
+/// use gofer_core::{InMemoryObjectStore, ObjectStore};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let store = InMemoryObjectStore::new();
+/// store.put_pipeline_object("build", "k", Bytes::from_static(b"v"), false).await.unwrap();
+/// assert_eq!(store.get_pipeline_object("build", "k").await.unwrap(), Bytes::from_static(b"v"));
+/// # }
+/// ```
+pub use bytes;
+/// Re-exported for the streams of `RunHandle::logs` and `RunHandle::events`
+/// (`use gofer_core::futures::StreamExt;`) without adding `futures`.
+pub use futures;
+/// Re-exported so hosts implement the traits (`#[gofer_core::async_trait::async_trait]`,
+/// or `use gofer_core::async_trait::async_trait;`) without adding `async-trait`.
+pub use async_trait;
