@@ -66,6 +66,9 @@ pub use validate::{
 #[cfg(feature = "mock")]
 pub mod mock;
 
+/// Re-exported so hosts implement the traits (`#[gofer_core::async_trait::async_trait]`,
+/// or `use gofer_core::async_trait::async_trait;`) without adding `async-trait`.
+pub use async_trait;
 /// Re-exported so hosts use the object store's [`Bytes`](bytes::Bytes) without
 /// adding `bytes` themselves.
 ///
@@ -82,6 +85,3 @@ pub use bytes;
 /// Re-exported for the streams of `RunHandle::logs` and `RunHandle::events`
 /// (`use gofer_core::futures::StreamExt;`) without adding `futures`.
 pub use futures;
-/// Re-exported so hosts implement the traits (`#[gofer_core::async_trait::async_trait]`,
-/// or `use gofer_core::async_trait::async_trait;`) without adding `async-trait`.
-pub use async_trait;
