@@ -56,7 +56,7 @@ pub use secrecy;
 pub mod reaper;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
-pub use reaper::{reap, ReapError, ReapReport, REAP_CONCURRENCY};
+pub use reaper::{reap, reap_listed, ReapError, ReapReport, REAP_CONCURRENCY};
 mod validate_cycles;
 mod validate_text;
 pub use validate::{

@@ -124,6 +124,26 @@ pub async fn reap(scheduler: &DynScheduler, filter: &BTreeMap<String, String>) -
             return report;
         }
     };
+    remove_all(scheduler, found, report).await
+}
+
+/// Removes, with force, exactly the `containers` given (for example those a recovery
+/// decided are orphans), as [`reap`] does after listing: at most
+/// [`REAP_CONCURRENCY`] at a time, task containers before sandbox holders, every
+/// failure reported.
+#[tracing::instrument(skip_all, fields(scheduler = scheduler.name(), containers = containers.len()))]
+pub async fn reap_listed(
+    scheduler: &DynScheduler,
+    containers: Vec<ContainerSummary>,
+) -> ReapReport {
+    remove_all(scheduler, containers, ReapReport::default()).await
+}
+
+async fn remove_all(
+    scheduler: &DynScheduler,
+    found: Vec<ContainerSummary>,
+    mut report: ReapReport,
+) -> ReapReport {
     let (holders, tasks): (Vec<_>, Vec<_>) = found
         .into_iter()
         .partition(|c| c.labels.get(LABEL_ROLE).map(String::as_str) == Some("sandbox"));

@@ -166,3 +166,38 @@ async fn a_failed_listing_and_an_empty_filter_are_typed_failures() {
         "nothing removed"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn reap_listed_removes_exactly_the_containers_given() {
+    let s = Faulty::new(populated().await);
+    let mine = s.inner.list(&engine_filter("mine")).await.expect("list");
+    let chosen: Vec<_> = mine
+        .into_iter()
+        .filter(|c| c.name == "mine-task-1" || c.name == "mine-holder")
+        .collect();
+    let report = reap_listed(&s, chosen).await;
+    assert!(report.is_complete(), "{:?}", report.failed);
+    assert_eq!(
+        report.removed_names(),
+        vec!["mine-task-1".to_string(), "mine-holder".to_string()],
+        "the task before the holder"
+    );
+    assert_eq!(
+        s.inner
+            .list(&engine_filter("mine"))
+            .await
+            .expect("list")
+            .len(),
+        11
+    );
+    // Listed again after removal: gone, not a failure.
+    let stale = ContainerSummary::new(
+        ContainerId("no-such".into()),
+        "stale",
+        BTreeMap::new(),
+        ContainerState::Created,
+    );
+    let report = reap_listed(&s, vec![stale]).await;
+    assert!(report.is_complete() && report.removed.is_empty());
+    assert_eq!(report.gone.len(), 1);
+}

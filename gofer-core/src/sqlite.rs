@@ -311,13 +311,18 @@ fn create(path: &Path, schema: &Schema) -> Result<(), OpenError> {
     placed.map_err(io("create"))
 }
 
+/// A name beside `path` no other creation uses: process id, a counter, the time.
+/// A crash between creating and linking it leaves this file behind, never a
+/// half-made database at `path`.
 fn temp_path(path: &Path) -> PathBuf {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".new-{}-{nanos}", std::process::id()));
+    name.push(format!(".new-{}-{n}-{nanos}", std::process::id()));
     path.with_file_name(name)
 }
 

@@ -280,3 +280,36 @@ fn a_missing_directory_is_an_io_error_naming_the_path() {
     assert!(e.to_string().contains("missing"), "{e}");
     assert!(e.is_retryable());
 }
+
+#[test]
+fn concurrent_first_opens_agree_on_one_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db");
+    let handles: Vec<_> = (0..8)
+        .map(|i| {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let c = open(&path, &schema(V2)).expect("open");
+                c.execute("INSERT INTO t (body) VALUES (?1)", [format!("from {i}")])
+                    .expect("write");
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("thread");
+    }
+    let c = open(&path, &schema(V2)).expect("reopen");
+    let rows: i64 = c
+        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(rows, 8, "every writer wrote to the same database");
+    let leftovers = std::fs::read_dir(dir.path())
+        .expect("ls")
+        .filter(|e| {
+            e.as_ref()
+                .map(|e| e.file_name().to_string_lossy().contains(".new-"))
+                .unwrap_or(false)
+        })
+        .count();
+    assert_eq!(leftovers, 0);
+}

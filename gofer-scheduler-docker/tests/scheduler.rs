@@ -197,8 +197,11 @@ async fn a_stop_with_the_largest_grace_does_not_panic_and_the_container_goes() {
             .await
             .expect("stop returned")
             .unwrap();
-        assert_eq!(s.wait(&id).await.unwrap(), ExitStatus::Exited { code: 7 });
+        // Stopped: it has exited (by its trap, or by the signal if that came first),
+        // so a remove without force succeeds.
+        let status = s.wait(&id).await.unwrap();
         s.remove(&id, false).await.unwrap();
+        assert!(matches!(status, ExitStatus::Exited { .. }), "{status:?}");
     }
     assert!(s.list(&case_labels(&case)).await.unwrap().is_empty());
 }
