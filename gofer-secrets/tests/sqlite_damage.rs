@@ -37,7 +37,10 @@ async fn refused(db: &Db, bytes: &[u8], what: &str) -> OpenError {
         .await
         .expect_err(what);
     assert!(!e.is_retryable(), "{what}: {e}");
-    assert!(e.to_string().contains("secrets.db"), "{what}: names the file: {e}");
+    assert!(
+        e.to_string().contains("secrets.db"),
+        "{what}: names the file: {e}"
+    );
     let StoreError::Unusable { store, source } = e else {
         panic!("{what}: not Unusable: {e}");
     };
