@@ -275,18 +275,25 @@ fn connect(path: &Path) -> Result<Connection, OpenError> {
     .map_err(sqlite_err(path, "open"))?;
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(sqlite_err(path, "open"))?;
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-        .map_err(sqlite_err(path, "open"))?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        return Err(OpenError::NoWal {
-            path: path.to_path_buf(),
-            mode,
-        });
-    }
+    require_wal(&conn, path)?;
     conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
         .map_err(sqlite_err(path, "open"))?;
     Ok(conn)
+}
+
+/// Switches to WAL; SQLite answers with the mode it kept when it cannot.
+fn require_wal(conn: &Connection, path: &Path) -> Result<(), OpenError> {
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .map_err(sqlite_err(path, "open"))?;
+    if mode.eq_ignore_ascii_case("wal") {
+        Ok(())
+    } else {
+        Err(OpenError::NoWal {
+            path: path.to_path_buf(),
+            mode,
+        })
+    }
 }
 
 /// Checks that the file holds `schema` (adopting a legacy file) and is not newer.

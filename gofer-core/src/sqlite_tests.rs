@@ -313,3 +313,18 @@ fn concurrent_first_opens_agree_on_one_file() {
         .count();
     assert_eq!(leftovers, 0);
 }
+
+#[test]
+fn a_database_that_cannot_use_wal_is_refused() {
+    // An in-memory database has no file for a write-ahead log: SQLite keeps "memory".
+    let c = Connection::open_in_memory().expect("memory");
+    let e = require_wal(&c, Path::new("mem")).expect_err("no WAL");
+    assert!(
+        matches!(&e, OpenError::NoWal { mode, .. } if mode == "memory"),
+        "{e}"
+    );
+    assert!(!e.is_retryable());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = Connection::open(dir.path().join("db")).expect("file");
+    assert!(require_wal(&file, Path::new("db")).is_ok());
+}
