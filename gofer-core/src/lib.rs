@@ -54,3 +54,36 @@ pub use variable::{
 
 /// Re-exported so hosts and backends use the same `secrecy` version.
 pub use secrecy;
+
+pub mod reaper;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+pub use reaper::{reap, reap_listed, ReapError, ReapReport, REAP_CONCURRENCY};
+mod validate_cycles;
+mod validate_text;
+pub use validate::{
+    CYCLE_SHOWN, EXCERPT_CHARS, MAX_ARG_BYTES, MAX_COMMAND_BYTES, MAX_CPUS, MAX_ENVIRONMENT_BYTES,
+    MIN_CPUS,
+};
+#[cfg(feature = "mock")]
+pub mod mock;
+
+/// Re-exported so hosts implement the traits (`#[gofer_core::async_trait::async_trait]`,
+/// or `use gofer_core::async_trait::async_trait;`) without adding `async-trait`.
+pub use async_trait;
+/// Re-exported so hosts use the object store's [`Bytes`](bytes::Bytes) without
+/// adding `bytes` themselves.
+///
+/// ```
+/// use gofer_core::bytes::Bytes;
+/// use gofer_core::{InMemoryObjectStore, ObjectStore};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let store = InMemoryObjectStore::new();
+/// store.put_pipeline_object("build", "k", Bytes::from_static(b"v"), false).await.unwrap();
+/// assert_eq!(store.get_pipeline_object("build", "k").await.unwrap(), Bytes::from_static(b"v"));
+/// # }
+/// ```
+pub use bytes;
+/// Re-exported for the streams of `RunHandle::logs` and `RunHandle::events`
+/// (`use gofer_core::futures::StreamExt;`) without adding `futures`.
+pub use futures;
