@@ -20,7 +20,7 @@
 //! | [`LogWriter`] | [`MockLogWriter`] |
 //!
 //! Each mock implements every method of its trait, defaults included
-//! (`create_sandbox`, `run_finished`, `locate`): a call without a matching
+//! (`create_sandbox`, `start_created`, `run_finished`, `locate`, `reader`, `may_block`): a call without a matching
 //! expectation panics, so script what the code under test calls.
 //!
 //! # Examples
@@ -72,8 +72,8 @@ use mockall::mock;
 use secrecy::SecretString;
 
 use crate::{
-    Capabilities, ContainerId, ContainerSpec, ContainerState, ContainerSummary, EventRecord,
-    ExitStatus, GlobalSecretInfo, LogError, LogKey, LogLine, LogSink, LogStream, LogWriter,
+    Capabilities, ContainerId, ContainerSpec, ContainerState, ContainerSummary, Event, ExitStatus,
+    GlobalSecretInfo, LogError, LogKey, LogLine, LogReader, LogSink, LogStream, LogWriter,
     ObjectStore, Pipeline, Run, RunChange, RunStore, SandboxSpec, Scheduler, SchedulerError,
     SecretStore, StoreError, TaskDetails, UnfinishedRun,
 };
@@ -98,6 +98,7 @@ mock! {
             labels: &BTreeMap<String, String>,
         ) -> Result<Vec<ContainerSummary>, SchedulerError>;
         async fn create_sandbox(&self, spec: SandboxSpec) -> Result<ContainerId, SchedulerError>;
+        async fn start_created(&self, id: &ContainerId) -> Result<(), SchedulerError>;
     }
 }
 
@@ -201,7 +202,7 @@ mock! {
             run: u64,
             task: &str,
         ) -> Result<TaskDetails, StoreError>;
-        async fn events(&self, pipeline: &str, run: u64) -> Result<Vec<EventRecord>, StoreError>;
+        async fn events(&self, pipeline: &str, run: u64) -> Result<Vec<Event>, StoreError>;
         async fn unfinished_runs(&self) -> Result<Vec<UnfinishedRun>, StoreError>;
         async fn next_run_id(&self, pipeline: &str) -> Result<u64, StoreError>;
         async fn last_run_ids(&self) -> Result<Vec<(String, u64)>, StoreError>;
@@ -217,6 +218,8 @@ mock! {
         fn open(&self, key: &LogKey) -> Result<Box<dyn LogWriter>, LogError>;
         fn read(&self, key: &LogKey, cursor: u64, max: usize) -> Result<(Vec<LogLine>, u64), LogError>;
         fn locate(&self, key: &LogKey) -> Option<String>;
+        fn reader(&self, key: &LogKey) -> Result<Box<dyn LogReader>, LogError>;
+        fn may_block(&self) -> bool;
     }
 }
 

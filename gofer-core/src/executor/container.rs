@@ -134,7 +134,7 @@ pub(crate) async fn remove(engine: &Arc<Shared>, id: &ContainerId) {
     }
 }
 
-fn retry_removal(engine: Arc<Shared>, id: ContainerId) {
+pub(crate) fn retry_removal(engine: Arc<Shared>, id: ContainerId) {
     let Ok(rt) = tokio::runtime::Handle::try_current() else {
         return;
     };

@@ -12,7 +12,7 @@ use crate::run::RunState;
 use crate::runstore::{DynRunStore, UnfinishedRun};
 use crate::scheduler::ContainerSummary;
 
-use super::container::guarded;
+use super::container::{self, guarded};
 use super::ctx::{RunCtx, Shared};
 use super::engine::Engine;
 use super::journal::Journal;
@@ -152,13 +152,19 @@ impl Engine {
     }
 }
 
-/// Removes containers recovery does not need, noting what it removed.
-async fn reap(inner: &Shared, containers: Vec<ContainerSummary>, report: &mut RecoveryReport) {
-    let s = &*inner.scheduler;
-    for c in containers {
-        match guarded(s, "remove", s.remove(&c.id, true)).await {
-            Ok(()) => report.reaped.push(c.name.clone()),
-            Err(e) => warn!(container = %c.id, name = %c.name, error = %e, "cannot reap container"),
+/// Removes containers recovery does not need (the one reaper), noting what it
+/// removed; a removal that failed is retried in the background until the engine
+/// answers again.
+async fn reap(inner: &Arc<Shared>, containers: Vec<ContainerSummary>, report: &mut RecoveryReport) {
+    if containers.is_empty() {
+        return;
+    }
+    let done = crate::reaper::reap_listed(&*inner.scheduler, containers).await;
+    report.reaped.extend(done.removed_names());
+    for failure in done.failed {
+        warn!(error = %failure, "cannot reap a container; retrying in the background");
+        if let crate::reaper::ReapError::Remove { id, .. } = failure {
+            container::retry_removal(inner.clone(), id);
         }
     }
 }
