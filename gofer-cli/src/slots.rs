@@ -1,0 +1,136 @@
+//! Engine instance slots: which `gofer` process owns which containers and runs.
+//!
+//! Every process that opens the engine holds one slot, `cli-<n>`, for its whole life:
+//! an exclusive lock on `<home>/slots/cli-<n>.lock` (released by the OS when the
+//! process ends, however it ends). The slot's name is the engine's instance id, so
+//! it is in every container's labels and in every run's record: a process only
+//! recovers, reaps and adopts containers and runs of slots it holds, and a slot is
+//! only free when no live process holds it. A slot that is free but has unfinished
+//! runs was left by a process that died; the next process to open the engine takes
+//! it and finishes those runs.
+//!
+//! Run numbers: the engine numbers runs from the run store's highest number, read
+//! once in `Engine::recover`. Two processes on one store would give the same number,
+//! so `<home>/start.lock` is held from before `recover` until the new run's first
+//! record is durable.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
+
+use crate::error::CliError;
+use crate::home::create_private_dir;
+
+/// The prefix of slot names.
+pub const SLOT_PREFIX: &str = "cli-";
+
+/// How many slots there are: at most this many `gofer` processes open the engine on
+/// one data directory at once.
+pub const MAX_SLOTS: usize = 64;
+
+/// A held slot; released when dropped (or when the process ends).
+#[derive(Debug)]
+pub struct Slot {
+    id: String,
+    _file: File,
+}
+
+impl Slot {
+    /// The slot's name, used as the engine instance id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+fn lock_file(path: &Path) -> Result<File, CliError> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(CliError::io(path, "open lock file"))
+}
+
+/// Takes the slot `id` when no process holds it.
+///
+/// # Errors
+/// [`CliError::Io`] when the lock file cannot be opened or locked.
+pub fn try_take(dir: &Path, id: &str) -> Result<Option<Slot>, CliError> {
+    create_private_dir(dir)?;
+    let path = dir.join(format!("{id}.lock"));
+    let file = lock_file(&path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(Slot {
+            id: id.to_string(),
+            _file: file,
+        })),
+        Err(TryLockError::WouldBlock) => Ok(None),
+        Err(TryLockError::Error(e)) => Err(CliError::io(path, "lock")(e)),
+    }
+}
+
+/// Takes the free slot with the lowest number.
+///
+/// # Errors
+/// [`CliError::NoSlot`] when every slot is held, [`CliError::Io`].
+pub fn take_free(dir: &Path) -> Result<Slot, CliError> {
+    for n in 1..=MAX_SLOTS {
+        if let Some(slot) = try_take(dir, &format!("{SLOT_PREFIX}{n}"))? {
+            return Ok(slot);
+        }
+    }
+    Err(CliError::NoSlot {
+        dir: dir.to_path_buf(),
+        slots: MAX_SLOTS,
+    })
+}
+
+/// Whether `id` names a slot of this command (`cli-<n>`).
+pub fn is_slot_id(id: &str) -> bool {
+    id.strip_prefix(SLOT_PREFIX)
+        .and_then(|n| n.parse::<usize>().ok())
+        .is_some_and(|n| (1..=MAX_SLOTS).contains(&n))
+}
+
+/// The lock serializing run-number allocation across processes; released when
+/// dropped.
+#[derive(Debug)]
+pub struct StartLock {
+    _file: File,
+}
+
+impl StartLock {
+    /// Waits until the lock is free and takes it (blocking: call it from
+    /// `spawn_blocking`).
+    ///
+    /// # Errors
+    /// [`CliError::Io`].
+    pub fn take(home: &Path) -> Result<Self, CliError> {
+        let path: PathBuf = home.join("start.lock");
+        let file = lock_file(&path)?;
+        file.lock().map_err(CliError::io(path, "lock"))?;
+        Ok(Self { _file: file })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_slot_is_not_handed_out_again_until_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = take_free(dir.path()).unwrap();
+        let b = take_free(dir.path()).unwrap();
+        assert_eq!((a.id(), b.id()), ("cli-1", "cli-2"));
+        assert!(try_take(dir.path(), "cli-1").unwrap().is_none());
+        drop(a);
+        assert_eq!(take_free(dir.path()).unwrap().id(), "cli-1");
+    }
+
+    #[test]
+    fn slot_ids() {
+        assert!(is_slot_id("cli-1") && is_slot_id("cli-64"));
+        assert!(!is_slot_id("cli-0") && !is_slot_id("cli-65") && !is_slot_id("local"));
+    }
+}
