@@ -6,7 +6,8 @@
 //! <home>/objects.sqlite3        object store (SqliteObjectStore)
 //! <home>/secret.key             the secret store's key (mode 0600), unless GOFER_SECRET_KEY
 //! <home>/logs/<pipeline>/<run>/<task>.log   task logs (FileLogSink)
-//! <home>/slots/cli-<n>.lock     engine instance slots (see `slots`)
+//! <home>/home.id               this data directory's random id (in instance ids)
+//! <home>/slots/cli-<id>-<n>.lock  engine instance slots (see `slots`)
 //! <home>/start.lock             held while a run number is allocated
 //! ```
 
@@ -27,6 +28,7 @@ pub const KEY_ENV: &str = "GOFER_SECRET_KEY";
 #[derive(Debug, Clone)]
 pub struct Home {
     dir: PathBuf,
+    id: String,
 }
 
 impl Home {
@@ -43,7 +45,13 @@ impl Home {
                 .ok_or(CliError::NoHome)?,
         };
         create_private_dir(&dir)?;
-        Ok(Self { dir })
+        let id = home_id(&dir)?;
+        Ok(Self { dir, id })
+    }
+
+    /// The data directory's id: 8 random hex digits, made on first use.
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     /// The directory.
@@ -119,4 +127,35 @@ pub(crate) fn create_private_dir(dir: &Path) -> Result<(), CliError> {
     builder
         .create(dir)
         .map_err(CliError::io(dir, "create directory"))
+}
+
+/// Reads `<dir>/home.id`, or creates it (atomically: a racing process reads the
+/// winner's).
+fn home_id(dir: &Path) -> Result<String, CliError> {
+    let path = dir.join("home.id");
+    let valid = |s: &str| s.len() == 8 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    match std::fs::read_to_string(&path) {
+        Ok(s) if valid(s.trim()) => return Ok(s.trim().to_string()),
+        Ok(_) => {
+            return Err(CliError::Usage(format!(
+                "{}: not 8 hex digits; remove it to make a new one",
+                path.display()
+            )))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(CliError::io(&path, "read")(e)),
+    }
+    let mut bytes = [0u8; 4];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| CliError::io(&path, "make an id")(std::io::Error::other(e.to_string())))?;
+    let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let tmp = dir.join(format!(".home.id.{id}.tmp"));
+    std::fs::write(&tmp, format!("{id}\n")).map_err(CliError::io(&tmp, "write"))?;
+    let linked = std::fs::hard_link(&tmp, &path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(id),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => home_id(dir),
+        Err(e) => Err(CliError::io(&path, "create")(e)),
+    }
 }

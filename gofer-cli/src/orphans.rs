@@ -38,13 +38,14 @@ pub async fn adopt(
     grace: Duration,
     own: Option<&str>,
 ) -> Result<Vec<Adopted>, CliError> {
+    let prefix = slots::prefix(home.id());
     let ids: BTreeSet<String> = stores
         .runs
         .unfinished_runs()
         .await?
         .into_iter()
         .map(|u| u.spec.engine)
-        .filter(|e| slots::is_slot_id(e) && Some(e.as_str()) != own)
+        .filter(|e| slots::is_slot_id(&prefix, e) && Some(e.as_str()) != own)
         .collect();
     let mut adopted = Vec::new();
     for id in ids {

@@ -1,13 +1,15 @@
 //! Engine instance slots: which `gofer` process owns which containers and runs.
 //!
-//! Every process that opens the engine holds one slot, `cli-<n>`, for its whole life:
-//! an exclusive lock on `<home>/slots/cli-<n>.lock` (released by the OS when the
+//! Every process that opens the engine holds one slot, `cli-<home id>-<n>`, for its
+//! whole life: an exclusive lock on `<home>/slots/cli-<home id>-<n>.lock` (released by the OS when the
 //! process ends, however it ends). The slot's name is the engine's instance id, so
 //! it is in every container's labels and in every run's record: a process only
 //! recovers, reaps and adopts containers and runs of slots it holds, and a slot is
 //! only free when no live process holds it. A slot that is free but has unfinished
 //! runs was left by a process that died; the next process to open the engine takes
-//! it and finishes those runs.
+//! it and finishes those runs. The home id (random, made once per data directory)
+//! keeps two data directories on one container engine apart: neither ever reaps the
+//! other's containers.
 //!
 //! Run numbers: the engine numbers runs from the run store's highest number, read
 //! once in `Engine::recover`. Two processes on one store would give the same number,
@@ -19,9 +21,6 @@ use std::path::{Path, PathBuf};
 
 use crate::error::CliError;
 use crate::home::create_private_dir;
-
-/// The prefix of slot names.
-pub const SLOT_PREFIX: &str = "cli-";
 
 /// How many slots there are: at most this many `gofer` processes open the engine on
 /// one data directory at once.
@@ -68,13 +67,18 @@ pub fn try_take(dir: &Path, id: &str) -> Result<Option<Slot>, CliError> {
     }
 }
 
-/// Takes the free slot with the lowest number.
+/// The slot name prefix of a data directory: `cli-<home id>-`.
+pub fn prefix(home_id: &str) -> String {
+    format!("cli-{home_id}-")
+}
+
+/// Takes the free slot with the lowest number (names start with `prefix`).
 ///
 /// # Errors
 /// [`CliError::NoSlot`] when every slot is held, [`CliError::Io`].
-pub fn take_free(dir: &Path) -> Result<Slot, CliError> {
+pub fn take_free(dir: &Path, prefix: &str) -> Result<Slot, CliError> {
     for n in 1..=MAX_SLOTS {
-        if let Some(slot) = try_take(dir, &format!("{SLOT_PREFIX}{n}"))? {
+        if let Some(slot) = try_take(dir, &format!("{prefix}{n}"))? {
             return Ok(slot);
         }
     }
@@ -84,9 +88,9 @@ pub fn take_free(dir: &Path) -> Result<Slot, CliError> {
     })
 }
 
-/// Whether `id` names a slot of this command (`cli-<n>`).
-pub fn is_slot_id(id: &str) -> bool {
-    id.strip_prefix(SLOT_PREFIX)
+/// Whether `id` names a slot with this prefix (`<prefix><n>`).
+pub fn is_slot_id(prefix: &str, id: &str) -> bool {
+    id.strip_prefix(prefix)
         .and_then(|n| n.parse::<usize>().ok())
         .is_some_and(|n| (1..=MAX_SLOTS).contains(&n))
 }
@@ -120,17 +124,18 @@ mod tests {
     #[test]
     fn a_held_slot_is_not_handed_out_again_until_released() {
         let dir = tempfile::tempdir().unwrap();
-        let a = take_free(dir.path()).unwrap();
-        let b = take_free(dir.path()).unwrap();
-        assert_eq!((a.id(), b.id()), ("cli-1", "cli-2"));
-        assert!(try_take(dir.path(), "cli-1").unwrap().is_none());
+        let a = take_free(dir.path(), "cli-x-").unwrap();
+        let b = take_free(dir.path(), "cli-x-").unwrap();
+        assert_eq!((a.id(), b.id()), ("cli-x-1", "cli-x-2"));
+        assert!(try_take(dir.path(), "cli-x-1").unwrap().is_none());
         drop(a);
-        assert_eq!(take_free(dir.path()).unwrap().id(), "cli-1");
+        assert_eq!(take_free(dir.path(), "cli-x-").unwrap().id(), "cli-x-1");
     }
 
     #[test]
     fn slot_ids() {
-        assert!(is_slot_id("cli-1") && is_slot_id("cli-64"));
-        assert!(!is_slot_id("cli-0") && !is_slot_id("cli-65") && !is_slot_id("local"));
+        assert!(is_slot_id("cli-x-", "cli-x-1") && is_slot_id("cli-x-", "cli-x-64"));
+        assert!(!is_slot_id("cli-x-", "cli-x-0") && !is_slot_id("cli-x-", "cli-x-65"));
+        assert!(!is_slot_id("cli-x-", "cli-y-1") && !is_slot_id("cli-x-", "local"));
     }
 }
