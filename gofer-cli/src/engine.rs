@@ -42,6 +42,23 @@ pub async fn connect(choice: EngineChoice) -> Result<Arc<DynScheduler>, CliError
     })
 }
 
+/// Connects to the engine a slot recorded (`docker`, `podman`), or to `choice` when
+/// it recorded none.
+///
+/// # Errors
+/// As [`connect`].
+pub async fn connect_recorded(
+    recorded: Option<&str>,
+    choice: EngineChoice,
+) -> Result<Arc<DynScheduler>, CliError> {
+    let choice = match recorded {
+        Some(n) if n == gofer_scheduler_docker::NAME => EngineChoice::Docker,
+        Some(n) if n == gofer_scheduler_podman::NAME => EngineChoice::Podman,
+        _ => choice,
+    };
+    connect(choice).await
+}
+
 /// The stores every engine of this process shares.
 #[derive(Debug, Clone)]
 pub struct Stores {

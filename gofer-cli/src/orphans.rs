@@ -26,7 +26,8 @@ pub struct Adopted {
 
 /// Takes every free slot other than `own` that has unfinished runs in the run store,
 /// and recovers it (its runs go on in this process). Connects to the container
-/// engine only when there is such a slot (`scheduler` caches the connection).
+/// engine only when there is such a slot: the one the slot recorded, else `choice`
+/// (`scheduler` caches a connection).
 ///
 /// # Errors
 /// The store, the slot files, the container engine or the recovery.
@@ -52,10 +53,14 @@ pub async fn adopt(
         let Some(slot) = slots::try_take(&home.slots_dir(), &id)? else {
             continue; // a live process holds it
         };
+        let recorded = slots::recorded_engine(&home.slots_dir(), &id);
         let s = match scheduler {
-            Some(s) => s.clone(),
-            None => scheduler.insert(engine::connect(choice).await?).clone(),
+            Some(s) if recorded.as_deref().is_none_or(|r| r == s.name()) => s.clone(),
+            _ => engine::connect_recorded(recorded.as_deref(), choice).await?,
         };
+        if scheduler.is_none() {
+            *scheduler = Some(s.clone());
+        }
         let engine = engine::build(s, home, stores, &slot, grace)?;
         let report = engine.recover().await?;
         for r in &report.runs {

@@ -30,7 +30,7 @@ pub const MAX_SLOTS: usize = 64;
 #[derive(Debug)]
 pub struct Slot {
     id: String,
-    _file: File,
+    file: File,
 }
 
 impl Slot {
@@ -38,6 +38,30 @@ impl Slot {
     pub fn id(&self) -> &str {
         &self.id
     }
+
+    /// Records in the slot file which container engine (`docker`, `podman`) the
+    /// slot's containers run on, so whoever adopts the slot later recovers them
+    /// there.
+    ///
+    /// # Errors
+    /// [`CliError::Io`].
+    pub fn record_engine(&mut self, dir: &Path, name: &str) -> Result<(), CliError> {
+        use std::io::{Seek, Write};
+        let path = dir.join(format!("{}.lock", self.id));
+        self.file
+            .set_len(0)
+            .and_then(|()| self.file.rewind())
+            .and_then(|()| writeln!(self.file, "{name}"))
+            .and_then(|()| self.file.sync_data())
+            .map_err(CliError::io(path, "record the engine"))
+    }
+}
+
+/// The container engine recorded in a slot file, when any.
+pub fn recorded_engine(dir: &Path, id: &str) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join(format!("{id}.lock"))).ok()?;
+    let name = text.trim();
+    (!name.is_empty()).then(|| name.to_string())
 }
 
 fn lock_file(path: &Path) -> Result<File, CliError> {
@@ -60,7 +84,7 @@ pub fn try_take(dir: &Path, id: &str) -> Result<Option<Slot>, CliError> {
     match file.try_lock() {
         Ok(()) => Ok(Some(Slot {
             id: id.to_string(),
-            _file: file,
+            file,
         })),
         Err(TryLockError::WouldBlock) => Ok(None),
         Err(TryLockError::Error(e)) => Err(CliError::io(path, "lock")(e)),
@@ -128,7 +152,14 @@ mod tests {
         let b = take_free(dir.path(), "cli-x-").unwrap();
         assert_eq!((a.id(), b.id()), ("cli-x-1", "cli-x-2"));
         assert!(try_take(dir.path(), "cli-x-1").unwrap().is_none());
+        let mut a = a;
+        a.record_engine(dir.path(), "podman").unwrap();
         drop(a);
+        assert_eq!(
+            recorded_engine(dir.path(), "cli-x-1").as_deref(),
+            Some("podman")
+        );
+        assert_eq!(recorded_engine(dir.path(), "cli-x-2"), None);
         assert_eq!(take_free(dir.path(), "cli-x-").unwrap().id(), "cli-x-1");
     }
 

@@ -180,3 +180,42 @@ command = ["sh", "-c", "echo start $GOFER_RUN_ID; sleep 2; echo done $GOFER_RUN_
         "a container was left"
     );
 }
+
+#[test]
+fn a_killed_run_is_recovered_on_the_engine_it_ran_on() {
+    use gofer_cli::cli::EngineChoice;
+    if !support::engine_named(EngineChoice::Podman) {
+        return;
+    }
+    let g = Gofer::new();
+    let file = g.file(
+        "onpodman.toml",
+        r#"
+id = "onpodman"
+[[tasks]]
+id = "step"
+image = "IMAGE"
+command = ["sh", "-c", "echo before; sleep 2; echo after"]
+"#,
+    );
+    let p = g.spawn(
+        &["--engine", "podman", "run", file.to_str().unwrap()],
+        "run",
+    );
+    p.wait_for("[step] before");
+    p.signal("KILL");
+    let _ = p.finish();
+    // A command with the default engine choice recovers the run on Podman, where
+    // its container is, because the slot recorded it.
+    let out = g.run(&["run", "get", "onpodman", "1"]);
+    out.ok();
+    let run = g.run_json("onpodman", 1);
+    assert_eq!(run["status"], "successful", "{run}");
+    assert_eq!(
+        g.run(&["logs", "onpodman", "1", "step"]).ok().stdout(),
+        "before\nafter\n"
+    );
+    assert!(g
+        .containers_on(EngineChoice::Podman, &g.home_id())
+        .is_empty());
+}

@@ -50,7 +50,8 @@ pub async fn run(ctx: &Ctx, args: RunArgs) -> Result<ExitCode, CliError> {
     let stores = Stores::open(&ctx.home).await?;
     resolve_registry_secrets(&mut loaded, &stores).await?;
     let scheduler = engine::connect(ctx.engine).await?;
-    let slot = slots::take_free(&ctx.home.slots_dir(), &slots::prefix(ctx.home.id()))?;
+    let mut slot = slots::take_free(&ctx.home.slots_dir(), &slots::prefix(ctx.home.id()))?;
+    slot.record_engine(&ctx.home.slots_dir(), scheduler.name())?;
     let engine = engine::build(scheduler.clone(), &ctx.home, &stores, &slot, args.grace)?;
     let mut options = RunOptions::new().variables(args.vars);
     if let Some(t) = args.timeout {
