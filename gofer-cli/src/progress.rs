@@ -152,14 +152,18 @@ impl Progress {
         }
     }
 
-    /// Stops the live display.
-    pub fn finish(&self) {
-        if let Self::Tty { bars, .. } = self {
+    /// Stops the live display, leaving each task's last line.
+    pub fn finish(self) {
+        if let Self::Tty { multi, bars } = self {
             for bar in bars.values() {
                 if !bar.is_finished() {
                     bar.finish();
                 }
             }
+            drop(bars);
+            drop(multi);
+            // The display leaves the cursor at the end of its last line.
+            eprintln!();
         }
     }
 }

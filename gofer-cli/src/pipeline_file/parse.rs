@@ -127,7 +127,7 @@ pub fn parse_text(path: &Path, format: Format, text: &str) -> Result<PipelineFil
                 })
         }
         Format::Yaml => {
-            let de = serde_norway::Deserializer::from_str(text);
+            let de = yaml_serde::Deserializer::from_str(text);
             tracked(de).map_err(|(field, e)| {
                 let position = e.location().map(|l| Position {
                     line: l.line(),

@@ -23,9 +23,7 @@ pub fn engine_named(choice: gofer_cli::cli::EngineChoice) -> bool {
         .enable_all()
         .build()
         .unwrap();
-    match rt.block_on(gofer_cli::engine::connect(
-        gofer_cli::cli::EngineChoice::Auto,
-    )) {
+    match rt.block_on(gofer_cli::engine::connect(choice)) {
         Ok(_) => true,
         Err(e) => {
             assert!(
