@@ -267,3 +267,18 @@ fn schema_and_completions_print() {
         .stdout()
         .contains("gofer"));
 }
+
+#[test]
+fn every_example_file_is_valid() {
+    let g = Gofer::new();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if gofer_cli::pipeline_file::Format::of(&path).is_some() {
+            g.run(&["validate", path.to_str().unwrap()]).ok();
+            seen += 1;
+        }
+    }
+    assert!(seen >= 3, "examples/ holds {seen} pipeline files");
+}
