@@ -67,9 +67,15 @@ pub async fn run(ctx: &Ctx, args: RunArgs) -> Result<ExitCode, CliError> {
     // Allocate the run number under the start lock: recovery reads the highest
     // number, and the lock is held until the new run is recorded.
     let dir = ctx.home.dir().to_path_buf();
-    let lock = tokio::task::spawn_blocking(move || StartLock::take(&dir))
-        .await
-        .map_err(|e| CliError::Usage(format!("waiting for the start lock: {e}")))??;
+    let taking = tokio::task::spawn_blocking(move || StartLock::take(&dir));
+    let lock = tokio::select! {
+        taken = taking => taken
+            .map_err(|e| CliError::Usage(format!("waiting for the start lock: {e}")))??,
+        // Nothing has started yet: an interrupt while another process holds the lock
+        // just ends this one (the blocked thread ends with the process).
+        _ = sigint.recv() => return Ok(ExitCode::from(EXIT_CANCELLED)),
+        _ = sigterm.recv() => return Ok(ExitCode::from(EXIT_CANCELLED)),
+    };
     engine.register_pipeline(&loaded.pipeline).await?;
     let own = engine.recover().await?;
     let mut cached = Some(scheduler.clone());
