@@ -282,3 +282,97 @@ fn every_example_file_is_valid() {
     }
     assert!(seen >= 3, "examples/ holds {seen} pipeline files");
 }
+
+#[test]
+fn a_registry_password_comes_from_the_secret_store() {
+    use gofer_cli::cli::EngineChoice;
+    if !support::engine_named(EngineChoice::Docker) {
+        return;
+    }
+    let g = Gofer::new();
+    // The registry with basic auth made by scripts/setup-docker.sh.
+    g.run_with_input(&["secret", "set", "reg_pass", "-p", "private"], "s3cret")
+        .ok();
+    let file = g.file(
+        "private.toml",
+        r#"
+id = "private"
+[[tasks]]
+id = "pull"
+image = "localhost:5001/private/busybox:latest"
+pull_policy = "always"
+command = ["echo", "pulled with credentials"]
+registry_auth = { username = "gofer", password = "secret{{reg_pass}}" }
+"#,
+    );
+    let out = g.run(&["--engine", "docker", "run", file.to_str().unwrap()]);
+    out.ok();
+    assert!(
+        out.stdout().contains("[pull] pulled with credentials"),
+        "{}",
+        out.stdout()
+    );
+    // A missing secret is named before anything starts.
+    let g2 = Gofer::new();
+    let file = g2.file("private.toml", &std::fs::read_to_string(&file).unwrap());
+    let out = g2.run(&["--engine", "docker", "run", file.to_str().unwrap()]);
+    assert_eq!(out.code(), 2);
+    assert!(
+        out.stderr()
+            .contains("field `registry_auth.password` of task \"pull\"")
+            && out.stderr().contains("reg_pass"),
+        "{}",
+        out.stderr()
+    );
+    // A wrong password fails the pull: the credentials are what let it through.
+    g2.run_with_input(&["secret", "set", "reg_pass", "-p", "private"], "wrong")
+        .ok();
+    let out = g2.run(&["--engine", "docker", "run", file.to_str().unwrap()]);
+    assert_eq!(out.code(), 1, "{}", out.stderr());
+    assert!(out.stderr().contains("scheduler error"), "{}", out.stderr());
+}
+
+#[test]
+fn secret_get_refuses_a_terminal_unless_revealed() {
+    // `script` gives the command a terminal as its standard output.
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: no `script` command to make a terminal");
+        return;
+    }
+    let g = Gofer::new();
+    g.run_with_input(
+        &["secret", "set", "k", "--global", "--allow", "p*"],
+        "v4lue",
+    )
+    .ok();
+    let bin = env!("CARGO_BIN_EXE_gofer");
+    let home = g.home.path().join("data");
+    let on_tty = |extra: &str| {
+        let o = std::process::Command::new("script")
+            .args([
+                "-qec",
+                &format!("{bin} secret get k --global --pipeline pipe {extra}"),
+                "/dev/null",
+            ])
+            .env("GOFER_HOME", &home)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let refused = on_tty("");
+    assert!(
+        refused.contains("refusing to print a secret to a terminal"),
+        "{refused}"
+    );
+    assert!(!refused.contains("v4lue"));
+    assert!(on_tty("--reveal").contains("v4lue"));
+    // The allow-list is checked.
+    let out = g.run(&["secret", "get", "k", "--global", "--pipeline", "other"]);
+    assert_eq!(out.code(), 2);
+    assert!(!out.stdout().contains("v4lue"));
+}
