@@ -124,30 +124,42 @@
 //! [`MAX_LINE_BYTES`] is split into pieces marked [`LogLine::partial`]; nothing is
 //! dropped.
 
+// The layers, top to bottom; a file imports only from layers below it:
+// engine, resume (Engine::recover), handle  → runner (a run: slot, token, sandbox,
+// graph) → lifecycle (a task) → container, pump, resolve → ctx → recorder, journal,
+// stop, slots, durable, outcome, recover (the plan) → log_writer, logs, file_sink,
+// mask, token, clock → the run model (crate::run).
+mod clock;
+mod container;
+mod ctx;
 mod durable;
 mod engine;
 mod file_sink;
 mod handle;
 mod journal;
+mod lifecycle;
+mod log_writer;
 mod logs;
 mod mask;
-mod model;
+mod outcome;
+mod pump;
 mod recorder;
 mod recover;
-mod run;
-mod task;
+mod resolve;
+mod resume;
+mod runner;
+mod slots;
+mod stop;
 mod token;
 
 pub use engine::{
-    Engine, EngineBuilder, EngineError, Limits, RunError, RunOptions, DEFAULT_INSTANCE_ID,
+    BuildError, Engine, EngineBuilder, EngineError, Limits, RunError, DEFAULT_INSTANCE_ID,
 };
 pub use file_sink::FileLogSink;
 pub use handle::RunHandle;
-pub use logs::{InMemoryLogSink, LogError, LogKey, LogLine, LogSink, LogWriter, MAX_LINE_BYTES};
-pub use mask::{mask_str, MaskPatterns, Masker, MIN_MASK_LEN};
-pub use model::{
-    ContainerRef, Event, InjectedVariable, Run, RunState, RunStatus, StatusReason, TaskExecution,
-    TaskState, TaskStatus,
+pub use logs::{
+    InMemoryLogSink, LogError, LogKey, LogLine, LogReader, LogSink, LogWriter, MAX_LINE_BYTES,
 };
+pub use mask::{mask_str, MaskPatterns, Masker, MIN_MASK_LEN};
 pub use recover::{RecoveredTask, RecoveryAction, RecoveryError, RecoveryReport, RegisterError};
 pub use token::TokenIssuer;
