@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use gofer_core::testing::runstore::{created, new_run};
-use gofer_core::{RunChange, RunStore};
+use gofer_core::{RunChange, RunHeader, RunStore};
 use gofer_store_sqlite::SqliteRunStore;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -20,7 +20,7 @@ async fn two_connections_writing_at_once_never_fail_busy() {
                 for _ in 0..10 {
                     // Each batch reads (does the run exist?) before it writes.
                     store
-                        .apply(&[RunChange::Run(new_run(pipeline, run))])
+                        .apply(&[RunChange::Run(RunHeader::from(&new_run(pipeline, run)))])
                         .await?;
                 }
             }
