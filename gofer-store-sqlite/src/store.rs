@@ -291,7 +291,12 @@ impl RunStore for SqliteRunStore {
         }
         let changes = changes.to_vec();
         self.with("apply", move |conn| {
-            let tx = conn.transaction().map_err(|e| backend("apply", e))?;
+            // IMMEDIATE: the batch reads before it writes, and a deferred transaction whose
+            // snapshot another connection wrote past fails at once with SQLITE_BUSY
+            // (the busy timeout does not apply to that upgrade).
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(|e| backend("apply", e))?;
             let mut known = HashSet::new();
             for c in &changes {
                 apply_one(&tx, &mut known, c)?;
