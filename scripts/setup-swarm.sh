@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The project's two-node Docker Swarm (nodes gofer-swarm-manager, gofer-swarm-worker) for tests, built only inside
+# The project's two-node Docker Swarm (nodes gofer-swarm-manager, gofer-swarm-worker, node labels
+# gofer-node=manager|worker) for tests, built only inside
 # two network namespaces this script creates, joined by a veth pair on 10.251.0.0/24 (.1 manager,
 # .2 worker). They have no other link and no default route, so no traffic can leave them.
 # Each node is an extra dockerd with its own data-root, exec-root, supervised containerd, cgroup
@@ -121,6 +122,9 @@ swarm_up() {
   for id in $(d manager node ls -q); do   # forget nodes of earlier joins
     [ "$id" = "$mid" ] || [ "$id" = "$wid" ] || d manager node rm --force "$id" >/dev/null
   done
+  # node labels for the placement tests: gofer-node=manager|worker
+  d manager node update --label-add gofer-node=manager "$mid" >/dev/null
+  d manager node update --label-add gofer-node=worker "$wid" >/dev/null
   for _ in $(seq 1 150); do
     [ "$(d manager node ls --format '{{.Status}}' | grep -c '^Ready$')" = 2 ] && return 0; sleep 0.2
   done
