@@ -120,7 +120,7 @@ fn limits(
             memory_bytes: memory,
             pids: None,
         }),
-        reservations: config.reserve_limits.then(|| ResourceObject {
+        reservations: config.reserve_limits.then_some(ResourceObject {
             nano_cpus,
             memory_bytes: memory,
             generic_resources: None,
