@@ -122,7 +122,7 @@ impl SwarmScheduler {
         let mut backoff = Backoff::new(&self.config);
         loop {
             let e = match self.docker.remove_network(net).await {
-                Ok(()) => return Ok(()),
+                Ok(()) => return self.until_gone(net, id, deadline).await,
                 Err(e) => e,
             };
             let message = error::message(&e);
@@ -155,6 +155,32 @@ impl SwarmScheduler {
                     .into_scheduler("remove"))
                 }
                 _ => return Err(error::api(&self.endpoint, "remove network", net, None, e)),
+            }
+        }
+    }
+
+    /// Waits until the manager no longer shows the removed network: it answers the
+    /// removal before its allocator has let go of it.
+    async fn until_gone(
+        &self,
+        net: &str,
+        id: &ContainerId,
+        deadline: Instant,
+    ) -> Result<(), SchedulerError> {
+        let mut backoff = Backoff::new(&self.config);
+        loop {
+            match self.inspect_network(net, id).await {
+                Err(SchedulerError::NoSuchContainer { .. }) => return Ok(()),
+                Err(e) => return Err(e),
+                Ok(_) if Instant::now() >= deadline => {
+                    return Err(SwarmError::NetworkBusy {
+                        network: net.to_string(),
+                        message: "the manager still shows the network after its removal"
+                            .to_string(),
+                    }
+                    .into_scheduler("remove"))
+                }
+                Ok(_) => backoff.pause().await,
             }
         }
     }
