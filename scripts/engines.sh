@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Makes sure the container engines the tests and the main job need are up:
-# Docker (+ the local registries and the busybox test image) and Podman.
+# Docker (+ the local registries and the busybox test image), Podman, and a two-node
+# Docker Swarm beside the main engine (scripts/setup-swarm.sh; needs Docker first).
 # Starts what is missing when it can (root, no systemd needed); otherwise says what is
-# missing and how to get it. Usage: scripts/engines.sh [docker|podman|all]   (default: all)
+# missing and how to get it. Usage: scripts/engines.sh [docker|podman|swarm|all]   (default: all)
 # Exit status: 0 when every requested engine answers, 1 otherwise.
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -16,6 +17,9 @@ podman_up() {
     # the auth registry's entry, which setup-podman.sh adds (and restarts the service for)
     [ -f /etc/containers/registries.conf.d/51-gofer-auth-test-registry.conf ]
 }
+
+swarm_up() { "$here/setup-swarm.sh" status >/dev/null 2>&1; }
+swarm_setup() { "$here/setup-swarm.sh" start; }
 
 ensure() {
   local name=$1 check=$2 setup=$3
@@ -42,8 +46,10 @@ ensure() {
 case "$want" in
   docker) ensure docker docker_up "$here/setup-docker.sh" || status=1 ;;
   podman) ensure podman podman_up "$here/setup-podman.sh" || status=1 ;;
+  swarm)  ensure swarm swarm_up swarm_setup || status=1 ;;
   all)    ensure docker docker_up "$here/setup-docker.sh" || status=1
-          ensure podman podman_up "$here/setup-podman.sh" || status=1 ;;
-  *) echo "usage: $0 [docker|podman|all]" >&2; exit 2 ;;
+          ensure podman podman_up "$here/setup-podman.sh" || status=1
+          ensure swarm swarm_up swarm_setup || status=1 ;;
+  *) echo "usage: $0 [docker|podman|swarm|all]" >&2; exit 2 ;;
 esac
 exit $status

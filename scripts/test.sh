@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # Runs every check and test of the workspace. Sets up the real engines the tests need
-# (Docker, Podman, local registries, the busybox test image) when it can.
+# (Docker, Podman, local registries, the busybox test image, the two-node test swarm)
+# when it can, and stops the swarm afterwards (its two extra dockerds are only for tests).
 # With CI=true a missing engine makes the real-engine tests fail instead of skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# The swarm goes away however the tests end (when this run made it, or found it up).
+stop_swarm() { [ "$(id -u)" -ne 0 ] || ./scripts/setup-swarm.sh stop >/dev/null 2>&1 || true; }
+trap stop_swarm EXIT
 
 if ! ./scripts/engines.sh all; then
   if [ "${CI:-}" = "true" ]; then

@@ -39,7 +39,7 @@ pub use runstore::{
 pub use scheduler::{
     Capabilities, ContainerId, ContainerSpec, ContainerState, ContainerSummary, DynScheduler, Env,
     ExitStatus, LogChunk, LogStream, NetworkMode, OutputStream, PullProgress, PullProgressFn,
-    SandboxSpec, Scheduler,
+    SandboxNetwork, SandboxSpec, Scheduler,
 };
 pub use store::{
     allow_list_matches, DynObjectStore, DynSecretStore, GlobalSecretInfo, InMemoryObjectStore,

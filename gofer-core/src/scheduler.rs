@@ -86,7 +86,10 @@ pub enum NetworkMode {
     Default,
     /// No network at all (loopback only).
     None,
-    /// Share the network namespace of a sandbox made by [`Scheduler::create_sandbox`].
+    /// Join the run's sandbox made by [`Scheduler::create_sandbox`]: share its network
+    /// namespace ([`SandboxNetwork::SharedNamespace`]) or attach to its run network
+    /// ([`SandboxNetwork::RunNetwork`]), as the backend's
+    /// [`Capabilities::sandbox_network`] says.
     Sandbox(ContainerId),
 }
 
@@ -401,6 +404,23 @@ impl ContainerSummary {
     }
 }
 
+/// How the tasks of one network sandbox reach each other (see
+/// [`Capabilities::sandbox_network`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum SandboxNetwork {
+    /// One network namespace, held by a holder container, shared by every task of the
+    /// run: peers are on `127.0.0.1` (Docker, Podman, the fake). Cannot span machines.
+    #[default]
+    SharedNamespace,
+    /// A network of the run that spans machines (a cluster overlay): each task has its
+    /// own address and is reachable by its task id (the
+    /// [`LABEL_TASK`](crate::naming::LABEL_TASK) label) as a host name; there is no
+    /// shared `127.0.0.1`. The sandbox is the network itself, listed and removed like a
+    /// container.
+    RunNetwork,
+}
+
 /// What a backend can do beyond the required operations. Declared, never faked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -411,6 +431,9 @@ pub struct Capabilities {
     pub cpu_limit: bool,
     /// [`Scheduler::create_sandbox`] works.
     pub network_sandbox: bool,
+    /// What kind of sandbox [`Scheduler::create_sandbox`] makes (meaningful with
+    /// [`Capabilities::network_sandbox`]).
+    pub sandbox_network: SandboxNetwork,
     /// Running a command in a running container.
     pub exec: bool,
     /// Attaching to a container's stdin.
@@ -443,6 +466,13 @@ impl Capabilities {
     #[must_use]
     pub fn with_network_sandbox(mut self, on: bool) -> Self {
         self.network_sandbox = on;
+        self
+    }
+
+    /// Sets [`Capabilities::sandbox_network`].
+    #[must_use]
+    pub fn with_sandbox_network(mut self, kind: SandboxNetwork) -> Self {
+        self.sandbox_network = kind;
         self
     }
 

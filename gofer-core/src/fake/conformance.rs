@@ -90,6 +90,7 @@ impl FakeScheduler {
             oom_memory_bytes: 16 * 1024 * 1024,
             sandbox_image: FAKE_BOX.to_string(),
             private_image: Some((image("private"), RegistryAuth::new("gofer", "s3cret"))),
+            stop_slack: crate::testing::conformance::STOP_SLACK,
         };
         (fake, workloads)
     }

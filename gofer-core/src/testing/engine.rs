@@ -229,3 +229,34 @@ pub async fn cancel_with_the_largest_grace(s: Arc<DynScheduler>, image: &str, in
     assert_eq!(run.status, RunStatus::Cancelled, "{run:?}");
     assert_nothing_left(&*s, instance).await;
 }
+
+/// Tasks of one run with a run network ([`SandboxNetwork::RunNetwork`](crate::SandboxNetwork))
+/// reach each other by task id as a host name — on whichever machines they run — and
+/// the network goes with the run.
+pub async fn run_network_reaches_tasks_by_id(s: Arc<DynScheduler>, image: &str, instance: &str) {
+    assert_eq!(
+        s.capabilities().sandbox_network,
+        crate::SandboxNetwork::RunNetwork,
+        "{} has no run network",
+        s.name()
+    );
+    let engine = sandboxed(&s, image, instance);
+    let pipeline = Pipeline::new("net", "Run network")
+        .task(Task::new("server", image).command([
+            "sh",
+            "-c",
+            "sleep 120 | nc -l -p 7777 > /tmp/got & while [ ! -s /tmp/got ]; do sleep 0.05; done; cat /tmp/got",
+        ]))
+        .task(Task::new("client", image).command([
+            "sh",
+            "-c",
+            "i=0; while [ $i -lt 300 ]; do echo 'hello over the run network' | nc server 7777 && exit 0; sleep 0.1; i=$((i+1)); done; exit 1",
+        ]));
+    let h = engine
+        .start_run(&pipeline, RunOptions::new())
+        .expect("a run");
+    let run = h.wait().await.expect("the run ends");
+    assert_eq!(run.status, RunStatus::Successful, "{run:?}");
+    assert_eq!(log_of(&h, "server").await, ["hello over the run network"]);
+    assert_nothing_left(&*s, instance).await;
+}

@@ -17,7 +17,7 @@ pub const STOP_GRACE: Duration = Duration::from_secs(2);
 pub const STOP_SLACK: Duration = Duration::from_secs(1);
 
 /// A TERM-trapping process exits on its own during the grace period (exit 0, its
-/// handler ran), and the stop returns within grace + 1 s.
+/// handler ran), and the stop returns within grace + [`Workloads::stop_slack`] (1 s).
 pub async fn stop_lets_term_trapping_process_exit(
     s: &DynScheduler,
     w: &Workloads,
@@ -30,7 +30,7 @@ pub async fn stop_lets_term_trapping_process_exit(
             .await?
             .map_err(|e| format!("stop: {e}"))?;
         let took = began.elapsed();
-        ensure(took <= STOP_GRACE + STOP_SLACK, || {
+        ensure(took <= STOP_GRACE + w.stop_slack, || {
             format!("stop with grace {STOP_GRACE:?} took {took:?}")
         })?;
         let status = ctx.wait(&id).await?;
@@ -46,7 +46,7 @@ pub async fn stop_lets_term_trapping_process_exit(
 }
 
 /// A TERM-ignoring process is killed after the grace period (exit 137), not before
-/// and not more than a second after.
+/// and not more than [`Workloads::stop_slack`] (1 s) after.
 pub async fn stop_kills_term_ignoring_process_after_grace(
     s: &DynScheduler,
     w: &Workloads,
@@ -60,7 +60,7 @@ pub async fn stop_kills_term_ignoring_process_after_grace(
             .map_err(|e| format!("stop: {e}"))?;
         let took = began.elapsed();
         ensure(
-            took >= STOP_GRACE && took <= STOP_GRACE + STOP_SLACK,
+            took >= STOP_GRACE && took <= STOP_GRACE + w.stop_slack,
             || format!("stop with grace {STOP_GRACE:?} of a TERM-ignoring process took {took:?}"),
         )?;
         let status = ctx.wait(&id).await?;

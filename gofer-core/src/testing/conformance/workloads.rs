@@ -136,6 +136,10 @@ pub struct Workloads {
     /// The image of network sandbox holders (for backends with
     /// [`Capabilities::network_sandbox`](crate::Capabilities::network_sandbox)).
     pub sandbox_image: String,
+    /// How much longer than the grace period a stop may take (the stop cases' one
+    /// timed check): [`STOP_SLACK`](super::STOP_SLACK) unless the engine itself takes
+    /// longer to deliver a stop (a cluster engine hands it to a node first).
+    pub stop_slack: std::time::Duration,
 }
 
 impl Workloads {
@@ -179,7 +183,15 @@ impl Workloads {
             oom_memory_bytes: 16 * 1024 * 1024,
             sandbox_image: image.to_string(),
             private_image: None,
+            stop_slack: super::STOP_SLACK,
         }
+    }
+
+    /// Sets [`Workloads::stop_slack`].
+    #[must_use]
+    pub fn stop_slack(mut self, slack: std::time::Duration) -> Self {
+        self.stop_slack = slack;
+        self
     }
 
     /// Sets [`Workloads::private_image`].

@@ -1,0 +1,365 @@
+//! Following a task's output through the manager, stdout and stderr apart, made whole.
+//!
+//! The manager serves a task's log from the node that ran it (`/tasks/{id}/logs`). On
+//! Docker 20.10 a follow of a task's log never ends — not when the task ends, not for a
+//! task that has already ended — and holds back a last line without a newline. So while
+//! following, the follower also looks at the task (with the wait's growing pauses);
+//! once the task has ended it drops the follow and makes one plain read of the whole
+//! log (which does end), delivering only what lies beyond the bytes already delivered,
+//! per stream. A log opened after the end is one plain read. A log that cannot be made
+//! whole (reads fail again and again, the task vanishes, the swarm holds less than was
+//! already delivered) ends with an error naming the service and node, never silently.
+
+use std::time::{Duration, SystemTime};
+
+use bollard::container::LogOutput;
+use bollard::models::Task;
+use bollard::query_parameters::LogsOptions;
+use bollard::Docker;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use gofer_core::{LogChunk, LogStream, OutputStream, SchedulerError};
+use tokio::time::Instant;
+
+use crate::error::{self, SwarmError};
+use crate::tasks::{self, Phase};
+use crate::wait::Backoff;
+use crate::SwarmConfig;
+
+/// How many reads in a row may fail before the log is declared incomplete.
+const MAX_FAILED_READS: u32 = 5;
+
+/// Splits the `timestamps=true` prefix (`2006-01-02T15:04:05.999999999Z `) off a
+/// message; a message without one is stamped with the time it was read.
+pub(crate) fn split_timestamp(message: Bytes) -> (SystemTime, Bytes) {
+    let Some(space) = message.iter().take(40).position(|b| *b == b' ') else {
+        return (SystemTime::now(), message);
+    };
+    let parsed = std::str::from_utf8(&message[..space])
+        .ok()
+        .and_then(|s| humantime::parse_rfc3339(s).ok());
+    match parsed {
+        Some(ts) => (ts, message.slice(space + 1..)),
+        None => (SystemTime::now(), message),
+    }
+}
+
+/// One frame as a chunk; stdin echoes are not output.
+fn chunk(output: LogOutput) -> Option<LogChunk> {
+    let (stream, message) = match output {
+        LogOutput::StdOut { message } | LogOutput::Console { message } => {
+            (OutputStream::Stdout, message)
+        }
+        LogOutput::StdErr { message } => (OutputStream::Stderr, message),
+        LogOutput::StdIn { .. } => return None,
+    };
+    let (timestamp, data) = split_timestamp(message);
+    Some(LogChunk {
+        stream,
+        timestamp,
+        data,
+    })
+}
+
+fn options(follow: bool) -> LogsOptions {
+    LogsOptions {
+        follow,
+        stdout: true,
+        stderr: true,
+        timestamps: true,
+        ..Default::default()
+    }
+}
+
+fn index(stream: OutputStream) -> usize {
+    match stream {
+        OutputStream::Stdout => 0,
+        OutputStream::Stderr => 1,
+    }
+}
+
+/// Cuts from a chunk of a repeated read what was already delivered, given the bytes
+/// delivered and the bytes of this read seen so far, per stream.
+fn fresh_part(delivered: &mut [u64; 2], replayed: &mut [u64; 2], c: LogChunk) -> Option<LogChunk> {
+    let i = index(c.stream);
+    let len = c.data.len() as u64;
+    let start = replayed[i];
+    replayed[i] += len;
+    if start + len <= delivered[i] {
+        return None;
+    }
+    let skip = usize::try_from(delivered[i].saturating_sub(start)).unwrap_or(usize::MAX);
+    delivered[i] = start + len;
+    Some(LogChunk {
+        data: c.data.slice(skip.min(c.data.len())..),
+        ..c
+    })
+}
+
+type Frames = BoxStream<'static, Result<LogOutput, bollard::errors::Error>>;
+
+enum Read {
+    /// Following the running task, looking at it between frames.
+    Follow(Frames),
+    /// The one plain read after the task ended.
+    Final(Frames),
+    Done,
+}
+
+struct Follower {
+    docker: Docker,
+    endpoint: String,
+    service: String,
+    task: String,
+    node: Option<String>,
+    read: Read,
+    /// Pauses between looks at the task while following.
+    backoff: Backoff,
+    /// When to look at the task next.
+    look_at: Instant,
+    /// Bytes delivered so far per stream (stdout, stderr).
+    delivered: [u64; 2],
+    /// Bytes of the current read seen so far per stream.
+    replayed: [u64; 2],
+    /// Reads in a row that failed.
+    failed: u32,
+}
+
+impl Follower {
+    fn incomplete(&mut self, reason: String) -> Option<Result<LogChunk, SchedulerError>> {
+        self.read = Read::Done;
+        Some(Err(SwarmError::LogIncomplete {
+            service: self.service.clone(),
+            node: self.node.clone(),
+            reason,
+        }
+        .into_scheduler("logs")))
+    }
+
+    fn open(&mut self, follow: bool) {
+        self.replayed = [0; 2];
+        let frames = self
+            .docker
+            .task_logs(&self.task, Some(options(follow)))
+            .boxed();
+        self.read = if follow {
+            Read::Follow(frames)
+        } else {
+            Read::Final(frames)
+        };
+    }
+
+    /// Whether the task has ended; an error ends the log.
+    async fn ended(&mut self, why: &str) -> Result<bool, Option<Result<LogChunk, SchedulerError>>> {
+        match self.docker.inspect_task(&self.task).await {
+            Ok(task) => Ok(matches!(
+                tasks::phase(&task),
+                Phase::Ended(_) | Phase::FailedToRun(_)
+            )),
+            Err(e) if error::status(&e) == Some(404) => Err(self.incomplete(format!(
+                "the task {} went away while its log was read ({why})",
+                self.task
+            ))),
+            Err(e) => {
+                self.read = Read::Done;
+                Err(Some(Err(error::api(
+                    &self.endpoint,
+                    "logs",
+                    &self.service,
+                    self.node.clone(),
+                    e,
+                ))))
+            }
+        }
+    }
+
+    /// After a read failed: read again (following while the task runs).
+    async fn retry(&mut self, why: String) -> Option<Result<LogChunk, SchedulerError>> {
+        self.failed += 1;
+        if self.failed > MAX_FAILED_READS {
+            return self.incomplete(format!("{MAX_FAILED_READS} reads in a row failed ({why})"));
+        }
+        tokio::time::sleep(Duration::from_millis(100) * self.failed).await;
+        match self.ended(&why).await {
+            Ok(ended) => {
+                self.open(!ended);
+                None
+            }
+            Err(end) => end,
+        }
+    }
+
+    /// One frame of the current read, as fresh output.
+    fn take(&mut self, output: LogOutput) -> Option<LogChunk> {
+        self.failed = 0;
+        chunk(output).and_then(|c| fresh_part(&mut self.delivered, &mut self.replayed, c))
+    }
+
+    async fn next(&mut self) -> Option<Result<LogChunk, SchedulerError>> {
+        loop {
+            match &mut self.read {
+                Read::Done => return None,
+                Read::Follow(frames) => {
+                    let look_at = self.look_at;
+                    let item = tokio::select! {
+                        item = frames.next() => Some(item),
+                        () = tokio::time::sleep_until(look_at) => None,
+                    };
+                    match item {
+                        Some(Some(Ok(output))) => {
+                            if let Some(c) = self.take(output) {
+                                return Some(Ok(c));
+                            }
+                        }
+                        Some(Some(Err(e))) => {
+                            if let Some(end) = self.retry(error::message(&e)).await {
+                                return Some(end);
+                            }
+                        }
+                        // A follow that ends (it should not): look at the task now.
+                        Some(None) => {
+                            if let Some(end) = self.retry("the follow ended".to_string()).await {
+                                return Some(end);
+                            }
+                        }
+                        None => match self.ended("looking at the task").await {
+                            Ok(true) => self.open(false),
+                            Ok(false) => self.look_at = Instant::now() + self.backoff.step(),
+                            Err(end) => return end,
+                        },
+                    }
+                }
+                Read::Final(frames) => match frames.next().await {
+                    Some(Ok(output)) => {
+                        if let Some(c) = self.take(output) {
+                            return Some(Ok(c));
+                        }
+                    }
+                    Some(Err(e)) => {
+                        if let Some(end) = self.retry(error::message(&e)).await {
+                            return Some(end);
+                        }
+                    }
+                    None => {
+                        if let Some(i) = (0..2).find(|&i| self.replayed[i] < self.delivered[i]) {
+                            let stream = if i == 0 { "stdout" } else { "stderr" };
+                            let reason = format!(
+                                "the swarm now holds {} bytes of {stream}, {} were delivered",
+                                self.replayed[i], self.delivered[i]
+                            );
+                            return self.incomplete(reason);
+                        }
+                        self.read = Read::Done;
+                        return None;
+                    }
+                },
+            }
+        }
+    }
+}
+
+/// The output of the task `task` of service `service`, from its start, followed until
+/// it ends (see the module docs for how it is made whole).
+pub(crate) fn follow(
+    docker: &Docker,
+    endpoint: &str,
+    config: &SwarmConfig,
+    service: &str,
+    task: &Task,
+    node: Option<String>,
+) -> LogStream {
+    let mut backoff = Backoff::new(config);
+    let ended = matches!(tasks::phase(task), Phase::Ended(_) | Phase::FailedToRun(_));
+    let mut follower = Follower {
+        docker: docker.clone(),
+        endpoint: endpoint.to_string(),
+        service: service.to_string(),
+        task: task.id.clone().unwrap_or_default(),
+        node,
+        read: Read::Done,
+        look_at: Instant::now() + backoff.step(),
+        backoff,
+        delivered: [0; 2],
+        replayed: [0; 2],
+        failed: 0,
+    };
+    follower.open(!ended);
+    futures::stream::unfold(follower, |mut f| async move {
+        f.next().await.map(|item| (item, f))
+    })
+    .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn timestamps_are_split_off() {
+        let (ts, data) = split_timestamp(Bytes::from_static(
+            b"2026-11-28T02:45:12.123456789Z hello world\n",
+        ));
+        assert_eq!(data, Bytes::from_static(b"hello world\n"));
+        let since = ts.duration_since(UNIX_EPOCH).expect("after epoch");
+        assert_eq!(since.subsec_nanos(), 123_456_789);
+        let (ts2, _) = split_timestamp(Bytes::from_static(b"2026-11-28T02:45:12.5Z x"));
+        assert_eq!(
+            ts2.duration_since(ts).expect("later"),
+            Duration::from_nanos(376_543_211)
+        );
+        let (_, data) = split_timestamp(Bytes::from_static(b"no timestamp here"));
+        assert_eq!(data, Bytes::from_static(b"no timestamp here"));
+    }
+
+    fn out(stream: OutputStream, data: &'static [u8]) -> LogChunk {
+        LogChunk {
+            stream,
+            timestamp: SystemTime::now(),
+            data: Bytes::from_static(data),
+        }
+    }
+
+    #[test]
+    fn a_repeated_read_delivers_only_what_is_new() {
+        use OutputStream::*;
+        let mut delivered = [2, 0];
+        let mut replayed = [0, 0];
+        let mut got = Vec::new();
+        for c in [
+            out(Stdout, b"a"),
+            out(Stderr, b"E1"),
+            out(Stdout, b"bcd"),
+            out(Stdout, b"ef"),
+        ] {
+            if let Some(c) = fresh_part(&mut delivered, &mut replayed, c) {
+                got.push((c.stream, c.data));
+            }
+        }
+        assert_eq!(
+            got,
+            vec![
+                (Stderr, Bytes::from_static(b"E1")),
+                (Stdout, Bytes::from_static(b"cd")),
+                (Stdout, Bytes::from_static(b"ef")),
+            ]
+        );
+        assert_eq!(delivered, [6, 2]);
+        assert_eq!(replayed, [6, 2]);
+    }
+
+    #[test]
+    fn frames_keep_their_stream() {
+        let c = chunk(LogOutput::StdErr {
+            message: Bytes::from_static(b"2026-11-28T02:45:12Z oops\n"),
+        })
+        .expect("a chunk");
+        assert_eq!(c.stream, OutputStream::Stderr);
+        assert_eq!(c.data, Bytes::from_static(b"oops\n"));
+        assert!(chunk(LogOutput::StdIn {
+            message: Bytes::new()
+        })
+        .is_none());
+    }
+}
