@@ -15,7 +15,7 @@ use crate::store::{DynObjectStore, DynSecretStore};
 
 use super::clock::Clock;
 use super::durable::Durability;
-use super::engine::Limits;
+use super::limits::Limits;
 use super::logs::LogSink;
 use super::recorder::Recorder;
 use super::recover::Resume;

@@ -6,19 +6,20 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
-use crate::id::{validate_id, IdError};
+use crate::id::validate_id;
 use crate::interpolate::{parse_placeholder, PlaceholderError};
 use crate::pipeline::Pipeline;
 use crate::run::{Run, RunOptions, RunState, RunStatus, TaskExecution};
 use crate::runstore::{DynRunStore, RunChange, RunSpec};
 use crate::scheduler::DynScheduler;
 use crate::store::{DynObjectStore, DynSecretStore, InMemoryObjectStore, InMemorySecretStore};
-use crate::validate::ValidationErrors;
 use crate::variable::is_valid_env_key;
 
 use super::clock::Clock;
 use super::ctx::{RunCtx, Shared};
 use super::durable::Durability;
+use super::errors::{EngineError, RunError};
+use super::limits::Limits;
 use super::file_sink::FileLogSink;
 use super::handle::RunHandle;
 use super::journal::Journal;
@@ -28,124 +29,6 @@ use super::recover::{RecoveryError, RecoveryReport};
 use super::runner::launch;
 use super::slots::Slots;
 use super::token::TokenIssuer;
-
-/// Engine-wide limits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Limits {
-    /// Most task containers running at once across all runs; 0 is unlimited (the
-    /// default).
-    pub max_running_containers: usize,
-    /// Grace period between SIGTERM and kill when a task or run times out (default
-    /// 10 s). [`RunHandle::cancel`] takes its own.
-    pub stop_grace: Duration,
-    /// Default run timeout; [`RunOptions::timeout`] overrides it. `None` (the default)
-    /// is no limit.
-    pub run_timeout: Option<Duration>,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_running_containers: 0,
-            stop_grace: Duration::from_secs(10),
-            run_timeout: None,
-        }
-    }
-}
-
-impl Limits {
-    /// Sets [`Limits::max_running_containers`].
-    #[must_use]
-    pub fn max_running_containers(mut self, n: usize) -> Self {
-        self.max_running_containers = n;
-        self
-    }
-
-    /// Sets [`Limits::stop_grace`].
-    #[must_use]
-    pub fn stop_grace(mut self, grace: Duration) -> Self {
-        self.stop_grace = grace;
-        self
-    }
-
-    /// Sets [`Limits::run_timeout`].
-    #[must_use]
-    pub fn run_timeout(mut self, timeout: Duration) -> Self {
-        self.run_timeout = Some(timeout);
-        self
-    }
-}
-
-/// Why a run could not be started, or could not be followed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum RunError {
-    /// The pipeline is invalid; nothing was started.
-    #[error(transparent)]
-    Invalid(#[from] ValidationErrors),
-    /// A run-option variable is invalid; nothing was started.
-    #[error("run option variable {key:?}: {message}")]
-    InvalidVariable {
-        /// The key.
-        key: String,
-        /// What is wrong.
-        message: String,
-    },
-    /// A zero run timeout; nothing was started.
-    #[error("run option `timeout` must be greater than zero")]
-    ZeroTimeout,
-    /// `start_run` was called outside a Tokio runtime.
-    #[error("start_run must be called from within a Tokio runtime")]
-    NoRuntime,
-    /// No task with this id in the run.
-    #[error("run {run} of pipeline {pipeline:?} has no task {task:?}")]
-    UnknownTask {
-        /// The pipeline.
-        pipeline: String,
-        /// The run.
-        run: u64,
-        /// The task asked for.
-        task: String,
-    },
-    /// The engine has a run store and [`Engine::recover`] has not run yet (run
-    /// numbers continue from the store's, and unfinished runs come first). Build with
-    /// [`EngineBuilder::build_and_recover`] to do both at once.
-    #[error("the engine has a run store: call Engine::recover (or build with EngineBuilder::build_and_recover) before starting runs")]
-    NotRecovered,
-    /// The executor stopped before the run completed (a panic, or the runtime shut
-    /// down); its containers carry labels so they can be found and removed.
-    #[error("run {run} of pipeline {pipeline:?} was aborted before it completed")]
-    Aborted {
-        /// The pipeline.
-        pipeline: String,
-        /// The run.
-        run: u64,
-    },
-}
-
-/// Why an engine could not be built.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum EngineError {
-    /// The engine instance id is not a valid id.
-    #[error("engine instance id {id:?}: {source}")]
-    InvalidInstanceId {
-        /// The id given.
-        id: String,
-        /// The rule that failed.
-        source: IdError,
-    },
-    /// The network sandbox image is empty.
-    #[error("network sandbox image must not be empty")]
-    EmptySandboxImage,
-    /// A network sandbox was asked for but the scheduler has no such capability.
-    #[error("scheduler {scheduler} does not support network sandboxes")]
-    SandboxNotSupported {
-        /// The scheduler's name.
-        scheduler: &'static str,
-    },
-}
 
 /// Builds an [`Engine`].
 #[derive(Debug)]

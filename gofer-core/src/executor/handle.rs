@@ -8,7 +8,7 @@ use futures::stream::{self, BoxStream, StreamExt};
 
 use crate::run::{Event, Run, TaskExecution, TaskState};
 
-use super::engine::RunError;
+use super::errors::RunError;
 use super::logs::{LogError, LogKey, LogLine, LogReader, LogSink};
 use super::recorder::{LogState, Recorder};
 use super::stop::{Stop, StopCause, StopSignal};
