@@ -17,6 +17,7 @@ mod task;
 #[cfg(feature = "conformance")]
 pub mod testing;
 mod validate;
+mod validation;
 mod variable;
 
 pub use error::{BoxError, SchedulerError, StoreError};

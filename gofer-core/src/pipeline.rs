@@ -3,7 +3,6 @@
 use serde::{Deserialize, Serialize};
 
 use crate::task::Task;
-use crate::validate::{validate_pipeline, ValidationErrors};
 
 /// Largest accepted [`Pipeline::parallelism`].
 pub const MAX_PARALLELISM: u32 = 10_000;
@@ -81,13 +80,5 @@ impl Pipeline {
     /// Looks a task up by id.
     pub fn get_task(&self, id: &str) -> Option<&Task> {
         self.tasks.iter().find(|t| t.id == id)
-    }
-
-    /// Checks every rule and reports every problem found.
-    ///
-    /// # Errors
-    /// [`ValidationErrors`] lists each problem with the field and task it concerns.
-    pub fn validate(&self) -> Result<(), ValidationErrors> {
-        validate_pipeline(self)
     }
 }

@@ -2,7 +2,7 @@
 //! limits) and bounded excerpts for messages.
 
 use crate::task::Task;
-use crate::validate::ValidationIssue;
+use crate::validation::ValidationIssue;
 
 /// Longest text quoted whole in a message, in characters; a longer one is quoted as
 /// its first [`EXCERPT_CHARS`] characters, then `… (N bytes)`.

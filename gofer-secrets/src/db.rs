@@ -7,6 +7,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use gofer_core::StoreError;
 use rusqlite::Connection;
 
+/// The store name used in errors and spans.
+pub const SQLITE: &str = "sqlite";
+
 /// Turns a SQLite error into a [`StoreError::Backend`]. SQLite errors name tables and
 /// columns, never bound values.
 pub(crate) fn backend(

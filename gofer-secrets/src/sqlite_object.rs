@@ -10,8 +10,8 @@ use gofer_core::{ObjectStore, StoreError};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tracing::Instrument;
 
+use crate::db::SQLITE;
 use crate::db::{self, backend, Shared};
-use crate::sqlite_secret::SQLITE;
 use crate::validate::{check_key, check_pipeline, pipeline_scope, run_scope};
 
 /// Default of [`SqliteObjectStore::max_pipeline_objects`].

@@ -5,9 +5,8 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::crypto::{self, Identity, Kind};
-use crate::db::{self, backend};
+use crate::db::{self, backend, SQLITE};
 use crate::key::EncryptionKey;
-use crate::sqlite_secret::SQLITE;
 use crate::validate::pipeline_scope;
 
 /// The `gofer_meta` entry holding the id of the key the store is under.

@@ -19,8 +19,7 @@ use crate::sqlite_rows::{
 };
 use crate::validate::{check_allow, check_key, check_pipeline, pipeline_scope};
 
-/// The store name used in errors and spans.
-pub const SQLITE: &str = "sqlite";
+pub use crate::db::SQLITE;
 
 /// A [`SecretStore`] keeping values encrypted with AES-256-GCM in one SQLite file
 /// (WAL mode), the embedded default.

@@ -34,9 +34,9 @@ pub enum RunError {
         /// The task asked for.
         task: String,
     },
-    /// The engine has a run store and [`Engine::recover`] has not run yet (run
+    /// The engine has a run store and [`Engine::recover`](crate::Engine::recover) has not run yet (run
     /// numbers continue from the store's, and unfinished runs come first). Build with
-    /// [`EngineBuilder::build_and_recover`] to do both at once.
+    /// [`EngineBuilder::build_and_recover`](crate::EngineBuilder::build_and_recover) to do both at once.
     #[error("the engine has a run store: call Engine::recover (or build with EngineBuilder::build_and_recover) before starting runs")]
     NotRecovered,
     /// The executor stopped before the run completed (a panic, or the runtime shut
@@ -72,4 +72,3 @@ pub enum EngineError {
         scheduler: &'static str,
     },
 }
-

@@ -10,9 +10,9 @@ pub struct Limits {
     /// default).
     pub max_running_containers: usize,
     /// Grace period between SIGTERM and kill when a task or run times out (default
-    /// 10 s). [`RunHandle::cancel`] takes its own.
+    /// 10 s). [`RunHandle::cancel`](crate::RunHandle::cancel) takes its own.
     pub stop_grace: Duration,
-    /// Default run timeout; [`RunOptions::timeout`] overrides it. `None` (the default)
+    /// Default run timeout; [`RunOptions::timeout`](crate::RunOptions::timeout) overrides it. `None` (the default)
     /// is no limit.
     pub run_timeout: Option<Duration>,
 }
@@ -49,4 +49,3 @@ impl Limits {
         self
     }
 }
-
