@@ -1,4 +1,5 @@
 use super::*;
+use crate::id::IdError;
 use crate::task::{RequiredParentStatus::*, Task};
 
 fn issues(p: &Pipeline) -> Vec<ValidationIssue> {
