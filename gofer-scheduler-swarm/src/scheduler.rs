@@ -67,6 +67,9 @@ impl fmt::Debug for SwarmScheduler {
     }
 }
 
+/// The longest pause between two looks at a starting task.
+const START_POLL_MAX: Duration = Duration::from_millis(25);
+
 fn connection(endpoint: &str, source: BollardError) -> SchedulerError {
     SchedulerError::Connection {
         scheduler: NAME,
@@ -389,8 +392,10 @@ impl Scheduler for SwarmScheduler {
             id: Some(id.clone()),
         };
         let deadline = Instant::now() + self.config.schedule_timeout;
+        // Placing and starting takes the swarm about half a second: look closely.
+        let max = self.config.poll_max.min(START_POLL_MAX);
         let seen = self
-            .poll_until(&id, Some(deadline), |p| !matches!(p, Phase::Waiting))
+            .poll_until_with(&id, Some(deadline), max, |p| !matches!(p, Phase::Waiting))
             .await;
         let failure = match seen {
             Ok(Some((Phase::Running | Phase::Ended(_), task))) => {
