@@ -195,6 +195,17 @@ pub enum StoreError {
         #[source]
         source: BoxError,
     },
+    /// The store's file cannot be used and retrying will not help: it is damaged
+    /// (for example truncated), belongs to something else, or was written by newer
+    /// code. The source says which (for SQLite stores a `gofer_core::sqlite::OpenError`).
+    #[error("{store}: unusable database: {source}")]
+    Unusable {
+        /// The store.
+        store: &'static str,
+        /// The cause.
+        #[source]
+        source: BoxError,
+    },
 }
 
 fn scope_suffix(scope: &Option<String>) -> String {

@@ -9,6 +9,7 @@ mod id;
 mod interpolate;
 pub mod naming;
 mod pipeline;
+mod run;
 pub mod runstore;
 pub mod scheduler;
 mod store;
@@ -20,19 +21,20 @@ mod variable;
 
 pub use error::{BoxError, SchedulerError, StoreError};
 pub use executor::{
-    mask_str, ContainerRef, Engine, EngineBuilder, EngineError, Event, FileLogSink,
-    InMemoryLogSink, InjectedVariable, Limits, LogError, LogKey, LogLine, LogSink, LogWriter,
-    MaskPatterns, Masker, RecoveredTask, RecoveryAction, RecoveryError, RecoveryReport,
-    RegisterError, Run, RunError, RunHandle, RunOptions, RunState, RunStatus, StatusReason,
-    TaskExecution, TaskState, TaskStatus, TokenIssuer, DEFAULT_INSTANCE_ID, MAX_LINE_BYTES,
-    MIN_MASK_LEN,
+    mask_str, BuildError, Engine, EngineBuilder, EngineError, FileLogSink, InMemoryLogSink, Limits,
+    LogError, LogKey, LogLine, LogReader, LogSink, LogWriter, MaskPatterns, Masker, RecoveredTask,
+    RecoveryAction, RecoveryError, RecoveryReport, RegisterError, RunError, RunHandle, TokenIssuer,
+    DEFAULT_INSTANCE_ID, MAX_LINE_BYTES, MIN_MASK_LEN,
 };
 pub use id::{validate_id, IdError, ID_MAX_LEN, ID_MIN_LEN};
 pub use interpolate::{parse_placeholder, Placeholder, PlaceholderError, PlaceholderKind};
 pub use pipeline::{Pipeline, MAX_PARALLELISM};
+pub use run::{
+    ContainerRef, Event, InjectedVariable, Run, RunHeader, RunOptions, RunState, RunStatus,
+    StatusReason, TaskExecution, TaskState, TaskStatus,
+};
 pub use runstore::{
-    DynRunStore, EventRecord, InMemoryRunStore, RunChange, RunSpec, RunStore, TaskDetails,
-    UnfinishedRun,
+    DynRunStore, InMemoryRunStore, RunChange, RunSpec, RunStore, TaskDetails, UnfinishedRun,
 };
 pub use scheduler::{
     Capabilities, ContainerId, ContainerSpec, ContainerState, ContainerSummary, DynScheduler, Env,
@@ -52,3 +54,36 @@ pub use variable::{
 
 /// Re-exported so hosts and backends use the same `secrecy` version.
 pub use secrecy;
+
+pub mod reaper;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+pub use reaper::{reap, reap_listed, ReapError, ReapReport, REAP_CONCURRENCY};
+mod validate_cycles;
+mod validate_text;
+pub use validate::{
+    CYCLE_SHOWN, EXCERPT_CHARS, MAX_ARG_BYTES, MAX_COMMAND_BYTES, MAX_CPUS, MAX_ENVIRONMENT_BYTES,
+    MIN_CPUS,
+};
+#[cfg(feature = "mock")]
+pub mod mock;
+
+/// Re-exported so hosts implement the traits (`#[gofer_core::async_trait::async_trait]`,
+/// or `use gofer_core::async_trait::async_trait;`) without adding `async-trait`.
+pub use async_trait;
+/// Re-exported so hosts use the object store's [`Bytes`](bytes::Bytes) without
+/// adding `bytes` themselves.
+///
+/// ```
+/// use gofer_core::bytes::Bytes;
+/// use gofer_core::{InMemoryObjectStore, ObjectStore};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let store = InMemoryObjectStore::new();
+/// store.put_pipeline_object("build", "k", Bytes::from_static(b"v"), false).await.unwrap();
+/// assert_eq!(store.get_pipeline_object("build", "k").await.unwrap(), Bytes::from_static(b"v"));
+/// # }
+/// ```
+pub use bytes;
+/// Re-exported for the streams of `RunHandle::logs` and `RunHandle::events`
+/// (`use gofer_core::futures::StreamExt;`) without adding `futures`.
+pub use futures;

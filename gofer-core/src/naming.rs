@@ -26,8 +26,15 @@ pub fn task_container_name(engine: &str, pipeline: &str, run: u64, task: &str) -
     format!("gofer-{engine}-{pipeline}-{run}-{task}")
 }
 
-/// The name of a run's network sandbox holder: `gofer-<engine>-<pipeline>-<run>-sandbox`
-/// (`sandbox` has a `.` before it so it never collides with a task named `sandbox`).
+/// The name of a run's network sandbox holder: `gofer-<engine>-<pipeline>-<run>.sandbox`
+/// (a `.`, not a `-`, before `sandbox`: ids cannot hold a `.`, so it never collides with
+/// the container of a task named `sandbox`, `gofer-<engine>-<pipeline>-<run>-sandbox`).
+///
+/// ```
+/// use gofer_core::naming::{sandbox_container_name, task_container_name};
+/// assert_eq!(sandbox_container_name("ci1", "build", 7), "gofer-ci1-build-7.sandbox");
+/// assert_ne!(sandbox_container_name("ci1", "build", 7), task_container_name("ci1", "build", 7, "sandbox"));
+/// ```
 pub fn sandbox_container_name(engine: &str, pipeline: &str, run: u64) -> String {
     format!("gofer-{engine}-{pipeline}-{run}.sandbox")
 }

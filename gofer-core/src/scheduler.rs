@@ -530,6 +530,24 @@ pub trait Scheduler: fmt::Debug + Send + Sync + 'static {
     /// The container's current state.
     async fn state(&self, id: &ContainerId) -> Result<ContainerState, SchedulerError>;
 
+    /// Starts a container that was created but never started — one whose start a host
+    /// that died had asked for, found by crash recovery in state
+    /// [`ContainerState::Created`].
+    ///
+    /// Contract: the container runs at most once. A container that is already running
+    /// or has exited is left as it is and the call succeeds (a start that was still in
+    /// flight may have won the race); only a `Created` container is started. An
+    /// unknown id gives [`SchedulerError::NoSuchContainer`]. Backends that cannot do
+    /// this return [`SchedulerError::NotSupported`] (the default), and recovery then
+    /// records the task as orphaned rather than starting a second container.
+    async fn start_created(&self, id: &ContainerId) -> Result<(), SchedulerError> {
+        let _ = id;
+        Err(SchedulerError::NotSupported {
+            scheduler: self.name(),
+            operation: "start_created",
+        })
+    }
+
     /// The container's output from its start: follows a running container until it exits,
     /// returns everything and ends when opened after exit. Order is kept within each
     /// stream; stdout and stderr are never mixed up.
@@ -584,6 +602,9 @@ macro_rules! forward_scheduler {
             }
             async fn state(&self, id: &ContainerId) -> Result<ContainerState, SchedulerError> {
                 (**self).state(id).await
+            }
+            async fn start_created(&self, id: &ContainerId) -> Result<(), SchedulerError> {
+                (**self).start_created(id).await
             }
             async fn logs(&self, id: &ContainerId) -> Result<LogStream, SchedulerError> {
                 (**self).logs(id).await

@@ -1,15 +1,30 @@
 //! Pipeline validation that reports every problem, each naming its field and task.
+//!
+//! Messages never grow with the input: a task id, key or value is quoted as an
+//! excerpt of at most [`EXCERPT_CHARS`] characters followed by `… (N bytes)`, and a
+//! cycle lists at most [`CYCLE_SHOWN`] tasks.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
 use std::time::Duration;
 
 use crate::id::{validate_id, IdError};
 use crate::interpolate::{parse_placeholder, PlaceholderError};
 use crate::pipeline::{Pipeline, MAX_PARALLELISM};
+use crate::validate_cycles::find_cycles;
+use crate::validate_text::{check_task_text, check_text, excerpt};
 use crate::variable::is_valid_env_key;
 
-/// One problem found in a pipeline.
+pub use crate::validate_text::{
+    EXCERPT_CHARS, MAX_ARG_BYTES, MAX_COMMAND_BYTES, MAX_ENVIRONMENT_BYTES,
+};
+
+/// Most tasks of a cycle a message lists.
+pub const CYCLE_SHOWN: usize = 16;
+
+/// One problem found in a pipeline. Every issue names its field
+/// ([`ValidationIssue::field`]); ids, keys and values in it are excerpts (the text
+/// itself up to [`EXCERPT_CHARS`] characters, else its start and its length).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ValidationIssue {
@@ -22,51 +37,51 @@ pub enum ValidationIssue {
     /// A task id is not a valid id.
     #[error("field `id` of task {task:?}: {source}")]
     InvalidTaskId {
-        /// The offending id.
+        /// The offending id (an excerpt).
         task: String,
         /// The rule that failed.
         source: IdError,
     },
     /// Two tasks share an id.
-    #[error("task {task:?}: the id is used by more than one task")]
+    #[error("field `id` of task {task:?}: the id is used by more than one task")]
     DuplicateTask {
-        /// The shared id.
+        /// The shared id (an excerpt).
         task: String,
     },
     /// A task depends on a task that is not in the pipeline.
     #[error("field `depends_on` of task {task:?}: unknown parent {parent:?}")]
     UnknownParent {
-        /// The child.
+        /// The child (an excerpt).
         task: String,
-        /// The missing parent.
+        /// The missing parent (an excerpt).
         parent: String,
     },
     /// The dependencies form a cycle; the list starts and ends with the same task.
-    #[error("field `depends_on`: tasks form a cycle: {}", .cycle.join(" -> "))]
+    #[error("field `depends_on`: tasks form a cycle: {}", show_cycle(.cycle))]
     Cycle {
-        /// The tasks of the cycle in order, first repeated at the end.
+        /// The tasks of the cycle in order, first repeated at the end (excerpts).
         cycle: Vec<String>,
     },
     /// A task has an empty image.
     #[error("field `image` of task {task:?}: must not be empty")]
     EmptyImage {
-        /// The task.
+        /// The task (an excerpt).
         task: String,
     },
     /// A variable key is not an environment-variable name.
     #[error("field `variables` of task {task:?}: key {key:?} is not an environment variable name ([A-Za-z_][A-Za-z0-9_]*)")]
     InvalidVariableKey {
-        /// The task.
+        /// The task (an excerpt).
         task: String,
-        /// The key.
+        /// The key (an excerpt).
         key: String,
     },
     /// A variable value holds a malformed placeholder.
     #[error("field `variables` of task {task:?}: value of {key:?}: {source}")]
     InvalidPlaceholder {
-        /// The task.
+        /// The task (an excerpt).
         task: String,
-        /// The key.
+        /// The key (an excerpt).
         key: String,
         /// What is wrong.
         source: PlaceholderError,
@@ -74,18 +89,32 @@ pub enum ValidationIssue {
     /// A timeout of zero.
     #[error("field `timeout` of task {task:?}: must be greater than zero")]
     ZeroTimeout {
-        /// The task.
+        /// The task (an excerpt).
         task: String,
     },
     /// A resource limit that cannot be honoured.
     #[error("field `resources.{field}` of task {task:?}: {message}")]
     InvalidResource {
-        /// The task.
+        /// The task (an excerpt).
         task: String,
         /// `memory_bytes` or `cpus`.
         field: &'static str,
         /// What is wrong.
         message: String,
+    },
+    /// A resource limit outside the range the engines honour.
+    #[error("field `resources.{field}` of task {task:?}: {}", out_of_range(*.value, *.min, *.max))]
+    ResourceOutOfRange {
+        /// The task (an excerpt).
+        task: String,
+        /// `cpus`.
+        field: &'static str,
+        /// The value given.
+        value: f64,
+        /// The smallest accepted value.
+        min: f64,
+        /// The largest accepted value.
+        max: f64,
     },
     /// Parallelism above [`MAX_PARALLELISM`].
     #[error("field `parallelism` of the pipeline: {value} exceeds the maximum {MAX_PARALLELISM} (0 means unlimited)")]
@@ -99,17 +128,112 @@ pub enum ValidationIssue {
     /// A command or entrypoint given as an empty list.
     #[error("field `{field}` of task {task:?}: must not be an empty list (leave it unset to keep the image's)")]
     EmptyList {
-        /// The task.
+        /// The task (an excerpt).
         task: String,
         /// `command` or `entrypoint`.
         field: &'static str,
     },
+    /// A text holding a NUL byte, which no container engine can pass to a process
+    /// (the kernel ends arguments and environment entries at NUL).
+    #[error("field `{field}` of {}: contains a NUL byte at byte {at}", of(.task))]
+    NulByte {
+        /// The task (an excerpt), `None` for a field of the pipeline.
+        task: Option<String>,
+        /// The field: `image`, `description`, `command[2]`, `variables[KEY]`, ...
+        field: String,
+        /// Byte offset of the first NUL.
+        at: usize,
+    },
+    /// A text longer than a process can be given.
+    #[error("field `{field}` of {}: {len} bytes exceeds the limit of {max} bytes", of(.task))]
+    TooLong {
+        /// The task (an excerpt), `None` for a field of the pipeline.
+        task: Option<String>,
+        /// The field: `command[0]`, `variables[KEY]`, `command` (all of it), ...
+        field: String,
+        /// Its size in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+}
+
+fn of(task: &Option<String>) -> String {
+    match task {
+        Some(t) => format!("task {t:?}"),
+        None => "the pipeline".to_string(),
+    }
+}
+
+fn show_cycle(cycle: &[String]) -> String {
+    if cycle.len() <= CYCLE_SHOWN {
+        cycle.join(" -> ")
+    } else {
+        format!(
+            "{} -> … ({} tasks)",
+            cycle[..CYCLE_SHOWN].join(" -> "),
+            cycle.len() - 1
+        )
+    }
+}
+
+fn out_of_range(value: f64, min: f64, max: f64) -> String {
+    if value < min {
+        format!("{value} is below the smallest limit the engines enforce, {min} (a smaller one would round to no limit at all)")
+    } else {
+        format!("{value} exceeds the maximum of {max}")
+    }
+}
+
+impl ValidationIssue {
+    /// The field the issue is about, as in its message: `id`, `depends_on`,
+    /// `resources.cpus`, `command[2]`, `variables[KEY]`, ...
+    pub fn field(&self) -> String {
+        match self {
+            Self::InvalidPipelineId { .. }
+            | Self::InvalidTaskId { .. }
+            | Self::DuplicateTask { .. } => "id".into(),
+            Self::UnknownParent { .. } | Self::Cycle { .. } => "depends_on".into(),
+            Self::EmptyImage { .. } => "image".into(),
+            Self::InvalidVariableKey { .. } | Self::InvalidPlaceholder { .. } => "variables".into(),
+            Self::ZeroTimeout { .. } => "timeout".into(),
+            Self::InvalidResource { field, .. } | Self::ResourceOutOfRange { field, .. } => {
+                format!("resources.{field}")
+            }
+            Self::Parallelism { .. } => "parallelism".into(),
+            Self::NoTasks => "tasks".into(),
+            Self::EmptyList { field, .. } => (*field).into(),
+            Self::NulByte { field, .. } | Self::TooLong { field, .. } => field.clone(),
+        }
+    }
+
+    /// The task the issue is about (an excerpt of its id), `None` for the pipeline's
+    /// own fields and for cycles.
+    pub fn task(&self) -> Option<&str> {
+        match self {
+            Self::InvalidTaskId { task, .. }
+            | Self::DuplicateTask { task }
+            | Self::UnknownParent { task, .. }
+            | Self::EmptyImage { task }
+            | Self::InvalidVariableKey { task, .. }
+            | Self::InvalidPlaceholder { task, .. }
+            | Self::ZeroTimeout { task }
+            | Self::InvalidResource { task, .. }
+            | Self::ResourceOutOfRange { task, .. }
+            | Self::EmptyList { task, .. } => Some(task),
+            Self::NulByte { task, .. } | Self::TooLong { task, .. } => task.as_deref(),
+            Self::InvalidPipelineId { .. }
+            | Self::Cycle { .. }
+            | Self::Parallelism { .. }
+            | Self::NoTasks => None,
+        }
+    }
 }
 
 /// Every problem found in one pipeline.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub struct ValidationErrors {
-    /// The pipeline's id as given.
+    /// The pipeline's id as given (an excerpt).
     pub pipeline: String,
     /// The problems, in a stable order.
     pub issues: Vec<ValidationIssue>,
@@ -134,6 +258,15 @@ impl fmt::Display for ValidationErrors {
 /// Smallest memory limit a container engine accepts (Docker's minimum is 6 MiB).
 pub const MIN_MEMORY_BYTES: u64 = 6 * 1024 * 1024;
 
+/// Smallest CPU limit: 0.01 CPU. Both engines enforce CPU limits as a CFS quota per
+/// 100 ms period with a 1 ms minimum (Docker refuses less than 0.01 CPU; below it a
+/// quota rounds to 0, which the kernel reads as no limit at all).
+pub const MIN_CPUS: f64 = 0.01;
+
+/// Largest CPU limit: 1024 CPUs, more than any host these engines run on; a larger
+/// value is a mistake (the engines refuse more CPUs than the host has at start).
+pub const MAX_CPUS: f64 = 1024.0;
+
 pub(crate) fn validate_pipeline(p: &Pipeline) -> Result<(), ValidationErrors> {
     let mut issues = Vec::new();
     if let Err(source) = validate_id(&p.id) {
@@ -147,52 +280,58 @@ pub(crate) fn validate_pipeline(p: &Pipeline) -> Result<(), ValidationErrors> {
     if p.tasks.is_empty() {
         issues.push(ValidationIssue::NoTasks);
     }
+    check_text(&mut issues, None, "name", &p.name);
+    if let Some(d) = &p.description {
+        check_text(&mut issues, None, "description", d);
+    }
     let mut seen = HashSet::new();
     let mut reported_dup = HashSet::new();
     let ids: HashSet<&str> = p.tasks.iter().map(|t| t.id.as_str()).collect();
     for t in &p.tasks {
+        let task = excerpt(&t.id);
         if let Err(source) = validate_id(&t.id) {
             issues.push(ValidationIssue::InvalidTaskId {
-                task: t.id.clone(),
+                task: task.clone(),
                 source,
             });
         }
         if !seen.insert(t.id.as_str()) && reported_dup.insert(t.id.as_str()) {
-            issues.push(ValidationIssue::DuplicateTask { task: t.id.clone() });
+            issues.push(ValidationIssue::DuplicateTask { task: task.clone() });
         }
         if t.image.trim().is_empty() {
-            issues.push(ValidationIssue::EmptyImage { task: t.id.clone() });
+            issues.push(ValidationIssue::EmptyImage { task: task.clone() });
         }
         for (field, list) in [("command", &t.command), ("entrypoint", &t.entrypoint)] {
             if list.as_ref().is_some_and(Vec::is_empty) {
                 issues.push(ValidationIssue::EmptyList {
-                    task: t.id.clone(),
+                    task: task.clone(),
                     field,
                 });
             }
         }
+        check_task_text(&mut issues, &task, t);
         for (key, value) in &t.variables {
             if !is_valid_env_key(key) {
                 issues.push(ValidationIssue::InvalidVariableKey {
-                    task: t.id.clone(),
-                    key: key.clone(),
+                    task: task.clone(),
+                    key: excerpt(key),
                 });
             }
             if let Err(source) = parse_placeholder(value) {
                 issues.push(ValidationIssue::InvalidPlaceholder {
-                    task: t.id.clone(),
-                    key: key.clone(),
-                    source,
+                    task: task.clone(),
+                    key: excerpt(key),
+                    source: bounded(source),
                 });
             }
         }
         if t.timeout == Some(Duration::ZERO) {
-            issues.push(ValidationIssue::ZeroTimeout { task: t.id.clone() });
+            issues.push(ValidationIssue::ZeroTimeout { task: task.clone() });
         }
         if let Some(m) = t.resources.memory_bytes {
             if m < MIN_MEMORY_BYTES {
                 issues.push(ValidationIssue::InvalidResource {
-                    task: t.id.clone(),
+                    task: task.clone(),
                     field: "memory_bytes",
                     message: format!("{m} is below the minimum of {MIN_MEMORY_BYTES} bytes"),
                 });
@@ -201,17 +340,25 @@ pub(crate) fn validate_pipeline(p: &Pipeline) -> Result<(), ValidationErrors> {
         if let Some(c) = t.resources.cpus {
             if !(c.is_finite() && c > 0.0) {
                 issues.push(ValidationIssue::InvalidResource {
-                    task: t.id.clone(),
+                    task: task.clone(),
                     field: "cpus",
                     message: format!("{c} must be a positive number of CPUs"),
+                });
+            } else if !(MIN_CPUS..=MAX_CPUS).contains(&c) {
+                issues.push(ValidationIssue::ResourceOutOfRange {
+                    task: task.clone(),
+                    field: "cpus",
+                    value: c,
+                    min: MIN_CPUS,
+                    max: MAX_CPUS,
                 });
             }
         }
         for parent in t.depends_on.keys() {
             if !ids.contains(parent.as_str()) {
                 issues.push(ValidationIssue::UnknownParent {
-                    task: t.id.clone(),
-                    parent: parent.clone(),
+                    task: task.clone(),
+                    parent: excerpt(parent),
                 });
             }
         }
@@ -219,286 +366,31 @@ pub(crate) fn validate_pipeline(p: &Pipeline) -> Result<(), ValidationErrors> {
     issues.extend(
         find_cycles(p)
             .into_iter()
-            .map(|cycle| ValidationIssue::Cycle { cycle }),
+            .map(|cycle| ValidationIssue::Cycle {
+                cycle: cycle.iter().map(|id| excerpt(id)).collect(),
+            }),
     );
     if issues.is_empty() {
         Ok(())
     } else {
         Err(ValidationErrors {
-            pipeline: p.id.clone(),
+            pipeline: excerpt(&p.id),
             issues,
         })
     }
 }
 
-/// Finds cycles in the dependency graph (edges child → parent), each reported once,
-/// rotated so it starts at its smallest id. Iterative, so deep chains cannot overflow
-/// the stack.
-fn find_cycles(p: &Pipeline) -> Vec<Vec<String>> {
-    // First task with each id wins; duplicates are reported elsewhere.
-    let mut graph: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for t in &p.tasks {
-        graph
-            .entry(t.id.as_str())
-            .or_insert_with(|| t.depends_on.keys().map(String::as_str).collect());
-    }
-    #[derive(Clone, Copy, PartialEq)]
-    enum Mark {
-        New,
-        OnStack,
-        Done,
-    }
-    let mut mark: HashMap<&str, Mark> = graph.keys().map(|k| (*k, Mark::New)).collect();
-    let mut cycles: Vec<Vec<String>> = Vec::new();
-    let mut seen_cycles = HashSet::new();
-    for &root in graph.keys() {
-        if mark[root] != Mark::New {
-            continue;
-        }
-        // Stack of (node, next edge index).
-        let mut stack: Vec<(&str, usize)> = vec![(root, 0)];
-        mark.insert(root, Mark::OnStack);
-        while let Some(&mut (node, ref mut edge)) = stack.last_mut() {
-            let parents = &graph[node];
-            if *edge < parents.len() {
-                let next = parents[*edge];
-                *edge += 1;
-                match mark.get(next).copied() {
-                    None | Some(Mark::Done) => {}
-                    Some(Mark::New) => {
-                        mark.insert(next, Mark::OnStack);
-                        stack.push((next, 0));
-                    }
-                    Some(Mark::OnStack) => {
-                        let start = stack.iter().position(|(n, _)| *n == next).unwrap_or(0);
-                        // Edges go child -> parent; report in dependency order (parent first).
-                        let mut cycle: Vec<String> = stack[start..]
-                            .iter()
-                            .rev()
-                            .map(|(n, _)| n.to_string())
-                            .collect();
-                        let min = cycle
-                            .iter()
-                            .enumerate()
-                            .min_by(|a, b| a.1.cmp(b.1))
-                            .map_or(0, |(i, _)| i);
-                        cycle.rotate_left(min);
-                        if seen_cycles.insert(cycle.clone()) {
-                            let first = cycle[0].clone();
-                            cycle.push(first);
-                            cycles.push(cycle);
-                        }
-                    }
-                }
-            } else {
-                mark.insert(node, Mark::Done);
-                stack.pop();
-            }
-        }
-    }
-    cycles
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::task::{RequiredParentStatus::*, Task};
-
-    fn issues(p: &Pipeline) -> Vec<ValidationIssue> {
-        p.validate().err().map(|e| e.issues).unwrap_or_default()
-    }
-
-    #[test]
-    fn valid_pipeline_passes() {
-        let p = Pipeline::new("pipe", "P")
-            .task(Task::new("aaa", "busybox"))
-            .task(Task::new("bbb", "busybox").depends_on("aaa", Success));
-        assert_eq!(p.validate(), Ok(()));
-    }
-
-    #[test]
-    fn reports_every_problem_with_field_and_task() {
-        let p = Pipeline::new("p", "P")
-            .parallelism(MAX_PARALLELISM + 1)
-            .task(Task::new("ok_task", " "))
-            .task(Task::new("ok_task", "busybox").variable("1BAD", "x"))
-            .task(Task::new("bad id", "busybox").depends_on("ghost", Any))
-            .task(
-                Task::new("zero", "busybox")
-                    .timeout(Duration::ZERO)
-                    .memory_limit(1)
-                    .cpu_limit(0.0),
-            )
-            .task(Task::new("cmd", "busybox").command(Vec::<String>::new()))
-            .task(Task::new("vars", "busybox").variable("K", "secret{{}}"));
-        let err = p.validate().expect_err("invalid");
-        let text = err.to_string();
-        let got = err.issues;
-        assert!(got.contains(&ValidationIssue::InvalidPipelineId {
-            source: IdError::Length { len: 1 }
-        }));
-        assert!(got.contains(&ValidationIssue::Parallelism {
-            value: MAX_PARALLELISM + 1
-        }));
-        assert!(got.contains(&ValidationIssue::EmptyImage {
-            task: "ok_task".into()
-        }));
-        assert!(got.contains(&ValidationIssue::DuplicateTask {
-            task: "ok_task".into()
-        }));
-        assert!(got.contains(&ValidationIssue::InvalidVariableKey {
-            task: "ok_task".into(),
-            key: "1BAD".into()
-        }));
-        assert!(got.contains(&ValidationIssue::InvalidTaskId {
-            task: "bad id".into(),
-            source: IdError::Character { found: ' ' }
-        }));
-        assert!(got.contains(&ValidationIssue::UnknownParent {
-            task: "bad id".into(),
-            parent: "ghost".into()
-        }));
-        assert!(got.contains(&ValidationIssue::ZeroTimeout {
-            task: "zero".into()
-        }));
-        assert!(got.iter().any(|i| matches!(
-            i,
-            ValidationIssue::InvalidResource {
-                field: "memory_bytes",
-                ..
-            }
-        )));
-        assert!(got
-            .iter()
-            .any(|i| matches!(i, ValidationIssue::InvalidResource { field: "cpus", .. })));
-        assert!(got.contains(&ValidationIssue::EmptyList {
-            task: "cmd".into(),
-            field: "command"
-        }));
-        assert!(got
-            .iter()
-            .any(|i| matches!(i, ValidationIssue::InvalidPlaceholder { key, .. } if key == "K")));
-        assert!(text.contains("field `timeout` of task \"zero\""), "{text}");
-        assert_eq!(got.len(), 12, "{got:#?}");
-    }
-
-    #[test]
-    fn empty_pipeline_is_rejected() {
-        assert_eq!(
-            issues(&Pipeline::new("pipe", "P")),
-            vec![ValidationIssue::NoTasks]
-        );
-    }
-
-    #[test]
-    fn cycle_is_named_in_order() {
-        let p = Pipeline::new("pipe", "P")
-            .task(Task::new("aaa", "i").depends_on("ccc", Any))
-            .task(Task::new("bbb", "i").depends_on("aaa", Any))
-            .task(Task::new("ccc", "i").depends_on("bbb", Any))
-            .task(Task::new("ddd", "i").depends_on("ddd", Any));
-        let got = issues(&p);
-        assert!(
-            got.contains(&ValidationIssue::Cycle {
-                cycle: vec!["aaa".into(), "bbb".into(), "ccc".into(), "aaa".into()]
-            }),
-            "{got:?}"
-        );
-        assert!(got.contains(&ValidationIssue::Cycle {
-            cycle: vec!["ddd".into(), "ddd".into()]
-        }));
-        assert_eq!(got.len(), 2);
-    }
-
-    #[test]
-    fn deep_chain_does_not_overflow() {
-        let mut p = Pipeline::new("pipe", "P").task(Task::new("t00000", "i"));
-        for i in 1..20_000 {
-            p = p
-                .task(Task::new(format!("t{i:05}"), "i").depends_on(format!("t{:05}", i - 1), Any));
-        }
-        assert_eq!(p.validate(), Ok(()));
+/// A placeholder error with its key and prefix as excerpts.
+fn bounded(e: PlaceholderError) -> PlaceholderError {
+    match e {
+        PlaceholderError::InvalidKey { prefix, key } => PlaceholderError::InvalidKey {
+            prefix,
+            key: excerpt(&key),
+        },
+        other => other,
     }
 }
 
 #[cfg(test)]
-mod props {
-    use super::*;
-    use crate::task::{RequiredParentStatus, Task};
-    use proptest::prelude::*;
-
-    fn status() -> impl Strategy<Value = RequiredParentStatus> {
-        prop_oneof![
-            Just(RequiredParentStatus::Any),
-            Just(RequiredParentStatus::Success),
-            Just(RequiredParentStatus::Failure)
-        ]
-    }
-
-    /// A DAG: task i may depend only on tasks with a smaller index.
-    fn dag() -> impl Strategy<Value = Vec<Vec<(usize, RequiredParentStatus)>>> {
-        (1usize..40).prop_flat_map(|n| {
-            (0..n)
-                .map(|i| proptest::collection::vec((0..i.max(1), status()), 0..(i.min(4) + 1)))
-                .collect::<Vec<_>>()
-                .prop_map(|mut v| {
-                    v[0].clear();
-                    v
-                })
-        })
-    }
-
-    fn build(prefix: &str, edges: &[Vec<(usize, RequiredParentStatus)>]) -> Vec<Task> {
-        edges
-            .iter()
-            .enumerate()
-            .map(|(i, parents)| {
-                Task::new(format!("{prefix}{i:03}"), "busybox")
-                    .variable("KEY_1", "value")
-                    .depends_on_many(parents.iter().map(|(p, s)| (format!("{prefix}{p:03}"), *s)))
-            })
-            .collect()
-    }
-
-    proptest! {
-        #[test]
-        fn every_generated_valid_pipeline_validates(edges in dag(), par in 0..=MAX_PARALLELISM) {
-            let p = Pipeline::new("pipe", "P").parallelism(par).tasks(build("t", &edges));
-            prop_assert_eq!(p.validate(), Ok(()));
-        }
-
-        #[test]
-        fn every_generated_cycle_is_reported(
-            edges in dag(),
-            ring_len in 1usize..8,
-            into_ring in proptest::collection::vec((0usize..40, 0usize..8), 0..10),
-        ) {
-            // A ring r0 <- r1 <- ... <- r(k-1) <- r0, plus DAG tasks that may depend on ring
-            // tasks (never the reverse), so the ring is the only cycle.
-            let mut tasks = build("t", &edges);
-            for i in 0..ring_len {
-                let parent = format!("r{:03}", (i + 1) % ring_len);
-                tasks.push(Task::new(format!("r{i:03}"), "busybox").depends_on(parent, RequiredParentStatus::Any));
-            }
-            for (t, r) in into_ring {
-                if let Some(task) = tasks.get_mut(t % edges.len()) {
-                    task.depends_on.insert(format!("r{:03}", r % ring_len), RequiredParentStatus::Any);
-                }
-            }
-            let err = Pipeline::new("pipe", "P").tasks(tasks).validate().expect_err("cycle");
-            let cycles: Vec<_> = err.issues.iter().filter_map(|i| match i {
-                ValidationIssue::Cycle { cycle } => Some(cycle.clone()),
-                _ => None,
-            }).collect();
-            prop_assert_eq!(cycles.len(), 1, "{:?}", err.issues);
-            let cycle = &cycles[0];
-            prop_assert_eq!(cycle.len(), ring_len + 1);
-            prop_assert_eq!(cycle.first(), cycle.last());
-            let mut members: Vec<_> = cycle[..ring_len].to_vec();
-            members.sort();
-            let expected: Vec<_> = (0..ring_len).map(|i| format!("r{i:03}")).collect();
-            prop_assert_eq!(members, expected);
-            prop_assert_eq!(err.issues.len(), 1);
-        }
-    }
-}
+#[path = "validate_tests.rs"]
+mod tests;

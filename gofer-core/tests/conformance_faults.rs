@@ -57,6 +57,9 @@ impl Scheduler for Faulty {
     async fn state(&self, id: &ContainerId) -> Result<ContainerState, SchedulerError> {
         self.inner.state(id).await
     }
+    async fn start_created(&self, id: &ContainerId) -> Result<(), SchedulerError> {
+        self.inner.start_created(id).await
+    }
     async fn logs(&self, id: &ContainerId) -> Result<LogStream, SchedulerError> {
         let logs = self.inner.logs(id).await?;
         Ok(match self.fault {
@@ -174,7 +177,7 @@ async fn run_all_passes_on_the_fake_and_names_every_case() {
     let (fake, w) = FakeScheduler::conformance();
     let failed = conformance::run_all(&fake, &w).await;
     assert!(failed.is_empty(), "{failed:?}");
-    assert_eq!(conformance::CASES.len(), 22);
+    assert_eq!(conformance::CASES.len(), 23);
     assert_eq!(fake.containers(), 0, "every case cleaned up");
     assert!(fake.requests().len() > 40);
 }

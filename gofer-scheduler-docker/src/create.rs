@@ -58,7 +58,20 @@ pub(crate) fn body(spec: &ContainerSpec) -> Result<ContainerCreateBody, Schedule
     };
     let nano_cpus = match spec.resources.cpus {
         None => None,
-        Some(c) if c.is_finite() && c > 0.0 && c < 1e6 => Some((c * 1e9).round() as i64),
+        // Below 0.01 CPU the engine's quota rounds to 0, which means no limit at all.
+        Some(c) if (gofer_core::MIN_CPUS..=gofer_core::MAX_CPUS).contains(&c) => {
+            Some((c * 1e9).round() as i64)
+        }
+        Some(c) if c.is_finite() && c > 0.0 => {
+            return Err(invalid(
+                "resources.cpus",
+                format!(
+                    "{c} CPUs is outside {}..={} (the smallest limit the engine enforces, the largest accepted)",
+                    gofer_core::MIN_CPUS,
+                    gofer_core::MAX_CPUS
+                ),
+            ))
+        }
         Some(c) => {
             return Err(invalid(
                 "resources.cpus",
@@ -129,18 +142,24 @@ mod tests {
             body(&spec),
             Err(SchedulerError::InvalidRequest { field: "env", .. })
         ));
-        let limits = ResourceLimits {
-            cpus: Some(-1.0),
-            ..Default::default()
-        };
-        let spec = ContainerSpec::new("c1", "img").resources(limits);
-        assert!(matches!(
-            body(&spec),
-            Err(SchedulerError::InvalidRequest {
-                field: "resources.cpus",
-                ..
-            })
-        ));
+        // 1e-9 would be 1 nano-CPU, a quota of 0: no limit at all.
+        for cpus in [-1.0, 1e-9, 0.009, 1e9, f64::NAN] {
+            let limits = ResourceLimits {
+                cpus: Some(cpus),
+                ..Default::default()
+            };
+            let spec = ContainerSpec::new("c1", "img").resources(limits);
+            assert!(
+                matches!(
+                    body(&spec),
+                    Err(SchedulerError::InvalidRequest {
+                        field: "resources.cpus",
+                        ..
+                    })
+                ),
+                "{cpus}"
+            );
+        }
         assert_eq!(network_mode(&NetworkMode::None).as_deref(), Some("none"));
         assert_eq!(network_mode(&NetworkMode::Default), None);
     }

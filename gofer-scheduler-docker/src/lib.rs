@@ -8,7 +8,6 @@ mod create;
 mod error;
 mod logs;
 mod pull;
-mod reaper;
 mod scheduler;
 mod state;
 

@@ -281,6 +281,25 @@ impl DockerScheduler {
     }
 }
 
+/// The stop grace in the engine's unit, whole seconds: rounded up (a grace is never
+/// cut short) and saturating at `i32::MAX` seconds (about 68 years, the API's range),
+/// so any [`Duration`], `Duration::MAX` included, is a valid request.
+pub(crate) fn grace_secs(grace: Duration) -> i32 {
+    let secs = grace
+        .as_secs()
+        .saturating_add(u64::from(grace.subsec_nanos() > 0));
+    i32::try_from(secs).unwrap_or(i32::MAX)
+}
+
+/// The client timeout of a stop request: the usual one plus the grace plus 5 s for
+/// the kill, saturating.
+pub(crate) fn stop_request_timeout(request_timeout: Duration, grace_secs: i32) -> Duration {
+    let grace = Duration::from_secs(u64::try_from(grace_secs).unwrap_or(0));
+    request_timeout
+        .saturating_add(grace)
+        .saturating_add(Duration::from_secs(5))
+}
+
 #[async_trait]
 impl Scheduler for DockerScheduler {
     fn name(&self) -> &'static str {
@@ -349,6 +368,24 @@ impl Scheduler for DockerScheduler {
     }
 
     #[tracing::instrument(skip_all, fields(scheduler = NAME, container = %id))]
+    async fn start_created(&self, id: &ContainerId) -> Result<(), SchedulerError> {
+        // Only a container never started is started: Docker would run an exited one
+        // again.
+        if state::from_inspect(&self.inspect_state(id).await?) != ContainerState::Created {
+            return Ok(());
+        }
+        match self.docker.start_container(&id.0, None).await {
+            // 304: a start still in flight won the race.
+            Ok(()) => {}
+            Err(e) if error::status(&e) == Some(304) => {}
+            Err(e) => return Err(error::container(&self.endpoint, "start", &id.0, e)),
+        }
+        tracing::debug!(id = %id, "started a container left created");
+        self.started().insert(id.0.clone());
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(scheduler = NAME, container = %id))]
     async fn logs(&self, id: &ContainerId) -> Result<LogStream, SchedulerError> {
         // An unknown id must fail here, not in the stream; what this scheduler started
         // and did not remove exists (if removed behind its back, the stream says so).
@@ -358,21 +395,17 @@ impl Scheduler for DockerScheduler {
         Ok(logs::follow(&self.docker, &self.endpoint, &id.0))
     }
 
-    #[tracing::instrument(skip_all, fields(scheduler = NAME, container = %id, grace_ms = grace.as_millis() as u64))]
+    #[tracing::instrument(skip_all, fields(scheduler = NAME, container = %id, grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX)))]
     async fn stop(&self, id: &ContainerId, grace: Duration) -> Result<(), SchedulerError> {
-        // The engine takes whole seconds; round up so the grace is never cut short.
-        let secs = grace.as_secs() + u64::from(grace.subsec_nanos() > 0);
-        let t = i32::try_from(secs).unwrap_or(i32::MAX);
+        let t = grace_secs(grace);
         let options = StopContainerOptions {
             t: Some(t),
             signal: None,
         };
         // The engine answers once the container has exited: allow for the grace.
-        let needed = self.config.request_timeout + Duration::from_secs(secs);
+        let needed = stop_request_timeout(self.config.request_timeout, t);
         let docker = if needed > self.config.request_timeout {
-            self.docker
-                .clone()
-                .with_timeout(needed + Duration::from_secs(5))
+            self.docker.clone().with_timeout(needed)
         } else {
             self.docker.clone()
         };
@@ -457,5 +490,26 @@ impl Scheduler for DockerScheduler {
             .init(true)
             .network(NetworkMode::Default);
         self.start(holder).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grace_is_whole_seconds_rounded_up_and_saturating() {
+        assert_eq!(grace_secs(Duration::ZERO), 0);
+        assert_eq!(grace_secs(Duration::from_millis(1)), 1);
+        assert_eq!(grace_secs(Duration::from_millis(10_001)), 11);
+        assert_eq!(grace_secs(Duration::MAX), i32::MAX);
+        assert_eq!(grace_secs(Duration::from_secs(u64::MAX)), i32::MAX);
+    }
+
+    #[test]
+    fn the_stop_request_timeout_saturates() {
+        let two_min = Duration::from_secs(120);
+        assert_eq!(stop_request_timeout(two_min, 10), Duration::from_secs(135));
+        assert_eq!(stop_request_timeout(Duration::MAX, i32::MAX), Duration::MAX);
     }
 }

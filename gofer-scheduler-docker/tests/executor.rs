@@ -149,3 +149,10 @@ async fn the_sandbox_holder_is_removed_when_a_run_fails() {
     let id = instance();
     engine::sandbox_removed_on_failure(sched(&s), IMAGE, &id).await;
 }
+
+#[tokio::test]
+async fn a_run_cancelled_with_the_largest_grace_ends_and_leaves_nothing() {
+    let Some(s) = scheduler().await else { return };
+    let id = instance();
+    engine::cancel_with_the_largest_grace(sched(&s), IMAGE, &id).await;
+}

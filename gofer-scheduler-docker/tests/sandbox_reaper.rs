@@ -104,7 +104,9 @@ async fn the_reaper_removes_only_its_engine_instance_containers() {
             .unwrap();
         made.push(id);
     }
-    let reaped = s.reap(&engine).await.unwrap();
+    let report = gofer_core::reap(&s, &naming::engine_filter(&engine)).await;
+    assert!(report.is_complete(), "{:?}", report.failed);
+    let reaped = report.removed;
     let mut reaped_ids: Vec<_> = reaped.iter().map(|c| c.id.clone()).collect();
     reaped_ids.sort();
     let mut expected = made[..2].to_vec();
@@ -120,6 +122,7 @@ async fn the_reaper_removes_only_its_engine_instance_containers() {
         .is_empty());
     // The other instance's container is untouched.
     assert_eq!(s.state(&made[2]).await.unwrap(), ContainerState::Running);
-    assert!(s.reap(&engine).await.unwrap().is_empty());
+    let again = gofer_core::reap(&s, &naming::engine_filter(&engine)).await;
+    assert!(again.removed.is_empty() && again.is_complete());
     cleanup(&s, &case).await;
 }

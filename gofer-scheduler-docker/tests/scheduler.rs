@@ -176,6 +176,37 @@ async fn stop_lets_a_cooperative_container_exit_on_sigterm() {
 }
 
 #[tokio::test]
+async fn a_stop_with_the_largest_grace_does_not_panic_and_the_container_goes() {
+    let Some(s) = scheduler().await else { return };
+    let case = unique("maxgrace");
+    for (i, grace) in [Duration::MAX, Duration::from_secs(u64::MAX)]
+        .into_iter()
+        .enumerate()
+    {
+        let id = s
+            .start(spec(&case, &format!("{case}-{i}")).init(true).command([
+                "sh",
+                "-c",
+                "trap 'exit 7' TERM; while true; do sleep 0.1; done",
+            ]))
+            .await
+            .unwrap();
+        // A guard against a hang, not a timing assertion: the container exits on
+        // SIGTERM at once.
+        tokio::time::timeout(Duration::from_secs(120), s.stop(&id, grace))
+            .await
+            .expect("stop returned")
+            .unwrap();
+        // Stopped: it has exited (by its trap, or by the signal if that came first),
+        // so a remove without force succeeds.
+        let status = s.wait(&id).await.unwrap();
+        s.remove(&id, false).await.unwrap();
+        assert!(matches!(status, ExitStatus::Exited { .. }), "{status:?}");
+    }
+    assert!(s.list(&case_labels(&case)).await.unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn remove_needs_force_for_a_running_container() {
     let Some(s) = scheduler().await else { return };
     let case = unique("rm");

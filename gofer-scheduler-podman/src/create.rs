@@ -63,10 +63,14 @@ fn validate(spec: &ContainerSpec) -> Result<(), SchedulerError> {
         }
     }
     if let Some(c) = spec.resources.cpus {
-        if !c.is_finite() || c <= 0.0 || c * CPU_PERIOD_US as f64 > i64::MAX as f64 {
+        if !(gofer_core::MIN_CPUS..=gofer_core::MAX_CPUS).contains(&c) {
             return Err(invalid(
                 "resources.cpus",
-                format!("{c} is not a usable CPU limit"),
+                format!(
+                    "{c} is not a usable CPU limit (accepted: {}..={} CPUs)",
+                    gofer_core::MIN_CPUS,
+                    gofer_core::MAX_CPUS
+                ),
             ));
         }
     }
@@ -171,16 +175,21 @@ mod tests {
 
     #[test]
     fn bad_fields_are_named() {
-        let mut spec = ContainerSpec::new("n", "img");
-        spec.resources.cpus = Some(f64::NAN);
-        let e = create_opts(&spec).unwrap_err();
-        assert!(matches!(
-            e,
-            SchedulerError::InvalidRequest {
-                field: "resources.cpus",
-                ..
-            }
-        ));
+        for cpus in [f64::NAN, 1e-9, 0.009, 1e9, -1.0] {
+            let mut spec = ContainerSpec::new("n", "img");
+            spec.resources.cpus = Some(cpus);
+            let e = create_opts(&spec).unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    SchedulerError::InvalidRequest {
+                        field: "resources.cpus",
+                        ..
+                    }
+                ),
+                "{cpus}"
+            );
+        }
         let e = create_opts(&ContainerSpec::new("n", " ")).unwrap_err();
         assert!(matches!(
             e,

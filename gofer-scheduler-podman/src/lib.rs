@@ -9,7 +9,6 @@ mod guard;
 mod inspect;
 mod logs;
 mod pull;
-mod reaper;
 mod sandbox;
 mod scheduler;
 

@@ -280,9 +280,24 @@ pub(crate) fn wait_path(id: &str, interval: Duration) -> String {
     )
 }
 
-/// libpod's `interval` parameter: a Go duration, at least a millisecond.
+/// libpod's `interval` parameter: a Go duration, at least a millisecond and at most
+/// Go's largest duration (`i64::MAX` nanoseconds, about 292 years), so a huge
+/// interval is a valid request rather than a parse error in the service.
 fn go_duration(d: Duration) -> String {
-    format!("{}ms", d.as_millis().max(1))
+    const GO_MAX_MS: u128 = i64::MAX as u128 / 1_000_000;
+    format!("{}ms", d.as_millis().clamp(1, GO_MAX_MS))
+}
+
+/// The stop grace in libpod's unit, whole seconds: rounded up (a grace is never cut
+/// short) and saturating at `i32::MAX` seconds (about 68 years). libpod multiplies
+/// it by a second in a Go `time.Duration` (`i64` nanoseconds), which a larger value
+/// would overflow into a negative timeout; so any [`Duration`], `Duration::MAX`
+/// included, is a valid request.
+pub(crate) fn grace_secs(grace: Duration) -> u64 {
+    grace
+        .as_secs()
+        .saturating_add(u64::from(grace.subsec_nanos() > 0))
+        .min(i32::MAX as u64)
 }
 
 #[async_trait]
@@ -353,6 +368,32 @@ impl Scheduler for PodmanScheduler {
     }
 
     #[tracing::instrument(skip_all, fields(scheduler = NAME, container = %id))]
+    async fn start_created(&self, id: &ContainerId) -> Result<(), SchedulerError> {
+        // Only a container never started is started: libpod would run an exited one
+        // again.
+        if self.state(id).await? != ContainerState::Created {
+            return Ok(());
+        }
+        if let Err(e) = self
+            .api
+            .podman
+            .containers()
+            .get(id.0.as_str())
+            .start(None)
+            .await
+        {
+            let e = ApiError::from(e);
+            // A start still in flight may have won the race.
+            if self.state(id).await? != ContainerState::Created {
+                return Ok(());
+            }
+            return Err(e.for_container("start", &self.api.endpoint, &id.0));
+        }
+        tracing::debug!(container = %id, "started a container left created");
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(scheduler = NAME, container = %id))]
     async fn logs(&self, id: &ContainerId) -> Result<LogStream, SchedulerError> {
         // Fail now, not in the stream, for an unknown container.
         let i = self
@@ -369,10 +410,9 @@ impl Scheduler for PodmanScheduler {
         ))
     }
 
-    #[tracing::instrument(skip_all, fields(scheduler = NAME, container = %id, grace_ms = grace.as_millis() as u64))]
+    #[tracing::instrument(skip_all, fields(scheduler = NAME, container = %id, grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX)))]
     async fn stop(&self, id: &ContainerId, grace: Duration) -> Result<(), SchedulerError> {
-        // libpod takes whole seconds; a partial second is rounded up, never down.
-        let secs = grace.as_secs() + u64::from(grace.subsec_nanos() > 0);
+        let secs = grace_secs(grace);
         let path = format!("/containers/{}/stop?timeout={secs}", segment(&id.0));
         match self.api.post(&path).await {
             Ok(_) => Ok(()),
@@ -457,6 +497,17 @@ mod tests {
     fn intervals_are_go_durations() {
         assert_eq!(go_duration(Duration::from_millis(25)), "25ms");
         assert_eq!(go_duration(Duration::ZERO), "1ms");
+        assert_eq!(go_duration(Duration::MAX), "9223372036854ms");
+    }
+
+    #[test]
+    fn grace_is_whole_seconds_rounded_up_and_saturating() {
+        assert_eq!(grace_secs(Duration::ZERO), 0);
+        assert_eq!(grace_secs(Duration::from_millis(1)), 1);
+        assert_eq!(grace_secs(Duration::from_secs(10)), 10);
+        assert_eq!(grace_secs(Duration::from_millis(10_001)), 11);
+        assert_eq!(grace_secs(Duration::MAX), i32::MAX as u64);
+        assert_eq!(grace_secs(Duration::from_secs(u64::MAX)), i32::MAX as u64);
     }
 
     #[test]

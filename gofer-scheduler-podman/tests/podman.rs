@@ -180,6 +180,35 @@ async fn stop_sends_term_then_kills_a_container_that_ignores_it() {
 }
 
 #[tokio::test]
+async fn a_stop_with_the_largest_grace_does_not_panic_and_the_container_goes() {
+    let s = podman_or_skip!();
+    let labels = case_labels("maxgrace");
+    for grace in [Duration::MAX, Duration::from_secs(u64::MAX)] {
+        let spec = ContainerSpec::new(unique_name("maxgrace"), IMAGE)
+            .init(true)
+            .command([
+                "sh",
+                "-c",
+                "trap 'exit 7' TERM; while true; do sleep 0.1; done",
+            ])
+            .labels(labels.clone());
+        let id = s.start(spec).await.unwrap();
+        // A guard against a hang, not a timing assertion: with init, the shell gets
+        // SIGTERM and exits at once.
+        tokio::time::timeout(Duration::from_secs(120), s.stop(&id, grace))
+            .await
+            .expect("stop returned")
+            .unwrap();
+        // Stopped: it has exited (by its trap, or by the signal if that came first),
+        // so a remove without force succeeds.
+        let status = s.wait(&id).await.unwrap();
+        s.remove(&id, false).await.unwrap();
+        assert!(matches!(status, ExitStatus::Exited { .. }), "{status:?}");
+    }
+    assert_clean(&s, &labels).await;
+}
+
+#[tokio::test]
 async fn stop_ends_a_container_that_honours_term() {
     let s = podman_or_skip!();
     let labels = case_labels("term");
@@ -414,8 +443,15 @@ async fn reaper_removes_only_this_engine_instances_containers() {
             .labels(labels);
         ids.push(s.start(spec).await.unwrap());
     }
-    let reaped = s.reap_orphans(&mine).await.unwrap();
-    assert_eq!(reaped.len(), 2, "{reaped:?}");
+    let report = gofer_core::reap(&s, &engine_filter(&mine)).await;
+    assert!(report.is_complete(), "{:?}", report.failed);
+    let mut reaped: Vec<_> = report.removed.iter().map(|c| c.id.clone()).collect();
+    reaped.sort();
+    let mut expected = ids[..2].to_vec();
+    expected.sort();
+    assert_eq!(reaped, expected);
+    // The holder went after the task that uses its network.
+    assert_eq!(report.removed[1].id, ids[1], "{:?}", report.removed);
     assert!(s.list(&engine_filter(&mine)).await.unwrap().is_empty());
     assert_eq!(s.list(&engine_filter(&other)).await.unwrap().len(), 1);
     cleanup(&s, &ids[2]).await;

@@ -1,15 +1,11 @@
-//! Connection handling shared by the SQLite stores: opening a file in WAL mode and
-//! running blocking SQLite work off the async runtime.
+//! Connection handling shared by the SQLite stores: opening a file with the shared
+//! opener, and running blocking SQLite work off the async runtime.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
 
 use gofer_core::StoreError;
-use rusqlite::{Connection, OpenFlags};
-
-/// How long a connection waits for another connection's write lock.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+use rusqlite::Connection;
 
 /// Turns a SQLite error into a [`StoreError::Backend`]. SQLite errors name tables and
 /// columns, never bound values.
@@ -24,53 +20,13 @@ pub(crate) fn backend(
     }
 }
 
-/// Opens (creating if needed) the database at `path` in WAL mode. A new file is
-/// created with mode `0600` on Unix; SQLite gives its `-wal` and `-shm` files the
-/// same mode.
+/// Opens (creating if needed) the database at `path` with
+/// [`gofer_core::sqlite::open`]: a new file is created whole with mode `0600`, WAL
+/// is required, the schema is migrated, and a damaged file (empty, truncated, a
+/// garbage header, a corrupt page) is refused with [`StoreError::Unusable`].
 pub(crate) fn open(store: &'static str, path: &Path) -> Result<Connection, StoreError> {
-    create_private(path).map_err(|e| StoreError::Backend {
-        store,
-        operation: "open",
-        source: Box::new(std::io::Error::new(
-            e.kind(),
-            format!("cannot create {}: {e}", path.display()),
-        )),
-    })?;
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(backend(store, "open"))?;
-    conn.busy_timeout(BUSY_TIMEOUT)
-        .map_err(backend(store, "open"))?;
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-        .map_err(backend(store, "open"))?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        return Err(StoreError::Backend {
-            store,
-            operation: "open",
-            source: format!("cannot switch {} to WAL mode (got {mode})", path.display()).into(),
-        });
-    }
-    // FULL: a write the caller saw succeed survives a power cut.
-    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
-        .map_err(backend(store, "open"))?;
-    Ok(conn)
-}
-
-fn create_private(path: &Path) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(path) {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(e),
-    }
+    gofer_core::sqlite::open(path, &crate::sqlite_schema::SCHEMA)
+        .map_err(|e| e.into_store_error(store))
 }
 
 /// State shared by the handles of one store: a connection plus whatever else must
@@ -131,29 +87,4 @@ pub(crate) fn meta_set(conn: &Connection, name: &str, value: &str) -> rusqlite::
         [name, value],
     )
     .map(drop)
-}
-
-/// Creates the `gofer_meta` table.
-pub(crate) const META_SCHEMA: &str =
-    "CREATE TABLE IF NOT EXISTS gofer_meta (name TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);";
-
-/// Checks and records a table set's schema version in `gofer_meta`.
-pub(crate) fn check_schema(
-    store: &'static str,
-    conn: &Connection,
-    name: &str,
-    version: u32,
-) -> Result<(), StoreError> {
-    match meta_get(conn, name).map_err(backend(store, "open"))? {
-        None => meta_set(conn, name, &version.to_string()).map_err(backend(store, "open")),
-        Some(v) if v == version.to_string() => Ok(()),
-        Some(v) => Err(StoreError::Backend {
-            store,
-            operation: "open",
-            source: format!(
-                "the database has {name} version {v}; this build reads version {version}"
-            )
-            .into(),
-        }),
-    }
 }

@@ -9,6 +9,7 @@ mod file;
 mod key;
 mod sqlite_object;
 mod sqlite_rows;
+mod sqlite_schema;
 mod sqlite_secret;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -14,32 +14,6 @@ use crate::db::{self, backend, Shared};
 use crate::sqlite_secret::SQLITE;
 use crate::validate::{check_key, check_pipeline, pipeline_scope, run_scope};
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS gofer_pipeline_objects (
-    pipeline TEXT    NOT NULL,
-    key      TEXT    NOT NULL,
-    value    BLOB    NOT NULL,
-    seq      INTEGER NOT NULL,
-    PRIMARY KEY (pipeline, key)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS gofer_pipeline_objects_seq ON gofer_pipeline_objects (pipeline, seq);
-CREATE TABLE IF NOT EXISTS gofer_run_objects (
-    pipeline TEXT    NOT NULL,
-    run      INTEGER NOT NULL,
-    key      TEXT    NOT NULL,
-    value    BLOB    NOT NULL,
-    PRIMARY KEY (pipeline, run, key)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS gofer_finished_runs (
-    pipeline TEXT    NOT NULL,
-    run      INTEGER NOT NULL,
-    seq      INTEGER NOT NULL,
-    PRIMARY KEY (pipeline, run)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS gofer_finished_runs_seq ON gofer_finished_runs (pipeline, seq);";
-
-const SCHEMA_NAME: &str = "objects_schema";
-
 /// Default of [`SqliteObjectStore::max_pipeline_objects`].
 pub const DEFAULT_MAX_PIPELINE_OBJECTS: usize = 50;
 /// Default of [`SqliteObjectStore::keep_runs`] (as `InMemoryObjectStore`).
@@ -97,30 +71,22 @@ fn not_found(kind: &'static str, scope: Option<String>, key: &str) -> StoreError
 
 impl SqliteObjectStore {
     /// Opens the store at `path`, creating the file (mode `0600`) and its tables when
-    /// absent, with the default limits.
+    /// the file does not exist, with the default limits.
     ///
     /// # Errors
-    /// [`StoreError::Backend`] when the file cannot be opened or has a newer schema.
+    /// [`StoreError::Unusable`] when the file exists but is damaged (empty, truncated,
+    /// a garbage header or page), is not a gofer-secrets file, or has a newer schema;
+    /// [`StoreError::Backend`] when it cannot be opened.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
         let p = path.clone();
-        let conn = tokio::task::spawn_blocking(move || -> Result<Connection, StoreError> {
-            let mut conn = db::open(SQLITE, &p)?;
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(backend(SQLITE, "open"))?;
-            tx.execute_batch(&format!("{}{SCHEMA}", db::META_SCHEMA))
-                .map_err(backend(SQLITE, "open"))?;
-            db::check_schema(SQLITE, &tx, SCHEMA_NAME, 1)?;
-            tx.commit().map_err(backend(SQLITE, "open"))?;
-            Ok(conn)
-        })
-        .await
-        .map_err(|e| StoreError::Backend {
-            store: SQLITE,
-            operation: "open",
-            source: Box::new(e),
-        })??;
+        let conn = tokio::task::spawn_blocking(move || db::open(SQLITE, &p))
+            .await
+            .map_err(|e| StoreError::Backend {
+                store: SQLITE,
+                operation: "open",
+                source: Box::new(e),
+            })??;
         Ok(Self {
             shared: Arc::new(Mutex::new(conn)),
             path: Arc::new(path),

@@ -22,20 +22,6 @@ use crate::validate::{check_allow, check_key, check_pipeline, pipeline_scope};
 /// The store name used in errors and spans.
 pub const SQLITE: &str = "sqlite";
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS gofer_secrets (
-    kind       TEXT NOT NULL,
-    pipeline   TEXT NOT NULL,
-    key        TEXT NOT NULL,
-    allow      TEXT NOT NULL,
-    key_id     TEXT NOT NULL,
-    nonce      BLOB NOT NULL,
-    ciphertext BLOB NOT NULL,
-    PRIMARY KEY (kind, pipeline, key)
-) WITHOUT ROWID;";
-
-const SCHEMA_NAME: &str = "secrets_schema";
-
 /// A [`SecretStore`] keeping values encrypted with AES-256-GCM in one SQLite file
 /// (WAL mode), the embedded default.
 ///
@@ -65,12 +51,17 @@ impl fmt::Debug for SqliteSecretStore {
 
 impl SqliteSecretStore {
     /// Opens the store at `path`, creating the file (mode `0600`) and its tables when
-    /// absent. A new store records `key`'s [id](EncryptionKey::id); an existing one
-    /// must be opened with the key it was last written under.
+    /// the file does not exist. A new store records `key`'s [id](EncryptionKey::id); an
+    /// existing one must be opened with the key it was last written under.
+    ///
+    /// A file that exists is never taken for a new store: one truncated to zero
+    /// bytes, cut mid-page, with a garbage header or a corrupt page is refused.
     ///
     /// # Errors
     /// [`StoreError::Integrity`] when the file is under another key,
-    /// [`StoreError::Backend`] when the file cannot be opened or has a newer schema.
+    /// [`StoreError::Unusable`] when it is damaged, is not a gofer-secrets file or has
+    /// a newer schema (the source is a [`gofer_core::sqlite::OpenError`]),
+    /// [`StoreError::Backend`] when it cannot be opened.
     pub async fn open(path: impl AsRef<Path>, key: EncryptionKey) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
         let span = tracing::debug_span!("secret_store.open", store = SQLITE, path = %path.display(), key_id = key.id());
@@ -86,9 +77,6 @@ impl SqliteSecretStore {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(backend(SQLITE, "open"))?;
-            tx.execute_batch(&format!("{}{SCHEMA}", db::META_SCHEMA))
-                .map_err(backend(SQLITE, "open"))?;
-            db::check_schema(SQLITE, &tx, SCHEMA_NAME, 1)?;
             match db::meta_get(&tx, KEY_ID_NAME).map_err(backend(SQLITE, "open"))? {
                 None => db::meta_set(&tx, KEY_ID_NAME, key.id()).map_err(backend(SQLITE, "open"))?,
                 Some(id) if id == key.id() => {}

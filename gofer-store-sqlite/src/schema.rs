@@ -1,11 +1,10 @@
-//! The database schema and the connection settings (WAL, synchronous FULL).
+//! The database schema and its migrations.
 
+use gofer_core::sqlite::Schema;
 use rusqlite::Connection;
 
-/// The schema version this crate writes (`PRAGMA user_version`).
-pub(crate) const SCHEMA_VERSION: i64 = 1;
-
-const SCHEMA: &str = "
+/// Version 1: runs, their tasks and events.
+const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS pipelines (
     id   TEXT PRIMARY KEY NOT NULL,
     body TEXT NOT NULL
@@ -41,26 +40,31 @@ CREATE TABLE IF NOT EXISTS events (
 );
 ";
 
-/// Sets the connection up and creates the schema when missing.
+/// The run store's schema for [`gofer_core::sqlite::open`]: the file mode, WAL,
+/// busy timeout, versioning and migrations are the opener's, shared with the secret
+/// store.
 ///
 /// Durability: the journal is a write-ahead log and `synchronous = FULL`, so every
 /// committed transaction is flushed to stable storage (fsync of the WAL) before the
 /// commit returns: a committed change survives the host process being killed and the
 /// machine losing power. (`NORMAL` would only survive the process being killed.)
-pub(crate) fn prepare(conn: &Connection) -> rusqlite::Result<()> {
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
-    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        tracing::warn!(mode = %mode, "sqlite run store: WAL journal not available");
-    }
-    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if version > SCHEMA_VERSION {
-        return Err(rusqlite::Error::InvalidParameterName(format!(
-            "database schema version {version} is newer than this build supports ({SCHEMA_VERSION})"
-        )));
-    }
-    conn.execute_batch(SCHEMA)?;
-    conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
-    Ok(())
+pub(crate) const SCHEMA: Schema =
+    Schema::new("gofer run store", APPLICATION_ID, MIGRATIONS).legacy(legacy_version);
+
+/// `PRAGMA application_id` of a run store file ("goRS").
+pub(crate) const APPLICATION_ID: i32 = 0x676f_5253;
+
+/// Migration steps; step *i* takes the file from version *i* to *i + 1*.
+const MIGRATIONS: &[&str] = &[SCHEMA_V1];
+
+/// Files written before `application_id` was set: `user_version` was already the
+/// schema version (1), with the `runs` table present.
+fn legacy_version(conn: &Connection) -> rusqlite::Result<Option<u32>> {
+    let version: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let runs: i64 = conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'runs'",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok((version >= 1 && runs == 1).then_some(version))
 }

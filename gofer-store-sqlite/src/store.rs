@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use gofer_core::runstore::errors::{pipeline_not_found, run_exists, run_not_found, task_not_found};
 use gofer_core::runstore::without_credentials;
 use gofer_core::{
-    EventRecord, Pipeline, Run, RunChange, RunSpec, RunState, RunStore, StoreError, TaskDetails,
+    Event, Pipeline, Run, RunChange, RunSpec, RunState, RunStore, StoreError, TaskDetails,
     TaskExecution, UnfinishedRun,
 };
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
@@ -71,20 +71,24 @@ fn from_json<T: serde::de::DeserializeOwned>(
 }
 
 impl SqliteRunStore {
-    /// Opens (or creates) the database at `path`, creating its parent directory.
+    /// Opens (or creates) the database at `path`, creating its parent directory,
+    /// with [`gofer_core::sqlite::open`]: a new file is created whole with mode
+    /// `0600`, WAL is required, and the schema is migrated to this build's version.
     ///
     /// Blocking: call it at start-up, or from `spawn_blocking`.
     ///
     /// # Errors
-    /// [`StoreError::Backend`] when the file cannot be opened or its schema is newer
-    /// than this build.
+    /// [`StoreError::Unusable`] when the file is damaged (empty, truncated), is not a
+    /// run store, or has a newer schema than this build; [`StoreError::Backend`] when
+    /// it cannot be opened or created (the source is a
+    /// [`gofer_core::sqlite::OpenError`]).
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| backend("create directory", e))?;
         }
-        let conn = Connection::open(&path).map_err(|e| backend("open", e))?;
-        schema::prepare(&conn).map_err(|e| backend("prepare schema", e))?;
+        let conn = gofer_core::sqlite::open(&path, &schema::SCHEMA)
+            .map_err(|e| e.into_store_error(NAME))?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
             path,
@@ -186,16 +190,14 @@ fn apply_one(
         known.insert((pipeline.to_string(), run_id));
     }
     let updated = match c {
-        RunChange::Run(r) => {
-            let mut head = r.clone();
-            head.tasks.clear();
+        RunChange::Run(head) => {
             tx.execute(
                 "UPDATE runs SET complete = ?3, body = ?4 WHERE pipeline = ?1 AND run = ?2",
                 params![
                     pipeline,
                     run,
-                    r.state == RunState::Complete,
-                    to_json("apply", &head)?
+                    head.state == RunState::Complete,
+                    to_json("apply", head)?
                 ],
             )
             .map_err(sql)?;
@@ -289,7 +291,12 @@ impl RunStore for SqliteRunStore {
         }
         let changes = changes.to_vec();
         self.with("apply", move |conn| {
-            let tx = conn.transaction().map_err(|e| backend("apply", e))?;
+            // IMMEDIATE: the batch reads before it writes, and a deferred transaction whose
+            // snapshot another connection wrote past fails at once with SQLITE_BUSY
+            // (the busy timeout does not apply to that upgrade).
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(|e| backend("apply", e))?;
             let mut known = HashSet::new();
             for c in &changes {
                 apply_one(&tx, &mut known, c)?;
@@ -413,7 +420,7 @@ impl RunStore for SqliteRunStore {
         .await
     }
 
-    async fn events(&self, pipeline: &str, run: u64) -> Result<Vec<EventRecord>, StoreError> {
+    async fn events(&self, pipeline: &str, run: u64) -> Result<Vec<Event>, StoreError> {
         let pipeline = pipeline.to_string();
         self.with("events", move |conn| {
             let r = db_run("events", run)?;

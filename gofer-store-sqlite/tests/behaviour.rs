@@ -124,3 +124,78 @@ async fn open_reports_the_failing_path() {
         "{err}"
     );
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_file_and_its_wal_are_created_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new();
+    let store = SqliteRunStore::open_dir(&dir.0).unwrap();
+    store.put_pipeline(&suite::pipeline("alpha")).await.unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(
+        mode(store.path()),
+        0o600,
+        "the run store holds every run's details"
+    );
+    let wal = PathBuf::from(format!("{}-wal", store.path().display()));
+    assert_eq!(mode(&wal), 0o600);
+}
+
+fn raw_set(path: &std::path::Path, sql: &str) {
+    let c = rusqlite::Connection::open(path).unwrap();
+    c.execute_batch(sql).unwrap();
+}
+
+#[tokio::test]
+async fn a_newer_schema_is_refused_with_a_typed_error() {
+    let dir = TempDir::new();
+    let path = dir.0.join("runs.db");
+    drop(SqliteRunStore::open(&path).unwrap());
+    raw_set(&path, "PRAGMA user_version = 99;");
+    let err = SqliteRunStore::open(&path).unwrap_err();
+    let gofer_core::StoreError::Unusable { source, .. } = &err else {
+        panic!("not Unusable: {err}");
+    };
+    let open = source
+        .downcast_ref::<gofer_core::sqlite::OpenError>()
+        .expect("an OpenError");
+    assert!(
+        matches!(
+            open,
+            gofer_core::sqlite::OpenError::NewerSchema {
+                found: 99,
+                supported: 1,
+                ..
+            }
+        ),
+        "{open}"
+    );
+}
+
+#[tokio::test]
+async fn a_file_from_before_application_ids_keeps_its_runs() {
+    let dir = TempDir::new();
+    let path = dir.0.join("runs.db");
+    {
+        let store = SqliteRunStore::open(&path).unwrap();
+        store.put_pipeline(&suite::pipeline("alpha")).await.unwrap();
+    }
+    // What the earlier code wrote: user_version 1, no application id.
+    raw_set(&path, "PRAGMA application_id = 0;");
+    let store = SqliteRunStore::open(&path).unwrap();
+    assert!(store.get_pipeline("alpha").await.is_ok());
+}
+
+#[tokio::test]
+async fn an_empty_or_truncated_file_is_not_an_empty_store() {
+    let dir = TempDir::new();
+    let path = dir.0.join("runs.db");
+    std::fs::write(&path, b"").unwrap();
+    let err = SqliteRunStore::open(&path).unwrap_err();
+    assert!(
+        matches!(err, gofer_core::StoreError::Unusable { .. }),
+        "{err}"
+    );
+    assert!(!err.is_retryable());
+}

@@ -8,10 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use tokio::task::JoinHandle;
 
 use crate::pipeline::Pipeline;
-use crate::runstore::{DynRunStore, RunChange, RunSpec};
+use crate::runstore::{DynRunStore, RunSpec};
 
-use super::journal::Journal;
-use super::model::Run;
 use super::recorder::Recorder;
 
 struct LiveRun {
@@ -66,24 +64,6 @@ impl Durability {
             }
         }
         p
-    }
-
-    /// A journal for a new run: its first change creates the run in the store.
-    /// Returns the journal and its writer, to be spawned.
-    pub(crate) fn journal_for_new(
-        &self,
-        run: &Run,
-        spec: RunSpec,
-    ) -> (
-        Journal,
-        impl std::future::Future<Output = ()> + Send + 'static,
-    ) {
-        let (journal, writer) = Journal::new(self.store.clone());
-        journal.send(RunChange::Created {
-            run: run.clone(),
-            spec,
-        });
-        (journal, writer)
     }
 
     /// Remembers a run's executor task.

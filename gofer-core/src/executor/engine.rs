@@ -1,191 +1,34 @@
 //! The [`Engine`]: what a host builds once and starts runs on.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{oneshot, Semaphore};
+use tokio::sync::Semaphore;
 
-use crate::id::{validate_id, IdError};
+use crate::id::validate_id;
 use crate::interpolate::{parse_placeholder, PlaceholderError};
 use crate::pipeline::Pipeline;
-use crate::runstore::{DynRunStore, RunSpec};
+use crate::run::{Run, RunOptions, RunState, RunStatus, TaskExecution};
+use crate::runstore::{DynRunStore, RunChange, RunSpec};
 use crate::scheduler::DynScheduler;
 use crate::store::{DynObjectStore, DynSecretStore, InMemoryObjectStore, InMemorySecretStore};
-use crate::validate::ValidationErrors;
 use crate::variable::is_valid_env_key;
 
+use super::clock::Clock;
+use super::ctx::{RunCtx, Shared};
 use super::durable::Durability;
+use super::errors::{EngineError, RunError};
+use super::limits::Limits;
 use super::file_sink::FileLogSink;
 use super::handle::RunHandle;
+use super::journal::Journal;
 use super::logs::LogSink;
-use super::model::{Run, RunState, RunStatus, TaskExecution};
 use super::recorder::Recorder;
-use super::run::{launch, RunCtx};
+use super::recover::{RecoveryError, RecoveryReport};
+use super::runner::launch;
+use super::slots::Slots;
 use super::token::TokenIssuer;
-
-/// Engine-wide limits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Limits {
-    /// Most task containers running at once across all runs; 0 is unlimited (the
-    /// default).
-    pub max_running_containers: usize,
-    /// Grace period between SIGTERM and kill when a task or run times out (default
-    /// 10 s). [`RunHandle::cancel`] takes its own.
-    pub stop_grace: Duration,
-    /// Default run timeout; [`RunOptions::timeout`] overrides it. `None` (the default)
-    /// is no limit.
-    pub run_timeout: Option<Duration>,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_running_containers: 0,
-            stop_grace: Duration::from_secs(10),
-            run_timeout: None,
-        }
-    }
-}
-
-impl Limits {
-    /// Sets [`Limits::max_running_containers`].
-    #[must_use]
-    pub fn max_running_containers(mut self, n: usize) -> Self {
-        self.max_running_containers = n;
-        self
-    }
-
-    /// Sets [`Limits::stop_grace`].
-    #[must_use]
-    pub fn stop_grace(mut self, grace: Duration) -> Self {
-        self.stop_grace = grace;
-        self
-    }
-
-    /// Sets [`Limits::run_timeout`].
-    #[must_use]
-    pub fn run_timeout(mut self, timeout: Duration) -> Self {
-        self.run_timeout = Some(timeout);
-        self
-    }
-}
-
-/// Options of one run: variables of source
-/// [`RunOptions`](crate::VariableSource::RunOptions) and a timeout.
-///
-/// Values may be store placeholders (`secret{{key}}`, `run_object{{key}}`, ...); they
-/// are substituted like the task's own variables.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct RunOptions {
-    pub(crate) variables: Vec<(String, String)>,
-    pub(crate) timeout: Option<Duration>,
-}
-
-impl RunOptions {
-    /// No variables, the engine's default timeout.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Adds a variable (a later one with the same key wins).
-    #[must_use]
-    pub fn variable(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.variables.push((key.into(), value.into()));
-        self
-    }
-
-    /// Adds many variables.
-    #[must_use]
-    pub fn variables<I, K, V>(mut self, vars: I) -> Self
-    where
-        I: IntoIterator<Item = (K, V)>,
-        K: Into<String>,
-        V: Into<String>,
-    {
-        self.variables
-            .extend(vars.into_iter().map(|(k, v)| (k.into(), v.into())));
-        self
-    }
-
-    /// Fails the run (status Failed, reason Timeout) when it runs longer than this,
-    /// counted from when it leaves Pending.
-    #[must_use]
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
-        self
-    }
-}
-
-/// Why a run could not be started, or could not be followed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum RunError {
-    /// The pipeline is invalid; nothing was started.
-    #[error(transparent)]
-    Invalid(#[from] ValidationErrors),
-    /// A run-option variable is invalid; nothing was started.
-    #[error("run option variable {key:?}: {message}")]
-    InvalidVariable {
-        /// The key.
-        key: String,
-        /// What is wrong.
-        message: String,
-    },
-    /// A zero run timeout; nothing was started.
-    #[error("run option `timeout` must be greater than zero")]
-    ZeroTimeout,
-    /// `start_run` was called outside a Tokio runtime.
-    #[error("start_run must be called from within a Tokio runtime")]
-    NoRuntime,
-    /// No task with this id in the run.
-    #[error("run {run} of pipeline {pipeline:?} has no task {task:?}")]
-    UnknownTask {
-        /// The pipeline.
-        pipeline: String,
-        /// The run.
-        run: u64,
-        /// The task asked for.
-        task: String,
-    },
-    /// The engine has a run store and [`Engine::recover`] has not run yet (run
-    /// numbers continue from the store's, and unfinished runs come first).
-    #[error("the engine has a run store: call Engine::recover before starting runs")]
-    NotRecovered,
-    /// The executor stopped before the run completed (a panic, or the runtime shut
-    /// down); its containers carry labels so they can be found and removed.
-    #[error("run {run} of pipeline {pipeline:?} was aborted before it completed")]
-    Aborted {
-        /// The pipeline.
-        pipeline: String,
-        /// The run.
-        run: u64,
-    },
-}
-
-/// Why an engine could not be built.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum EngineError {
-    /// The engine instance id is not a valid id.
-    #[error("engine instance id {id:?}: {source}")]
-    InvalidInstanceId {
-        /// The id given.
-        id: String,
-        /// The rule that failed.
-        source: IdError,
-    },
-    /// The network sandbox image is empty.
-    #[error("network sandbox image must not be empty")]
-    EmptySandboxImage,
-    /// A network sandbox was asked for but the scheduler has no such capability.
-    #[error("scheduler {scheduler} does not support network sandboxes")]
-    SandboxNotSupported {
-        /// The scheduler's name.
-        scheduler: &'static str,
-    },
-}
 
 /// Builds an [`Engine`].
 #[derive(Debug)]
@@ -200,6 +43,7 @@ pub struct EngineBuilder {
     instance_id: String,
     sandbox_image: Option<String>,
     store: Option<Arc<DynRunStore>>,
+    fail_on_incomplete_log: bool,
 }
 
 /// The default engine instance id.
@@ -218,6 +62,7 @@ impl EngineBuilder {
             instance_id: DEFAULT_INSTANCE_ID.to_string(),
             sandbox_image: None,
             store: None,
+            fail_on_incomplete_log: true,
         }
     }
 
@@ -242,10 +87,37 @@ impl EngineBuilder {
         self
     }
 
-    /// The log sink (default: a [`FileLogSink`] under
-    /// `<temp dir>/gofer-logs/<instance id>`).
+    /// The log sink (default: a [`FileLogSink`] in a directory of its own,
+    /// [`FileLogSink::unique_under`]`(<temp dir>/gofer-logs, <instance id>)`, so a new
+    /// engine never overwrites an earlier one's logs; [`Engine::log_sink`] tells
+    /// where). Hosts that keep logs give a sink (or [`EngineBuilder::log_dir`]).
     pub fn log_sink(mut self, sink: Arc<dyn LogSink>) -> Self {
         self.sink = Some(sink);
+        self
+    }
+
+    /// Keeps logs in files under `dir` ([`FileLogSink::new`]): one file per task
+    /// execution, `<dir>/<pipeline>/<run>/<task>.log`. With a run store run numbers
+    /// continue across engines, so no log is overwritten; without one, give each
+    /// engine its own directory.
+    pub fn log_dir(self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.log_sink(Arc::new(FileLogSink::new(dir)))
+    }
+
+    /// Whether a task whose container ended well but whose log could not be kept
+    /// whole ends `Failed` with reason
+    /// [`IncompleteLog`](crate::StatusReason::IncompleteLog) (the default, `true`),
+    /// or keeps its status. Either way the loss is recorded
+    /// ([`TaskExecution::log_incomplete`], an
+    /// [`Event::LogIncomplete`](crate::Event::LogIncomplete), the run store, and
+    /// [`RunHandle::logs`] ending with an error).
+    ///
+    /// The default fails the task: in CI a log is the evidence of what a step did
+    /// (test reports, warnings, what was deployed); a green step whose evidence is
+    /// partly missing cannot be trusted, and the engine already re-read what it
+    /// could before giving up, so this is rare and worth a look.
+    pub fn fail_on_incomplete_log(mut self, fail: bool) -> Self {
+        self.fail_on_incomplete_log = fail;
         self
     }
 
@@ -299,16 +171,20 @@ impl EngineBuilder {
             }
         }
         let sink = self.sink.unwrap_or_else(|| {
-            Arc::new(FileLogSink::new(
-                std::env::temp_dir()
-                    .join("gofer-logs")
-                    .join(&self.instance_id),
+            Arc::new(FileLogSink::unique_under(
+                std::env::temp_dir().join("gofer-logs"),
+                &self.instance_id,
             ))
         });
-        let containers = (self.limits.max_running_containers > 0)
-            .then(|| Arc::new(Semaphore::new(self.limits.max_running_containers)));
+        let containers = (self.limits.max_running_containers > 0).then(|| {
+            Arc::new(Semaphore::new(
+                self.limits
+                    .max_running_containers
+                    .min(Semaphore::MAX_PERMITS),
+            ))
+        });
         Ok(Engine {
-            inner: Arc::new(EngineInner {
+            inner: Arc::new(Shared {
                 scheduler: self.scheduler,
                 secrets: self
                     .secrets
@@ -322,116 +198,37 @@ impl EngineBuilder {
                 instance_id: self.instance_id,
                 sandbox_image: self.sandbox_image,
                 containers,
-                pipelines: Mutex::new(HashMap::new()),
+                slots: Slots::default(),
                 durable: self.store.map(Durability::new),
+                clock: Clock::new(),
+                fail_on_incomplete_log: self.fail_on_incomplete_log,
+                pending_removals: Arc::new(AtomicUsize::new(0)),
             }),
         })
     }
-}
 
-#[derive(Default)]
-struct PipelineSlots {
-    next_run: u64,
-    running: u32,
-    queue: VecDeque<oneshot::Sender<()>>,
-}
-
-pub(crate) struct EngineInner {
-    pub(crate) scheduler: Arc<DynScheduler>,
-    pub(crate) secrets: Arc<DynSecretStore>,
-    pub(crate) objects: Arc<DynObjectStore>,
-    pub(crate) sink: Arc<dyn LogSink>,
-    pub(crate) tokens: Option<Arc<dyn TokenIssuer>>,
-    pub(crate) limits: Limits,
-    pub(crate) instance_id: String,
-    pub(crate) sandbox_image: Option<String>,
-    pub(crate) containers: Option<Arc<Semaphore>>,
-    pipelines: Mutex<HashMap<String, PipelineSlots>>,
-    pub(crate) durable: Option<Durability>,
-}
-
-impl EngineInner {
-    fn pipelines(&self) -> MutexGuard<'_, HashMap<String, PipelineSlots>> {
-        self.pipelines
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Whether this engine has started (or resumed) any run.
-    pub(crate) fn started_any(&self) -> bool {
-        !self.pipelines().is_empty()
-    }
-
-    /// Run numbers of `pipeline` continue after `last`.
-    pub(crate) fn seed_next_run(&self, pipeline: &str, last: u64) {
-        let mut map = self.pipelines();
-        let slots = map.entry(pipeline.to_string()).or_default();
-        slots.next_run = slots.next_run.max(last);
-    }
-
-    /// A pipeline slot for a run (and, for a new run, its number).
-    pub(crate) fn take_slot(&self, pipeline: &Pipeline, new_run: bool) -> (u64, SlotWait) {
-        let mut map = self.pipelines();
-        let slots = map.entry(pipeline.id.clone()).or_default();
-        if new_run {
-            slots.next_run += 1;
-        }
-        let wait = if pipeline.parallelism == 0 {
-            SlotWait::Free
-        } else if slots.running < pipeline.parallelism {
-            slots.running += 1;
-            SlotWait::Granted
-        } else {
-            let (tx, rx) = oneshot::channel();
-            slots.queue.push_back(tx);
-            SlotWait::Queued(rx)
-        };
-        (slots.next_run, wait)
-    }
-
-    /// Gives a finished run's slot to the oldest waiting run, or frees it.
-    pub(crate) fn release_slot(&self, pipeline: &str) {
-        let mut map = self.pipelines();
-        let Some(slots) = map.get_mut(pipeline) else {
-            return;
-        };
-        while let Some(next) = slots.queue.pop_front() {
-            if next.send(()).is_ok() {
-                return;
-            }
-        }
-        slots.running = slots.running.saturating_sub(1);
+    /// Builds the engine and runs [`Engine::recover`] on it, so it can start runs at
+    /// once (with or without a run store).
+    ///
+    /// # Errors
+    /// [`BuildError`] with the setting or the recovery that failed.
+    pub async fn build_and_recover(self) -> Result<(Engine, RecoveryReport), BuildError> {
+        let engine = self.build()?;
+        let report = engine.recover().await?;
+        Ok((engine, report))
     }
 }
 
-/// A pipeline-parallelism slot held by a running run; freed on drop.
-pub(crate) struct SlotPermit {
-    engine: Option<Arc<EngineInner>>,
-    pipeline: String,
-}
-
-impl SlotPermit {
-    pub(crate) fn new(engine: Option<Arc<EngineInner>>, pipeline: String) -> Self {
-        Self { engine, pipeline }
-    }
-}
-
-impl Drop for SlotPermit {
-    fn drop(&mut self) {
-        if let Some(e) = self.engine.take() {
-            e.release_slot(&self.pipeline);
-        }
-    }
-}
-
-/// How a new run gets its pipeline slot.
-pub(crate) enum SlotWait {
-    /// Unlimited parallelism.
-    Free,
-    /// A slot was free.
-    Granted,
-    /// Queued; the sender fires when a slot is handed over.
-    Queued(oneshot::Receiver<()>),
+/// Why [`EngineBuilder::build_and_recover`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// A setting is wrong.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// Recovery failed.
+    #[error(transparent)]
+    Recovery(#[from] RecoveryError),
 }
 
 /// The embeddable engine: starts runs of pipelines on a scheduler.
@@ -442,7 +239,7 @@ pub(crate) enum SlotWait {
 /// its containers. Only [`RunHandle::cancel`] (or a timeout) stops a run early.
 #[derive(Clone)]
 pub struct Engine {
-    pub(crate) inner: Arc<EngineInner>,
+    pub(crate) inner: Arc<Shared>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -469,6 +266,13 @@ impl Engine {
     /// The log sink, to read logs of finished task executions.
     pub fn log_sink(&self) -> &Arc<dyn LogSink> {
         &self.inner.sink
+    }
+
+    /// How many containers whose removal failed (the engine could not be reached) are
+    /// being retried in the background; each is retried with backoff until the engine
+    /// answers again.
+    pub fn pending_removals(&self) -> usize {
+        self.inner.pending_removals.load(Ordering::SeqCst)
     }
 
     /// Validates the pipeline and the options, gives the run the pipeline's next run
@@ -510,7 +314,7 @@ impl Engine {
             return Err(RunError::NotRecovered);
         }
 
-        let (run_id, wait) = self.inner.take_slot(pipeline, true);
+        let (run_id, wait) = self.inner.slots.take(pipeline, true);
 
         let run = Run {
             pipeline_id: pipeline.id.clone(),
@@ -527,11 +331,15 @@ impl Engine {
                 .map(|t| TaskExecution::new(&t.id, &t.image))
                 .collect(),
         };
-        let recorder = Arc::new(Recorder::new(run));
+        let recorder = Arc::new(Recorder::new(run, self.inner.clock));
         if let Some(d) = &self.inner.durable {
             let spec = RunSpec::new(&self.inner.instance_id, pipeline, &options);
-            let (journal, writer) = d.journal_for_new(&recorder.snapshot(), spec);
-            recorder.attach_journal(journal);
+            let (journal, writer) = Journal::new(d.store.clone());
+            let created = RunChange::Created {
+                run: recorder.snapshot(),
+                spec,
+            };
+            recorder.attach_journal(journal, created);
             rt.spawn(writer);
         }
         let ctx = RunCtx::new(

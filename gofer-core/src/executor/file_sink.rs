@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
-use super::logs::{LogError, LogKey, LogLine, LogSink, LogWriter};
+use super::logs::{LogError, LogKey, LogLine, LogReader, LogSink, LogWriter};
 use crate::scheduler::OutputStream;
 
 /// Keeps each task execution's log in its own file,
@@ -29,8 +29,30 @@ impl FileLogSink {
     const NAME: &'static str = "file";
 
     /// A sink writing under `dir` (created when needed).
+    ///
+    /// Logs are keyed by pipeline, run number and task: two engines that write under
+    /// the same directory and number runs independently (no shared run store)
+    /// overwrite each other's logs. Give each such engine its own directory, or use
+    /// [`FileLogSink::unique_under`].
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         Self { dir: dir.into() }
+    }
+
+    /// A sink writing in a new directory under `parent`, named after the engine
+    /// instance, the time and the process (`<parent>/<instance>/<unix ms>-<pid>`), so
+    /// that no earlier engine's logs are overwritten. The engine's default sink is
+    /// `FileLogSink::unique_under(<temp dir>/gofer-logs, <instance id>)`.
+    pub fn unique_under(parent: impl AsRef<Path>, instance: &str) -> Self {
+        let ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis();
+        Self::new(
+            parent
+                .as_ref()
+                .join(instance)
+                .join(format!("{ms}-{}", std::process::id())),
+        )
     }
 
     /// The directory the sink writes under.
@@ -132,6 +154,20 @@ impl LogSink for FileLogSink {
         }))
     }
 
+    fn reader(&self, key: &LogKey) -> Result<Box<dyn LogReader>, LogError> {
+        let file = match File::open(self.path(key)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(LogError::not_found(key))
+            }
+            Err(e) => return Err(Self::io("open", e)),
+        };
+        Ok(Box::new(FileReader {
+            reader: BufReader::with_capacity(64 * 1024, file),
+            partial: Vec::new(),
+        }))
+    }
+
     fn read(&self, key: &LogKey, cursor: u64, max: usize) -> Result<(Vec<LogLine>, u64), LogError> {
         let file = match File::open(self.path(key)) {
             Ok(f) => f,
@@ -162,5 +198,33 @@ impl LogSink for FileLogSink {
             }
         }
         Ok((lines, next))
+    }
+}
+
+/// Follows one log file, kept open between reads.
+struct FileReader {
+    reader: BufReader<File>,
+    /// The start of a line still being written.
+    partial: Vec<u8>,
+}
+
+impl LogReader for FileReader {
+    fn next_lines(&mut self, _sink: &dyn LogSink, max: usize) -> Result<Vec<LogLine>, LogError> {
+        let mut lines = Vec::new();
+        while lines.len() < max {
+            let n = self
+                .reader
+                .read_until(b'\n', &mut self.partial)
+                .map_err(|e| FileLogSink::io("read", e))?;
+            // Only whole lines count; the rest of a line being written comes next time.
+            if n == 0 || self.partial.last() != Some(&b'\n') {
+                break;
+            }
+            if let Some(line) = parse_file_line(&self.partial[..self.partial.len() - 1]) {
+                lines.push(line);
+            }
+            self.partial.clear();
+        }
+        Ok(lines)
     }
 }

@@ -6,10 +6,12 @@ use std::time::Duration;
 
 use futures::stream::{self, BoxStream, StreamExt};
 
-use super::engine::RunError;
-use super::logs::{LogError, LogKey, LogLine, LogSink};
-use super::model::{Event, Run, TaskState};
-use super::recorder::{LogState, Recorder, Stop, StopCause};
+use crate::run::{Event, Run, TaskExecution, TaskState};
+
+use super::errors::RunError;
+use super::logs::{LogError, LogKey, LogLine, LogReader, LogSink};
+use super::recorder::{LogState, Recorder};
+use super::stop::{Stop, StopCause, StopSignal};
 
 /// How many lines or events a stream fetches at once.
 const BATCH: usize = 256;
@@ -22,6 +24,7 @@ pub struct RunHandle {
     pipeline_id: String,
     run_id: u64,
     recorder: Arc<Recorder>,
+    stop: Arc<StopSignal>,
     sink: Arc<dyn LogSink>,
 }
 
@@ -34,17 +37,57 @@ impl std::fmt::Debug for RunHandle {
     }
 }
 
+/// Reads a log's next lines, on a blocking thread when the sink may block.
+async fn next_lines(
+    sink: &Arc<dyn LogSink>,
+    reader: Box<dyn LogReader>,
+) -> (Box<dyn LogReader>, Result<Vec<LogLine>, LogError>) {
+    if !sink.may_block() {
+        let mut reader = reader;
+        let r = reader.next_lines(&**sink, BATCH);
+        return (reader, r);
+    }
+    let sink = sink.clone();
+    let mut reader = reader;
+    match tokio::task::spawn_blocking(move || {
+        let r = reader.next_lines(&*sink, BATCH);
+        (reader, r)
+    })
+    .await
+    {
+        Ok(done) => done,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+/// Opens a reader, on a blocking thread when the sink may block.
+async fn open_reader(
+    sink: &Arc<dyn LogSink>,
+    key: &LogKey,
+) -> Result<Box<dyn LogReader>, LogError> {
+    if !sink.may_block() {
+        return sink.reader(key);
+    }
+    let sink = sink.clone();
+    let key = key.clone();
+    tokio::task::spawn_blocking(move || sink.reader(&key))
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+}
+
 impl RunHandle {
     pub(crate) fn new(
         pipeline_id: String,
         run_id: u64,
         recorder: Arc<Recorder>,
+        stop: Arc<StopSignal>,
         sink: Arc<dyn LogSink>,
     ) -> Self {
         Self {
             pipeline_id,
             run_id,
             recorder,
+            stop,
             sink,
         }
     }
@@ -62,6 +105,18 @@ impl RunHandle {
     /// The run as it is now.
     pub fn snapshot(&self) -> Run {
         self.recorder.snapshot()
+    }
+
+    fn index(&self, task_id: &str) -> Result<usize, RunError> {
+        self.recorder
+            .task_ids
+            .iter()
+            .position(|t| &**t == task_id)
+            .ok_or_else(|| RunError::UnknownTask {
+                pipeline: self.pipeline_id.clone(),
+                run: self.run_id,
+                task: task_id.to_string(),
+            })
     }
 
     /// Every state change of the run and its tasks, from the run's start, ending after
@@ -100,8 +155,11 @@ impl RunHandle {
     /// The live, masked log of one task, from its first line, ending when the task's
     /// output is complete (at once, empty, for a task that never started a container).
     ///
-    /// Lines are read from the log sink by position, so a slow reader never slows the
-    /// task nor loses lines.
+    /// Lines are read from the log sink by position (the sink's reader keeps its place,
+    /// on a blocking thread for a sink that may block), so a slow reader never slows
+    /// the task nor loses lines. When the task's log is incomplete (see
+    /// [`TaskExecution::log_incomplete`]), the stream ends with
+    /// [`LogError::Incomplete`] after the lines it has, instead of a normal end.
     ///
     /// # Errors
     /// [`RunError::UnknownTask`] when the run has no such task.
@@ -109,40 +167,39 @@ impl RunHandle {
         &self,
         task_id: &str,
     ) -> Result<BoxStream<'static, Result<LogLine, LogError>>, RunError> {
-        let idx = self
-            .recorder
-            .task_ids
-            .iter()
-            .position(|t| &**t == task_id)
-            .ok_or_else(|| RunError::UnknownTask {
-                pipeline: self.pipeline_id.clone(),
-                run: self.run_id,
-                task: task_id.to_string(),
-            })?;
+        let idx = self.index(task_id)?;
         let key = LogKey::new(self.pipeline_id.clone(), self.run_id, task_id);
-        let recorder = self.recorder.clone();
-        let sink = self.sink.clone();
-        let rx = recorder.subscribe();
         struct St {
             recorder: Arc<Recorder>,
             sink: Arc<dyn LogSink>,
             rx: tokio::sync::watch::Receiver<u64>,
             key: LogKey,
             idx: usize,
-            cursor: u64,
+            reader: Option<Box<dyn LogReader>>,
             buf: VecDeque<LogLine>,
             done: bool,
         }
         let st = St {
-            recorder,
-            sink,
-            rx,
+            rx: self.recorder.subscribe(),
+            recorder: self.recorder.clone(),
+            sink: self.sink.clone(),
             key,
             idx,
-            cursor: 0,
+            reader: None,
             buf: VecDeque::new(),
             done: false,
         };
+        fn end(st: &mut St, incomplete: Option<String>) -> Option<Result<LogLine, LogError>> {
+            st.done = true;
+            incomplete.map(|reason| {
+                Err(LogError::Incomplete {
+                    pipeline: st.key.pipeline.clone(),
+                    run: st.key.run,
+                    task: st.key.task.clone(),
+                    reason,
+                })
+            })
+        }
         Ok(stream::unfold(st, |mut st| async move {
             loop {
                 if let Some(l) = st.buf.pop_front() {
@@ -152,24 +209,42 @@ impl RunHandle {
                     return None;
                 }
                 st.rx.borrow_and_update();
-                let (log, task) = st.recorder.log_state(st.idx);
-                if log == LogState::None {
-                    if task == TaskState::Complete {
-                        return None;
+                let view = st.recorder.log_view(st.idx);
+                if view.log == LogState::None {
+                    if view.task == TaskState::Complete {
+                        let last = end(&mut st, view.incomplete);
+                        return last.map(|l| (l, st));
                     }
                 } else {
-                    match st.sink.read(&st.key, st.cursor, BATCH) {
-                        Ok((lines, next)) => {
-                            st.cursor = next;
-                            if lines.is_empty() && log == LogState::Done {
-                                return None;
-                            }
-                            st.buf.extend(lines);
-                            if !st.buf.is_empty() {
-                                continue;
+                    let reader = match st.reader.take() {
+                        Some(r) => Ok(r),
+                        None => open_reader(&st.sink, &st.key).await,
+                    };
+                    match reader {
+                        Ok(reader) => {
+                            let (reader, lines) = next_lines(&st.sink, reader).await;
+                            st.reader = Some(reader);
+                            match lines {
+                                Ok(lines) if lines.is_empty() && view.log == LogState::Done => {
+                                    let last = end(&mut st, view.incomplete);
+                                    return last.map(|l| (l, st));
+                                }
+                                Ok(lines) => {
+                                    st.buf.extend(lines);
+                                    if !st.buf.is_empty() {
+                                        continue;
+                                    }
+                                }
+                                Err(e) => {
+                                    st.done = true;
+                                    return Some((Err(e), st));
+                                }
                             }
                         }
-                        Err(LogError::NotFound { .. }) if log == LogState::Done => return None,
+                        Err(LogError::NotFound { .. }) if view.log == LogState::Done => {
+                            let last = end(&mut st, view.incomplete);
+                            return last.map(|l| (l, st));
+                        }
                         Err(e) => {
                             st.done = true;
                             return Some((Err(e), st));
@@ -184,20 +259,65 @@ impl RunHandle {
         .boxed())
     }
 
+    /// Waits until the task's log is complete and returns every line of it.
+    ///
+    /// # Errors
+    /// [`LogError::Incomplete`] when the log is not whole (the lines it has are lost to
+    /// this call: use [`RunHandle::logs`] to keep them), a sink's error, or
+    /// [`LogError::NotFound`] for a task this run does not have.
+    pub async fn read_log(&self, task_id: &str) -> Result<Vec<LogLine>, LogError> {
+        let mut logs = self.logs(task_id).map_err(|_| LogError::NotFound {
+            pipeline: self.pipeline_id.clone(),
+            run: self.run_id,
+            task: task_id.to_string(),
+        })?;
+        let mut lines = Vec::new();
+        while let Some(line) = logs.next().await {
+            lines.push(line?);
+        }
+        Ok(lines)
+    }
+
+    /// Waits until a task has reached `state` (or a later one) and returns it as it is
+    /// then. A task that completes first is returned complete.
+    ///
+    /// # Errors
+    /// [`RunError::UnknownTask`] for a task this run does not have;
+    /// [`RunError::Aborted`] when the executor stopped first.
+    pub async fn wait_task(
+        &self,
+        task_id: &str,
+        state: TaskState,
+    ) -> Result<TaskExecution, RunError> {
+        let idx = self.index(task_id)?;
+        let mut rx = self.recorder.subscribe();
+        loop {
+            rx.borrow_and_update();
+            let task = self.recorder.task(idx);
+            if task.state >= state {
+                return Ok(task);
+            }
+            let (finished, aborted) = self.recorder.finished();
+            if aborted || finished || rx.changed().await.is_err() {
+                let task = self.recorder.task(idx);
+                if task.state >= state {
+                    return Ok(task);
+                }
+                return Err(RunError::Aborted {
+                    pipeline: self.pipeline_id.clone(),
+                    run: self.run_id,
+                });
+            }
+        }
+    }
+
     /// Cancels the run: running containers get SIGTERM, then are killed after `grace`
     /// and removed; tasks not yet started end Cancelled; the run ends Cancelled.
     /// Does nothing when the run already completed or is already stopping.
     pub fn cancel(&self, grace: Duration) {
-        self.recorder.stop.send_if_modified(|s| {
-            if s.is_none() {
-                *s = Some(Stop {
-                    cause: StopCause::Cancelled,
-                    grace,
-                });
-                true
-            } else {
-                false
-            }
+        self.stop.request(Stop {
+            cause: StopCause::Cancelled,
+            grace,
         });
     }
 

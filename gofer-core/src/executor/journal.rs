@@ -1,39 +1,83 @@
 //! The journal: carries a run's changes, in order, from the recorder to the run store.
 //!
-//! The recorder sends every change while it holds the run's lock, so the store sees
+//! The recorder queues every change while it holds the run's lock, so the store sees
 //! changes in the order the run made them. A writer task applies them in batches (one
-//! transaction each). Before the executor acts on something outside the process —
+//! transaction each). The queue is bounded: after recording a change the executor
+//! awaits [`Journal::room`], which waits while more than [`CAPACITY`] changes are
+//! queued, so a slow run store slows the run down instead of growing memory. (The
+//! queue can pass the capacity by the few changes each concurrently recording task
+//! makes before it waits.) Before the executor acts on something outside the process —
 //! starting or removing a container, reporting the run finished — it awaits
-//! [`Journal::flush`], which returns once everything sent before it is durable.
+//! [`Journal::flush`], which returns once everything queued before it is durable.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{watch, Notify};
 use tracing::warn;
 
+use crate::error::StoreError;
 use crate::runstore::{DynRunStore, RunChange};
 
 /// Most changes written in one transaction.
 const MAX_BATCH: usize = 512;
 
-enum Op {
-    Change(Box<RunChange>),
-    Flush(oneshot::Sender<Result<(), String>>),
+/// Changes queued before the executor waits for the store.
+pub(crate) const CAPACITY: u64 = 1024;
+
+/// Why the journal cannot make a run's changes durable.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub(crate) enum JournalError {
+    /// A write to the run store failed; every later flush fails too (the store no
+    /// longer holds the run's whole history).
+    #[error("cannot record the run in the run store: {0}")]
+    Store(Arc<StoreError>),
+    /// The writer stopped (the runtime is shutting down).
+    #[error("the run store writer has stopped")]
+    Stopped,
 }
 
-/// The sending side, held by a run's recorder.
-#[derive(Debug, Clone)]
-pub(crate) struct Journal {
-    tx: mpsc::UnboundedSender<Op>,
+#[derive(Debug, Clone, Default)]
+struct Progress {
+    /// How many changes are durable.
+    written: u64,
+    failed: Option<JournalError>,
+    stopped: bool,
 }
 
-impl std::fmt::Debug for Op {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Op::Change(_) => f.write_str("Change"),
-            Op::Flush(_) => f.write_str("Flush"),
-        }
+struct Inner {
+    queue: Mutex<VecDeque<RunChange>>,
+    /// How many changes were ever queued.
+    sent: AtomicU64,
+    wake: Arc<Notify>,
+    progress: watch::Sender<Progress>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Let the writer see that no change will come any more.
+        self.wake.notify_one();
     }
+}
+
+/// The sending side, held by a run's recorder. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Journal {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Journal")
+            .field("sent", &self.inner.sent.load(Ordering::SeqCst))
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Journal {
@@ -41,57 +85,98 @@ impl Journal {
     pub(crate) fn new(
         store: Arc<DynRunStore>,
     ) -> (Self, impl std::future::Future<Output = ()> + Send + 'static) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        (Self { tx }, writer(store, rx))
+        let wake = Arc::new(Notify::new());
+        let inner = Arc::new(Inner {
+            queue: Mutex::new(VecDeque::new()),
+            sent: AtomicU64::new(0),
+            wake: wake.clone(),
+            progress: watch::channel(Progress::default()).0,
+        });
+        let writer = writer(store, Arc::downgrade(&inner), wake);
+        (Self { inner }, writer)
     }
 
-    /// Queues a change (in order with every other change of the run).
+    /// Queues a change (in order with every other change of the run). Never waits:
+    /// callers await [`Journal::room`] once they released the run's lock.
     pub(crate) fn send(&self, change: RunChange) {
-        // A closed writer (the runtime is shutting down) has already reported its
-        // failure to the flushes that matter.
-        let _ = self.tx.send(Op::Change(Box::new(change)));
+        lock(&self.inner.queue).push_back(change);
+        self.inner.sent.fetch_add(1, Ordering::SeqCst);
+        self.inner.wake.notify_one();
     }
 
-    /// Waits until every change sent before this call is durable.
+    /// Waits while more than [`CAPACITY`] changes wait for the store.
+    pub(crate) async fn room(&self) {
+        let mut rx = self.inner.progress.subscribe();
+        let sent = &self.inner.sent;
+        let _ = rx
+            .wait_for(|p| {
+                p.stopped
+                    || p.failed.is_some()
+                    || sent.load(Ordering::SeqCst).saturating_sub(p.written) <= CAPACITY
+            })
+            .await;
+    }
+
+    /// Waits until every change queued before this call is durable.
     ///
     /// # Errors
-    /// The store's error message, once a write failed (every later flush fails too:
-    /// the store no longer holds the run's whole history).
-    pub(crate) async fn flush(&self) -> Result<(), String> {
-        let (tx, rx) = oneshot::channel();
-        if self.tx.send(Op::Flush(tx)).is_err() {
-            return Err("the run store writer has stopped".into());
+    /// [`JournalError`] once a write failed or the writer stopped.
+    pub(crate) async fn flush(&self) -> Result<(), JournalError> {
+        let target = self.inner.sent.load(Ordering::SeqCst);
+        let mut rx = self.inner.progress.subscribe();
+        let p = rx
+            .wait_for(|p| p.written >= target || p.failed.is_some() || p.stopped)
+            .await
+            .map_err(|_| JournalError::Stopped)?
+            .clone();
+        match p.failed {
+            Some(e) => Err(e),
+            None if p.written >= target => Ok(()),
+            None => Err(JournalError::Stopped),
         }
-        rx.await
-            .unwrap_or_else(|_| Err("the run store writer has stopped".into()))
     }
 }
 
-async fn writer(store: Arc<DynRunStore>, mut rx: mpsc::UnboundedReceiver<Op>) {
-    let mut failed: Option<String> = None;
-    let mut batch = Vec::new();
-    let mut waiters = Vec::new();
-    while let Some(op) = rx.recv().await {
-        let mut next = Some(op);
-        while let Some(op) = next.take() {
-            match op {
-                Op::Change(c) => batch.push(*c),
-                Op::Flush(w) => waiters.push(w),
+async fn writer(store: Arc<DynRunStore>, inner: Weak<Inner>, wake: Arc<Notify>) {
+    let _guard = WriterGuard(inner.clone());
+    let mut failed: Option<JournalError> = None;
+    loop {
+        wake.notified().await;
+        loop {
+            let Some(journal) = inner.upgrade() else {
+                return;
+            };
+            let batch: Vec<RunChange> = {
+                let mut q = lock(&journal.queue);
+                let n = q.len().min(MAX_BATCH);
+                q.drain(..n).collect()
+            };
+            if batch.is_empty() {
+                break;
             }
-            if batch.len() < MAX_BATCH {
-                next = rx.try_recv().ok();
+            if failed.is_none() {
+                if let Err(e) = store.apply(&batch).await {
+                    warn!(store = store.name(), error = %e, "run store write failed");
+                    failed = Some(JournalError::Store(Arc::new(e)));
+                }
             }
+            let n = batch.len() as u64;
+            journal.progress.send_modify(|p| {
+                p.written += n;
+                p.failed.clone_from(&failed);
+            });
         }
-        if failed.is_none() && !batch.is_empty() {
-            if let Err(e) = store.apply(&batch).await {
-                let message = format!("cannot record the run in the run store: {e}");
-                warn!(store = store.name(), error = %e, "run store write failed");
-                failed = Some(message);
-            }
-        }
-        batch.clear();
-        for w in waiters.drain(..) {
-            let _ = w.send(failed.clone().map_or(Ok(()), Err));
+    }
+}
+
+/// Marks the journal stopped when the writer goes away (its runtime shut down), so
+/// flushes and waits for room do not wait forever.
+struct WriterGuard(Weak<Inner>);
+
+impl Drop for WriterGuard {
+    fn drop(&mut self) {
+        if let Some(inner) = self.0.upgrade() {
+            inner.progress.send_modify(|p| p.stopped = true);
         }
     }
 }

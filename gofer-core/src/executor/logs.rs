@@ -82,6 +82,21 @@ pub enum LogError {
         /// The task.
         task: String,
     },
+    /// The log is not whole: the engine could not read part of the container's output,
+    /// or the sink could not keep it. What the log holds is still readable.
+    #[error(
+        "the log of task {task:?} of run {run} of pipeline {pipeline:?} is incomplete: {reason}"
+    )]
+    Incomplete {
+        /// The pipeline.
+        pipeline: String,
+        /// The run.
+        run: u64,
+        /// The task.
+        task: String,
+        /// Why.
+        reason: String,
+    },
     /// The sink's storage failed.
     #[error("log sink {sink}: {operation} failed: {source}")]
     Io {
@@ -109,7 +124,10 @@ impl LogError {
 ///
 /// Contract: lines handed to [`LogWriter::write`] are visible to [`LogSink::read`] when
 /// `write` returns (so a log is readable while the task runs), in order, complete.
-/// Calls are synchronous and must be quick; the executor calls them from its tasks.
+/// Calls are synchronous and may block (file or network I/O): unless
+/// [`LogSink::may_block`] says otherwise, the engine calls them on blocking threads
+/// (each task's writer on its own, fed by a bounded channel, so a slow sink slows the
+/// task's log pump instead of growing memory), never on the async worker threads.
 pub trait LogSink: fmt::Debug + Send + Sync + 'static {
     /// Creates (or truncates) the log of one task execution.
     ///
@@ -129,6 +147,48 @@ pub trait LogSink: fmt::Debug + Send + Sync + 'static {
     fn locate(&self, key: &LogKey) -> Option<String> {
         let _ = key;
         None
+    }
+
+    /// A reader that follows one log from its start, keeping its place (an open file)
+    /// between calls. The default reads through [`LogSink::read`].
+    ///
+    /// # Errors
+    /// As [`LogSink::read`].
+    fn reader(&self, key: &LogKey) -> Result<Box<dyn LogReader>, LogError> {
+        let _ = self.read(key, 0, 0)?;
+        Ok(Box::new(CursorReader {
+            key: key.clone(),
+            cursor: 0,
+        }))
+    }
+
+    /// Whether calls may block the calling thread (the default, `true`). A sink that
+    /// only touches memory returns `false`, and the engine then calls it inline.
+    fn may_block(&self) -> bool {
+        true
+    }
+}
+
+/// Follows one log from its start; see [`LogSink::reader`].
+pub trait LogReader: Send {
+    /// Reads at most `max` of the next lines (fewer, or none, when no more are
+    /// written yet).
+    ///
+    /// # Errors
+    /// [`LogError::Io`] on failure.
+    fn next_lines(&mut self, sink: &dyn LogSink, max: usize) -> Result<Vec<LogLine>, LogError>;
+}
+
+struct CursorReader {
+    key: LogKey,
+    cursor: u64,
+}
+
+impl LogReader for CursorReader {
+    fn next_lines(&mut self, sink: &dyn LogSink, max: usize) -> Result<Vec<LogLine>, LogError> {
+        let (lines, next) = sink.read(&self.key, self.cursor, max)?;
+        self.cursor = next;
+        Ok(lines)
     }
 }
 
@@ -195,6 +255,10 @@ impl LogSink for InMemoryLogSink {
             .min(lines.len());
         let end = start.saturating_add(max).min(lines.len());
         Ok((lines[start..end].to_vec(), end as u64))
+    }
+
+    fn may_block(&self) -> bool {
+        false
     }
 }
 

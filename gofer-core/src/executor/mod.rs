@@ -45,9 +45,10 @@
 //! # What an engine is made of
 //!
 //! [`EngineBuilder`] takes a scheduler and, optionally: a secret store and an object
-//! store (default: empty in-memory ones), a [`LogSink`] (default: a [`FileLogSink`]
-//! under `<temp dir>/gofer-logs/<instance id>`; run numbers restart at 1 with a new
-//! engine, so a new engine over the same directory overwrites earlier logs), a
+//! store (default: empty in-memory ones), a [`LogSink`] (default: a [`FileLogSink`] in
+//! a directory of its own per engine, [`FileLogSink::unique_under`]`(<temp
+//! dir>/gofer-logs, <instance id>)`, so a new engine never overwrites an earlier one's
+//! logs; [`EngineBuilder::log_dir`] names the directory), a
 //! [`TokenIssuer`] (default: none, so no `GOFER_API_TOKEN`), [`Limits`], an instance id
 //! (default [`DEFAULT_INSTANCE_ID`]; it is part of every container name and label, so
 //! hosts sharing a container engine need distinct ids) and an opt-in run-scoped
@@ -79,8 +80,16 @@
 //!    start) and labels come from [`crate::naming`], with init on, the task's pull
 //!    policy, registry credentials, resource limits, and the run's sandbox network.
 //! 4. **Logs and exit**: output flows through the masker and line framing into the
-//!    log sink while the executor waits for the exit (event-driven, no polling); the
-//!    container is removed afterwards, whatever happened.
+//!    log sink while the executor waits for the exit (event-driven, no polling), and
+//!    for as long as bytes flow after it. A read that breaks, or stays silent for 30 s
+//!    after the exit, is done again from the engine (skipping what was delivered, up
+//!    to 3 times); a log that still cannot be made whole is recorded as incomplete
+//!    ([`TaskExecution::log_incomplete`](crate::TaskExecution::log_incomplete),
+//!    [`Event::LogIncomplete`](crate::Event::LogIncomplete)) and, unless
+//!    [`EngineBuilder::fail_on_incomplete_log`] says otherwise, fails the task with
+//!    reason `IncompleteLog`. A sink that may block is written by a thread of the
+//!    task's own, fed by a bounded channel. The container is removed afterwards,
+//!    whatever happened (a failed removal is retried in the background).
 //!
 //! Statuses: exit 0 is `Successful`; another code `Failed` with reason
 //! `AbnormalExit{code}` (also for a memory kill); a scheduler error `Failed`/
@@ -88,11 +97,16 @@
 //! `Cancelled` if it was cancelled, else `Failed` if it timed out or any task is
 //! `Failed` or `Unknown`, else `Successful`.
 //!
+//! Timestamps (run, task and event times) follow Tokio's clock from the engine's
+//! start, so under `tokio::time::pause()` a test reads real durations from a run.
+//! Durations too large to represent as an instant (a timeout of [`Duration::MAX`](std::time::Duration::MAX))
+//! mean no limit.
+//!
 //! # Limits, timeouts, cancellation
 //!
 //! - A task's `timeout` counts from its container's start; past it the container is
 //!   stopped (SIGTERM, [`Limits::stop_grace`], kill) and the task is `Failed`/`Timeout`.
-//! - A run timeout ([`RunOptions::timeout`], default [`Limits::run_timeout`]) counts
+//! - A run timeout ([`RunOptions::timeout`](crate::RunOptions::timeout), default [`Limits::run_timeout`]) counts
 //!   from when the run leaves `Pending`: running tasks are stopped and end
 //!   `Failed`/`Timeout`, tasks not started yet end `Cancelled`/`Timeout`, the run is
 //!   `Failed`/`Timeout`.
@@ -124,30 +138,44 @@
 //! [`MAX_LINE_BYTES`] is split into pieces marked [`LogLine::partial`]; nothing is
 //! dropped.
 
+// The layers, top to bottom; a file imports only from layers below it:
+// engine, resume (Engine::recover) → runner (a run: slot, token, sandbox, graph)
+// → lifecycle (a task) → container, pump, resolve → ctx → recover (the plan) →
+// handle → recorder, journal, stop, slots, durable, outcome → errors, limits,
+// log_writer, logs, file_sink, mask, token, clock → the run model (crate::run).
+mod clock;
+mod container;
+mod ctx;
 mod durable;
 mod engine;
+mod errors;
 mod file_sink;
 mod handle;
 mod journal;
+mod limits;
+mod lifecycle;
+mod log_writer;
 mod logs;
 mod mask;
-mod model;
+mod outcome;
+mod pump;
 mod recorder;
 mod recover;
-mod run;
-mod task;
+mod resolve;
+mod resume;
+mod runner;
+mod slots;
+mod stop;
 mod token;
 
-pub use engine::{
-    Engine, EngineBuilder, EngineError, Limits, RunError, RunOptions, DEFAULT_INSTANCE_ID,
-};
+pub use engine::{BuildError, Engine, EngineBuilder, DEFAULT_INSTANCE_ID};
+pub use errors::{EngineError, RunError};
+pub use limits::Limits;
 pub use file_sink::FileLogSink;
 pub use handle::RunHandle;
-pub use logs::{InMemoryLogSink, LogError, LogKey, LogLine, LogSink, LogWriter, MAX_LINE_BYTES};
-pub use mask::{mask_str, MaskPatterns, Masker, MIN_MASK_LEN};
-pub use model::{
-    ContainerRef, Event, InjectedVariable, Run, RunState, RunStatus, StatusReason, TaskExecution,
-    TaskState, TaskStatus,
+pub use logs::{
+    InMemoryLogSink, LogError, LogKey, LogLine, LogReader, LogSink, LogWriter, MAX_LINE_BYTES,
 };
+pub use mask::{mask_str, MaskPatterns, Masker, MIN_MASK_LEN};
 pub use recover::{RecoveredTask, RecoveryAction, RecoveryError, RecoveryReport, RegisterError};
 pub use token::TokenIssuer;

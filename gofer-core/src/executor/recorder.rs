@@ -1,23 +1,24 @@
-//! The one place every state change of a run goes through.
+//! The recorder: the one place every state change of a run goes through.
 //!
-//! The recorder keeps the run's current picture, appends an [`Event`] for each change
-//! and wakes subscribers (events, logs, waiters) through one watch channel. A durable
-//! run store plugs in here: every change, including the task's container name before
-//! it is started, passes through these methods.
+//! It keeps the run's current picture, appends an [`Event`] for each change, wakes
+//! subscribers (events, logs, waiters) through one watch channel and, when the engine
+//! has a run store, queues each change on the run's [`Journal`]. It decides nothing:
+//! outcomes and the run's status come from [`super::outcome`].
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
 
-use crate::runstore::{EventRecord, RunChange};
-
-use super::journal::Journal;
-use super::model::{
-    ContainerRef, Event, InjectedVariable, Run, RunState, RunStatus, StatusReason, TaskState,
-    TaskStatus,
+use crate::run::{
+    ContainerRef, Event, InjectedVariable, Run, RunHeader, RunState, RunStatus, StatusReason,
+    TaskExecution, TaskState, TaskStatus,
 };
+use crate::runstore::RunChange;
+
+use super::clock::Clock;
+use super::journal::{Journal, JournalError};
+use super::outcome::Outcome;
 
 /// How far a task's log has come.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,28 +27,14 @@ pub(crate) enum LogState {
     None,
     /// Being written.
     Open,
-    /// Complete.
+    /// Nothing more will be written.
     Done,
 }
 
-/// Why a run is being stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum StopCause {
-    /// `RunHandle::cancel`.
-    Cancelled,
-    /// The run timeout elapsed.
-    Timeout,
-}
-
-/// A request to stop a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Stop {
-    pub(crate) cause: StopCause,
-    pub(crate) grace: Duration,
-}
-
 struct Record {
-    run: Run,
+    header: RunHeader,
+    /// Shared with the journal's queued changes: a change copies no task.
+    tasks: Vec<Arc<TaskExecution>>,
     events: Vec<Event>,
     logs: Vec<LogState>,
     finished: bool,
@@ -56,16 +43,16 @@ struct Record {
     journal: Option<Journal>,
 }
 
-/// The shared state of one run: its record, its stop signal and its wake-up channel.
+/// The shared record of one run and its wake-up channels.
 pub(crate) struct Recorder {
     pub(crate) task_ids: Vec<Arc<str>>,
+    clock: Clock,
     record: Mutex<Record>,
     version: watch::Sender<u64>,
     /// Whether anyone ever subscribed to `version`; until then changes wake nobody.
     watched: AtomicBool,
     /// Set once, when the run is finished (or aborted): waiters only wake then.
     done: watch::Sender<bool>,
-    pub(crate) stop: watch::Sender<Option<Stop>>,
 }
 
 impl std::fmt::Debug for Recorder {
@@ -74,51 +61,62 @@ impl std::fmt::Debug for Recorder {
     }
 }
 
-/// A task's terminal result.
-#[derive(Debug, Clone)]
-pub(crate) struct Outcome {
-    pub(crate) status: TaskStatus,
-    pub(crate) reason: Option<StatusReason>,
-    pub(crate) message: Option<String>,
-    pub(crate) exit_code: Option<i64>,
-}
-
-impl Outcome {
-    pub(crate) fn new(
-        status: TaskStatus,
-        reason: Option<StatusReason>,
-        message: impl Into<Option<String>>,
-    ) -> Self {
-        Self {
-            status,
-            reason,
-            message: message.into(),
-            exit_code: None,
-        }
-    }
+/// What a log follower needs to know of one task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LogView {
+    pub(crate) log: LogState,
+    pub(crate) task: TaskState,
+    pub(crate) incomplete: Option<String>,
 }
 
 impl Recorder {
-    pub(crate) fn new(run: Run) -> Self {
+    /// A recorder for a new run; its first event (Pending) is stamped now.
+    pub(crate) fn new(run: Run, clock: Clock) -> Self {
+        let now = clock.now();
+        let events = vec![Event::Run {
+            state: RunState::Pending,
+            status: RunStatus::Unknown,
+            at: now,
+        }];
+        let n = run.tasks.len();
+        Self::with_events(run, events, vec![LogState::None; n], clock)
+    }
+
+    /// A recorder for a run read back from the run store, with its stored events; its
+    /// changes go to `journal`.
+    pub(crate) fn resumed(run: Run, events: Vec<Event>, journal: Journal, clock: Clock) -> Self {
+        let logs = run
+            .tasks
+            .iter()
+            .map(|t| {
+                if t.state == TaskState::Complete {
+                    LogState::Done
+                } else {
+                    LogState::None
+                }
+            })
+            .collect();
+        let me = Self::with_events(run, events, logs, clock);
+        me.lock().journal = Some(journal);
+        me
+    }
+
+    fn with_events(run: Run, events: Vec<Event>, logs: Vec<LogState>, clock: Clock) -> Self {
         let task_ids = run
             .tasks
             .iter()
             .map(|t| Arc::<str>::from(t.task_id.as_str()))
             .collect();
-        let n = run.tasks.len();
-        let now = SystemTime::now();
-        let mut events = Vec::with_capacity(1 + 4 * n);
-        events.push(Event::Run {
-            state: RunState::Pending,
-            status: RunStatus::Unknown,
-            at: now,
-        });
+        let header = RunHeader::from(&run);
+        let tasks = run.tasks.into_iter().map(Arc::new).collect();
         Self {
             task_ids,
+            clock,
             record: Mutex::new(Record {
-                run,
+                header,
+                tasks,
                 events,
-                logs: vec![LogState::None; n],
+                logs,
                 finished: false,
                 aborted: false,
                 journal: None,
@@ -126,7 +124,6 @@ impl Recorder {
             version: watch::channel(0).0,
             watched: AtomicBool::new(false),
             done: watch::channel(false).0,
-            stop: watch::channel(None).0,
         }
     }
 
@@ -145,6 +142,15 @@ impl Recorder {
         }
     }
 
+    /// Wakes subscribers, then waits while the run store is far behind.
+    async fn changed(&self) {
+        self.bump();
+        let journal = self.lock().journal.clone();
+        if let Some(j) = journal {
+            j.room().await;
+        }
+    }
+
     /// A receiver that wakes once, when the run is finished.
     pub(crate) fn subscribe_done(&self) -> watch::Receiver<bool> {
         self.done.subscribe()
@@ -157,8 +163,18 @@ impl Recorder {
         self.version.subscribe()
     }
 
+    /// The run as it is now.
     pub(crate) fn snapshot(&self) -> Run {
-        self.lock().run.clone()
+        let r = self.lock();
+        Run::from_parts(
+            r.header.clone(),
+            r.tasks.iter().map(|t| (**t).clone()).collect(),
+        )
+    }
+
+    /// One task execution as it is now.
+    pub(crate) fn task(&self, idx: usize) -> TaskExecution {
+        (*self.lock().tasks[idx]).clone()
     }
 
     /// Events from index `from`, and whether the run is finished.
@@ -179,53 +195,61 @@ impl Recorder {
         (r.finished, r.aborted)
     }
 
-    pub(crate) fn snapshot_task_state(&self, idx: usize) -> TaskState {
-        self.lock().run.tasks[idx].state
+    pub(crate) fn task_state(&self, idx: usize) -> TaskState {
+        self.lock().tasks[idx].state
     }
 
-    pub(crate) fn log_state(&self, idx: usize) -> (LogState, TaskState) {
+    /// The statuses of every task, in pipeline order.
+    pub(crate) fn task_statuses(&self) -> Vec<TaskStatus> {
+        self.lock().tasks.iter().map(|t| t.status).collect()
+    }
+
+    pub(crate) fn log_view(&self, idx: usize) -> LogView {
         let r = self.lock();
-        (r.logs[idx], r.run.tasks[idx].state)
+        LogView {
+            log: r.logs[idx],
+            task: r.tasks[idx].state,
+            incomplete: r.tasks[idx].log_incomplete.clone(),
+        }
     }
 
-    pub(crate) fn run_running(&self) {
-        let now = SystemTime::now();
+    pub(crate) async fn run_running(&self) {
+        let now = self.clock.now();
         {
             let mut r = self.lock();
-            if r.run.state != RunState::Pending {
+            if r.header.state != RunState::Pending {
                 // A resumed run that was already running.
                 return;
             }
-            r.run.state = RunState::Running;
-            r.run.started = Some(now);
-            r.events.push(Event::Run {
+            r.header.state = RunState::Running;
+            r.header.started = Some(now);
+            r.push_event(Event::Run {
                 state: RunState::Running,
                 status: RunStatus::Unknown,
                 at: now,
             });
-            for (i, id) in self.task_ids.iter().enumerate() {
-                if r.run.tasks[i].state == TaskState::Processing {
-                    r.run.tasks[i].state = TaskState::Waiting;
-                    r.events.push(Event::Task {
-                        task_id: id.clone(),
+            for i in 0..r.tasks.len() {
+                if r.tasks[i].state == TaskState::Processing {
+                    Arc::make_mut(&mut r.tasks[i]).state = TaskState::Waiting;
+                    r.journal_task(i);
+                    r.push_event(Event::Task {
+                        task_id: self.task_ids[i].clone(),
                         state: TaskState::Waiting,
                         status: TaskStatus::Unknown,
                         reason: None,
                         at: now,
                     });
-                    r.journal_task(i);
-                    r.journal_event();
                 }
             }
             r.journal_run();
         }
-        self.bump();
+        self.changed().await;
     }
 
     /// Records the variables the task's container gets (already masked) and the
     /// container's name (and where its log will live), before the container is
     /// created.
-    pub(crate) fn task_prepared(
+    pub(crate) async fn task_prepared(
         &self,
         idx: usize,
         vars: Vec<InjectedVariable>,
@@ -234,7 +258,7 @@ impl Recorder {
     ) {
         {
             let mut r = self.lock();
-            let t = &mut r.run.tasks[idx];
+            let t = Arc::make_mut(&mut r.tasks[idx]);
             t.variables = vars;
             t.container = Some(ContainerRef { name, id: None });
             r.journal_task(idx);
@@ -242,63 +266,77 @@ impl Recorder {
                 r.journal_log(idx, location);
             }
         }
-        self.bump();
+        self.changed().await;
     }
 
-    pub(crate) fn task_running(&self, idx: usize, id: &str) {
-        let now = SystemTime::now();
+    pub(crate) async fn task_running(&self, idx: usize, id: &str) {
+        let now = self.clock.now();
         {
             let mut r = self.lock();
-            let t = &mut r.run.tasks[idx];
+            let t = Arc::make_mut(&mut r.tasks[idx]);
             if let Some(c) = t.container.as_mut() {
                 c.id = Some(id.to_string());
             }
             t.state = TaskState::Running;
             t.started = Some(now);
-            r.events.push(Event::Task {
+            r.journal_task(idx);
+            r.push_event(Event::Task {
                 task_id: self.task_ids[idx].clone(),
                 state: TaskState::Running,
                 status: TaskStatus::Unknown,
                 reason: None,
                 at: now,
             });
-            r.journal_task(idx);
-            r.journal_event();
         }
-        self.bump();
+        self.changed().await;
     }
 
-    pub(crate) fn task_complete(&self, idx: usize, o: Outcome) {
-        let now = SystemTime::now();
+    /// Records that a task's log could not be kept whole, and why.
+    pub(crate) async fn log_incomplete(&self, idx: usize, why: String) {
+        let now = self.clock.now();
         {
             let mut r = self.lock();
-            let t = &mut r.run.tasks[idx];
-            if t.state == TaskState::Complete {
+            Arc::make_mut(&mut r.tasks[idx]).log_incomplete = Some(why.clone());
+            r.journal_task(idx);
+            r.push_event(Event::LogIncomplete {
+                task_id: self.task_ids[idx].clone(),
+                reason: why,
+                at: now,
+            });
+        }
+        self.changed().await;
+    }
+
+    pub(crate) async fn task_complete(&self, idx: usize, o: Outcome) {
+        let now = self.clock.now();
+        {
+            let mut r = self.lock();
+            if r.tasks[idx].state == TaskState::Complete {
                 return;
             }
+            let t = Arc::make_mut(&mut r.tasks[idx]);
             t.state = TaskState::Complete;
             t.status = o.status;
             t.reason = o.reason;
             t.message = o.message;
             t.exit_code = o.exit_code;
             t.ended = Some(now);
-            r.events.push(Event::Task {
+            // Nothing writes to the task's log any more.
+            r.logs[idx] = LogState::Done;
+            r.journal_task(idx);
+            r.push_event(Event::Task {
                 task_id: self.task_ids[idx].clone(),
                 state: TaskState::Complete,
                 status: o.status,
                 reason: o.reason,
                 at: now,
             });
-            // Nothing writes to the task's log any more.
-            r.logs[idx] = LogState::Done;
-            r.journal_task(idx);
-            r.journal_event();
         }
-        self.bump();
+        self.changed().await;
     }
 
-    pub(crate) fn log_state_changed(&self, idx: usize, state: LogState) {
-        self.lock().logs[idx] = state;
+    pub(crate) fn log_opened(&self, idx: usize) {
+        self.lock().logs[idx] = LogState::Open;
         self.bump();
     }
 
@@ -315,24 +353,23 @@ impl Recorder {
         reason: Option<StatusReason>,
         message: Option<String>,
     ) {
-        let now = SystemTime::now();
+        let now = self.clock.now();
         let journal = {
             let mut r = self.lock();
-            if r.finished || r.run.state == RunState::Complete {
+            if r.finished || r.header.state == RunState::Complete {
                 return;
             }
-            r.run.state = RunState::Complete;
-            r.run.status = status;
-            r.run.reason = reason;
-            r.run.message = message;
-            r.run.ended = Some(now);
-            r.events.push(Event::Run {
+            r.header.state = RunState::Complete;
+            r.header.status = status;
+            r.header.reason = reason;
+            r.header.message = message;
+            r.header.ended = Some(now);
+            r.journal_run();
+            r.push_event(Event::Run {
                 state: RunState::Complete,
                 status,
                 at: now,
             });
-            r.journal_run();
-            r.journal_event();
             r.journal.clone()
         };
         if let Some(j) = journal {
@@ -368,66 +405,20 @@ impl Recorder {
         self.bump();
         self.done.send_replace(true);
     }
-
-    /// The run's status, decided from the recorded task statuses: Cancelled if it was
-    /// cancelled, else Failed if it timed out or any task Failed or is Unknown, else
-    /// Successful.
-    pub(crate) fn decide_status(&self) -> RunStatus {
-        let stop = *self.stop.borrow();
-        match stop.map(|s| s.cause) {
-            Some(StopCause::Cancelled) => RunStatus::Cancelled,
-            Some(StopCause::Timeout) => RunStatus::Failed,
-            None => {
-                let r = self.lock();
-                if r.run
-                    .tasks
-                    .iter()
-                    .any(|t| matches!(t.status, TaskStatus::Failed | TaskStatus::Unknown))
-                {
-                    RunStatus::Failed
-                } else {
-                    RunStatus::Successful
-                }
-            }
-        }
-    }
 }
 
 /// The durable side: a run store's journal.
 impl Recorder {
-    /// A recorder for a run read back from the run store, with its stored events;
-    /// its changes go to `journal`.
-    pub(crate) fn resumed(run: Run, events: Vec<Event>, journal: Journal) -> Self {
-        let logs = run
-            .tasks
-            .iter()
-            .map(|t| {
-                if t.state == TaskState::Complete {
-                    LogState::Done
-                } else {
-                    LogState::None
-                }
-            })
-            .collect();
-        let me = Self::new(run);
-        {
-            let mut r = me.lock();
-            r.events = events;
-            r.logs = logs;
-            r.journal = Some(journal);
-        }
-        me
-    }
-
-    /// Sends every change from now on (and the events so far) to `journal`, whose
-    /// first change must create the run.
-    pub(crate) fn attach_journal(&self, journal: Journal) {
+    /// Sends every change from now on (and the run's creation and events so far) to
+    /// `journal`.
+    pub(crate) fn attach_journal(&self, journal: Journal, created: RunChange) {
         let mut r = self.lock();
+        journal.send(created);
         for e in &r.events {
             journal.send(RunChange::Event {
-                pipeline: r.run.pipeline_id.clone(),
-                run: r.run.run_id,
-                event: EventRecord::from(e),
+                pipeline: r.header.pipeline_id.clone(),
+                run: r.header.run_id,
+                event: e.clone(),
             });
         }
         r.journal = Some(journal);
@@ -441,8 +432,8 @@ impl Recorder {
     /// Waits until every change made so far is durable (at once without a store).
     ///
     /// # Errors
-    /// The store's failure, as a message.
-    pub(crate) async fn flush(&self) -> Result<(), String> {
+    /// The journal's failure.
+    pub(crate) async fn flush(&self) -> Result<(), JournalError> {
         let journal = self.lock().journal.clone();
         match journal {
             Some(j) => j.flush().await,
@@ -452,12 +443,23 @@ impl Recorder {
 }
 
 impl Record {
+    fn push_event(&mut self, e: Event) {
+        if let Some(j) = &self.journal {
+            j.send(RunChange::Event {
+                pipeline: self.header.pipeline_id.clone(),
+                run: self.header.run_id,
+                event: e.clone(),
+            });
+        }
+        self.events.push(e);
+    }
+
     fn journal_task(&self, idx: usize) {
         if let Some(j) = &self.journal {
             j.send(RunChange::Task {
-                pipeline: self.run.pipeline_id.clone(),
-                run: self.run.run_id,
-                task: self.run.tasks[idx].clone(),
+                pipeline: self.header.pipeline_id.clone(),
+                run: self.header.run_id,
+                task: self.tasks[idx].clone(),
             });
         }
     }
@@ -465,38 +467,17 @@ impl Record {
     fn journal_log(&self, idx: usize, location: String) {
         if let Some(j) = &self.journal {
             j.send(RunChange::Log {
-                pipeline: self.run.pipeline_id.clone(),
-                run: self.run.run_id,
-                task: self.run.tasks[idx].task_id.clone(),
+                pipeline: self.header.pipeline_id.clone(),
+                run: self.header.run_id,
+                task: self.tasks[idx].task_id.clone(),
                 location,
-            });
-        }
-    }
-
-    fn journal_event(&self) {
-        if let (Some(j), Some(e)) = (&self.journal, self.events.last()) {
-            j.send(RunChange::Event {
-                pipeline: self.run.pipeline_id.clone(),
-                run: self.run.run_id,
-                event: EventRecord::from(e),
             });
         }
     }
 
     fn journal_run(&self) {
         if let Some(j) = &self.journal {
-            let r = &self.run;
-            j.send(RunChange::Run(Run {
-                pipeline_id: r.pipeline_id.clone(),
-                run_id: r.run_id,
-                state: r.state,
-                status: r.status,
-                reason: r.reason,
-                message: r.message.clone(),
-                started: r.started,
-                ended: r.ended,
-                tasks: Vec::new(),
-            }));
+            j.send(RunChange::Run(self.header.clone()));
         }
     }
 }

@@ -1,23 +1,16 @@
-//! Crash recovery: an engine built on a run store with unfinished runs picks them up
-//! where the previous host left them.
+//! Crash recovery, the plan: what to do with each task of an unfinished run, given the
+//! containers the engine still has. Pure: it looks at records and container lists and
+//! decides; [`Engine::recover`](super::Engine::recover) acts on the plan.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-
-use tracing::{debug, info, warn};
 
 use crate::error::{SchedulerError, StoreError};
-use crate::naming::{self, LABEL_PIPELINE, LABEL_ROLE, LABEL_RUN, LABEL_TASK};
-use crate::pipeline::Pipeline;
-use crate::runstore::{DynRunStore, UnfinishedRun};
-use crate::scheduler::{ContainerId, ContainerSpec, ContainerState, ContainerSummary, SandboxSpec};
+use crate::naming::{LABEL_PIPELINE, LABEL_ROLE, LABEL_RUN, LABEL_TASK};
+use crate::run::{Run, TaskState, TaskStatus};
+use crate::scheduler::{ContainerId, ContainerState, ContainerSummary};
 use crate::validate::ValidationErrors;
 
-use super::engine::{Engine, EngineInner};
 use super::handle::RunHandle;
-use super::model::{Event, RunState, StatusReason, TaskState, TaskStatus};
-use super::recorder::{Outcome, Recorder};
-use super::run::{launch, RunCtx};
 
 /// What recovery did with one task execution that was not complete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,8 +24,9 @@ pub enum RecoveryAction {
     Collected,
     /// Its container is gone: the task is Failed with reason Orphaned.
     Orphaned,
-    /// It was recorded as starting but its container was never created (or created
-    /// and never started): it is started now, once.
+    /// It was recorded as starting but its container was never started: the container
+    /// the engine has under the task's name (left `Created`) is started, or, when the
+    /// engine has none, one is created and started — once.
     Restarted,
     /// It had not started: it runs when the dependency graph allows.
     Resumed,
@@ -52,7 +46,7 @@ pub struct RecoveredTask {
     pub action: RecoveryAction,
 }
 
-/// What [`Engine::recover`] did.
+/// What [`Engine::recover`](super::Engine::recover) did.
 #[derive(Debug, Default)]
 #[non_exhaustive]
 pub struct RecoveryReport {
@@ -90,219 +84,6 @@ pub enum RecoveryError {
     NoRuntime,
 }
 
-/// How a recovered task goes on.
-#[derive(Debug, Clone)]
-pub(crate) enum Resume {
-    /// Start it (it never had a container).
-    Fresh,
-    /// Already complete.
-    Complete(TaskStatus),
-    /// Follow its existing container (running or exited).
-    Attach(ContainerId),
-    /// Its container is gone.
-    Orphaned,
-}
-
-fn label<'a>(c: &'a ContainerSummary, key: &str) -> Option<&'a str> {
-    c.labels.get(key).map(String::as_str)
-}
-
-impl Engine {
-    /// The run store, when the engine has one.
-    pub fn run_store(&self) -> Option<&Arc<DynRunStore>> {
-        self.inner.durable.as_ref().map(|d| &d.store)
-    }
-
-    /// Registers a pipeline: validates it and keeps it in the run store (without
-    /// registry credentials). Registering a pipeline with this engine also gives
-    /// recovered runs of it the registry credentials the store never keeps.
-    ///
-    /// # Errors
-    /// [`RegisterError::Invalid`] for an invalid pipeline (nothing is stored),
-    /// [`RegisterError::Store`] when the run store fails.
-    pub async fn register_pipeline(&self, pipeline: &Pipeline) -> Result<(), RegisterError> {
-        pipeline.validate()?;
-        if let Some(d) = &self.inner.durable {
-            d.register(pipeline);
-            d.store.put_pipeline(pipeline).await?;
-        }
-        Ok(())
-    }
-
-    /// Picks up this engine's unfinished runs from the run store, and reaps this
-    /// engine's containers that belong to no unfinished run.
-    ///
-    /// Call it once, after building the engine and registering pipelines whose tasks
-    /// need registry credentials, before starting runs: with a run store,
-    /// [`Engine::start_run`] fails with
-    /// [`RunError::NotRecovered`](super::RunError::NotRecovered) until it has run.
-    /// A second call does nothing. Without a run store no run is known, so every
-    /// container carrying this engine instance's label is reaped (only while the
-    /// engine has started no run).
-    ///
-    /// For each unfinished run: a task whose container still runs is re-attached
-    /// (its log rewritten whole from the engine's output, its exit recorded); one
-    /// whose container exited meanwhile gets its real exit code and full log; one
-    /// whose container is gone is Failed with reason Orphaned; one recorded as
-    /// starting whose container was never created is started now (a container that
-    /// appears under its deterministic name in the meantime is adopted, never
-    /// duplicated); the others run as the dependency graph allows. Timeouts restart
-    /// from the recovery.
-    ///
-    /// # Errors
-    /// [`RecoveryError`] when the store or the scheduler fails; nothing was resumed
-    /// then and the call may be retried.
-    pub async fn recover(&self) -> Result<RecoveryReport, RecoveryError> {
-        let rt = tokio::runtime::Handle::try_current().map_err(|_| RecoveryError::NoRuntime)?;
-        let inner = &self.inner;
-        let mut report = RecoveryReport::default();
-        if inner.durable.as_ref().is_some_and(|d| d.recovered()) {
-            return Ok(report);
-        }
-        let containers = inner
-            .scheduler
-            .list(&naming::engine_filter(&inner.instance_id))
-            .await?;
-        let Some(d) = &inner.durable else {
-            if inner.started_any() {
-                // Its own runs' containers carry the same label: leave them alone.
-                return Ok(report);
-            }
-            for c in containers {
-                reap(inner, &c, &mut report).await;
-            }
-            return Ok(report);
-        };
-        for (pipeline, last) in d.store.last_run_ids().await? {
-            inner.seed_next_run(&pipeline, last);
-        }
-        let unfinished: Vec<UnfinishedRun> = d
-            .store
-            .unfinished_runs()
-            .await?
-            .into_iter()
-            .filter(|u| u.spec.engine == inner.instance_id)
-            .collect();
-        let mut events = Vec::with_capacity(unfinished.len());
-        for u in &unfinished {
-            events.push(
-                d.store
-                    .events(&u.run.pipeline_id, u.run.run_id)
-                    .await?
-                    .into_iter()
-                    .map(Event::from)
-                    .collect::<Vec<_>>(),
-            );
-        }
-
-        let mut by_run: HashMap<(String, u64), Vec<ContainerSummary>> = HashMap::new();
-        for c in containers {
-            let key = label(&c, LABEL_PIPELINE)
-                .zip(label(&c, LABEL_RUN).and_then(|r| r.parse::<u64>().ok()))
-                .map(|(p, r)| (p.to_string(), r));
-            let known = key.as_ref().is_some_and(|k| {
-                unfinished
-                    .iter()
-                    .any(|u| u.run.pipeline_id == k.0 && u.run.run_id == k.1)
-            });
-            match key {
-                Some(k) if known => by_run.entry(k).or_default().push(c),
-                _ => reap(inner, &c, &mut report).await,
-            }
-        }
-
-        for (u, events) in unfinished.into_iter().zip(events) {
-            let key = (u.run.pipeline_id.clone(), u.run.run_id);
-            let mut found = by_run.remove(&key).unwrap_or_default();
-            let pipeline = d.with_credentials(&u.spec);
-            let mut resume = Vec::with_capacity(u.run.tasks.len());
-            for t in &u.run.tasks {
-                let c = found
-                    .iter()
-                    .position(|c| {
-                        label(c, LABEL_ROLE) == Some("task")
-                            && label(c, LABEL_TASK) == Some(t.task_id.as_str())
-                    })
-                    .map(|i| found.swap_remove(i));
-                let (plan, action) = if t.state == TaskState::Complete {
-                    if let Some(c) = &c {
-                        reap(inner, c, &mut report).await;
-                    }
-                    (Resume::Complete(t.status), None)
-                } else {
-                    match c {
-                        Some(c) => match c.state {
-                            ContainerState::Created => {
-                                reap(inner, &c, &mut report).await;
-                                (Resume::Fresh, Some(RecoveryAction::Restarted))
-                            }
-                            ContainerState::Running => {
-                                (Resume::Attach(c.id), Some(RecoveryAction::Reattached))
-                            }
-                            _ => (Resume::Attach(c.id), Some(RecoveryAction::Collected)),
-                        },
-                        None => match &t.container {
-                            Some(r) if r.id.is_some() || t.state == TaskState::Running => {
-                                (Resume::Orphaned, Some(RecoveryAction::Orphaned))
-                            }
-                            Some(_) => (Resume::Fresh, Some(RecoveryAction::Restarted)),
-                            None => (Resume::Fresh, Some(RecoveryAction::Resumed)),
-                        },
-                    }
-                };
-                if let Some(action) = action {
-                    report.tasks.push(RecoveredTask {
-                        pipeline: key.0.clone(),
-                        run: key.1,
-                        task: t.task_id.clone(),
-                        action,
-                    });
-                }
-                resume.push(plan);
-            }
-            // What is left: a sandbox (adopted when the run recreates it) or
-            // containers of tasks the run does not have.
-            for c in found {
-                let sandbox = label(&c, LABEL_ROLE) == Some("sandbox");
-                if !(sandbox && inner.sandbox_image.is_some()) {
-                    reap(inner, &c, &mut report).await;
-                }
-            }
-            info!(pipeline = %key.0, run = key.1, "resuming run");
-            let pending = u.run.state == RunState::Pending;
-            let (journal, writer) = super::journal::Journal::new(d.store.clone());
-            let recorder = Arc::new(Recorder::resumed(u.run, events, journal));
-            rt.spawn(writer);
-            let mut ctx = RunCtx::new(inner.clone(), pipeline, key.1, u.spec.options(), recorder);
-            ctx.recovered = true;
-            if !pending {
-                ctx.resume = resume;
-            }
-            let (_, wait) = inner.take_slot(&ctx.pipeline, false);
-            report.runs.push(launch(inner, &rt, ctx, wait));
-        }
-        d.set_recovered();
-        Ok(report)
-    }
-
-    /// Stops every run's executor at once without stopping or removing any container
-    /// and without recording anything more, as if the host process had died. For
-    /// crash-recovery tests; the engine must not be used afterwards.
-    #[doc(hidden)]
-    pub async fn simulate_crash(&self) {
-        if let Some(d) = &self.inner.durable {
-            d.crash().await;
-        }
-    }
-}
-
-async fn reap(inner: &EngineInner, c: &ContainerSummary, report: &mut RecoveryReport) {
-    match inner.scheduler.remove(&c.id, true).await {
-        Ok(()) => report.reaped.push(c.name.clone()),
-        Err(e) => warn!(container = %c.id, name = %c.name, error = %e, "cannot reap container"),
-    }
-}
-
 /// Why a pipeline could not be registered.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -315,62 +96,124 @@ pub enum RegisterError {
     Store(#[from] StoreError),
 }
 
-/// The outcome of a task whose container vanished while the host was away.
-pub(crate) fn orphaned() -> Outcome {
-    Outcome::new(
-        TaskStatus::Failed,
-        Some(StatusReason::Orphaned),
-        "the task's container disappeared while the host was down".to_string(),
-    )
+/// How a recovered task goes on.
+#[derive(Debug, Clone)]
+pub(crate) enum Resume {
+    /// Start it (no container of it exists).
+    Fresh,
+    /// Already complete.
+    Complete(TaskStatus),
+    /// Follow its existing container (started first if it was only created).
+    Attach {
+        id: ContainerId,
+        state: ContainerState,
+    },
+    /// Its container is gone.
+    Orphaned,
 }
 
-/// Finds this run's container carrying `labels` (the first one listed).
-async fn find_labelled(
-    ctx: &RunCtx,
-    labels: &std::collections::BTreeMap<String, String>,
-) -> Option<ContainerId> {
-    match ctx.engine.scheduler.list(labels).await {
-        Ok(found) => found.into_iter().next().map(|c| c.id),
-        Err(e) => {
-            warn!(error = %e, "cannot list containers to adopt one");
-            None
-        }
-    }
+/// What to do with one unfinished run.
+#[derive(Debug)]
+pub(crate) struct RunPlan {
+    /// How each task goes on, in pipeline order.
+    pub(crate) resume: Vec<Resume>,
+    /// What is done with each task that was not complete.
+    pub(crate) actions: Vec<(String, RecoveryAction)>,
+    /// Containers to remove: of tasks already complete, of tasks the run does not
+    /// have, a sandbox the engine will not adopt.
+    pub(crate) reap: Vec<ContainerSummary>,
 }
 
-/// Starts a task's container; in a resumed run, a container that already carries the
-/// task's deterministic name (a start that reached the engine just before the host
-/// died) is adopted instead of failing with a conflict.
-pub(crate) async fn start_or_adopt(
-    ctx: &RunCtx,
-    idx: usize,
-    spec: ContainerSpec,
-) -> Result<ContainerId, SchedulerError> {
-    let labels = spec.labels.clone();
-    match ctx.engine.scheduler.start(spec).await {
-        Err(SchedulerError::Conflict { id, message, .. }) if ctx.recovered => {
-            debug!(task = %ctx.pipeline.tasks[idx].id, "container exists; adopting it");
-            find_labelled(ctx, &labels)
-                .await
-                .ok_or_else(|| SchedulerError::Conflict {
-                    scheduler: ctx.engine.scheduler.name(),
-                    id,
-                    message,
-                })
-        }
-        other => other,
-    }
+fn label<'a>(c: &'a ContainerSummary, key: &str) -> Option<&'a str> {
+    c.labels.get(key).map(String::as_str)
 }
 
-/// Creates the run's network sandbox; in a resumed run, the existing one is adopted.
-pub(crate) async fn create_or_adopt_sandbox(
-    ctx: &RunCtx,
-    spec: SandboxSpec,
-) -> Result<ContainerId, SchedulerError> {
-    if ctx.recovered {
-        if let Some(id) = find_labelled(ctx, &spec.labels).await {
-            return Ok(id);
+/// The (pipeline, run) a container belongs to, from its labels.
+pub(crate) fn run_of(c: &ContainerSummary) -> Option<(String, u64)> {
+    label(c, LABEL_PIPELINE)
+        .zip(label(c, LABEL_RUN).and_then(|r| r.parse::<u64>().ok()))
+        .map(|(p, r)| (p.to_string(), r))
+}
+
+/// Containers by the (pipeline, run) they belong to.
+pub(crate) type ByRun = HashMap<(String, u64), Vec<ContainerSummary>>;
+
+/// Sorts the engine's containers by unfinished run; the rest are to be reaped.
+pub(crate) fn group_by_run(
+    containers: Vec<ContainerSummary>,
+    unfinished: &[(String, u64)],
+) -> (ByRun, Vec<ContainerSummary>) {
+    let mut by_run = ByRun::new();
+    let mut reap = Vec::new();
+    for c in containers {
+        match run_of(&c) {
+            Some(k) if unfinished.contains(&k) => by_run.entry(k).or_default().push(c),
+            _ => reap.push(c),
         }
     }
-    ctx.engine.scheduler.create_sandbox(spec).await
+    (by_run, reap)
+}
+
+/// The plan for one unfinished run, given its containers. `adopt_sandbox` says
+/// whether the engine recreates (and so adopts) a run's network sandbox.
+pub(crate) fn plan_run(
+    run: &Run,
+    mut found: Vec<ContainerSummary>,
+    adopt_sandbox: bool,
+) -> RunPlan {
+    let mut resume = Vec::with_capacity(run.tasks.len());
+    let mut actions = Vec::new();
+    let mut reap = Vec::new();
+    for t in &run.tasks {
+        let c = found
+            .iter()
+            .position(|c| {
+                label(c, LABEL_ROLE) == Some("task")
+                    && label(c, LABEL_TASK) == Some(t.task_id.as_str())
+            })
+            .map(|i| found.swap_remove(i));
+        if t.state == TaskState::Complete {
+            reap.extend(c);
+            resume.push(Resume::Complete(t.status));
+            continue;
+        }
+        let (plan, action) = match c {
+            Some(c) => {
+                let action = match c.state {
+                    // A start that had not reached the engine: start it now, once.
+                    ContainerState::Created => RecoveryAction::Restarted,
+                    ContainerState::Running => RecoveryAction::Reattached,
+                    ContainerState::Exited { .. } => RecoveryAction::Collected,
+                };
+                (
+                    Resume::Attach {
+                        id: c.id,
+                        state: c.state,
+                    },
+                    action,
+                )
+            }
+            None => match &t.container {
+                Some(r) if r.id.is_some() || t.state == TaskState::Running => {
+                    (Resume::Orphaned, RecoveryAction::Orphaned)
+                }
+                Some(_) => (Resume::Fresh, RecoveryAction::Restarted),
+                None => (Resume::Fresh, RecoveryAction::Resumed),
+            },
+        };
+        actions.push((t.task_id.clone(), action));
+        resume.push(plan);
+    }
+    // What is left: a sandbox (adopted when the run recreates it) or containers of
+    // tasks the run does not have.
+    for c in found {
+        if !(label(&c, LABEL_ROLE) == Some("sandbox") && adopt_sandbox) {
+            reap.push(c);
+        }
+    }
+    RunPlan {
+        resume,
+        actions,
+        reap,
+    }
 }

@@ -83,6 +83,7 @@ pub struct Behaviour {
     pub(crate) pull_failure: Option<PullFailure>,
     pub(crate) pull_delay: Duration,
     pub(crate) start_failure: Option<String>,
+    pub(crate) hold_created: bool,
 }
 
 impl Default for Behaviour {
@@ -101,6 +102,7 @@ impl Behaviour {
             pull_failure: None,
             pull_delay: Duration::ZERO,
             start_failure: None,
+            hold_created: false,
         }
     }
 
@@ -203,6 +205,17 @@ impl Behaviour {
     #[must_use]
     pub fn fail_start(mut self, message: impl Into<String>) -> Self {
         self.start_failure = Some(message.into());
+        self
+    }
+
+    /// Makes a start create the container but leave it in state `Created`, as if the
+    /// host died between the engine's create and its start (the start still returns
+    /// the id). [`Scheduler::start_created`](crate::Scheduler::start_created) then
+    /// plays the behaviour; [`FakeScheduler::started_count`](super::FakeScheduler::started_count)
+    /// counts either kind of start.
+    #[must_use]
+    pub fn hold_created(mut self) -> Self {
+        self.hold_created = true;
         self
     }
 }

@@ -59,6 +59,8 @@ pub(crate) struct Inner {
     pub(crate) logs: Vec<LogChunk>,
     pub(crate) removed: bool,
     abort: Option<AbortHandle>,
+    /// What a container created but not started will play once started.
+    pub(crate) pending: Option<(Behaviour, Process)>,
 }
 
 /// One fake container.
@@ -117,6 +119,7 @@ impl Container {
                 logs: Vec::new(),
                 removed: false,
                 abort: None,
+                pending: None,
             }),
             changed: watch::Sender::new(()),
             signals: watch::Sender::new(Signals::default()),
@@ -131,6 +134,33 @@ impl Container {
 
     pub(crate) fn state(&self) -> ContainerState {
         self.lock().state
+    }
+
+    /// Leaves the container in state Created; [`Container::start_pending`] plays it.
+    pub(crate) fn hold(&self, behaviour: Behaviour, process: Process) {
+        let mut inner = self.lock();
+        inner.state = ContainerState::Created;
+        inner.pending = Some((behaviour, process));
+    }
+
+    /// Starts a container left Created; returns whether it was started now.
+    pub(crate) fn start_pending(self: &Arc<Self>) -> bool {
+        let pending = {
+            let mut inner = self.lock();
+            if inner.state != ContainerState::Created || inner.removed {
+                return false;
+            }
+            inner.state = ContainerState::Running;
+            inner.pending.take()
+        };
+        match pending {
+            Some((behaviour, process)) => {
+                self.spawn(behaviour, process);
+                self.notify();
+                true
+            }
+            None => false,
+        }
     }
 
     /// Starts the task that plays `behaviour`.

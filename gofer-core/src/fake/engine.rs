@@ -78,9 +78,24 @@ impl Scheduler for FakeScheduler {
             return Err(SchedulerError::engine(NAME, "start", message.clone()));
         }
         let process = Process::from_spec(&spec, argv, &image_env);
+        if behaviour.hold_created {
+            // As if the host died between the engine's create and its start.
+            container.hold(behaviour, process);
+            tracing::debug!(id = %container.id, "created, not started");
+            return Ok(container.id.clone());
+        }
+        self.count_start(&spec.name);
         container.spawn(behaviour, process);
         tracing::debug!(id = %container.id, "started");
         Ok(container.id.clone())
+    }
+
+    async fn start_created(&self, id: &ContainerId) -> Result<(), SchedulerError> {
+        let c = self.find(id)?;
+        if c.start_pending() {
+            self.count_start(&c.name);
+        }
+        Ok(())
     }
 
     async fn wait(&self, id: &ContainerId) -> Result<ExitStatus, SchedulerError> {

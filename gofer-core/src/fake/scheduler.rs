@@ -31,6 +31,8 @@ pub(super) struct State {
     pub(super) pulls: Vec<PullRecord>,
     pub(super) sandboxes: Vec<SandboxSpec>,
     pub(super) next_id: u64,
+    /// How many times a container under each name began to run.
+    pub(super) started: HashMap<String, usize>,
 }
 
 /// A faithful in-memory container engine, for tests.
@@ -122,6 +124,7 @@ impl FakeScheduler {
                 pulls: Vec::new(),
                 sandboxes: Vec::new(),
                 next_id: 1,
+                started: HashMap::new(),
             })),
             clock: Clock::new(),
         }
@@ -260,6 +263,16 @@ impl FakeScheduler {
             .values()
             .filter(|c| c.state() == ContainerState::Running)
             .count()
+    }
+
+    /// How many times a container named `name` began to run (a start, or a start of
+    /// a container created unstarted); more than one means a task ran twice.
+    pub fn started_count(&self, name: &str) -> usize {
+        self.lock().started.get(name).copied().unwrap_or(0)
+    }
+
+    pub(super) fn count_start(&self, name: &str) {
+        *self.lock().started.entry(name.to_string()).or_default() += 1;
     }
 
     /// Whether `image` is present locally now (after pulls).

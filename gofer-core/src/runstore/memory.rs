@@ -6,13 +6,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use crate::error::StoreError;
-use crate::executor::{Run, RunState};
 use crate::pipeline::Pipeline;
+use crate::run::{Event, Run, RunState};
 
 use super::errors::{pipeline_not_found, run_exists, run_not_found, task_not_found};
-use super::record::{
-    without_credentials, EventRecord, RunChange, RunSpec, TaskDetails, UnfinishedRun,
-};
+use super::record::{without_credentials, RunChange, RunSpec, TaskDetails, UnfinishedRun};
 use super::RunStore;
 
 const NAME: &str = "memory";
@@ -22,7 +20,7 @@ struct RunEntry {
     run: Run,
     spec: RunSpec,
     logs: Vec<Option<String>>,
-    events: Vec<EventRecord>,
+    events: Vec<Event>,
 }
 
 #[derive(Debug, Default)]
@@ -86,16 +84,10 @@ fn apply_one(
     };
     match c {
         RunChange::Created { .. } => {}
-        RunChange::Run(run) => {
-            let tasks = std::mem::take(&mut entry.run.tasks);
-            entry.run = Run {
-                tasks,
-                ..run.clone()
-            };
-        }
+        RunChange::Run(header) => entry.run.apply_header(header),
         RunChange::Task { task, .. } => {
             let i = task_index(entry, &task.task_id)?;
-            entry.run.tasks[i] = task.clone();
+            entry.run.tasks[i] = (**task).clone();
         }
         RunChange::Log { task, location, .. } => {
             let i = task_index(entry, task)?;
@@ -211,7 +203,7 @@ impl RunStore for InMemoryRunStore {
         ))
     }
 
-    async fn events(&self, pipeline: &str, run: u64) -> Result<Vec<EventRecord>, StoreError> {
+    async fn events(&self, pipeline: &str, run: u64) -> Result<Vec<Event>, StoreError> {
         self.lock()
             .runs
             .get(&(pipeline.to_string(), run))

@@ -16,9 +16,7 @@ mod memory;
 mod record;
 
 pub use memory::InMemoryRunStore;
-pub use record::{
-    without_credentials, EventRecord, RunChange, RunSpec, TaskDetails, UnfinishedRun,
-};
+pub use record::{without_credentials, RunChange, RunSpec, TaskDetails, UnfinishedRun};
 
 use std::fmt;
 use std::sync::Arc;
@@ -26,8 +24,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::error::StoreError;
-use crate::executor::Run;
 use crate::pipeline::Pipeline;
+use crate::run::{Event, Run};
 
 /// Durable run history.
 ///
@@ -74,7 +72,7 @@ pub trait RunStore: fmt::Debug + Send + Sync + 'static {
     ) -> Result<TaskDetails, StoreError>;
 
     /// The events of a run, in the order they were appended.
-    async fn events(&self, pipeline: &str, run: u64) -> Result<Vec<EventRecord>, StoreError>;
+    async fn events(&self, pipeline: &str, run: u64) -> Result<Vec<Event>, StoreError>;
 
     /// Every run not yet complete, with its specification, oldest first (by pipeline,
     /// then run number).
@@ -125,11 +123,7 @@ macro_rules! forward_run_store {
             ) -> Result<TaskDetails, StoreError> {
                 (**self).get_task(pipeline, run, task).await
             }
-            async fn events(
-                &self,
-                pipeline: &str,
-                run: u64,
-            ) -> Result<Vec<EventRecord>, StoreError> {
+            async fn events(&self, pipeline: &str, run: u64) -> Result<Vec<Event>, StoreError> {
                 (**self).events(pipeline, run).await
             }
             async fn unfinished_runs(&self) -> Result<Vec<UnfinishedRun>, StoreError> {

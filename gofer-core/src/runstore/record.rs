@@ -2,13 +2,12 @@
 //! its events and the details of each task execution.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::executor::{Event, Run, RunOptions, RunState, RunStatus, StatusReason, TaskExecution};
-use crate::executor::{TaskState, TaskStatus};
 use crate::pipeline::Pipeline;
+use crate::run::{Event, Run, RunHeader, RunOptions, TaskExecution};
 
 /// What a run was started with, kept so that a restarted host can resume it.
 ///
@@ -70,85 +69,13 @@ pub fn without_credentials(pipeline: &Pipeline) -> (Pipeline, Vec<String>) {
     (p, removed)
 }
 
-/// A stored [`Event`]: the same data in a serializable form.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "kind")]
-#[non_exhaustive]
-pub enum EventRecord {
-    /// The run changed state.
-    Run {
-        /// The new state.
-        state: RunState,
-        /// The status.
-        status: RunStatus,
-        /// When.
-        at: SystemTime,
-    },
-    /// A task changed state.
-    Task {
-        /// The task.
-        task_id: String,
-        /// The new state.
-        state: TaskState,
-        /// The status.
-        status: TaskStatus,
-        /// The reason.
-        reason: Option<StatusReason>,
-        /// When.
-        at: SystemTime,
-    },
-}
-
-impl From<&Event> for EventRecord {
-    fn from(e: &Event) -> Self {
-        match e {
-            Event::Run { state, status, at } => Self::Run {
-                state: *state,
-                status: *status,
-                at: *at,
-            },
-            Event::Task {
-                task_id,
-                state,
-                status,
-                reason,
-                at,
-            } => Self::Task {
-                task_id: task_id.to_string(),
-                state: *state,
-                status: *status,
-                reason: *reason,
-                at: *at,
-            },
-        }
-    }
-}
-
-impl From<EventRecord> for Event {
-    fn from(e: EventRecord) -> Self {
-        match e {
-            EventRecord::Run { state, status, at } => Event::Run { state, status, at },
-            EventRecord::Task {
-                task_id,
-                state,
-                status,
-                reason,
-                at,
-            } => Event::Task {
-                task_id: Arc::from(task_id),
-                state,
-                status,
-                reason,
-                at,
-            },
-        }
-    }
-}
-
 /// One change to a run's durable record. A store applies a batch of changes in order,
 /// all or nothing.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
+// `Created` is made once per run; the frequent changes are small (`Task` shares the
+// execution through an `Arc`).
+#[allow(clippy::large_enum_variant)]
 pub enum RunChange {
     /// A new run with every task execution. Fails with
     /// [`StoreError::AlreadyExists`](crate::StoreError::AlreadyExists) when the run
@@ -159,17 +86,16 @@ pub enum RunChange {
         /// What it was started with.
         spec: RunSpec,
     },
-    /// The run-level fields (state, status, reason, message, times) changed;
-    /// `Run::tasks` is ignored.
-    Run(Run),
+    /// The run-level fields (state, status, reason, message, times) changed.
+    Run(RunHeader),
     /// One task execution, replaced whole.
     Task {
         /// The pipeline.
         pipeline: String,
         /// The run.
         run: u64,
-        /// The task execution.
-        task: TaskExecution,
+        /// The task execution (shared with the executor's record: no copy per change).
+        task: Arc<TaskExecution>,
     },
     /// Where a task execution's log lives.
     Log {
@@ -189,7 +115,7 @@ pub enum RunChange {
         /// The run.
         run: u64,
         /// The event.
-        event: EventRecord,
+        event: Event,
     },
 }
 
@@ -197,7 +123,8 @@ impl RunChange {
     /// The (pipeline, run) the change is about.
     pub fn run_key(&self) -> (&str, u64) {
         match self {
-            Self::Created { run, .. } | Self::Run(run) => (&run.pipeline_id, run.run_id),
+            Self::Created { run, .. } => (&run.pipeline_id, run.run_id),
+            Self::Run(h) => (&h.pipeline_id, h.run_id),
             Self::Task { pipeline, run, .. }
             | Self::Log { pipeline, run, .. }
             | Self::Event { pipeline, run, .. } => (pipeline, *run),

@@ -19,12 +19,12 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
-use crate::executor::{
+use crate::naming::engine_filter;
+use crate::{DynScheduler, Pipeline, Task};
+use crate::{
     Engine, EngineBuilder, Event, InMemoryLogSink, RunHandle, RunOptions, RunStatus, StatusReason,
     TaskState, TaskStatus,
 };
-use crate::naming::engine_filter;
-use crate::{DynScheduler, Pipeline, Task};
 
 fn builder(s: &Arc<DynScheduler>, instance: &str) -> EngineBuilder {
     Engine::builder(s.clone())
@@ -206,6 +206,27 @@ pub async fn sandbox_removed_on_failure(s: Arc<DynScheduler>, image: &str, insta
         run.task("fails").expect("the task").reason,
         Some(StatusReason::AbnormalExit { code: 4 })
     );
+    assert_nothing_left(&*s, instance).await;
+}
+
+/// A run cancelled with the largest grace there is (`Duration::MAX`) ends `Cancelled`
+/// and leaves no container: the backend's stop must not overflow on it. The task
+/// exits on SIGTERM, so the grace never runs out.
+pub async fn cancel_with_the_largest_grace(s: Arc<DynScheduler>, image: &str, instance: &str) {
+    let engine = builder(&s, instance).build().expect("an engine");
+    let pipeline =
+        Pipeline::new("maxgrace", "Largest grace").task(Task::new("trapper", image).command([
+            "sh",
+            "-c",
+            "trap 'exit 0' TERM; while true; do sleep 0.1; done",
+        ]));
+    let h = engine
+        .start_run(&pipeline, RunOptions::new())
+        .expect("a run");
+    until_running(&h, "trapper").await;
+    h.cancel(Duration::MAX);
+    let run = h.wait().await.expect("the run ends");
+    assert_eq!(run.status, RunStatus::Cancelled, "{run:?}");
     assert_nothing_left(&*s, instance).await;
 }
 

@@ -10,16 +10,17 @@
 //! ```
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::error::StoreError;
-use crate::executor::{
-    ContainerRef, InjectedVariable, Run, RunOptions, RunState, RunStatus, StatusReason,
-    TaskExecution, TaskState, TaskStatus,
-};
 use crate::interpolate::PlaceholderKind;
 use crate::pipeline::Pipeline;
-use crate::runstore::{DynRunStore, EventRecord, RunChange, RunSpec};
+use crate::run::{
+    ContainerRef, Event, InjectedVariable, Run, RunHeader, RunOptions, RunState, RunStatus,
+    StatusReason, TaskExecution, TaskState, TaskStatus,
+};
+use crate::runstore::{DynRunStore, RunChange, RunSpec};
 use crate::task::Task;
 use crate::variable::{VariableSource, MASK};
 
@@ -177,7 +178,7 @@ pub async fn task_details_round_trip(store: &DynRunStore) {
         .apply(&[RunChange::Task {
             pipeline: "alpha".into(),
             run: 1,
-            task: starting.clone(),
+            task: Arc::new(starting.clone()),
         }])
         .await
         .unwrap();
@@ -194,7 +195,7 @@ pub async fn task_details_round_trip(store: &DynRunStore) {
             RunChange::Task {
                 pipeline: "alpha".into(),
                 run: 1,
-                task: t.clone(),
+                task: Arc::new(t.clone()),
             },
             RunChange::Log {
                 pipeline: "alpha".into(),
@@ -235,7 +236,7 @@ pub async fn run_change_keeps_tasks(store: &DynRunStore) {
         .apply(&[RunChange::Task {
             pipeline: "alpha".into(),
             run: 1,
-            task: t.clone(),
+            task: Arc::new(t.clone()),
         }])
         .await
         .unwrap();
@@ -247,7 +248,10 @@ pub async fn run_change_keeps_tasks(store: &DynRunStore) {
     run.started = Some(at(1));
     run.ended = Some(at(5));
     run.tasks.clear();
-    store.apply(&[RunChange::Run(run.clone())]).await.unwrap();
+    store
+        .apply(&[RunChange::Run(RunHeader::from(&run))])
+        .await
+        .unwrap();
     let got = store.get_run("alpha", 1).await.unwrap();
     assert_eq!(got.status, RunStatus::Cancelled);
     assert_eq!(got.reason, Some(StatusReason::Cancelled));
@@ -263,16 +267,16 @@ pub async fn events_in_order(store: &DynRunStore) {
         .apply(&[created("alpha", 1), created("alpha", 2)])
         .await
         .unwrap();
-    let events: Vec<EventRecord> = (0..40)
+    let events: Vec<Event> = (0..40)
         .map(|i| {
             if i % 3 == 0 {
-                EventRecord::Run {
+                Event::Run {
                     state: RunState::Running,
                     status: RunStatus::Unknown,
                     at: at(i),
                 }
             } else {
-                EventRecord::Task {
+                Event::Task {
                     task_id: if i % 2 == 0 { "build" } else { "test" }.into(),
                     state: TaskState::Complete,
                     status: TaskStatus::Failed,
@@ -306,7 +310,10 @@ pub async fn unfinished_runs_with_spec(store: &DynRunStore) {
     let mut done = new_run("alpha", 2);
     done.state = RunState::Complete;
     done.status = RunStatus::Successful;
-    store.apply(&[RunChange::Run(done)]).await.unwrap();
+    store
+        .apply(&[RunChange::Run(RunHeader::from(&done))])
+        .await
+        .unwrap();
     let unfinished = store.unfinished_runs().await.unwrap();
     let keys: Vec<(String, u64)> = unfinished
         .iter()
@@ -337,7 +344,7 @@ pub async fn batch_is_all_or_nothing(store: &DynRunStore) {
             RunChange::Task {
                 pipeline: "alpha".into(),
                 run: 1,
-                task: detailed_task(),
+                task: Arc::new(detailed_task()),
             },
             RunChange::Log {
                 pipeline: "alpha".into(),
@@ -361,7 +368,7 @@ pub async fn batch_is_all_or_nothing(store: &DynRunStore) {
         .apply(&[RunChange::Event {
             pipeline: "nope".into(),
             run: 1,
-            event: EventRecord::Run {
+            event: Event::Run {
                 state: RunState::Running,
                 status: RunStatus::Unknown,
                 at: at(0),
@@ -418,7 +425,7 @@ pub async fn concurrent_writers(store: &DynRunStore) {
             .apply(&[RunChange::Task {
                 pipeline: "alpha".into(),
                 run: i,
-                task: t,
+                task: Arc::new(t),
             }])
             .await
             .unwrap();

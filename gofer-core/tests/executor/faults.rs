@@ -43,6 +43,9 @@ impl Scheduler for Faulty {
     async fn state(&self, id: &ContainerId) -> Result<ContainerState, SchedulerError> {
         self.inner.state(id).await
     }
+    async fn start_created(&self, id: &ContainerId) -> Result<(), SchedulerError> {
+        self.inner.start_created(id).await
+    }
     async fn logs(&self, id: &ContainerId) -> Result<LogStream, SchedulerError> {
         let logs = self.inner.logs(id).await?;
         if self.endless_logs {
@@ -75,21 +78,51 @@ fn engine_over(faulty: Faulty) -> (Engine, InMemoryLogSink) {
     (e, sink)
 }
 
+/// A stream that never ends after the container exited cannot hold the task: the
+/// engine reads the output again, then says the log is incomplete (and, by default,
+/// fails the task) instead of hanging or cutting the log silently.
 #[tokio::test(start_paused = true)]
 async fn output_that_never_ends_does_not_hold_the_task() {
-    let fake = FakeScheduler::new().image("hello", Behaviour::new().stdout("hi\n"));
-    let (e, sink) = engine_over(Faulty {
-        inner: fake.clone(),
-        fail_wait: false,
-        endless_logs: true,
-    });
-    let p = Pipeline::new("endless", "endless").task(Task::new("greet", "hello"));
-    let run = finish(&e.start_run(&p, RunOptions::new()).unwrap()).await;
-    assert_eq!(run.status, RunStatus::Successful);
-    let lines = sink.lines(&LogKey::new("endless", 1, "greet"));
-    assert_eq!(lines.len(), 1);
-    assert_eq!(lines[0].text(), "hi");
-    assert_eq!(fake.containers(), 0);
+    for fail in [true, false] {
+        let fake = FakeScheduler::new().image("hello", Behaviour::new().stdout("hi\n"));
+        let sink = InMemoryLogSink::new();
+        let e = Engine::builder(Arc::new(Faulty {
+            inner: fake.clone(),
+            fail_wait: false,
+            endless_logs: true,
+        }))
+        .instance_id("test")
+        .log_sink(Arc::new(sink.clone()))
+        .fail_on_incomplete_log(fail)
+        .build()
+        .unwrap();
+        let p = Pipeline::new("endless", "endless").task(Task::new("greet", "hello"));
+        let h = e.start_run(&p, RunOptions::new()).unwrap();
+        let run = finish(&h).await;
+        let t = task(&run, "greet");
+        assert_eq!(t.exit_code, Some(0));
+        let why = t.log_incomplete.as_deref().unwrap();
+        assert!(why.contains("silent"), "{why}");
+        if fail {
+            assert_eq!(run.status, RunStatus::Failed);
+            assert_eq!(t.reason, Some(StatusReason::IncompleteLog));
+        } else {
+            assert_eq!(run.status, RunStatus::Successful);
+        }
+        // What was read is kept once, not repeated by the re-reads.
+        let lines = sink.lines(&LogKey::new("endless", 1, "greet"));
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0].text(), "hi");
+        // The live log ends with an error rather than a normal end.
+        let mut live = h.logs("greet").unwrap();
+        assert_eq!(live.next().await.unwrap().unwrap().text(), "hi");
+        assert!(matches!(
+            live.next().await,
+            Some(Err(gofer_core::LogError::Incomplete { .. }))
+        ));
+        assert!(live.next().await.is_none());
+        assert_eq!(fake.containers(), 0);
+    }
 }
 
 #[tokio::test(start_paused = true)]

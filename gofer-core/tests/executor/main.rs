@@ -4,8 +4,11 @@
 mod common;
 mod faults;
 mod flow;
+mod hostile;
 mod limits;
 mod logs;
+#[cfg(feature = "mock")]
+mod mocked;
 mod recovery;
 mod recovery_faults;
 mod scale;

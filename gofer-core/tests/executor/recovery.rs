@@ -401,3 +401,52 @@ async fn without_a_store_recover_reaps_the_instance_containers_before_any_run() 
     assert!(engine.recover().await.unwrap().reaped.is_empty());
     assert_eq!(finish(&h).await.status, RunStatus::Successful);
 }
+
+/// A host that died between the engine's create and its start leaves a `Created`
+/// container: recovery starts that container (once) instead of removing it and
+/// starting another, so the task runs exactly once.
+#[tokio::test(start_paused = true)]
+async fn created_container_is_started_once_not_recreated() {
+    let fake = fake().image("held", Behaviour::new().stdout("ran\n").hold_created());
+    let store = InMemoryRunStore::new();
+    let sink = InMemoryLogSink::new();
+    let p = Pipeline::new("held", "held").task(Task::new("only", "held"));
+    let name = cname("held", 1, "only");
+    {
+        let (a, _) = host(Arc::new(fake.clone()), &store, &sink).await;
+        let h = a.engine.start_run(&p, RunOptions::new()).unwrap();
+        until_task(&h, "only", TaskState::Running).await;
+        a.engine.simulate_crash().await;
+    }
+    assert_eq!(fake.started_count(&name), 0, "left created, never started");
+    let (b, report) = host(Arc::new(fake.clone()), &store, &sink).await;
+    assert_eq!(
+        report.action("held", 1, "only"),
+        Some(RecoveryAction::Restarted)
+    );
+    assert!(
+        report.reaped.is_empty(),
+        "nothing removed: {:?}",
+        report.reaped
+    );
+    let run = finish(&report.runs[0]).await;
+    assert_eq!(run.status, RunStatus::Successful, "{run:?}");
+    assert_eq!(fake.started_count(&name), 1, "the task ran exactly once");
+    let lines = sink.lines(&LogKey::new("held", 1, "only"));
+    assert_eq!(lines.iter().map(|l| l.text()).collect::<Vec<_>>(), ["ran"]);
+    assert_eq!(fake.containers(), 0);
+    drop(b);
+}
+
+/// Timestamps follow Tokio's clock: under paused time a run's durations can be read.
+#[tokio::test(start_paused = true)]
+async fn timestamps_follow_the_paused_clock() {
+    let fake = fake();
+    let e = engine(&fake);
+    let p = Pipeline::new("timed", "timed").task(Task::new("first", "slow"));
+    let run = finish(&e.start_run(&p, RunOptions::new()).unwrap()).await;
+    let t = task(&run, "first");
+    let took = t.ended.unwrap().duration_since(t.started.unwrap()).unwrap();
+    assert!(took >= Duration::from_secs(10), "{took:?}");
+    assert!(took < Duration::from_secs(11), "{took:?}");
+}

@@ -75,6 +75,9 @@ impl Scheduler for Tricky {
     async fn state(&self, id: &ContainerId) -> Result<ContainerState, SchedulerError> {
         self.fake.state(id).await
     }
+    async fn start_created(&self, id: &ContainerId) -> Result<(), SchedulerError> {
+        self.fake.start_created(id).await
+    }
     async fn logs(&self, id: &ContainerId) -> Result<LogStream, SchedulerError> {
         self.fake.logs(id).await
     }
@@ -276,7 +279,7 @@ impl RunStore for Flaky {
         &self,
         p: &str,
         r: u64,
-    ) -> Result<Vec<gofer_core::EventRecord>, gofer_core::StoreError> {
+    ) -> Result<Vec<gofer_core::Event>, gofer_core::StoreError> {
         self.inner.events(p, r).await
     }
     async fn unfinished_runs(

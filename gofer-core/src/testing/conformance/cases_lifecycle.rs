@@ -7,7 +7,7 @@ use futures::StreamExt;
 use tokio::time::Instant;
 
 use super::support::{ensure, run_case, text, within};
-use super::workloads::Workloads;
+use super::workloads::{Workload, Workloads};
 use crate::error::SchedulerError;
 use crate::scheduler::{ContainerId, ContainerState, DynScheduler, ExitStatus};
 
@@ -306,6 +306,40 @@ pub async fn list_by_label_finds_exactly_labelled(
         ensure(none.is_empty(), || {
             format!("list by an unused label value found {none:?}")
         })
+    })
+    .await
+}
+
+/// `start_created` never runs a container a second time: on a container that already
+/// ran it changes nothing (its output stays as it was), and an unknown id is
+/// `NoSuchContainer`. A backend may not support it (`NotSupported`): recovery then
+/// records such a task as orphaned instead of starting it.
+pub async fn start_created_never_runs_twice(s: &DynScheduler, w: &Workloads) -> Result<(), String> {
+    run_case(s, "start-created", |ctx| async move {
+        let once = Workload::new(w.image.clone()).command(["echo", "once"]);
+        let id = ctx.start(ctx.spec(&once, "once")).await?;
+        let first = ctx.wait(&id).await?;
+        match ctx.s.start_created(&id).await {
+            Err(SchedulerError::NotSupported { .. }) => return Ok(()),
+            Err(e) => return Err(format!("start_created of an exited container: {e}")),
+            Ok(()) => {}
+        }
+        let again = ctx.wait(&id).await?;
+        ensure(again == first, || {
+            format!("exit {first:?} became {again:?} after start_created")
+        })?;
+        let (out, _) = ctx.output(&id).await?;
+        ensure(text(&out) == "once\n", || {
+            format!("the container ran again: its output is {:?}", text(&out))
+        })?;
+        match ctx
+            .s
+            .start_created(&ContainerId(ctx.name("never-created")))
+            .await
+        {
+            Err(SchedulerError::NoSuchContainer { .. }) => Ok(()),
+            other => Err(format!("start_created of an unknown id gave {other:?}")),
+        }
     })
     .await
 }

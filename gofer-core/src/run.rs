@@ -1,8 +1,12 @@
-//! What a run and its task executions look like: states, statuses, reasons, events.
+//! The run model: what a run and its task executions look like (states, statuses,
+//! reasons), the options a run starts with, and the events it emits.
+//!
+//! This sits beside the task model ([`crate::Task`]): the executor produces these
+//! values, the run store keeps them, and neither depends on the other.
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
@@ -86,6 +90,9 @@ pub enum StatusReason {
     Orphaned,
     /// The task or the run took longer than its timeout.
     Timeout,
+    /// The container ended well but its log could not be kept whole (see
+    /// [`TaskExecution::log_incomplete`]); the engine was set to fail such tasks.
+    IncompleteLog,
 }
 
 /// One variable as the container saw it, for display: secret values are masked.
@@ -140,6 +147,11 @@ pub struct TaskExecution {
     pub container: Option<ContainerRef>,
     /// Every injected variable with its source, secrets masked (empty until resolved).
     pub variables: Vec<InjectedVariable>,
+    /// Why the task's log is not whole, when it is not: the engine could not read part
+    /// of the container's output, or the log sink could not keep it. `None` for a
+    /// complete log (and for a task that never had a container).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_incomplete: Option<String>,
 }
 
 impl TaskExecution {
@@ -156,6 +168,7 @@ impl TaskExecution {
             ended: None,
             container: None,
             variables: Vec::new(),
+            log_incomplete: None,
         }
     }
 }
@@ -181,18 +194,83 @@ pub struct Run {
     /// When it completed.
     pub ended: Option<SystemTime>,
     /// The task executions, in the pipeline's task order.
+    #[serde(default)]
     pub tasks: Vec<TaskExecution>,
 }
 
+/// The run-level fields of a [`Run`], without its task executions: what a
+/// [`RunChange::Run`](crate::RunChange::Run) carries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RunHeader {
+    /// The pipeline id.
+    pub pipeline_id: String,
+    /// The run number.
+    pub run_id: u64,
+    /// Where it is.
+    pub state: RunState,
+    /// How it ended (`Unknown` until complete).
+    pub status: RunStatus,
+    /// Why it has its status, when it was cancelled or timed out.
+    pub reason: Option<StatusReason>,
+    /// A human-readable explanation.
+    pub message: Option<String>,
+    /// When it left Pending.
+    pub started: Option<SystemTime>,
+    /// When it completed.
+    pub ended: Option<SystemTime>,
+}
+
+impl From<&Run> for RunHeader {
+    fn from(r: &Run) -> Self {
+        Self {
+            pipeline_id: r.pipeline_id.clone(),
+            run_id: r.run_id,
+            state: r.state,
+            status: r.status,
+            reason: r.reason,
+            message: r.message.clone(),
+            started: r.started,
+            ended: r.ended,
+        }
+    }
+}
+
 impl Run {
+    /// A run from its header and its task executions.
+    pub fn from_parts(header: RunHeader, tasks: Vec<TaskExecution>) -> Self {
+        Self {
+            pipeline_id: header.pipeline_id,
+            run_id: header.run_id,
+            state: header.state,
+            status: header.status,
+            reason: header.reason,
+            message: header.message,
+            started: header.started,
+            ended: header.ended,
+            tasks,
+        }
+    }
+
+    /// Replaces the run-level fields with `header`'s (the tasks are kept).
+    pub fn apply_header(&mut self, header: &RunHeader) {
+        self.state = header.state;
+        self.status = header.status;
+        self.reason = header.reason;
+        self.message.clone_from(&header.message);
+        self.started = header.started;
+        self.ended = header.ended;
+    }
+
     /// A task execution by task id.
     pub fn task(&self, task_id: &str) -> Option<&TaskExecution> {
         self.tasks.iter().find(|t| t.task_id == task_id)
     }
 }
 
-/// A state change of a run or of one of its tasks.
-#[derive(Debug, Clone, PartialEq)]
+/// A state change of a run or of one of its tasks; also what a run store keeps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
 #[non_exhaustive]
 pub enum Event {
     /// The run changed state.
@@ -217,6 +295,15 @@ pub enum Event {
         /// When.
         at: SystemTime,
     },
+    /// A task's log could not be kept whole (emitted before the task's `Complete`).
+    LogIncomplete {
+        /// The task.
+        task_id: Arc<str>,
+        /// Why (what could not be read or written).
+        reason: String,
+        /// When.
+        at: SystemTime,
+    },
 }
 
 impl fmt::Display for TaskStatus {
@@ -228,5 +315,62 @@ impl fmt::Display for TaskStatus {
 impl fmt::Display for RunStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self, f)
+    }
+}
+
+/// Options of one run: variables of source
+/// [`RunOptions`](crate::VariableSource::RunOptions) and a timeout.
+///
+/// Values may be store placeholders (`secret{{key}}`, `run_object{{key}}`, ...); they
+/// are substituted like the task's own variables.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunOptions {
+    pub(crate) variables: Vec<(String, String)>,
+    pub(crate) timeout: Option<Duration>,
+}
+
+impl RunOptions {
+    /// No variables, the engine's default timeout.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a variable (a later one with the same key wins).
+    #[must_use]
+    pub fn variable(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.variables.push((key.into(), value.into()));
+        self
+    }
+
+    /// Adds many variables.
+    #[must_use]
+    pub fn variables<I, K, V>(mut self, vars: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        self.variables
+            .extend(vars.into_iter().map(|(k, v)| (k.into(), v.into())));
+        self
+    }
+
+    /// Fails the run (status Failed, reason Timeout) when it runs longer than this,
+    /// counted from when it leaves Pending. A timeout too large to represent as an
+    /// instant (such as [`Duration::MAX`]) means no timeout.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// The run-option variables, in the order given.
+    pub fn variable_list(&self) -> &[(String, String)] {
+        &self.variables
+    }
+
+    /// The run's own timeout, when one was given.
+    pub fn timeout_value(&self) -> Option<Duration> {
+        self.timeout
     }
 }

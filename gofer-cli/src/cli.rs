@@ -1,0 +1,257 @@
+//! The command line: what `gofer` accepts (clap derive).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Runs container pipelines from files on the local engine, with durable history.
+#[derive(Debug, Parser)]
+#[command(name = "gofer", version, about, long_about = None)]
+pub struct Cli {
+    /// The data directory (run history, secrets, logs); default: the platform's data
+    /// directory (`~/.local/share/gofer` on Linux).
+    #[arg(long, global = true, env = "GOFER_HOME", value_name = "DIR")]
+    pub home: Option<PathBuf>,
+
+    /// The container engine.
+    #[arg(long, global = true, env = "GOFER_ENGINE", value_enum, default_value_t = EngineChoice::Auto)]
+    pub engine: EngineChoice,
+
+    /// How `list` and `get` commands print.
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Which container engine runs the tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EngineChoice {
+    /// Docker when reachable, else Podman.
+    Auto,
+    /// The Docker engine (`DOCKER_HOST` or the default socket).
+    Docker,
+    /// The Podman service (`CONTAINER_HOST` or the default socket).
+    Podman,
+}
+
+/// Output format of `list` and `get` commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Aligned text for people.
+    Text,
+    /// JSON for scripts.
+    Json,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Runs a pipeline file (`gofer run FILE`), or reads run history (`gofer run list|get`).
+    Run(RunArgs),
+    /// Checks a pipeline file and prints every problem, each naming its field.
+    Validate {
+        /// The pipeline file (`.toml`, `.yaml`/`.yml` or `.json`).
+        file: PathBuf,
+    },
+    /// Task executions.
+    #[command(subcommand)]
+    Task(TaskCommand),
+    /// Prints a task execution's stored log.
+    Logs {
+        /// The pipeline id.
+        pipeline: String,
+        /// The run number.
+        run: u64,
+        /// The task id.
+        task: String,
+        /// Keeps following the log until the task is complete (also when it runs in
+        /// another `gofer run`).
+        #[arg(long, short = 'f')]
+        follow: bool,
+    },
+    /// Pipeline and global secrets in the encrypted secret store.
+    #[command(subcommand)]
+    Secret(SecretCommand),
+    /// Prints the JSON Schema of the pipeline file format.
+    Schema,
+    /// Prints a shell completion script.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `gofer run`: either a file to run or a history subcommand.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct RunArgs {
+    /// History of runs.
+    #[command(subcommand)]
+    pub history: Option<RunHistory>,
+
+    /// The pipeline file to run (`.toml`, `.yaml`/`.yml` or `.json`).
+    #[arg(required = true)]
+    pub file: Option<PathBuf>,
+
+    /// A run variable (source RunOptions), `KEY=VALUE`; may be repeated. The value
+    /// may be a store placeholder such as `secret{{key}}`.
+    #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
+
+    /// Fails the run when it runs longer than this (`90s`, `5m`, `1h 30m`).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub timeout: Option<Duration>,
+
+    /// Grace period between SIGTERM and kill when the run is cancelled (Ctrl-C) or
+    /// times out.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
+    pub grace: Duration,
+}
+
+/// `gofer run list|get`.
+#[derive(Debug, Subcommand)]
+pub enum RunHistory {
+    /// The runs of a pipeline, newest first.
+    List {
+        /// The pipeline id.
+        pipeline: String,
+    },
+    /// One run with its task executions.
+    Get {
+        /// The pipeline id.
+        pipeline: String,
+        /// The run number.
+        run: u64,
+    },
+}
+
+/// `gofer task ...`.
+#[derive(Debug, Subcommand)]
+pub enum TaskCommand {
+    /// One task execution: state, status, reason, exit code, times, image, and every
+    /// injected variable with its source (secret values masked).
+    Get {
+        /// The pipeline id.
+        pipeline: String,
+        /// The run number.
+        run: u64,
+        /// The task id.
+        task: String,
+    },
+}
+
+/// Where a secret lives.
+#[derive(Debug, Clone, Args)]
+#[group(required = true, multiple = false)]
+pub struct Scope {
+    /// A secret of this pipeline (`pipeline_secret{{key}}` / `secret{{key}}`).
+    #[arg(long, short = 'p', value_name = "PIPELINE")]
+    pub pipeline: Option<String>,
+    /// A global secret (`global_secret{{key}}`), readable by pipelines on its
+    /// allow-list.
+    #[arg(long, short = 'g')]
+    pub global: bool,
+}
+
+/// `gofer secret ...`.
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Stores a secret; the value is read from standard input, or from `--file`,
+    /// never from the command line.
+    Set {
+        /// The key.
+        key: String,
+        /// The scope.
+        #[command(flatten)]
+        scope: Scope,
+        /// Pipeline-id patterns allowed to read a global secret (`*` matches any
+        /// run of characters); may be repeated. Required with `--global`.
+        #[arg(long = "allow", value_name = "PATTERN")]
+        allow: Vec<String>,
+        /// Reads the value from this file instead of standard input.
+        #[arg(long, value_name = "PATH")]
+        file: Option<PathBuf>,
+        /// Replaces an existing secret.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Prints a secret's value. Refuses to print to a terminal unless `--reveal`.
+    Get {
+        /// The key.
+        key: String,
+        /// A pipeline secret of this pipeline; with `--global`, the pipeline on
+        /// whose behalf a global secret is read (its allow-list is checked).
+        #[arg(long, short = 'p', value_name = "PIPELINE")]
+        pipeline: Option<String>,
+        /// A global secret.
+        #[arg(long, short = 'g')]
+        global: bool,
+        /// Prints the value even when standard output is a terminal.
+        #[arg(long)]
+        reveal: bool,
+    },
+    /// Lists the keys of a pipeline's secrets, or the global secrets with their
+    /// allow-lists (never values).
+    List {
+        /// The scope.
+        #[command(flatten)]
+        scope: Scope,
+    },
+    /// Deletes a secret.
+    Delete {
+        /// The key.
+        key: String,
+        /// The scope.
+        #[command(flatten)]
+        scope: Scope,
+    },
+}
+
+fn parse_var(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_takes_a_file_or_a_history_command() {
+        let cli = Cli::try_parse_from(["gofer", "run", "p.toml", "--var", "A=b=c"]).unwrap();
+        let Command::Run(r) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(r.file.unwrap(), PathBuf::from("p.toml"));
+        assert_eq!(r.vars, vec![("A".into(), "b=c".into())]);
+        let cli = Cli::try_parse_from(["gofer", "run", "list", "hello"]).unwrap();
+        let Command::Run(r) = cli.command else {
+            panic!("not run")
+        };
+        assert!(matches!(r.history, Some(RunHistory::List { .. })));
+        assert!(Cli::try_parse_from(["gofer", "run"]).is_err());
+        assert!(Cli::try_parse_from(["gofer", "run", "p.toml", "--var", "=x"]).is_err());
+    }
+
+    #[test]
+    fn a_secret_value_is_never_an_argument() {
+        assert!(
+            Cli::try_parse_from(["gofer", "secret", "set", "k", "-p", "pipe", "value"]).is_err()
+        );
+        assert!(Cli::try_parse_from(["gofer", "secret", "set", "k"]).is_err());
+        assert!(Cli::try_parse_from(["gofer", "secret", "set", "k", "-p", "pipe", "-g"]).is_err());
+    }
+}

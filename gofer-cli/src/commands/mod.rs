@@ -1,0 +1,108 @@
+//! The commands, one file each.
+
+mod history;
+mod logs;
+mod run;
+mod secret;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::CommandFactory;
+
+use crate::cli::{Cli, Command, EngineChoice, Output, RunHistory, TaskCommand};
+use crate::error::CliError;
+use crate::home::Home;
+use crate::pipeline_file;
+
+pub use run::{EXIT_CANCELLED, EXIT_FAILED};
+
+/// What every command gets.
+#[derive(Debug)]
+pub struct Ctx {
+    /// The data directory.
+    pub home: Home,
+    /// The engine choice.
+    pub engine: EngineChoice,
+    /// The output format.
+    pub output: Output,
+}
+
+/// Runs the parsed command line.
+///
+/// # Errors
+/// [`CliError`]; the caller prints it and exits 2.
+pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
+    // Commands that need no data directory.
+    match &cli.command {
+        Command::Validate { file } => return validate(file),
+        Command::Schema => {
+            print(&format!("{}\n", pipeline_file::json_schema()))?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(*shell, &mut cmd, "gofer", &mut std::io::stdout());
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
+    }
+    let ctx = Ctx {
+        home: Home::open(cli.home)?,
+        engine: cli.engine,
+        output: cli.output,
+    };
+    match cli.command {
+        Command::Run(args) => match args.history {
+            Some(RunHistory::List { pipeline }) => history::list(&ctx, &pipeline).await,
+            Some(RunHistory::Get { pipeline, run }) => history::get(&ctx, &pipeline, run).await,
+            None => run::run(&ctx, args).await,
+        },
+        Command::Task(TaskCommand::Get {
+            pipeline,
+            run,
+            task,
+        }) => history::task(&ctx, &pipeline, run, &task).await,
+        Command::Logs {
+            pipeline,
+            run,
+            task,
+            follow,
+        } => logs::logs(&ctx, &pipeline, run, &task, follow).await,
+        Command::Secret(cmd) => secret::secret(&ctx, cmd).await,
+        Command::Validate { .. } | Command::Schema | Command::Completions { .. } => {
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn validate(file: &std::path::Path) -> Result<ExitCode, CliError> {
+    let loaded = pipeline_file::load(file)?;
+    print(&format!(
+        "{}: pipeline {} is valid ({} task{})\n",
+        file.display(),
+        loaded.pipeline.id,
+        loaded.pipeline.tasks.len(),
+        if loaded.pipeline.tasks.len() == 1 {
+            ""
+        } else {
+            "s"
+        }
+    ))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes to standard output.
+pub(crate) fn print(text: &str) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(CliError::Output)
+}
+
+/// Writes a value as pretty JSON to standard output.
+pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| CliError::Output(std::io::Error::other(e)))?;
+    print(&format!("{text}\n"))
+}

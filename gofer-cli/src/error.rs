@@ -1,0 +1,97 @@
+//! [`CliError`]: why a command could not do its job.
+
+use std::path::PathBuf;
+
+use gofer_core::{EngineError, RecoveryError, RegisterError, RunError, SchedulerError, StoreError};
+use gofer_secrets::KeyError;
+
+use crate::pipeline_file::FileError;
+
+/// Why a command failed. Exit code 2 (a run that ran and failed exits 1 instead).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CliError {
+    /// The pipeline file.
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// No data directory: neither `--home`/`GOFER_HOME` nor a platform data directory.
+    #[error("no data directory: set GOFER_HOME (or --home)")]
+    NoHome,
+    /// A file or directory of the data directory.
+    #[error("{}: {operation}: {source}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// What was attempted.
+        operation: &'static str,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The secret store's encryption key.
+    #[error("secret store key: {0}")]
+    Key(#[from] KeyError),
+    /// A store (run, secret or object store).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// No container engine could be reached.
+    #[error("no container engine is reachable: {tried}")]
+    NoEngine {
+        /// What was tried and why it failed.
+        tried: String,
+    },
+    /// The container engine failed.
+    #[error("container engine: {0}")]
+    Scheduler(#[from] SchedulerError),
+    /// The engine could not be built.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// Registering the pipeline failed.
+    #[error(transparent)]
+    Register(#[from] RegisterError),
+    /// Recovery failed.
+    #[error(transparent)]
+    Recovery(#[from] RecoveryError),
+    /// Starting or following the run failed.
+    #[error(transparent)]
+    Run(#[from] RunError),
+    /// Every engine instance slot is held by a running `gofer` process.
+    #[error("all {slots} engine instance slots under {} are held by running gofer processes", dir.display())]
+    NoSlot {
+        /// The slot directory.
+        dir: PathBuf,
+        /// How many slots there are.
+        slots: usize,
+    },
+    /// A registry password's secret could not be read.
+    #[error("field `registry_auth.password` of task {task:?}: {source}")]
+    RegistrySecret {
+        /// The task.
+        task: String,
+        /// The cause.
+        source: StoreError,
+    },
+    /// A command was used in a way it refuses (the message says how to use it).
+    #[error("{0}")]
+    Usage(String),
+    /// A task's log could not be read.
+    #[error(transparent)]
+    Log(#[from] gofer_core::LogError),
+    /// Writing the output failed.
+    #[error("cannot write the output: {0}")]
+    Output(#[source] std::io::Error),
+}
+
+impl CliError {
+    /// An I/O error on `path`.
+    pub fn io(
+        path: impl Into<PathBuf>,
+        operation: &'static str,
+    ) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| Self::Io {
+            path,
+            operation,
+            source,
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! The data directory and the stores in it.
+//!
+//! ```text
+//! <home>/gofer-runs.sqlite3     run store (SqliteRunStore)
+//! <home>/secrets.sqlite3        secret store (SqliteSecretStore, AES-256-GCM)
+//! <home>/objects.sqlite3        object store (SqliteObjectStore)
+//! <home>/secret.key             the secret store's key (mode 0600), unless GOFER_SECRET_KEY
+//! <home>/logs/<pipeline>/<run>/<task>.log   task logs (FileLogSink)
+//! <home>/home.id               this data directory's random id (in instance ids)
+//! <home>/slots/cli-<id>-<n>.lock  engine instance slots (see `slots`)
+//! <home>/start.lock             held while a run number is allocated
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use gofer_core::{DynObjectStore, DynRunStore, DynSecretStore, FileLogSink};
+use gofer_secrets::{EncryptionKey, SqliteObjectStore, SqliteSecretStore};
+use gofer_store_sqlite::SqliteRunStore;
+
+use crate::error::CliError;
+
+/// The environment variable that may hold the secret store's key (hex or base64 of
+/// 32 bytes); when unset the key lives in `<home>/secret.key`.
+pub const KEY_ENV: &str = "GOFER_SECRET_KEY";
+
+/// The data directory.
+#[derive(Debug, Clone)]
+pub struct Home {
+    dir: PathBuf,
+    id: String,
+}
+
+impl Home {
+    /// The data directory: `explicit` (`--home` / `GOFER_HOME`), else the platform's
+    /// data directory; created (mode 0700) when absent.
+    ///
+    /// # Errors
+    /// [`CliError::NoHome`] or [`CliError::Io`].
+    pub fn open(explicit: Option<PathBuf>) -> Result<Self, CliError> {
+        let dir = match explicit {
+            Some(d) => d,
+            None => directories::ProjectDirs::from("dev", "gofer", "gofer")
+                .map(|d| d.data_dir().to_path_buf())
+                .ok_or(CliError::NoHome)?,
+        };
+        create_private_dir(&dir)?;
+        let id = home_id(&dir)?;
+        Ok(Self { dir, id })
+    }
+
+    /// The data directory's id: 8 random hex digits, made on first use.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The directory of the task logs.
+    pub fn logs_dir(&self) -> PathBuf {
+        self.dir.join("logs")
+    }
+
+    /// The directory of the engine instance slots.
+    pub fn slots_dir(&self) -> PathBuf {
+        self.dir.join("slots")
+    }
+
+    /// The log sink over [`Home::logs_dir`].
+    pub fn log_sink(&self) -> FileLogSink {
+        FileLogSink::new(self.logs_dir())
+    }
+
+    /// Opens the run store.
+    ///
+    /// # Errors
+    /// [`CliError::Store`].
+    pub async fn run_store(&self) -> Result<Arc<DynRunStore>, CliError> {
+        let dir = self.dir.clone();
+        let store = tokio::task::spawn_blocking(move || SqliteRunStore::open_dir(dir))
+            .await
+            .map_err(|e| CliError::Usage(format!("opening the run store: {e}")))??;
+        Ok(Arc::new(store))
+    }
+
+    /// Opens the secret store, with the key from [`KEY_ENV`] or `<home>/secret.key`
+    /// (created on first use, mode 0600).
+    ///
+    /// # Errors
+    /// [`CliError::Key`] or [`CliError::Store`].
+    pub async fn secret_store(&self) -> Result<Arc<DynSecretStore>, CliError> {
+        let key = match std::env::var_os(KEY_ENV) {
+            Some(_) => EncryptionKey::from_env(KEY_ENV)?,
+            None => {
+                let path = self.dir.join("secret.key");
+                tokio::task::spawn_blocking(move || EncryptionKey::load_or_create_file(path))
+                    .await
+                    .map_err(|e| CliError::Usage(format!("reading the key: {e}")))??
+            }
+        };
+        let store = SqliteSecretStore::open(self.dir.join("secrets.sqlite3"), key).await?;
+        Ok(Arc::new(store))
+    }
+
+    /// Opens the object store.
+    ///
+    /// # Errors
+    /// [`CliError::Store`].
+    pub async fn object_store(&self) -> Result<Arc<DynObjectStore>, CliError> {
+        let store = SqliteObjectStore::open(self.dir.join("objects.sqlite3")).await?;
+        Ok(Arc::new(store))
+    }
+}
+
+/// Creates a directory readable only by its owner (when it does not exist yet).
+pub(crate) fn create_private_dir(dir: &Path) -> Result<(), CliError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .map_err(CliError::io(dir, "create directory"))
+}
+
+/// Reads `<dir>/home.id`, or creates it (atomically: a racing process reads the
+/// winner's).
+fn home_id(dir: &Path) -> Result<String, CliError> {
+    let path = dir.join("home.id");
+    let valid = |s: &str| s.len() == 8 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    match std::fs::read_to_string(&path) {
+        Ok(s) if valid(s.trim()) => return Ok(s.trim().to_string()),
+        Ok(_) => {
+            return Err(CliError::Usage(format!(
+                "{}: not 8 hex digits; remove it to make a new one",
+                path.display()
+            )))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(CliError::io(&path, "read")(e)),
+    }
+    let mut bytes = [0u8; 4];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| CliError::io(&path, "make an id")(std::io::Error::other(e.to_string())))?;
+    let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let tmp = dir.join(format!(".home.id.{id}.tmp"));
+    std::fs::write(&tmp, format!("{id}\n")).map_err(CliError::io(&tmp, "write"))?;
+    let linked = std::fs::hard_link(&tmp, &path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(id),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => home_id(dir),
+        Err(e) => Err(CliError::io(&path, "create")(e)),
+    }
+}

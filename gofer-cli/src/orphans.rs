@@ -1,0 +1,113 @@
+//! Runs left by `gofer` processes that died: found by their free slot, finished by
+//! the next command.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gofer_core::{DynScheduler, Engine, RunHandle};
+
+use crate::cli::EngineChoice;
+use crate::engine::{self, Stores};
+use crate::error::CliError;
+use crate::home::Home;
+use crate::slots::{self, Slot};
+
+/// A dead process's slot, now held by this process, with the runs it resumed.
+#[derive(Debug)]
+pub struct Adopted {
+    /// The engine of the slot.
+    pub engine: Engine,
+    /// The slot (held until this is dropped).
+    pub slot: Slot,
+    /// The resumed runs.
+    pub runs: Vec<RunHandle>,
+}
+
+/// Takes every free slot other than `own` that has unfinished runs in the run store,
+/// and recovers it (its runs go on in this process). Connects to the container
+/// engine only when there is such a slot: the one the slot recorded, else `choice`
+/// (`scheduler` caches a connection).
+///
+/// # Errors
+/// The store, the slot files, the container engine or the recovery.
+pub async fn adopt(
+    home: &Home,
+    stores: &Stores,
+    choice: EngineChoice,
+    scheduler: &mut Option<Arc<DynScheduler>>,
+    grace: Duration,
+    own: Option<&str>,
+) -> Result<Vec<Adopted>, CliError> {
+    let prefix = slots::prefix(home.id());
+    let ids: BTreeSet<String> = stores
+        .runs
+        .unfinished_runs()
+        .await?
+        .into_iter()
+        .map(|u| u.spec.engine)
+        .filter(|e| slots::is_slot_id(&prefix, e) && Some(e.as_str()) != own)
+        .collect();
+    let mut adopted = Vec::new();
+    for id in ids {
+        let Some(slot) = slots::try_take(&home.slots_dir(), &id)? else {
+            continue; // a live process holds it
+        };
+        let recorded = slots::recorded_engine(&home.slots_dir(), &id);
+        let s = match scheduler {
+            Some(s) if recorded.as_deref().is_none_or(|r| r == s.name()) => s.clone(),
+            _ => engine::connect_recorded(recorded.as_deref(), choice).await?,
+        };
+        if scheduler.is_none() {
+            *scheduler = Some(s.clone());
+        }
+        let engine = engine::build(s, home, stores, &slot, grace)?;
+        let report = engine.recover().await?;
+        for r in &report.runs {
+            eprintln!(
+                "gofer: finishing run {} of pipeline {} left by a gofer process that ended (slot {})",
+                r.run_id(),
+                r.pipeline_id(),
+                slot.id()
+            );
+        }
+        adopted.push(Adopted {
+            engine,
+            slot,
+            runs: report.runs,
+        });
+    }
+    Ok(adopted)
+}
+
+/// Waits until every adopted run is complete; Ctrl-C cancels them (with `grace`).
+pub async fn finish(adopted: &[Adopted], grace: Duration) {
+    let runs: Vec<&RunHandle> = adopted.iter().flat_map(|a| a.runs.iter()).collect();
+    if runs.is_empty() {
+        return;
+    }
+    let all = futures::future::join_all(runs.iter().map(|r| r.wait()));
+    tokio::pin!(all);
+    tokio::select! {
+        _ = &mut all => return,
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("gofer: cancelling the runs being finished");
+            for r in &runs {
+                r.cancel(grace);
+            }
+        }
+    }
+    all.await;
+}
+
+/// For commands that read history: finishes the runs of dead processes first, so
+/// what is shown is their real end.
+///
+/// # Errors
+/// As [`adopt`].
+pub async fn settle(home: &Home, stores: &Stores, choice: EngineChoice) -> Result<(), CliError> {
+    let grace = Duration::from_secs(10);
+    let adopted = adopt(home, stores, choice, &mut None, grace, None).await?;
+    finish(&adopted, grace).await;
+    Ok(())
+}

@@ -1,0 +1,186 @@
+//! From the file format to the engine's [`Pipeline`], with every problem at once.
+
+use std::path::Path;
+
+use gofer_core::{
+    parse_placeholder, Pipeline, Placeholder, PullPolicy, RegistryAuth, RequiredParentStatus, Task,
+};
+
+use super::format::{ParentStatus, PipelineFile, PullPolicyFile, RegistryAuthFile, TaskFile};
+use super::parse::{self, FileError};
+
+/// A pipeline read from a file, with the secret placeholders of its registry
+/// passwords (resolved from the secret store just before a run starts).
+#[derive(Debug, Clone)]
+pub struct LoadedPipeline {
+    /// The pipeline; a registry password holds its placeholder text until
+    /// resolved.
+    pub pipeline: Pipeline,
+    /// Task id → the placeholder of its registry password.
+    pub registry_secrets: Vec<(String, Placeholder)>,
+}
+
+/// Reads, parses and validates a pipeline file.
+///
+/// # Errors
+/// [`FileError`]; [`FileError::Invalid`] lists every problem, each naming its field.
+pub fn load(path: &Path) -> Result<LoadedPipeline, FileError> {
+    let file = parse::read(path)?;
+    convert(file).map_err(|problems| FileError::Invalid {
+        path: path.to_path_buf(),
+        problems,
+    })
+}
+
+/// Maps a parsed file onto a [`Pipeline`] and validates it.
+///
+/// # Errors
+/// Every problem found, each naming its field (and task).
+pub fn convert(file: PipelineFile) -> Result<LoadedPipeline, Vec<String>> {
+    let mut problems = Vec::new();
+    let mut registry_secrets = Vec::new();
+    let name = file.name.clone().unwrap_or_else(|| file.id.clone());
+    let mut pipeline = Pipeline::new(file.id, name).parallelism(file.parallelism.unwrap_or(0));
+    if let Some(d) = file.description {
+        pipeline = pipeline.description(d);
+    }
+    for t in file.tasks {
+        let id = t.id.clone();
+        match task(t, &mut problems) {
+            Some((task, secret)) => {
+                if let Some(p) = secret {
+                    registry_secrets.push((id, p));
+                }
+                pipeline = pipeline.task(task);
+            }
+            None => pipeline = pipeline.task(Task::new(id, "-")),
+        }
+    }
+    if let Err(errors) = pipeline.validate() {
+        problems.extend(errors.issues.iter().map(ToString::to_string));
+    }
+    if problems.is_empty() {
+        Ok(LoadedPipeline {
+            pipeline,
+            registry_secrets,
+        })
+    } else {
+        Err(problems)
+    }
+}
+
+fn task(t: TaskFile, problems: &mut Vec<String>) -> Option<(Task, Option<Placeholder>)> {
+    let before = problems.len();
+    let id = t.id;
+    let mut task = Task::new(id.clone(), t.image);
+    if let Some(d) = t.description {
+        task = task.description(d);
+    }
+    if let Some(c) = t.command {
+        task = task.command(c);
+    }
+    if let Some(e) = t.entrypoint {
+        task = task.entrypoint(e);
+    }
+    task = task.variables(t.variables.unwrap_or_default());
+    for (parent, status) in t.depends_on.unwrap_or_default() {
+        let status = match status {
+            ParentStatus::Any => RequiredParentStatus::Any,
+            ParentStatus::Success => RequiredParentStatus::Success,
+            ParentStatus::Failure => RequiredParentStatus::Failure,
+        };
+        task = task.depends_on(parent, status);
+    }
+    task = task.inject_api_token(t.inject_api_token.unwrap_or(false));
+    let policy = match (t.pull_policy, t.always_pull_newest_image) {
+        (Some(p), Some(always)) if (p == PullPolicyFile::Always) != always => {
+            problems.push(format!(
+                "fields `pull_policy` and `always_pull_newest_image` of task {id:?}: they disagree; give one"
+            ));
+            PullPolicy::IfNotPresent
+        }
+        (Some(PullPolicyFile::Always), _) | (None, Some(true)) => PullPolicy::Always,
+        (Some(PullPolicyFile::Never), _) => PullPolicy::Never,
+        _ => PullPolicy::IfNotPresent,
+    };
+    task = task.pull_policy(policy);
+    if let Some(timeout) = t.timeout {
+        match humantime::parse_duration(&timeout) {
+            Ok(d) => task = task.timeout(d),
+            Err(e) => problems.push(format!(
+                "field `timeout` of task {id:?}: {timeout:?} is not a duration (such as `30s`, `5m`): {e}"
+            )),
+        }
+    }
+    if let Some(r) = t.resources {
+        if let Some(m) = r.memory_bytes {
+            task = task.memory_limit(m);
+        }
+        if let Some(c) = r.cpus {
+            task = task.cpu_limit(c);
+        }
+    }
+    let mut secret = None;
+    if let Some(auth) = t.registry_auth {
+        if let Some((username, password, placeholder)) = registry_auth(&id, auth, problems) {
+            task.registry_auth = Some(RegistryAuth::new(username, password));
+            secret = Some(placeholder);
+        }
+    }
+    (problems.len() == before).then_some((task, secret))
+}
+
+fn registry_auth(
+    task: &str,
+    auth: RegistryAuthFile,
+    problems: &mut Vec<String>,
+) -> Option<(String, String, Placeholder)> {
+    let field = "field `registry_auth";
+    let username = match (auth.username, auth.user) {
+        (Some(_), Some(_)) => {
+            problems.push(format!(
+                "{field}` of task {task:?}: give `username` or `user`, not both"
+            ));
+            return None;
+        }
+        (Some(u), None) | (None, Some(u)) => u,
+        (None, None) => {
+            problems.push(format!("{field}.username` of task {task:?}: missing"));
+            return None;
+        }
+    };
+    let (name, password) = match (auth.password, auth.pass) {
+        (Some(_), Some(_)) => {
+            problems.push(format!(
+                "{field}` of task {task:?}: give `password` or `pass`, not both"
+            ));
+            return None;
+        }
+        (Some(p), None) => ("password", p),
+        (None, Some(p)) => ("pass", p),
+        (None, None) => {
+            problems.push(format!("{field}.password` of task {task:?}: missing"));
+            return None;
+        }
+    };
+    let how = format!(
+        "store the password with `gofer secret set <key> --pipeline <pipeline>` (value on \
+         standard input) and write `{name} = \"secret{{{{<key>}}}}\"` (or \
+         `global_secret{{{{<key>}}}}`)"
+    );
+    match parse_placeholder(&password) {
+        Ok(Some(p)) if p.kind.is_secret() => Some((username, password, p)),
+        Ok(Some(_)) => {
+            problems.push(format!(
+                "{field}.{name}` of task {task:?}: must be a secret placeholder, not an object one: {how}"
+            ));
+            None
+        }
+        Ok(None) | Err(_) => {
+            problems.push(format!(
+                "{field}.{name}` of task {task:?}: a literal password is not accepted in a pipeline file: {how}"
+            ));
+            None
+        }
+    }
+}

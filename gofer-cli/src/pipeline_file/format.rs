@@ -1,0 +1,143 @@
+//! The pipeline file format: what a TOML, YAML or JSON file holds (and the Gofer SDK's
+//! pipeline JSON, whose spellings are accepted beside gofer's own).
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+/// A pipeline file.
+///
+/// gofer's own fields and the Gofer SDK's spellings (`always_pull_newest_image`,
+/// `registry_auth.user`/`pass`, `depends_on` values `Any`/`Success`/`Failure`) are both
+/// accepted, so the JSON a Gofer pipeline program prints runs unchanged.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "gofer pipeline file")]
+pub struct PipelineFile {
+    /// Unique id: 3–64 characters of `[A-Za-z0-9_-]`.
+    pub id: String,
+    /// Human-readable name (default: the id).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Free-text description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Most runs of this pipeline in progress at once within one `gofer` process; 0
+    /// (the default) is unlimited.
+    #[serde(default)]
+    pub parallelism: Option<u32>,
+    /// The tasks (containers) of the pipeline.
+    #[serde(default)]
+    pub tasks: Vec<TaskFile>,
+}
+
+/// One task: a container the run executes.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaskFile {
+    /// Unique id within the pipeline: 3–64 characters of `[A-Za-z0-9_-]`.
+    pub id: String,
+    /// The container image.
+    pub image: String,
+    /// Free-text description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The command (arguments to the entrypoint).
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    /// Replaces the image's entrypoint.
+    #[serde(default)]
+    pub entrypoint: Option<Vec<String>>,
+    /// Environment variables (source PipelineConfig). A value may be exactly one
+    /// placeholder: `secret{{key}}`, `pipeline_secret{{key}}`, `global_secret{{key}}`,
+    /// `pipeline_object{{key}}`, `run_object{{key}}`.
+    #[serde(default)]
+    pub variables: Option<BTreeMap<String, String>>,
+    /// Parent task id → the status the parent must end with for this task to run.
+    #[serde(default)]
+    pub depends_on: Option<BTreeMap<String, ParentStatus>>,
+    /// Credentials of the registry holding the image; the password must be a secret
+    /// placeholder (`secret{{key}}` or `global_secret{{key}}`).
+    #[serde(default)]
+    pub registry_auth: Option<RegistryAuthFile>,
+    /// Gives the task a `GOFER_API_TOKEN`.
+    #[serde(default)]
+    pub inject_api_token: Option<bool>,
+    /// When the image is pulled (default `if_not_present`).
+    #[serde(default)]
+    pub pull_policy: Option<PullPolicyFile>,
+    /// The Gofer SDK's spelling: `true` is `pull_policy = "always"`.
+    #[serde(default)]
+    pub always_pull_newest_image: Option<bool>,
+    /// Fails the task when it runs longer than this (`30s`, `5m`, `1h 30m`).
+    #[serde(default)]
+    pub timeout: Option<String>,
+    /// Resource limits.
+    #[serde(default)]
+    pub resources: Option<ResourcesFile>,
+}
+
+/// What a parent must have ended with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+pub enum ParentStatus {
+    /// Successful, Failed or Skipped.
+    #[serde(rename = "any", alias = "Any", alias = "ANY")]
+    Any,
+    /// Successful.
+    #[serde(rename = "success", alias = "Success", alias = "SUCCESS")]
+    Success,
+    /// Failed.
+    #[serde(rename = "failure", alias = "Failure", alias = "FAILURE")]
+    Failure,
+}
+
+/// When the image is pulled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PullPolicyFile {
+    /// Before every start.
+    Always,
+    /// Only when absent locally.
+    IfNotPresent,
+    /// Never; fail when absent.
+    Never,
+}
+
+/// Registry credentials. `username` (SDK: `user`) and `password` (SDK: `pass`); the
+/// password must be a secret placeholder, never the password itself.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryAuthFile {
+    /// The user name.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// The Gofer SDK's spelling of `username`.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// A secret placeholder naming the password: `secret{{key}}` or
+    /// `global_secret{{key}}`.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// The Gofer SDK's spelling of `password`.
+    #[serde(default)]
+    pub pass: Option<String>,
+}
+
+/// Resource limits of a task's container.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResourcesFile {
+    /// Memory limit in bytes.
+    #[serde(default)]
+    pub memory_bytes: Option<u64>,
+    /// CPU limit in cores (`0.5` is half a core).
+    #[serde(default)]
+    pub cpus: Option<f64>,
+}
+
+/// The JSON Schema of the file format, pretty-printed.
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(PipelineFile);
+    serde_json::to_string_pretty(&schema).unwrap_or_default()
+}

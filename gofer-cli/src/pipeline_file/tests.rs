@@ -1,0 +1,267 @@
+//! Parsing tests: every format, the Gofer SDK's JSON, errors with positions and fields.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+
+use gofer_core::{PlaceholderKind, PullPolicy, RequiredParentStatus};
+
+use super::*;
+
+fn parse(name: &str, text: &str) -> Result<LoadedPipeline, FileError> {
+    let path = Path::new(name);
+    let format = Format::of(path).unwrap();
+    let file = parse_text(path, format, text)?;
+    convert(file).map_err(|problems| FileError::Invalid {
+        path: path.into(),
+        problems,
+    })
+}
+
+const TOML: &str = r#"
+id = "hello_world"
+name = "Hello World"
+
+[[tasks]]
+id = "simple_task"
+image = "busybox"
+command = ["echo", "Hello from Gofer!"]
+variables = { GREETING = "hi" }
+timeout = "30s"
+
+[[tasks]]
+id = "after"
+image = "busybox"
+depends_on = { simple_task = "success" }
+pull_policy = "never"
+"#;
+
+const YAML: &str = r#"
+id: hello_world
+name: Hello World
+tasks:
+  - id: simple_task
+    image: busybox
+    command: [echo, "Hello from Gofer!"]
+    variables:
+      GREETING: hi
+    timeout: 30s
+  - id: after
+    image: busybox
+    depends_on:
+      simple_task: success
+    pull_policy: never
+"#;
+
+const JSON: &str = r#"{
+  "id": "hello_world", "name": "Hello World",
+  "tasks": [
+    {"id": "simple_task", "image": "busybox", "command": ["echo", "Hello from Gofer!"],
+     "variables": {"GREETING": "hi"}, "timeout": "30s"},
+    {"id": "after", "image": "busybox", "depends_on": {"simple_task": "success"},
+     "pull_policy": "never"}
+  ]
+}"#;
+
+#[test]
+fn the_three_formats_give_the_same_pipeline() {
+    let t = parse("p.toml", TOML).unwrap().pipeline;
+    let y = parse("p.yaml", YAML).unwrap().pipeline;
+    let j = parse("p.json", JSON).unwrap().pipeline;
+    assert_eq!(t, y);
+    assert_eq!(t, j);
+    let task = t.get_task("simple_task").unwrap();
+    assert_eq!(
+        task.command.as_deref().unwrap(),
+        ["echo", "Hello from Gofer!"]
+    );
+    assert_eq!(task.variables["GREETING"], "hi");
+    assert_eq!(task.timeout, Some(std::time::Duration::from_secs(30)));
+    let after = t.get_task("after").unwrap();
+    assert_eq!(
+        after.depends_on["simple_task"],
+        RequiredParentStatus::Success
+    );
+    assert_eq!(after.pull_policy, PullPolicy::Never);
+}
+
+/// What a Gofer pipeline program's `finish()` prints, nulls and all.
+const GOFER_SDK_JSON: &str = r#"{
+  "id": "dag_test_pipeline",
+  "name": "DAG Test Pipeline",
+  "description": "This pipeline shows off how you might use Gofer's DAG features.",
+  "parallelism": 0,
+  "tasks": [
+    {"id": "first_task", "description": null, "image": "ubuntu:latest",
+     "registry_auth": null, "depends_on": {}, "variables": {},
+     "entrypoint": null, "command": ["sleep", "5"],
+     "inject_api_token": false, "always_pull_newest_image": true},
+    {"id": "depends_on_first", "description": "waits", "image": "ubuntu:latest",
+     "registry_auth": {"user": "me", "pass": "secret{{registry_pass}}"},
+     "depends_on": {"first_task": "Success"}, "variables": {"A": "b"},
+     "entrypoint": ["/bin/sh", "-c"], "command": ["echo hi"],
+     "inject_api_token": true, "always_pull_newest_image": false},
+    {"id": "on_failure", "image": "ubuntu:latest",
+     "depends_on": {"first_task": "Failure", "depends_on_first": "Any"}}
+  ]
+}"#;
+
+#[test]
+fn gofer_sdk_json_runs_unchanged() {
+    let loaded = parse("pipeline.json", GOFER_SDK_JSON).unwrap();
+    let p = &loaded.pipeline;
+    assert_eq!(p.id, "dag_test_pipeline");
+    let first = p.get_task("first_task").unwrap();
+    assert_eq!(first.pull_policy, PullPolicy::Always);
+    assert!(first.registry_auth.is_none());
+    let second = p.get_task("depends_on_first").unwrap();
+    assert_eq!(second.pull_policy, PullPolicy::IfNotPresent);
+    assert!(second.inject_api_token);
+    assert_eq!(second.entrypoint.as_deref().unwrap(), ["/bin/sh", "-c"]);
+    assert_eq!(
+        second.depends_on["first_task"],
+        RequiredParentStatus::Success
+    );
+    assert_eq!(second.registry_auth.as_ref().unwrap().username, "me");
+    assert_eq!(loaded.registry_secrets.len(), 1);
+    assert_eq!(loaded.registry_secrets[0].0, "depends_on_first");
+    assert_eq!(
+        loaded.registry_secrets[0].1.kind,
+        PlaceholderKind::PipelineSecret
+    );
+    assert_eq!(loaded.registry_secrets[0].1.key, "registry_pass");
+    let third = p.get_task("on_failure").unwrap();
+    assert_eq!(
+        third.depends_on["first_task"],
+        RequiredParentStatus::Failure
+    );
+    assert_eq!(
+        third.depends_on["depends_on_first"],
+        RequiredParentStatus::Any
+    );
+}
+
+fn syntax(e: FileError) -> (Option<String>, Option<Position>, String) {
+    match e {
+        FileError::Syntax {
+            field,
+            position,
+            message,
+            ..
+        } => (field, position, message),
+        other => panic!("not a syntax error: {other}"),
+    }
+}
+
+#[test]
+fn a_typo_in_yaml_names_the_field_line_and_column() {
+    let text = "id: hello\ntasks:\n  - id: one\n    imagee: busybox\n";
+    let e = parse("p.yaml", text).unwrap_err();
+    let shown = e.to_string();
+    let (field, position, message) = syntax(e);
+    assert_eq!(field.as_deref(), Some("tasks[0].imagee"));
+    assert_eq!(position.unwrap().line, 4);
+    assert!(message.contains("unknown field `imagee`"), "{message}");
+    assert!(shown.starts_with("p.yaml:4:"), "{shown}");
+}
+
+#[test]
+fn a_typo_in_toml_names_the_field_and_line() {
+    let text = "id = \"hello\"\n\n[[tasks]]\nid = \"one\"\nimage = \"busybox\"\ncomand = [\"x\"]\n";
+    let (field, position, message) = syntax(parse("p.toml", text).unwrap_err());
+    assert_eq!(field.as_deref(), Some("tasks[0].comand"));
+    assert_eq!(position.unwrap().line, 6);
+    assert!(message.contains("unknown field `comand`"), "{message}");
+}
+
+#[test]
+fn a_wrong_type_in_json_names_the_field_and_position() {
+    let text = "{\n  \"id\": \"hello\",\n  \"tasks\": [{\"id\": \"one\", \"image\": 5}]\n}";
+    let (field, position, message) = syntax(parse("p.json", text).unwrap_err());
+    assert_eq!(field.as_deref(), Some("tasks[0].image"));
+    assert_eq!(position.unwrap().line, 3);
+    assert!(message.contains("expected a string"), "{message}");
+}
+
+#[test]
+fn every_semantic_problem_is_reported_at_once_naming_its_field() {
+    let text = r#"
+id = "x"
+[[tasks]]
+id = "a"
+image = ""
+timeout = "soon"
+[[tasks]]
+id = "bbb"
+image = "busybox"
+depends_on = { nope = "any" }
+variables = { "1BAD" = "v" }
+"#;
+    let FileError::Invalid { problems, .. } = parse("p.toml", text).unwrap_err() else {
+        panic!("not invalid")
+    };
+    let all = problems.join("\n");
+    for needle in [
+        "field `timeout` of task \"a\"",
+        "field `id` of the pipeline",
+        "field `depends_on` of task \"bbb\": unknown parent \"nope\"",
+        "field `variables` of task \"bbb\"",
+    ] {
+        assert!(all.contains(needle), "{needle:?} missing from:\n{all}");
+    }
+}
+
+#[test]
+fn a_literal_registry_password_is_rejected_with_how_to_store_it() {
+    let text = r#"
+id = "private"
+[[tasks]]
+id = "pull"
+image = "registry.local/app"
+registry_auth = { username = "me", password = "hunter22" }
+"#;
+    let e = parse("p.toml", text).unwrap_err().to_string();
+    assert!(
+        e.contains("field `registry_auth.password` of task \"pull\""),
+        "{e}"
+    );
+    assert!(e.contains("gofer secret set"), "{e}");
+    assert!(
+        !e.contains("hunter22"),
+        "the password must not be echoed: {e}"
+    );
+}
+
+#[test]
+fn conflicting_pull_settings_are_rejected() {
+    let text = r#"{"id": "abc", "tasks": [{"id": "one", "image": "x",
+        "pull_policy": "never", "always_pull_newest_image": true}]}"#;
+    let e = parse("p.json", text).unwrap_err().to_string();
+    assert!(
+        e.contains("`pull_policy` and `always_pull_newest_image`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn unknown_extension_is_named() {
+    assert!(Format::of(Path::new("p.txt")).is_none());
+    let e = read(Path::new("/nonexistent/p.ini")).unwrap_err();
+    assert!(matches!(e, FileError::UnknownFormat { .. }));
+}
+
+#[test]
+fn the_schema_describes_the_fields() {
+    let schema: serde_json::Value = serde_json::from_str(&json_schema()).unwrap();
+    let task = &schema["$defs"]["TaskFile"]["properties"];
+    for field in [
+        "image",
+        "depends_on",
+        "always_pull_newest_image",
+        "registry_auth",
+        "timeout",
+    ] {
+        assert!(task.get(field).is_some(), "{field} not in the schema");
+    }
+    assert_eq!(schema["required"], serde_json::json!(["id"]));
+}

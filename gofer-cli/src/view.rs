@@ -1,0 +1,293 @@
+//! How runs and task executions are shown: aligned text, or JSON for scripts.
+
+use std::time::SystemTime;
+
+use gofer_core::{InjectedVariable, Run, TaskExecution, VariableSource};
+use serde::Serialize;
+
+use crate::progress::{reason_text, state_word};
+
+fn time(t: Option<SystemTime>) -> Option<String> {
+    t.map(crate::progress::timestamp)
+}
+
+fn duration(a: Option<SystemTime>, b: Option<SystemTime>) -> Option<String> {
+    let d = b?.duration_since(a?).ok()?;
+    Some(humantime::format_duration(std::time::Duration::from_secs(d.as_secs())).to_string())
+}
+
+fn source_word(s: VariableSource) -> &'static str {
+    match s {
+        VariableSource::PipelineConfig => "pipeline_config",
+        VariableSource::RunOptions => "run_options",
+        VariableSource::System => "system",
+    }
+}
+
+/// A run as scripts see it.
+#[derive(Debug, Serialize)]
+pub struct RunView {
+    /// The pipeline id.
+    pub pipeline: String,
+    /// The run number.
+    pub run: u64,
+    /// `pending`, `running`, `complete`.
+    pub state: gofer_core::RunState,
+    /// `successful`, `failed`, `cancelled`, `unknown`.
+    pub status: gofer_core::RunStatus,
+    /// Why, when cancelled or timed out.
+    pub reason: Option<gofer_core::StatusReason>,
+    /// An explanation.
+    pub message: Option<String>,
+    /// RFC 3339.
+    pub started: Option<String>,
+    /// RFC 3339.
+    pub ended: Option<String>,
+    /// The task executions (only in `run get`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tasks: Vec<TaskView>,
+}
+
+/// A task execution as scripts see it.
+#[derive(Debug, Serialize)]
+pub struct TaskView {
+    /// The task id.
+    pub task: String,
+    /// The image.
+    pub image: String,
+    /// `processing`, `waiting`, `running`, `complete`.
+    pub state: gofer_core::TaskState,
+    /// `successful`, `failed`, `cancelled`, `skipped`, `unknown`.
+    pub status: gofer_core::TaskStatus,
+    /// Why, when not successful.
+    pub reason: Option<gofer_core::StatusReason>,
+    /// An explanation.
+    pub message: Option<String>,
+    /// The container's exit code.
+    pub exit_code: Option<i64>,
+    /// RFC 3339.
+    pub started: Option<String>,
+    /// RFC 3339.
+    pub ended: Option<String>,
+    /// The container's name.
+    pub container: Option<String>,
+    /// Every injected variable with its source; secret values masked.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub variables: Vec<VariableView>,
+    /// Where the log is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log: Option<String>,
+}
+
+/// An injected variable.
+#[derive(Debug, Serialize)]
+pub struct VariableView {
+    /// The key.
+    pub key: String,
+    /// The value (`****` when it came from a secret).
+    pub value: String,
+    /// `pipeline_config`, `run_options` or `system`.
+    pub source: &'static str,
+    /// The store placeholder it came from.
+    pub placeholder: Option<gofer_core::PlaceholderKind>,
+    /// Whether the value is masked.
+    pub masked: bool,
+}
+
+impl RunView {
+    /// A run, with or without its tasks.
+    pub fn new(run: &Run, with_tasks: bool) -> Self {
+        Self {
+            pipeline: run.pipeline_id.clone(),
+            run: run.run_id,
+            state: run.state,
+            status: run.status,
+            reason: run.reason,
+            message: run.message.clone(),
+            started: time(run.started),
+            ended: time(run.ended),
+            tasks: if with_tasks {
+                run.tasks
+                    .iter()
+                    .map(|t| TaskView::new(t, false, None))
+                    .collect()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+}
+
+impl TaskView {
+    /// A task execution, with or without its variables.
+    pub fn new(t: &TaskExecution, with_variables: bool, log: Option<String>) -> Self {
+        Self {
+            task: t.task_id.clone(),
+            image: t.image.clone(),
+            state: t.state,
+            status: t.status,
+            reason: t.reason,
+            message: t.message.clone(),
+            exit_code: t.exit_code,
+            started: time(t.started),
+            ended: time(t.ended),
+            container: t.container.as_ref().map(|c| c.name.clone()),
+            variables: if with_variables {
+                t.variables.iter().map(VariableView::new).collect()
+            } else {
+                Vec::new()
+            },
+            log,
+        }
+    }
+}
+
+impl VariableView {
+    fn new(v: &InjectedVariable) -> Self {
+        Self {
+            key: v.key.clone(),
+            value: v.value.clone(),
+            source: source_word(v.source),
+            placeholder: v.placeholder,
+            masked: v.masked,
+        }
+    }
+}
+
+fn table(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .map(|r| r.get(c).map_or(0, |s| s.chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let mut line = String::new();
+        for (c, cell) in r.iter().enumerate() {
+            if c + 1 == r.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:w$}  ", w = widths[c]));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn or_dash(s: Option<String>) -> String {
+    s.unwrap_or_else(|| "-".into())
+}
+
+fn status_text(
+    status: impl std::fmt::Display,
+    reason: Option<&gofer_core::StatusReason>,
+) -> String {
+    match reason {
+        Some(r) => format!("{status} ({})", reason_text(r)),
+        None => status.to_string(),
+    }
+}
+
+/// `run list` as text.
+pub fn runs_text(runs: &[Run]) -> String {
+    let mut rows = vec![vec![
+        "RUN".into(),
+        "STATE".into(),
+        "STATUS".into(),
+        "STARTED".into(),
+        "ENDED".into(),
+        "DURATION".into(),
+    ]];
+    for r in runs {
+        rows.push(vec![
+            r.run_id.to_string(),
+            format!("{:?}", r.state),
+            status_text(r.status, r.reason.as_ref()),
+            or_dash(time(r.started)),
+            or_dash(time(r.ended)),
+            or_dash(duration(r.started, r.ended)),
+        ]);
+    }
+    table(&rows)
+}
+
+/// `run get` as text.
+pub fn run_text(run: &Run) -> String {
+    let mut out = format!(
+        "pipeline {} run {}\nstate:   {:?}\nstatus:  {}\nstarted: {}\nended:   {}\n",
+        run.pipeline_id,
+        run.run_id,
+        run.state,
+        status_text(run.status, run.reason.as_ref()),
+        or_dash(time(run.started)),
+        or_dash(time(run.ended)),
+    );
+    if let Some(m) = &run.message {
+        out.push_str(&format!("message: {m}\n"));
+    }
+    out.push('\n');
+    let mut rows = vec![vec![
+        "TASK".into(),
+        "STATE".into(),
+        "STATUS".into(),
+        "EXIT".into(),
+        "STARTED".into(),
+        "DURATION".into(),
+    ]];
+    for t in &run.tasks {
+        rows.push(vec![
+            t.task_id.clone(),
+            state_word(t.state).into(),
+            status_text(t.status, t.reason.as_ref()),
+            or_dash(t.exit_code.map(|c| c.to_string())),
+            or_dash(time(t.started)),
+            or_dash(duration(t.started, t.ended)),
+        ]);
+    }
+    out.push_str(&table(&rows));
+    out
+}
+
+/// `task get` as text.
+pub fn task_text(pipeline: &str, run: u64, t: &TaskExecution, log: Option<&str>) -> String {
+    let mut out = format!(
+        "pipeline {pipeline} run {run} task {}\nimage:     {}\nstate:     {}\nstatus:    {}\nexit code: {}\nstarted:   {}\nended:     {}\n",
+        t.task_id,
+        t.image,
+        state_word(t.state),
+        status_text(t.status, t.reason.as_ref()),
+        or_dash(t.exit_code.map(|c| c.to_string())),
+        or_dash(time(t.started)),
+        or_dash(time(t.ended)),
+    );
+    if let Some(m) = &t.message {
+        out.push_str(&format!("message:   {m}\n"));
+    }
+    if let Some(c) = &t.container {
+        out.push_str(&format!("container: {}\n", c.name));
+    }
+    if let Some(l) = log {
+        out.push_str(&format!("log:       {l}\n"));
+    }
+    out.push_str("\nvariables (most important source first wins):\n");
+    let mut rows = vec![vec!["KEY".into(), "SOURCE".into(), "VALUE".into()]];
+    for v in &t.variables {
+        let mut value = v.value.clone();
+        if let Some(p) = v.placeholder {
+            value.push_str(&format!("  (from {p:?})"));
+        }
+        rows.push(vec![v.key.clone(), source_word(v.source).into(), value]);
+    }
+    if t.variables.is_empty() {
+        out.push_str("  (none injected yet)\n");
+    } else {
+        out.push_str(&table(&rows));
+    }
+    out
+}

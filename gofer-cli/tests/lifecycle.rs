@@ -1,0 +1,221 @@
+//! Stopping, crashing and sharing: Ctrl-C, a killed `gofer run`, two at once,
+//! following a log from another process.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use support::{engine, Gofer};
+
+const NAP: &str = r#"
+id = "nap"
+[[tasks]]
+id = "sleeper"
+image = "IMAGE"
+command = ["sh", "-c", "echo started; trap 'echo got TERM; exit 143' TERM; sleep 30 & wait"]
+"#;
+
+#[test]
+fn ctrl_c_cancels_the_run_and_leaves_no_container() {
+    if !engine() {
+        return;
+    }
+    let g = Gofer::new();
+    let file = g.file("nap.toml", NAP);
+    let p = g.spawn(&["run", file.to_str().unwrap()], "run");
+    p.wait_for("[sleeper] started");
+    p.signal("INT");
+    let (code, out, err) = p.finish();
+    assert_eq!(code, Some(130), "{out}\n{err}");
+    assert!(
+        out.contains("[sleeper] got TERM"),
+        "the grace let the task see SIGTERM: {out}"
+    );
+    assert!(out.contains("run 1 of pipeline nap: Cancelled"), "{out}");
+    assert!(
+        g.containers(&g.home_id()).is_empty(),
+        "a container was left"
+    );
+    assert_eq!(g.run_json("nap", 1)["status"], "cancelled");
+}
+
+#[test]
+fn a_second_ctrl_c_stops_without_grace() {
+    if !engine() {
+        return;
+    }
+    let g = Gofer::new();
+    let file = g.file(
+        "stubborn.toml",
+        r#"
+id = "stubborn"
+[[tasks]]
+id = "deaf"
+image = "IMAGE"
+command = ["sh", "-c", "trap '' TERM; echo started; while true; do sleep 1; done"]
+"#,
+    );
+    // A grace far longer than the test may take: only the second Ctrl-C can end it.
+    let p = g.spawn(&["run", file.to_str().unwrap(), "--grace", "1h"], "run");
+    p.wait_for("[deaf] started");
+    p.signal("INT");
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !support::read(&p.err).contains("cancelling") {
+        assert!(std::time::Instant::now() < end, "no cancel notice");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    p.signal("INT");
+    let (code, out, err) = p.finish();
+    assert_eq!(code, Some(130), "{out}\n{err}");
+    assert!(
+        g.containers(&g.home_id()).is_empty(),
+        "a container was left"
+    );
+}
+
+#[test]
+fn a_killed_gofer_run_is_finished_by_the_next_command() {
+    if !engine() {
+        return;
+    }
+    let g = Gofer::new();
+    let file = g.file(
+        "short.toml",
+        r#"
+id = "short"
+[[tasks]]
+id = "step"
+image = "IMAGE"
+command = ["sh", "-c", "echo before; sleep 2; echo after"]
+"#,
+    );
+    let p = g.spawn(&["run", file.to_str().unwrap()], "run");
+    p.wait_for("[step] before");
+    p.signal("KILL");
+    let (code, _, _) = p.finish();
+    assert_eq!(code, None, "killed by the signal");
+    assert_eq!(
+        g.containers(&g.home_id()).len(),
+        1,
+        "the container outlived its process"
+    );
+
+    // The next command (here a history read) takes the dead process's slot and
+    // finishes its run: exit code and whole log collected, container removed.
+    let out = g.run(&["run", "get", "short", "1"]);
+    out.ok();
+    assert!(
+        out.stderr().contains("finishing run 1 of pipeline short"),
+        "{}",
+        out.stderr()
+    );
+    let run = g.run_json("short", 1);
+    assert_eq!(run["state"], "complete");
+    assert_eq!(run["status"], "successful");
+    assert_eq!(run["tasks"][0]["exit_code"], 0);
+    assert_eq!(
+        g.run(&["logs", "short", "1", "step"]).ok().stdout(),
+        "before\nafter\n"
+    );
+    assert!(
+        g.containers(&g.home_id()).is_empty(),
+        "a container was left"
+    );
+}
+
+#[test]
+fn two_runs_at_once_on_one_data_directory_both_complete_with_distinct_numbers() {
+    if !engine() {
+        return;
+    }
+    let g = Gofer::new();
+    let file = g.file(
+        "pair.toml",
+        r#"
+id = "pair"
+[[tasks]]
+id = "work"
+image = "IMAGE"
+command = ["sh", "-c", "echo start $GOFER_RUN_ID; sleep 2; echo done $GOFER_RUN_ID"]
+"#,
+    );
+    let a = g.spawn(&["run", file.to_str().unwrap()], "a");
+    let b = g.spawn(&["run", file.to_str().unwrap()], "b");
+    // Both are running at once before either ends.
+    a.wait_for("[work] start");
+    b.wait_for("[work] start");
+    let follow = g.spawn(&["logs", "pair", "1", "work", "--follow"], "follow");
+    let (ca, oa, ea) = a.finish();
+    let (cb, ob, eb) = b.finish();
+    assert_eq!((ca, cb), (Some(0), Some(0)), "{oa}{ea}\n{ob}{eb}");
+    let mut numbers: Vec<&str> = [&oa, &ob]
+        .iter()
+        .map(|o| {
+            if o.contains("run 1 of pipeline pair: Successful") {
+                "1"
+            } else if o.contains("run 2 of pipeline pair: Successful") {
+                "2"
+            } else {
+                "?"
+            }
+        })
+        .collect();
+    numbers.sort_unstable();
+    assert_eq!(numbers, ["1", "2"], "{oa}\n{ob}");
+    // Neither cancelled nor adopted the other's container: each logged its own run.
+    for o in [&oa, &ob] {
+        let n = if o.contains("run 1 of") { 1 } else { 2 };
+        assert!(o.contains(&format!("[work] done {n}")), "{o}");
+        assert!(!o.contains("finishing"), "{o}");
+    }
+    // The follower in a third process saw run 1's task to its end.
+    let (cf, of, ef) = follow.finish();
+    assert_eq!(cf, Some(0), "{ef}");
+    assert_eq!(of, "start 1\ndone 1\n");
+    let list = g.run(&["run", "list", "pair", "-o", "json"]);
+    let runs: serde_json::Value = serde_json::from_str(&list.ok().stdout()).unwrap();
+    assert_eq!(runs.as_array().unwrap().len(), 2);
+    assert!(
+        g.containers(&g.home_id()).is_empty(),
+        "a container was left"
+    );
+}
+
+#[test]
+fn a_killed_run_is_recovered_on_the_engine_it_ran_on() {
+    use gofer_cli::cli::EngineChoice;
+    if !support::engine_named(EngineChoice::Podman) {
+        return;
+    }
+    let g = Gofer::new();
+    let file = g.file(
+        "onpodman.toml",
+        r#"
+id = "onpodman"
+[[tasks]]
+id = "step"
+image = "IMAGE"
+command = ["sh", "-c", "echo before; sleep 2; echo after"]
+"#,
+    );
+    let p = g.spawn(
+        &["--engine", "podman", "run", file.to_str().unwrap()],
+        "run",
+    );
+    p.wait_for("[step] before");
+    p.signal("KILL");
+    let _ = p.finish();
+    // A command with the default engine choice recovers the run on Podman, where
+    // its container is, because the slot recorded it.
+    let out = g.run(&["run", "get", "onpodman", "1"]);
+    out.ok();
+    let run = g.run_json("onpodman", 1);
+    assert_eq!(run["status"], "successful", "{run}");
+    assert_eq!(
+        g.run(&["logs", "onpodman", "1", "step"]).ok().stdout(),
+        "before\nafter\n"
+    );
+    assert!(g
+        .containers_on(EngineChoice::Podman, &g.home_id())
+        .is_empty());
+}

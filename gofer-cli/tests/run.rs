@@ -1,0 +1,378 @@
+//! `gofer run` end to end on the real engine.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use support::{engine, Gofer};
+
+const HELLO: &str = r#"
+id = "hello_world"
+name = "Hello World"
+[[tasks]]
+id = "simple_task"
+image = "IMAGE"
+description = "This task simply prints our hello-world message and exists!"
+command = ["echo", "Hello from Gofer!"]
+"#;
+
+#[test]
+fn hello_world_from_toml_prints_and_exits_0_and_task_get_shows_system_keys() {
+    if !engine() {
+        return;
+    }
+    let g = Gofer::new();
+    let file = g.file("hello.toml", HELLO);
+    let out = g.run(&["run", file.to_str().unwrap()]);
+    out.ok();
+    assert!(
+        out.stdout().contains("[simple_task] Hello from Gofer!"),
+        "{}",
+        out.stdout()
+    );
+    assert!(out
+        .stdout()
+        .contains("run 1 of pipeline hello_world: Successful"));
+
+    let task = g.run(&["task", "get", "hello_world", "1", "simple_task"]);
+    task.ok();
+    let text = task.stdout();
+    for line in [
+        "GOFER_PIPELINE_ID  system  hello_world",
+        "GOFER_RUN_ID       system  1",
+        "GOFER_TASK_ID      system  simple_task",
+        "GOFER_TASK_IMAGE   system  gofer-test/busybox:latest",
+    ] {
+        assert!(text.contains(line), "{line:?} not in:\n{text}");
+    }
+    assert!(
+        !text.contains("GOFER_API_TOKEN"),
+        "the task asked for no token:\n{text}"
+    );
+    assert!(
+        text.contains("status:    Successful") && text.contains("exit code: 0"),
+        "{text}"
+    );
+
+    let logs = g.run(&["logs", "hello_world", "1", "simple_task"]);
+    assert_eq!(logs.ok().stdout(), "Hello from Gofer!\n");
+    let list = g.run(&["run", "list", "hello_world", "--output", "json"]);
+    let runs: serde_json::Value = serde_json::from_str(&list.ok().stdout()).unwrap();
+    assert_eq!(runs[0]["run"], 1);
+    assert_eq!(runs[0]["status"], "successful");
+    assert!(
+        g.containers(&g.home_id()).is_empty(),
+        "a container was left"
+    );
+}
+
+#[test]
+fn a_failing_task_exits_1() {
+    if !engine() {
+        return;
+    }
+    let g = Gofer::new();
+    let file = g.file(
+        "fail.json",
+        r#"{"id": "failing", "tasks": [{"id": "bad", "image": "IMAGE", "command": ["sh", "-c", "echo oops >&2; exit 7"]}]}"#,
+    );
+    let out = g.run(&["run", file.to_str().unwrap()]);
+    assert_eq!(out.code(), 1, "{}{}", out.stdout(), out.stderr());
+    assert!(out.stdout().contains("[bad]! oops"), "{}", out.stdout());
+    assert!(
+        out.stderr().contains("abnormal exit, code 7"),
+        "{}",
+        out.stderr()
+    );
+    let run = g.run_json("failing", 1);
+    assert_eq!(run["status"], "failed");
+    assert_eq!(run["tasks"][0]["exit_code"], 7);
+}
+
+#[test]
+fn precedence_sources_and_masking_in_task_get_and_logs() {
+    if !engine() {
+        return;
+    }
+    let g = Gofer::new();
+    let value = "s3cr3t-value-for-test";
+    g.run_with_input(
+        &["secret", "set", "db_pass", "--pipeline", "vars"],
+        &format!("{value}\n"),
+    )
+    .ok();
+    // The round trip: what was stored is what comes back (stdout is a pipe here).
+    assert_eq!(
+        g.run(&["secret", "get", "db_pass", "-p", "vars"])
+            .ok()
+            .stdout(),
+        value
+    );
+    let list = g.run(&["secret", "list", "-p", "vars"]);
+    assert_eq!(list.ok().stdout(), "db_pass\n");
+
+    let file = g.file(
+        "vars.yaml",
+        r#"
+id: vars
+tasks:
+  - id: show
+    image: IMAGE
+    inject_api_token: true
+    command: [sh, -c, 'echo "own=$OWN run=$FROM_RUN pid=$GOFER_PIPELINE_ID pass=$DB_PASS token=${#GOFER_API_TOKEN}"']
+    variables:
+      OWN: from-task
+      GOFER_PIPELINE_ID: task-wins
+      DB_PASS: secret{{db_pass}}
+"#,
+    );
+    let out = g.run(&[
+        "run",
+        file.to_str().unwrap(),
+        "--var",
+        "FROM_RUN=from-run",
+        "--var",
+        "OWN=loses",
+    ]);
+    out.ok();
+    let stdout = out.stdout();
+    assert!(
+        stdout.contains("[show] own=from-task run=from-run pid=task-wins pass=[MASKED] token=48"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(value) && !out.stderr().contains(value));
+
+    let task = g.run(&["task", "get", "vars", "1", "show", "-o", "json"]);
+    let text = task.ok().stdout();
+    assert!(!text.contains(value), "a secret value in task get:\n{text}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let var = |k: &str| {
+        v["variables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["key"] == k)
+            .unwrap_or_else(|| panic!("{k} not injected: {text}"))
+            .clone()
+    };
+    assert_eq!(var("OWN")["source"], "pipeline_config");
+    assert_eq!(var("OWN")["value"], "from-task");
+    assert_eq!(var("FROM_RUN")["source"], "run_options");
+    assert_eq!(var("GOFER_PIPELINE_ID")["source"], "pipeline_config");
+    assert_eq!(var("GOFER_PIPELINE_ID")["value"], "task-wins");
+    assert_eq!(var("GOFER_RUN_ID")["source"], "system");
+    assert_eq!(var("GOFER_TASK_ID")["source"], "system");
+    assert_eq!(var("GOFER_TASK_IMAGE")["source"], "system");
+    assert_eq!(var("GOFER_API_TOKEN")["source"], "system");
+    assert_eq!(var("GOFER_API_TOKEN")["masked"], true);
+    assert_eq!(var("DB_PASS")["masked"], true);
+    assert_eq!(var("DB_PASS")["placeholder"], "pipeline_secret");
+    let log = g.run(&["logs", "vars", "1", "show"]);
+    assert!(log.ok().stdout().contains("pass=[MASKED]") && !log.stdout().contains(value));
+}
+
+#[test]
+fn gofer_sdk_json_of_a_dag_runs_unchanged() {
+    if !engine() {
+        return;
+    }
+    let g = Gofer::new();
+    let file = g.file(
+        "dag.json",
+        r#"{
+  "id": "dag_test_pipeline", "name": "DAG Test Pipeline", "description": null, "parallelism": 0,
+  "tasks": [
+    {"id": "first_task", "description": null, "image": "IMAGE", "registry_auth": null,
+     "depends_on": {}, "variables": {}, "entrypoint": null, "command": ["sh", "-c", "exit 1"],
+     "inject_api_token": false, "always_pull_newest_image": false},
+    {"id": "on_success", "description": null, "image": "IMAGE", "registry_auth": null,
+     "depends_on": {"first_task": "Success"}, "variables": {}, "entrypoint": null,
+     "command": ["echo", "not me"], "inject_api_token": false, "always_pull_newest_image": false},
+    {"id": "on_failure", "description": null, "image": "IMAGE", "registry_auth": null,
+     "depends_on": {"first_task": "Failure"}, "variables": {"WHO": "failure"}, "entrypoint": ["sh", "-c"],
+     "command": ["echo ran on $WHO"], "inject_api_token": false, "always_pull_newest_image": false},
+    {"id": "last", "description": null, "image": "IMAGE", "registry_auth": null,
+     "depends_on": {"on_success": "Any", "on_failure": "Any"}, "variables": {}, "entrypoint": null,
+     "command": ["echo", "last"], "inject_api_token": false, "always_pull_newest_image": false}
+  ]
+}"#,
+    );
+    let out = g.run(&["run", file.to_str().unwrap()]);
+    assert_eq!(out.code(), 1, "{}{}", out.stdout(), out.stderr());
+    assert!(
+        out.stdout().contains("[on_failure] ran on failure"),
+        "{}",
+        out.stdout()
+    );
+    let run = g.run_json("dag_test_pipeline", 1);
+    let status = |i: usize| run["tasks"][i]["status"].as_str().unwrap().to_string();
+    assert_eq!(
+        (status(0), status(1), status(2), status(3)),
+        (
+            "failed".into(),
+            "skipped".into(),
+            "successful".into(),
+            "successful".into()
+        )
+    );
+}
+
+#[test]
+fn validate_and_run_name_the_field_and_line_of_a_yaml_typo() {
+    let g = Gofer::new();
+    let file = g.file(
+        "typo.yaml",
+        "id: typo\ntasks:\n  - id: one\n    imagee: busybox\n",
+    );
+    for args in [vec!["validate"], vec!["run"]] {
+        let mut args = args;
+        args.push(file.to_str().unwrap());
+        let out = g.run(&args);
+        assert_eq!(out.code(), 2, "{}", out.stderr());
+        let err = out.stderr();
+        assert!(err.contains("typo.yaml:4:"), "{err}");
+        assert!(err.contains("field `tasks[0].imagee`"), "{err}");
+    }
+    let bad = g.file(
+        "bad.toml",
+        "id = \"x\"\n[[tasks]]\nid = \"a\"\nimage = \"\"\ndepends_on = { ghost = \"any\" }\n",
+    );
+    let out = g.run(&["validate", bad.to_str().unwrap()]);
+    assert_eq!(out.code(), 2);
+    let err = out.stderr();
+    for needle in [
+        "field `id` of the pipeline",
+        "field `image` of task \"a\"",
+        "unknown parent \"ghost\"",
+    ] {
+        assert!(err.contains(needle), "{needle:?} not in {err}");
+    }
+    let ok = g.file("ok.toml", HELLO);
+    assert!(g
+        .run(&["validate", ok.to_str().unwrap()])
+        .ok()
+        .stdout()
+        .contains("is valid"));
+}
+
+#[test]
+fn schema_and_completions_print() {
+    let g = Gofer::new();
+    let schema: serde_json::Value =
+        serde_json::from_str(&g.run(&["schema"]).ok().stdout()).unwrap();
+    assert!(schema["$defs"]["TaskFile"]["properties"]["image"].is_object());
+    assert!(g
+        .run(&["completions", "bash"])
+        .ok()
+        .stdout()
+        .contains("gofer"));
+}
+
+#[test]
+fn every_example_file_is_valid() {
+    let g = Gofer::new();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if gofer_cli::pipeline_file::Format::of(&path).is_some() {
+            g.run(&["validate", path.to_str().unwrap()]).ok();
+            seen += 1;
+        }
+    }
+    assert!(seen >= 3, "examples/ holds {seen} pipeline files");
+}
+
+#[test]
+fn a_registry_password_comes_from_the_secret_store() {
+    use gofer_cli::cli::EngineChoice;
+    if !support::engine_named(EngineChoice::Docker) {
+        return;
+    }
+    let g = Gofer::new();
+    // The registry with basic auth made by scripts/setup-docker.sh.
+    g.run_with_input(&["secret", "set", "reg_pass", "-p", "private"], "s3cret")
+        .ok();
+    let file = g.file(
+        "private.toml",
+        r#"
+id = "private"
+[[tasks]]
+id = "pull"
+image = "localhost:5001/private/busybox:latest"
+pull_policy = "always"
+command = ["echo", "pulled with credentials"]
+registry_auth = { username = "gofer", password = "secret{{reg_pass}}" }
+"#,
+    );
+    let out = g.run(&["--engine", "docker", "run", file.to_str().unwrap()]);
+    out.ok();
+    assert!(
+        out.stdout().contains("[pull] pulled with credentials"),
+        "{}",
+        out.stdout()
+    );
+    // A missing secret is named before anything starts.
+    let g2 = Gofer::new();
+    let file = g2.file("private.toml", &std::fs::read_to_string(&file).unwrap());
+    let out = g2.run(&["--engine", "docker", "run", file.to_str().unwrap()]);
+    assert_eq!(out.code(), 2);
+    assert!(
+        out.stderr()
+            .contains("field `registry_auth.password` of task \"pull\"")
+            && out.stderr().contains("reg_pass"),
+        "{}",
+        out.stderr()
+    );
+    // A wrong password fails the pull: the credentials are what let it through.
+    g2.run_with_input(&["secret", "set", "reg_pass", "-p", "private"], "wrong")
+        .ok();
+    let out = g2.run(&["--engine", "docker", "run", file.to_str().unwrap()]);
+    assert_eq!(out.code(), 1, "{}", out.stderr());
+    assert!(out.stderr().contains("scheduler error"), "{}", out.stderr());
+}
+
+#[test]
+fn secret_get_refuses_a_terminal_unless_revealed() {
+    // `script` gives the command a terminal as its standard output.
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: no `script` command to make a terminal");
+        return;
+    }
+    let g = Gofer::new();
+    g.run_with_input(
+        &["secret", "set", "k", "--global", "--allow", "p*"],
+        "v4lue",
+    )
+    .ok();
+    let bin = env!("CARGO_BIN_EXE_gofer");
+    let home = g.home.path().join("data");
+    let on_tty = |extra: &str| {
+        let o = std::process::Command::new("script")
+            .args([
+                "-qec",
+                &format!("{bin} secret get k --global --pipeline pipe {extra}"),
+                "/dev/null",
+            ])
+            .env("GOFER_HOME", &home)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let refused = on_tty("");
+    assert!(
+        refused.contains("refusing to print a secret to a terminal"),
+        "{refused}"
+    );
+    assert!(!refused.contains("v4lue"));
+    assert!(on_tty("--reveal").contains("v4lue"));
+    // The allow-list is checked.
+    let out = g.run(&["secret", "get", "k", "--global", "--pipeline", "other"]);
+    assert_eq!(out.code(), 2);
+    assert!(!out.stdout().contains("v4lue"));
+}

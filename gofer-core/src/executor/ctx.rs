@@ -1,0 +1,110 @@
+//! What the runs of an engine share ([`Shared`]) and what the tasks of one run share
+//! ([`RunCtx`]).
+
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
+
+use secrecy::SecretString;
+use tokio::sync::Semaphore;
+
+use crate::error::BoxError;
+use crate::pipeline::Pipeline;
+use crate::run::RunOptions;
+use crate::scheduler::{ContainerId, DynScheduler};
+use crate::store::{DynObjectStore, DynSecretStore};
+
+use super::clock::Clock;
+use super::durable::Durability;
+use super::limits::Limits;
+use super::logs::LogSink;
+use super::recorder::Recorder;
+use super::recover::Resume;
+use super::resolve::Placeholders;
+use super::slots::Slots;
+use super::stop::StopSignal;
+use super::token::TokenIssuer;
+
+/// Everything an engine's runs share; built once by the engine builder.
+pub(crate) struct Shared {
+    pub(crate) scheduler: Arc<DynScheduler>,
+    pub(crate) secrets: Arc<DynSecretStore>,
+    pub(crate) objects: Arc<DynObjectStore>,
+    pub(crate) sink: Arc<dyn LogSink>,
+    pub(crate) tokens: Option<Arc<dyn TokenIssuer>>,
+    pub(crate) limits: Limits,
+    pub(crate) instance_id: String,
+    pub(crate) sandbox_image: Option<String>,
+    /// Task containers running at once, when capped.
+    pub(crate) containers: Option<Arc<Semaphore>>,
+    pub(crate) slots: Slots,
+    pub(crate) durable: Option<Durability>,
+    pub(crate) clock: Clock,
+    /// Whether a task whose log is incomplete ends Failed.
+    pub(crate) fail_on_incomplete_log: bool,
+    /// Containers whose removal failed and is being retried.
+    pub(crate) pending_removals: Arc<AtomicUsize>,
+}
+
+/// Why the run's API token could not be issued (shared by every task asking for it).
+pub(crate) type TokenFailure = Arc<BoxError>;
+
+/// Everything the tasks of one run share.
+pub(crate) struct RunCtx {
+    pub(crate) engine: Arc<Shared>,
+    pub(crate) pipeline: Pipeline,
+    pub(crate) run_id: u64,
+    pub(crate) options: RunOptions,
+    /// Every placeholder of the run's variables, parsed once.
+    pub(crate) placeholders: Placeholders,
+    pub(crate) recorder: Arc<Recorder>,
+    pub(crate) stop: Arc<StopSignal>,
+    /// The run's API token: `None` when none was asked for, `Err` when issuing failed.
+    pub(crate) token: Option<Result<SecretString, TokenFailure>>,
+    /// The run's network sandbox.
+    pub(crate) sandbox: Option<ContainerId>,
+    /// Every secret value the run has seen, for its log masker.
+    secrets: Mutex<Vec<SecretString>>,
+    /// How each task goes on, for a run resumed by recovery (empty otherwise).
+    pub(crate) resume: Vec<Resume>,
+    /// Resumed by recovery: containers already under a task's name are adopted.
+    pub(crate) recovered: bool,
+}
+
+impl RunCtx {
+    pub(crate) fn new(
+        engine: Arc<Shared>,
+        pipeline: Pipeline,
+        run_id: u64,
+        options: RunOptions,
+        recorder: Arc<Recorder>,
+    ) -> Self {
+        Self {
+            placeholders: Placeholders::parse(&pipeline, &options),
+            engine,
+            pipeline,
+            run_id,
+            options,
+            recorder,
+            stop: Arc::new(StopSignal::new()),
+            token: None,
+            sandbox: None,
+            secrets: Mutex::new(Vec::new()),
+            resume: Vec::new(),
+            recovered: false,
+        }
+    }
+
+    pub(crate) fn add_secrets(&self, values: impl IntoIterator<Item = SecretString>) {
+        self.secrets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend(values);
+    }
+
+    pub(crate) fn secrets(&self) -> Vec<SecretString> {
+        self.secrets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}

@@ -1,0 +1,223 @@
+//! One task's life: resolve its variables, wait for a container slot, start (or adopt)
+//! its container, pump its log while awaiting its exit, record the outcome, remove the
+//! container.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tracing::{debug, warn, Instrument};
+
+use crate::naming;
+use crate::run::{TaskState, TaskStatus};
+use crate::scheduler::{ContainerId, ContainerSpec, Env, NetworkMode};
+
+use super::container;
+use super::ctx::RunCtx;
+use super::logs::LogKey;
+use super::mask::{mask_str, MaskPatterns};
+use super::outcome::{exit_outcome, stop_outcome, Outcome, Phase};
+use super::pump::pump_logs;
+use super::recover::Resume;
+use super::resolve::{resolve, Lookup};
+use super::stop::StopWatch;
+
+/// Runs task `idx` of the run to completion and returns its status.
+pub(crate) async fn execute_task(ctx: Arc<RunCtx>, idx: usize) -> TaskStatus {
+    let task = &ctx.pipeline.tasks[idx];
+    let span = tracing::debug_span!("task", task = %task.id);
+    // The container slot is held until the completion is recorded, so that recorded
+    // Running tasks never exceed the engine's cap; it is released before the exited
+    // container is removed, so the next task's start overlaps that removal.
+    let mut permit = None;
+    let mut container = None;
+    let mut outcome = run_task(&ctx, idx, &mut permit, &mut container)
+        .instrument(span)
+        .await;
+    // Messages quote backend errors: mask any secret value a backend might echo.
+    if let Some(message) = outcome.message.as_mut() {
+        let secrets = ctx.secrets();
+        if !secrets.is_empty() {
+            *message = mask_str(&MaskPatterns::new(secrets.iter()), message);
+        }
+    }
+    let status = outcome.status;
+    ctx.recorder.task_complete(idx, outcome).await;
+    drop(permit);
+    // The container is removed only once its outcome is durable: a host that dies in
+    // between finds it on recovery and collects it again.
+    if let Some(id) = container {
+        match ctx.recorder.flush().await {
+            Ok(()) => container::remove(&ctx.engine, &id).await,
+            Err(e) => warn!(container = %id, error = %e, "outcome not recorded; container kept"),
+        }
+    }
+    status
+}
+
+/// The container spec of task `idx`.
+fn container_spec(ctx: &RunCtx, idx: usize, name: String, env: Env) -> ContainerSpec {
+    let task = &ctx.pipeline.tasks[idx];
+    let engine = &ctx.engine;
+    let mut spec = ContainerSpec::new(name, task.image.clone())
+        .pull_policy(task.pull_policy)
+        .registry_auth(task.registry_auth.clone())
+        .env(env)
+        .labels(naming::task_labels(
+            &engine.instance_id,
+            &ctx.pipeline.id,
+            ctx.run_id,
+            &task.id,
+        ))
+        .resources(task.resources)
+        .init(true);
+    spec.entrypoint = task.entrypoint.clone();
+    spec.command = task.command.clone();
+    if let Some(sandbox) = &ctx.sandbox {
+        spec = spec.network(NetworkMode::Sandbox(sandbox.clone()));
+    }
+    spec
+}
+
+async fn run_task(
+    ctx: &Arc<RunCtx>,
+    idx: usize,
+    permit: &mut Option<tokio::sync::OwnedSemaphorePermit>,
+    container: &mut Option<ContainerId>,
+) -> Outcome {
+    let task = &ctx.pipeline.tasks[idx];
+    let engine = &ctx.engine;
+    let mut stop = ctx.stop.subscribe();
+
+    // A resumed run: the task's container may already exist, or be gone.
+    let attach = match ctx.resume.get(idx) {
+        Some(Resume::Orphaned) => return Outcome::orphaned(),
+        Some(Resume::Attach { id, state }) => Some((id.clone(), *state)),
+        _ => None,
+    };
+
+    // Variables, substituted now that the parents are done (for an existing
+    // container, only to know the secret values its log must be masked with).
+    let name =
+        naming::task_container_name(&engine.instance_id, &ctx.pipeline.id, ctx.run_id, &task.id);
+    let lookup = Lookup {
+        secrets: &*engine.secrets,
+        objects: &*engine.objects,
+        pipeline: &ctx.pipeline.id,
+        run: ctx.run_id,
+        options: &ctx.options,
+        placeholders: &ctx.placeholders,
+        token: ctx.token.as_ref(),
+    };
+    let env = match (resolve(&lookup, idx, task).await, &attach) {
+        (Ok(r), None) => {
+            ctx.add_secrets(r.secrets);
+            let log = engine.sink.locate(&LogKey::new(
+                ctx.pipeline.id.clone(),
+                ctx.run_id,
+                task.id.clone(),
+            ));
+            ctx.recorder
+                .task_prepared(idx, r.shown, name.clone(), log)
+                .await;
+            r.env
+        }
+        (Ok(r), Some(_)) => {
+            ctx.add_secrets(r.secrets);
+            Env::new()
+        }
+        (Err(e), None) => return Outcome::precondition(e.to_string()),
+        (Err(e), Some(_)) => {
+            warn!(error = %e, "cannot resolve the variables again; log masking may be incomplete");
+            Env::new()
+        }
+    };
+
+    // A container slot.
+    *permit = match &engine.containers {
+        None => None,
+        Some(sem) => tokio::select! {
+            p = sem.clone().acquire_owned() => p.ok(),
+            s = stop.stopped() => return stop_outcome(s, Phase::NotStarted),
+        },
+    };
+    if let Some(s) = stop.current() {
+        if attach.is_none() {
+            return stop_outcome(s, Phase::NotStarted);
+        }
+    }
+
+    let id = match attach {
+        Some((id, state)) => {
+            if let Err(e) = container::adopt(engine, &id, state).await {
+                return Outcome::scheduler_error(format!("cannot start the container: {e}"));
+            }
+            debug!(container = %id, "re-attached");
+            if ctx.recorder.task_state(idx) != TaskState::Running {
+                ctx.recorder.task_running(idx, &id.0).await;
+            }
+            id
+        }
+        None => {
+            // Recorded as starting, durably, before the container exists.
+            if let Err(e) = ctx.recorder.flush().await {
+                return Outcome::scheduler_error(e.to_string());
+            }
+            let spec = container_spec(ctx, idx, name, env);
+            let id = match container::start(engine, spec, ctx.recovered).await {
+                Ok(id) => id,
+                Err(e) => {
+                    return Outcome::scheduler_error(format!("cannot start the container: {e}"))
+                }
+            };
+            debug!(container = %id, "started");
+            ctx.recorder.task_running(idx, &id.0).await;
+            id
+        }
+    };
+    // Removed by the caller, once the outcome is durable.
+    *container = Some(id.clone());
+
+    // The log flows while the exit is awaited, and for as long as it takes after.
+    let (exited_tx, exited_rx) = watch::channel(false);
+    let exit = async {
+        let o = watch_exit(ctx, idx, &id, &mut stop).await;
+        exited_tx.send_replace(true);
+        o
+    };
+    let (incomplete, mut outcome) = tokio::join!(pump_logs(ctx, idx, &id, exited_rx), exit);
+    if let Some(why) = incomplete {
+        ctx.recorder.log_incomplete(idx, why.clone()).await;
+        if engine.fail_on_incomplete_log {
+            outcome = outcome.fail_incomplete_log(&why);
+        }
+    }
+    outcome
+}
+
+/// Waits for the container's exit, stopping it on the task's timeout or a stop of
+/// the run.
+async fn watch_exit(ctx: &RunCtx, idx: usize, id: &ContainerId, stop: &mut StopWatch) -> Outcome {
+    let task = &ctx.pipeline.tasks[idx];
+    let engine = &ctx.engine;
+    let s = &*engine.scheduler;
+    let timeout = async {
+        match task.timeout {
+            // `sleep` saturates a deadline too far away to represent.
+            Some(t) => tokio::time::sleep(t).await,
+            None => std::future::pending().await,
+        }
+    };
+    let (grace, outcome) = tokio::select! {
+        exit = container::guarded(s, "wait", s.wait(id)) => match exit {
+            Err(e) => (engine.limits.stop_grace, exit_outcome(Err(e))),
+            ok => return exit_outcome(ok),
+        },
+        () = timeout => (
+            engine.limits.stop_grace,
+            Outcome::task_timeout(task.timeout.unwrap_or_default()),
+        ),
+        st = stop.stopped() => (st.grace, stop_outcome(st, Phase::Running)),
+    };
+    container::stop(engine, id, grace).await;
+    outcome
+}

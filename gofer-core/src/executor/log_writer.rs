@@ -1,0 +1,142 @@
+//! The log pipe: carries a task's framed lines to its [`LogWriter`] off the async
+//! worker threads.
+//!
+//! A sink that may block gets a writer on a blocking thread of its own, fed by a
+//! bounded channel: a slow sink slows the task's log pump (back-pressure) instead of
+//! growing memory or stalling a worker thread. A sink that only touches memory
+//! ([`LogSink::may_block`] is false) is written inline.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::logs::{LogError, LogKey, LogLine, LogSink, LogWriter};
+
+/// Batches in flight between the pump and a blocking writer.
+const DEPTH: usize = 16;
+
+enum Kind {
+    Inline(Box<dyn LogWriter>),
+    Thread {
+        tx: mpsc::Sender<Vec<LogLine>>,
+        done: oneshot::Receiver<Result<(), LogError>>,
+    },
+}
+
+/// One task's open log.
+pub(crate) struct LogPipe {
+    kind: Kind,
+    notify: Arc<dyn Fn() + Send + Sync>,
+}
+
+fn writer_gone() -> LogError {
+    LogError::Io {
+        sink: "engine",
+        operation: "write",
+        source: "the log writer thread stopped".into(),
+    }
+}
+
+impl LogPipe {
+    /// Opens (creates or truncates) the log of `key`; `notify` runs after every write,
+    /// once the lines are readable.
+    ///
+    /// # Errors
+    /// The sink's failure to open the log.
+    pub(crate) async fn open(
+        sink: Arc<dyn LogSink>,
+        key: LogKey,
+        notify: Arc<dyn Fn() + Send + Sync>,
+    ) -> Result<Self, LogError> {
+        if !sink.may_block() {
+            let writer = sink.open(&key)?;
+            return Ok(Self {
+                kind: Kind::Inline(writer),
+                notify,
+            });
+        }
+        let (opened_tx, opened_rx) = oneshot::channel();
+        let (tx, mut rx) = mpsc::channel::<Vec<LogLine>>(DEPTH);
+        let (done_tx, done) = oneshot::channel();
+        let on_write = notify.clone();
+        // An OS thread of its own, not Tokio's blocking pool: it lives as long as the
+        // task's output, and a pool thread in flight would keep a paused test clock
+        // from advancing.
+        let spawned = std::thread::Builder::new()
+            .name("gofer-log-writer".into())
+            .spawn(move || {
+                let mut writer = match sink.open(&key) {
+                    Ok(w) => {
+                        let _ = opened_tx.send(Ok(()));
+                        w
+                    }
+                    Err(e) => {
+                        let _ = opened_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let mut result = Ok(());
+                while let Some(lines) = rx.blocking_recv() {
+                    if let Err(e) = writer.write(&lines) {
+                        result = Err(e);
+                        break;
+                    }
+                    on_write();
+                }
+                let _ = done_tx.send(result);
+            });
+        if let Err(e) = spawned {
+            return Err(LogError::Io {
+                sink: "engine",
+                operation: "start the log writer thread",
+                source: Box::new(e),
+            });
+        }
+        opened_rx.await.map_err(|_| writer_gone())??;
+        Ok(Self {
+            kind: Kind::Thread { tx, done },
+            notify,
+        })
+    }
+
+    /// Appends lines; waits while the writer is [`DEPTH`] batches behind.
+    ///
+    /// # Errors
+    /// The sink's failure (the log is not whole from here on).
+    pub(crate) async fn write(&mut self, lines: Vec<LogLine>) -> Result<(), LogError> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        match &mut self.kind {
+            Kind::Inline(w) => {
+                w.write(&lines)?;
+                (self.notify)();
+                Ok(())
+            }
+            Kind::Thread { tx, done } => {
+                if tx.send(lines).await.is_ok() {
+                    return Ok(());
+                }
+                // The writer stopped on an error: report it.
+                match done.await {
+                    Ok(Err(e)) => Err(e),
+                    _ => Err(writer_gone()),
+                }
+            }
+        }
+    }
+
+    /// Waits until every line is written.
+    ///
+    /// # Errors
+    /// The sink's failure.
+    pub(crate) async fn close(self) -> Result<(), LogError> {
+        match self.kind {
+            Kind::Inline(_) => Ok(()),
+            Kind::Thread { tx, done } => {
+                drop(tx);
+                done.await.unwrap_or_else(|_| Err(writer_gone()))
+            }
+        }
+    }
+}

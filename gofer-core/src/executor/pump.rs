@@ -1,0 +1,206 @@
+//! The log pump: a container's output, through the masker and the line framer, into
+//! the task's log — whole, or said to be incomplete.
+//!
+//! Completeness: the pump follows [`Scheduler::logs`](crate::Scheduler::logs) while
+//! the container runs and after it exits, for as long as bytes flow (no wall-clock
+//! cut). When the stream fails, or stays silent for [`IDLE_AFTER_EXIT`] after the
+//! container exited, the pump reads the output again from the start, skipping per
+//! stream the bytes it already has, up to [`MAX_REREADS`] times. What still cannot be
+//! had, and any failure of the log sink, is returned as the reason the log is
+//! incomplete; it is never dropped silently.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures::StreamExt;
+use tokio::sync::watch;
+use tracing::{debug, warn};
+
+use crate::scheduler::{ContainerId, LogChunk, OutputStream};
+
+use super::container::guarded;
+use super::ctx::RunCtx;
+use super::log_writer::LogPipe;
+use super::logs::{LineFramer, LogKey, LogLine};
+use super::mask::{MaskPatterns, Masker};
+
+/// How long the output may stay silent after the container exited before the pump
+/// stops following and reads it again.
+pub(crate) const IDLE_AFTER_EXIT: Duration = Duration::from_secs(30);
+/// How many times the output is read again after a failed or stalled read.
+pub(crate) const MAX_REREADS: u32 = 3;
+/// First wait before a re-read; doubled for each next one.
+const REREAD_BACKOFF: Duration = Duration::from_millis(200);
+
+/// The masking, framing and writing of one task's two streams.
+struct Pipeline {
+    maskers: [Masker; 2],
+    framers: [LineFramer; 2],
+    /// Raw bytes of each stream taken from the engine so far.
+    delivered: [u64; 2],
+    masked: Vec<u8>,
+    lines: Vec<LogLine>,
+    last: SystemTime,
+    pipe: LogPipe,
+}
+
+fn index(stream: OutputStream) -> usize {
+    usize::from(stream == OutputStream::Stderr)
+}
+
+impl Pipeline {
+    /// Takes a chunk, skipping its first bytes when `skip` says they were already
+    /// delivered by an earlier read.
+    async fn take(&mut self, chunk: LogChunk, skip: &mut [u64; 2]) -> Result<(), String> {
+        let s = index(chunk.stream);
+        let len = chunk.data.len() as u64;
+        let skipped = skip[s].min(len);
+        skip[s] -= skipped;
+        if skipped == len {
+            return Ok(());
+        }
+        // `skipped < len <= usize::MAX`.
+        let data = chunk.data.slice(usize::try_from(skipped).unwrap_or(0)..);
+        self.delivered[s] += data.len() as u64;
+        self.masked.clear();
+        self.maskers[s].push(&data, &mut self.masked);
+        self.framers[s].push(&self.masked, chunk.timestamp, &mut self.lines);
+        self.last = chunk.timestamp;
+        self.flush().await
+    }
+
+    async fn flush(&mut self) -> Result<(), String> {
+        if self.lines.is_empty() {
+            return Ok(());
+        }
+        let lines = std::mem::take(&mut self.lines);
+        self.pipe
+            .write(lines)
+            .await
+            .map_err(|e| format!("the log sink failed: {e}"))
+    }
+
+    /// Ends both streams and closes the log.
+    async fn finish(mut self) -> Result<(), String> {
+        for s in 0..2 {
+            self.masked.clear();
+            self.maskers[s].finish(&mut self.masked);
+            self.framers[s].push(&self.masked, self.last, &mut self.lines);
+            self.framers[s].finish(self.last, &mut self.lines);
+        }
+        self.flush().await?;
+        self.pipe
+            .close()
+            .await
+            .map_err(|e| format!("the log sink failed: {e}"))
+    }
+}
+
+/// How one read of the output ended.
+enum ReadEnd {
+    /// The engine ended the stream: everything was delivered.
+    Whole,
+    /// The read failed or stalled; a re-read may get the rest.
+    Broken(String),
+    /// The sink failed: nothing more can be kept.
+    Sink(String),
+}
+
+/// Streams the container's output into the task's log until the output ends; returns
+/// why the log is incomplete, when it is.
+pub(crate) async fn pump_logs(
+    ctx: &RunCtx,
+    idx: usize,
+    id: &ContainerId,
+    mut exited: watch::Receiver<bool>,
+) -> Option<String> {
+    let task = &ctx.pipeline.tasks[idx];
+    let key = LogKey::new(ctx.pipeline.id.clone(), ctx.run_id, task.id.clone());
+    let recorder = ctx.recorder.clone();
+    let notify: Arc<dyn Fn() + Send + Sync> = Arc::new(move || recorder.log_written());
+    let pipe = match LogPipe::open(ctx.engine.sink.clone(), key, notify).await {
+        Ok(p) => p,
+        Err(e) => {
+            warn!(error = %e, "cannot open the task's log; its output is not kept");
+            return Some(format!("cannot open the log sink: {e}"));
+        }
+    };
+    ctx.recorder.log_opened(idx);
+    let patterns = MaskPatterns::new(ctx.secrets().iter());
+    let mut p = Pipeline {
+        maskers: [Masker::new(patterns.clone()), Masker::new(patterns)],
+        framers: [
+            LineFramer::new(OutputStream::Stdout),
+            LineFramer::new(OutputStream::Stderr),
+        ],
+        delivered: [0, 0],
+        masked: Vec::new(),
+        lines: Vec::new(),
+        last: ctx.engine.clock.now(),
+        pipe,
+    };
+    let scheduler = &*ctx.engine.scheduler;
+    let mut rereads = 0u32;
+    let mut has_exited = *exited.borrow();
+    let incomplete = loop {
+        let end = match guarded(scheduler, "logs", scheduler.logs(id)).await {
+            Err(e) => ReadEnd::Broken(format!("cannot read the container's logs: {e}")),
+            Ok(mut stream) => {
+                let mut skip = p.delivered;
+                loop {
+                    let next = if has_exited {
+                        match tokio::time::timeout(IDLE_AFTER_EXIT, stream.next()).await {
+                            Ok(n) => n,
+                            Err(_) => {
+                                break ReadEnd::Broken(format!(
+                                    "the container's output stayed silent for {} after it exited, without ending",
+                                    humantime::format_duration(IDLE_AFTER_EXIT)
+                                ))
+                            }
+                        }
+                    } else {
+                        tokio::select! {
+                            n = stream.next() => n,
+                            _ = exited.wait_for(|e| *e) => {
+                                // Exited (or the lifecycle is gone, which ends it too).
+                                has_exited = true;
+                                continue;
+                            }
+                        }
+                    };
+                    match next {
+                        None => break ReadEnd::Whole,
+                        Some(Ok(chunk)) => {
+                            if let Err(why) = p.take(chunk, &mut skip).await {
+                                break ReadEnd::Sink(why);
+                            }
+                        }
+                        Some(Err(e)) => {
+                            break ReadEnd::Broken(format!(
+                                "the container's log stream failed: {e}"
+                            ))
+                        }
+                    }
+                }
+            }
+        };
+        match end {
+            ReadEnd::Whole => break None,
+            ReadEnd::Sink(why) => break Some(why),
+            ReadEnd::Broken(why) if rereads >= MAX_REREADS => {
+                break Some(format!("{why} (after {rereads} re-reads)"))
+            }
+            ReadEnd::Broken(why) => {
+                debug!(%why, rereads, "reading the container's output again");
+                tokio::time::sleep(REREAD_BACKOFF.saturating_mul(1 << rereads.min(16))).await;
+                rereads += 1;
+            }
+        }
+    };
+    let closed = p.finish().await.err();
+    let incomplete = incomplete.or(closed);
+    if let Some(why) = &incomplete {
+        warn!(%why, "the task's log is incomplete");
+    }
+    incomplete
+}

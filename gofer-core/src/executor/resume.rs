@@ -1,0 +1,170 @@
+//! Crash recovery, the act: [`Engine::recover`] picks up this engine's unfinished runs
+//! from the run store where the previous host left them, following the plan of
+//! [`super::recover`].
+
+use std::sync::Arc;
+
+use tracing::{info, warn};
+
+use crate::naming;
+use crate::pipeline::Pipeline;
+use crate::run::RunState;
+use crate::runstore::{DynRunStore, UnfinishedRun};
+use crate::scheduler::ContainerSummary;
+
+use super::container::{self, guarded};
+use super::ctx::{RunCtx, Shared};
+use super::engine::Engine;
+use super::journal::Journal;
+use super::recorder::Recorder;
+use super::recover::{
+    group_by_run, plan_run, RecoveredTask, RecoveryError, RecoveryReport, RegisterError,
+};
+use super::runner::launch;
+
+impl Engine {
+    /// The run store, when the engine has one.
+    pub fn run_store(&self) -> Option<&Arc<DynRunStore>> {
+        self.inner.durable.as_ref().map(|d| &d.store)
+    }
+
+    /// Registers a pipeline: validates it and keeps it in the run store (without
+    /// registry credentials). Registering a pipeline with this engine also gives
+    /// recovered runs of it the registry credentials the store never keeps.
+    ///
+    /// # Errors
+    /// [`RegisterError::Invalid`] for an invalid pipeline (nothing is stored),
+    /// [`RegisterError::Store`] when the run store fails.
+    pub async fn register_pipeline(&self, pipeline: &Pipeline) -> Result<(), RegisterError> {
+        pipeline.validate()?;
+        if let Some(d) = &self.inner.durable {
+            d.register(pipeline);
+            d.store.put_pipeline(pipeline).await?;
+        }
+        Ok(())
+    }
+
+    /// Picks up this engine's unfinished runs from the run store, and reaps this
+    /// engine's containers that belong to no unfinished run.
+    ///
+    /// Call it once, after building the engine and registering pipelines whose tasks
+    /// need registry credentials, before starting runs (or build with
+    /// [`EngineBuilder::build_and_recover`](super::EngineBuilder::build_and_recover)):
+    /// with a run store, [`Engine::start_run`] fails with
+    /// [`RunError::NotRecovered`](super::RunError::NotRecovered) until it has run.
+    /// A second call does nothing. Without a run store no run is known, so every
+    /// container carrying this engine instance's label is reaped (only while the
+    /// engine has started no run).
+    ///
+    /// For each unfinished run: a task whose container still runs is re-attached
+    /// (its log rewritten whole from the engine's output, its exit recorded); one
+    /// whose container exited meanwhile gets its real exit code and full log; one
+    /// whose container is gone is Failed with reason Orphaned; one recorded as
+    /// starting whose container the engine holds unstarted (`Created`) has that
+    /// container started, and one whose container the engine does not have is
+    /// started now — a task runs at most once, whatever moment the host died at
+    /// (a container that appears under its deterministic name meanwhile is adopted,
+    /// never duplicated); the others run as the dependency graph allows. Timeouts
+    /// restart from the recovery.
+    ///
+    /// # Errors
+    /// [`RecoveryError`] when the store or the scheduler fails; nothing was resumed
+    /// then and the call may be retried.
+    pub async fn recover(&self) -> Result<RecoveryReport, RecoveryError> {
+        let rt = tokio::runtime::Handle::try_current().map_err(|_| RecoveryError::NoRuntime)?;
+        let inner = &self.inner;
+        let mut report = RecoveryReport::default();
+        if inner.durable.as_ref().is_some_and(|d| d.recovered()) {
+            return Ok(report);
+        }
+        let s = &*inner.scheduler;
+        let filter = naming::engine_filter(&inner.instance_id);
+        let containers = guarded(s, "list", s.list(&filter)).await?;
+        let Some(d) = &inner.durable else {
+            if inner.slots.started_any() {
+                // Its own runs' containers carry the same label: leave them alone.
+                return Ok(report);
+            }
+            reap(inner, containers, &mut report).await;
+            return Ok(report);
+        };
+        for (pipeline, last) in d.store.last_run_ids().await? {
+            inner.slots.seed_next_run(&pipeline, last);
+        }
+        let unfinished: Vec<UnfinishedRun> = d
+            .store
+            .unfinished_runs()
+            .await?
+            .into_iter()
+            .filter(|u| u.spec.engine == inner.instance_id)
+            .collect();
+        let mut events = Vec::with_capacity(unfinished.len());
+        for u in &unfinished {
+            events.push(d.store.events(&u.run.pipeline_id, u.run.run_id).await?);
+        }
+        let keys: Vec<(String, u64)> = unfinished
+            .iter()
+            .map(|u| (u.run.pipeline_id.clone(), u.run.run_id))
+            .collect();
+        let (mut by_run, strays) = group_by_run(containers, &keys);
+        reap(inner, strays, &mut report).await;
+
+        for ((u, events), key) in unfinished.into_iter().zip(events).zip(keys) {
+            let found = by_run.remove(&key).unwrap_or_default();
+            let plan = plan_run(&u.run, found, inner.sandbox_image.is_some());
+            reap(inner, plan.reap, &mut report).await;
+            report.tasks.extend(
+                plan.actions
+                    .into_iter()
+                    .map(|(task, action)| RecoveredTask {
+                        pipeline: key.0.clone(),
+                        run: key.1,
+                        task,
+                        action,
+                    }),
+            );
+            info!(pipeline = %key.0, run = key.1, "resuming run");
+            let pipeline = d.with_credentials(&u.spec);
+            let pending = u.run.state == RunState::Pending;
+            let (journal, writer) = Journal::new(d.store.clone());
+            let recorder = Arc::new(Recorder::resumed(u.run, events, journal, inner.clock));
+            rt.spawn(writer);
+            let mut ctx = RunCtx::new(inner.clone(), pipeline, key.1, u.spec.options(), recorder);
+            ctx.recovered = true;
+            if !pending {
+                ctx.resume = plan.resume;
+            }
+            let (_, wait) = inner.slots.take(&ctx.pipeline, false);
+            report.runs.push(launch(inner, &rt, ctx, wait));
+        }
+        d.set_recovered();
+        Ok(report)
+    }
+
+    /// Stops every run's executor at once without stopping or removing any container
+    /// and without recording anything more, as if the host process had died. For
+    /// crash-recovery tests; the engine must not be used afterwards.
+    #[doc(hidden)]
+    pub async fn simulate_crash(&self) {
+        if let Some(d) = &self.inner.durable {
+            d.crash().await;
+        }
+    }
+}
+
+/// Removes containers recovery does not need (the one reaper), noting what it
+/// removed; a removal that failed is retried in the background until the engine
+/// answers again.
+async fn reap(inner: &Arc<Shared>, containers: Vec<ContainerSummary>, report: &mut RecoveryReport) {
+    if containers.is_empty() {
+        return;
+    }
+    let done = crate::reaper::reap_listed(&*inner.scheduler, containers).await;
+    report.reaped.extend(done.removed_names());
+    for failure in done.failed {
+        warn!(error = %failure, "cannot reap a container; retrying in the background");
+        if let crate::reaper::ReapError::Remove { id, .. } = failure {
+            container::retry_removal(inner.clone(), id);
+        }
+    }
+}
