@@ -467,6 +467,41 @@ impl Scheduler for SwarmScheduler {
         })
     }
 
+    /// A service's task is started by the swarm itself, once (restart condition
+    /// `none`): there is nothing to start, so this waits until the task runs or has
+    /// ended, as [`Scheduler::start`] does, and never makes a second task.
+    #[tracing::instrument(skip_all, fields(scheduler = NAME, container = %id))]
+    async fn start_created(&self, id: &ContainerId) -> Result<(), SchedulerError> {
+        let service = match ids::target(id) {
+            Target::Network(net) => return self.inspect_network(net, id).await.map(|_| ()),
+            Target::Service(s) => s,
+        };
+        self.inspect(service).await?;
+        let deadline = Instant::now() + self.config.schedule_timeout;
+        let max = self.config.poll_max.min(START_POLL_MAX);
+        match self
+            .poll_until_with(service, Some(deadline), max, |p| {
+                !matches!(p, Phase::Waiting)
+            })
+            .await?
+        {
+            Some((Phase::Waiting, task)) => Err(SwarmError::Unschedulable {
+                service: service.to_string(),
+                waited: self.config.schedule_timeout.into(),
+                message: task
+                    .as_ref()
+                    .map(tasks::message)
+                    .unwrap_or_else(|| "no task yet".to_string()),
+            }
+            .into_scheduler("start")),
+            Some(_) => Ok(()),
+            None => Err(SchedulerError::NoSuchContainer {
+                scheduler: NAME,
+                id: id.0.clone(),
+            }),
+        }
+    }
+
     #[tracing::instrument(skip_all, fields(scheduler = NAME, container = %id))]
     async fn logs(&self, id: &ContainerId) -> Result<LogStream, SchedulerError> {
         let service = match ids::target(id) {

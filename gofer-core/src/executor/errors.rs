@@ -72,4 +72,3 @@ pub enum EngineError {
         scheduler: &'static str,
     },
 }
-

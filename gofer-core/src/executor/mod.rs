@@ -152,8 +152,8 @@ mod errors;
 mod file_sink;
 mod handle;
 mod journal;
-mod limits;
 mod lifecycle;
+mod limits;
 mod log_writer;
 mod logs;
 mod mask;
@@ -170,9 +170,9 @@ mod token;
 
 pub use engine::{BuildError, Engine, EngineBuilder, DEFAULT_INSTANCE_ID};
 pub use errors::{EngineError, RunError};
-pub use limits::Limits;
 pub use file_sink::FileLogSink;
 pub use handle::RunHandle;
+pub use limits::Limits;
 pub use logs::{
     InMemoryLogSink, LogError, LogKey, LogLine, LogReader, LogSink, LogWriter, MAX_LINE_BYTES,
 };
