@@ -43,7 +43,7 @@ pub struct SwarmConfig {
     /// one is. Default 10 s, as `docker stop`.
     pub stop_grace: Duration,
     /// The first pause between two looks at a task's state (Swarm has no task events:
-    /// waits poll, see the crate docs). Grows by half on each look up to
+    /// waits poll, see the crate docs). Grows by a fifth on each look up to
     /// [`SwarmConfig::poll_max`].
     pub poll_initial: Duration,
     /// The longest pause between two looks at a task's state.

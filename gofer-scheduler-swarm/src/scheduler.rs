@@ -67,6 +67,9 @@ impl fmt::Debug for SwarmScheduler {
     }
 }
 
+/// The longest pause between two looks at a starting task.
+const START_POLL_MAX: Duration = Duration::from_millis(25);
+
 fn connection(endpoint: &str, source: BollardError) -> SchedulerError {
     SchedulerError::Connection {
         scheduler: NAME,
@@ -389,8 +392,10 @@ impl Scheduler for SwarmScheduler {
             id: Some(id.clone()),
         };
         let deadline = Instant::now() + self.config.schedule_timeout;
+        // Placing and starting takes the swarm about half a second: look closely.
+        let max = self.config.poll_max.min(START_POLL_MAX);
         let seen = self
-            .poll_until(&id, Some(deadline), |p| !matches!(p, Phase::Waiting))
+            .poll_until_with(&id, Some(deadline), max, |p| !matches!(p, Phase::Waiting))
             .await;
         let failure = match seen {
             Ok(Some((Phase::Running | Phase::Ended(_), task))) => {
@@ -460,6 +465,41 @@ impl Scheduler for SwarmScheduler {
             Some(task) => tasks::container_state(&tasks::phase(&task)),
             None => ContainerState::Created,
         })
+    }
+
+    /// A service's task is started by the swarm itself, once (restart condition
+    /// `none`): there is nothing to start, so this waits until the task runs or has
+    /// ended, as [`Scheduler::start`] does, and never makes a second task.
+    #[tracing::instrument(skip_all, fields(scheduler = NAME, container = %id))]
+    async fn start_created(&self, id: &ContainerId) -> Result<(), SchedulerError> {
+        let service = match ids::target(id) {
+            Target::Network(net) => return self.inspect_network(net, id).await.map(|_| ()),
+            Target::Service(s) => s,
+        };
+        self.inspect(service).await?;
+        let deadline = Instant::now() + self.config.schedule_timeout;
+        let max = self.config.poll_max.min(START_POLL_MAX);
+        match self
+            .poll_until_with(service, Some(deadline), max, |p| {
+                !matches!(p, Phase::Waiting)
+            })
+            .await?
+        {
+            Some((Phase::Waiting, task)) => Err(SwarmError::Unschedulable {
+                service: service.to_string(),
+                waited: self.config.schedule_timeout.into(),
+                message: task
+                    .as_ref()
+                    .map(tasks::message)
+                    .unwrap_or_else(|| "no task yet".to_string()),
+            }
+            .into_scheduler("start")),
+            Some(_) => Ok(()),
+            None => Err(SchedulerError::NoSuchContainer {
+                scheduler: NAME,
+                id: id.0.clone(),
+            }),
+        }
     }
 
     #[tracing::instrument(skip_all, fields(scheduler = NAME, container = %id))]

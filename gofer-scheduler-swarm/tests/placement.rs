@@ -50,6 +50,9 @@ impl Scheduler for WhereRan {
     async fn state(&self, id: &ContainerId) -> Result<ContainerState, SchedulerError> {
         self.inner.state(id).await
     }
+    async fn start_created(&self, id: &ContainerId) -> Result<(), SchedulerError> {
+        self.inner.start_created(id).await
+    }
     async fn logs(&self, id: &ContainerId) -> Result<LogStream, SchedulerError> {
         self.inner.logs(id).await
     }

@@ -83,6 +83,9 @@ impl Scheduler for Hooked {
     async fn state(&self, id: &ContainerId) -> Result<ContainerState, SchedulerError> {
         self.0.state(id).await
     }
+    async fn start_created(&self, id: &ContainerId) -> Result<(), SchedulerError> {
+        self.0.start_created(id).await
+    }
     async fn logs(&self, id: &ContainerId) -> Result<LogStream, SchedulerError> {
         self.0.logs(id).await
     }
