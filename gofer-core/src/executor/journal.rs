@@ -180,3 +180,89 @@ impl Drop for WriterGuard {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::Event;
+    use crate::runstore::InMemoryRunStore;
+    use std::time::SystemTime;
+
+    /// A run store that does not answer: the queue stops growing at the capacity
+    /// (the executor waits for room), instead of holding every change in memory.
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_store_makes_the_executor_wait() {
+        #[derive(Debug)]
+        struct Stuck(InMemoryRunStore);
+        #[async_trait::async_trait]
+        impl crate::RunStore for Stuck {
+            fn name(&self) -> &'static str {
+                "stuck"
+            }
+            async fn apply(&self, _: &[RunChange]) -> Result<(), StoreError> {
+                std::future::pending().await
+            }
+            async fn put_pipeline(&self, p: &crate::Pipeline) -> Result<(), StoreError> {
+                self.0.put_pipeline(p).await
+            }
+            async fn get_pipeline(&self, id: &str) -> Result<crate::Pipeline, StoreError> {
+                self.0.get_pipeline(id).await
+            }
+            async fn list_pipelines(&self) -> Result<Vec<String>, StoreError> {
+                self.0.list_pipelines().await
+            }
+            async fn get_run(&self, p: &str, r: u64) -> Result<crate::Run, StoreError> {
+                self.0.get_run(p, r).await
+            }
+            async fn list_runs(&self, p: &str) -> Result<Vec<crate::Run>, StoreError> {
+                self.0.list_runs(p).await
+            }
+            async fn get_task(
+                &self,
+                p: &str,
+                r: u64,
+                t: &str,
+            ) -> Result<crate::TaskDetails, StoreError> {
+                self.0.get_task(p, r, t).await
+            }
+            async fn events(&self, p: &str, r: u64) -> Result<Vec<Event>, StoreError> {
+                self.0.events(p, r).await
+            }
+            async fn unfinished_runs(&self) -> Result<Vec<crate::UnfinishedRun>, StoreError> {
+                self.0.unfinished_runs().await
+            }
+            async fn next_run_id(&self, p: &str) -> Result<u64, StoreError> {
+                self.0.next_run_id(p).await
+            }
+            async fn last_run_ids(&self) -> Result<Vec<(String, u64)>, StoreError> {
+                self.0.last_run_ids().await
+            }
+        }
+        let (journal, writer) = Journal::new(Arc::new(Stuck(InMemoryRunStore::new())));
+        tokio::spawn(writer);
+        let event = || RunChange::Event {
+            pipeline: "p".into(),
+            run: 1,
+            event: Event::Run {
+                state: crate::RunState::Running,
+                status: crate::RunStatus::Unknown,
+                at: SystemTime::UNIX_EPOCH,
+            },
+        };
+        for _ in 0..CAPACITY {
+            journal.send(event());
+        }
+        // The writer took a batch and is stuck on it; up to the capacity there is room.
+        tokio::task::yield_now().await;
+        tokio::time::timeout(std::time::Duration::from_secs(1), journal.room())
+            .await
+            .expect("room up to the capacity");
+        journal.send(event());
+        let waited =
+            tokio::time::timeout(std::time::Duration::from_secs(3600), journal.room()).await;
+        assert!(
+            waited.is_err(),
+            "room() must wait while the store is behind"
+        );
+    }
+}
