@@ -19,7 +19,8 @@ enum Kind {
     Inline(Box<dyn LogWriter>),
     Thread {
         tx: mpsc::Sender<Vec<LogLine>>,
-        done: oneshot::Receiver<Result<(), LogError>>,
+        /// The writer's result; taken once read (a oneshot is read only once).
+        done: Option<oneshot::Receiver<Result<(), LogError>>>,
     },
 }
 
@@ -94,7 +95,10 @@ impl LogPipe {
         }
         opened_rx.await.map_err(|_| writer_gone())??;
         Ok(Self {
-            kind: Kind::Thread { tx, done },
+            kind: Kind::Thread {
+                tx,
+                done: Some(done),
+            },
             notify,
         })
     }
@@ -117,10 +121,14 @@ impl LogPipe {
                 if tx.send(lines).await.is_ok() {
                     return Ok(());
                 }
-                // The writer stopped on an error: report it.
-                match done.await {
-                    Ok(Err(e)) => Err(e),
-                    _ => Err(writer_gone()),
+                // The writer stopped on an error: report it (the first time; later
+                // writes only say the writer is gone).
+                match done.take() {
+                    Some(done) => match done.await {
+                        Ok(Err(e)) => Err(e),
+                        _ => Err(writer_gone()),
+                    },
+                    None => Err(writer_gone()),
                 }
             }
         }
@@ -135,8 +143,70 @@ impl LogPipe {
             Kind::Inline(_) => Ok(()),
             Kind::Thread { tx, done } => {
                 drop(tx);
-                done.await.unwrap_or_else(|_| Err(writer_gone()))
+                match done {
+                    Some(done) => done.await.unwrap_or_else(|_| Err(writer_gone())),
+                    None => Err(writer_gone()),
+                }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scheduler::OutputStream;
+    use std::time::SystemTime;
+
+    #[derive(Debug)]
+    struct Failing;
+    struct FailingWriter;
+    impl LogWriter for FailingWriter {
+        fn write(&mut self, _: &[LogLine]) -> Result<(), LogError> {
+            Err(LogError::Io {
+                sink: "failing",
+                operation: "write",
+                source: "disk full".into(),
+            })
+        }
+    }
+    impl LogSink for Failing {
+        fn open(&self, _: &LogKey) -> Result<Box<dyn LogWriter>, LogError> {
+            Ok(Box::new(FailingWriter))
+        }
+        fn read(&self, key: &LogKey, _: u64, _: usize) -> Result<(Vec<LogLine>, u64), LogError> {
+            Err(LogError::not_found(key))
+        }
+    }
+
+    fn line() -> Vec<LogLine> {
+        vec![LogLine {
+            stream: OutputStream::Stdout,
+            timestamp: SystemTime::UNIX_EPOCH,
+            data: bytes::Bytes::from_static(b"x"),
+            partial: false,
+        }]
+    }
+
+    /// Writes after the writer thread failed report an error each time (the sink's
+    /// the first time it is seen), and closing does not panic.
+    #[tokio::test]
+    async fn writes_after_a_failure_keep_failing_without_panicking() {
+        let mut pipe = LogPipe::open(Arc::new(Failing), LogKey::new("p", 1, "t"), Arc::new(|| ()))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut errors = Vec::new();
+        for _ in 0..1000 {
+            if let Err(e) = pipe.write(line()).await {
+                errors.push(e.to_string());
+                if errors.len() == 3 {
+                    break;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        assert!(errors.iter().any(|e| e.contains("disk full")), "{errors:?}");
+        assert!(errors.len() >= 2, "{errors:?}");
+        assert!(pipe.close().await.is_err());
     }
 }
