@@ -39,19 +39,22 @@ impl FileLogSink {
     }
 
     /// A sink writing in a new directory under `parent`, named after the engine
-    /// instance, the time and the process (`<parent>/<instance>/<unix ms>-<pid>`), so
-    /// that no earlier engine's logs are overwritten. The engine's default sink is
+    /// instance, the time, the process and a counter
+    /// (`<parent>/<instance>/<unix ms>-<pid>-<n>`), so that no earlier engine's logs
+    /// are overwritten. The engine's default sink is
     /// `FileLogSink::unique_under(<temp dir>/gofer-logs, <instance id>)`.
     pub fn unique_under(parent: impl AsRef<Path>, instance: &str) -> Self {
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let ms = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or_default()
             .as_millis();
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Self::new(
             parent
                 .as_ref()
                 .join(instance)
-                .join(format!("{ms}-{}", std::process::id())),
+                .join(format!("{ms}-{}-{n}", std::process::id())),
         )
     }
 

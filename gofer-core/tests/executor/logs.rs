@@ -215,3 +215,16 @@ async fn slow_live_reader_of_a_file_sink_gets_every_line() {
     assert_eq!(texts(&got, OutputStream::Stdout), expected);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// Two engines with the default sink never write the same log file: run 1 of a
+/// pipeline of a new engine does not overwrite run 1 of an earlier one.
+#[test]
+fn default_sinks_of_two_engines_do_not_overlap() {
+    let fake = FakeScheduler::new();
+    let a = Engine::builder(Arc::new(fake.clone())).build().unwrap();
+    let b = Engine::builder(Arc::new(fake)).build().unwrap();
+    let key = gofer_core::LogKey::new("same", 1, "task");
+    let (pa, pb) = (a.log_sink().locate(&key), b.log_sink().locate(&key));
+    assert!(pa.is_some() && pb.is_some());
+    assert_ne!(pa, pb);
+}
