@@ -313,7 +313,9 @@ impl RunHandle {
 
     /// Cancels the run: running containers get SIGTERM, then are killed after `grace`
     /// and removed; tasks not yet started end Cancelled; the run ends Cancelled.
-    /// Does nothing when the run already completed or is already stopping.
+    /// Cancelling again with a shorter grace (a second Ctrl-C) shortens the stops
+    /// under way: `cancel(Duration::ZERO)` kills at once. Otherwise it does nothing
+    /// when the run already completed or is already stopping.
     pub fn cancel(&self, grace: Duration) {
         self.stop.request(Stop {
             cause: StopCause::Cancelled,

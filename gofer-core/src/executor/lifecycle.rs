@@ -218,6 +218,14 @@ async fn watch_exit(ctx: &RunCtx, idx: usize, id: &ContainerId, stop: &mut StopW
         ),
         st = stop.stopped() => (st.grace, stop_outcome(st, Phase::Running)),
     };
-    container::stop(engine, id, grace).await;
+    // A stop asked for later with a shorter grace (a second cancel) cuts this one
+    // short: the container is stopped again with that grace.
+    let mut grace = grace;
+    loop {
+        tokio::select! {
+            () = container::stop(engine, id, grace) => break,
+            st = stop.shortened(grace) => grace = st.grace,
+        }
+    }
     outcome
 }

@@ -33,15 +33,20 @@ impl StopSignal {
         }
     }
 
-    /// Asks the run to stop; returns false (and changes nothing) when it already was.
+    /// Asks the run to stop; returns false (and changes nothing) when it already was
+    /// with a grace as short. A later request with a shorter grace shortens the grace
+    /// of stops under way (a second Ctrl-C); the cause stays the first one.
     pub(crate) fn request(&self, stop: Stop) -> bool {
-        self.tx.send_if_modified(|s| {
-            if s.is_none() {
+        self.tx.send_if_modified(|s| match s {
+            None => {
                 *s = Some(stop);
                 true
-            } else {
-                false
             }
+            Some(current) if stop.grace < current.grace => {
+                current.grace = stop.grace;
+                true
+            }
+            Some(_) => false,
         })
     }
 
@@ -63,6 +68,20 @@ impl StopWatch {
     /// The stop asked for, if any.
     pub(crate) fn current(&self) -> Option<Stop> {
         *self.0.borrow()
+    }
+
+    /// Waits until the stop's grace is shorter than `than`.
+    pub(crate) async fn shortened(&mut self, than: Duration) -> Stop {
+        match self
+            .0
+            .wait_for(|s| s.is_some_and(|s| s.grace < than))
+            .await
+            .ok()
+            .and_then(|s| *s)
+        {
+            Some(stop) => stop,
+            None => std::future::pending().await,
+        }
     }
 
     /// Waits until the run is asked to stop.

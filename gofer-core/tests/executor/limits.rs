@@ -205,3 +205,26 @@ async fn run_timeout_fails_the_run() {
     assert_eq!(run.reason, Some(StatusReason::Timeout));
     assert_eq!(fake.containers(), 0);
 }
+
+/// A second cancel with a shorter grace cuts a stop under way short: a container that
+/// ignores SIGTERM is killed at once instead of after the first, hour-long grace.
+#[tokio::test(start_paused = true)]
+async fn second_cancel_with_a_shorter_grace_kills_at_once() {
+    let fake = fake();
+    let e = engine(&fake);
+    let p = Pipeline::new("twice", "twice").task(Task::new("task", "stubborn"));
+    let h = e.start_run(&p, RunOptions::new()).unwrap();
+    h.wait_task("task", TaskState::Running).await.unwrap();
+    let began = tokio::time::Instant::now();
+    h.cancel(Duration::from_secs(3600));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    h.cancel(Duration::ZERO);
+    let run = finish(&h).await;
+    assert_eq!(run.status, RunStatus::Cancelled);
+    assert!(
+        began.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        began.elapsed()
+    );
+    assert_eq!(fake.containers(), 0);
+}
