@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use tokio::sync::watch;
+use tokio::sync::oneshot;
 use tracing::{debug, warn, Instrument};
 
 use crate::naming;
@@ -178,10 +178,10 @@ async fn run_task(
     *container = Some(id.clone());
 
     // The log flows while the exit is awaited, and for as long as it takes after.
-    let (exited_tx, exited_rx) = watch::channel(false);
+    let (exited_tx, exited_rx) = oneshot::channel();
     let exit = async {
         let o = watch_exit(ctx, idx, &id, &mut stop).await;
-        exited_tx.send_replace(true);
+        let _ = exited_tx.send(());
         o
     };
     let (incomplete, mut outcome) = tokio::join!(pump_logs(ctx, idx, &id, exited_rx), exit);

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use futures::StreamExt;
-use tokio::sync::watch;
+use tokio::sync::oneshot;
 use tracing::{debug, warn};
 
 use crate::scheduler::{ContainerId, LogChunk, OutputStream};
@@ -112,7 +112,7 @@ pub(crate) async fn pump_logs(
     ctx: &RunCtx,
     idx: usize,
     id: &ContainerId,
-    mut exited: watch::Receiver<bool>,
+    mut exited: oneshot::Receiver<()>,
 ) -> Option<String> {
     let task = &ctx.pipeline.tasks[idx];
     let key = LogKey::new(ctx.pipeline.id.clone(), ctx.run_id, task.id.clone());
@@ -141,7 +141,7 @@ pub(crate) async fn pump_logs(
     };
     let scheduler = &*ctx.engine.scheduler;
     let mut rereads = 0u32;
-    let mut has_exited = *exited.borrow();
+    let mut has_exited = false;
     let incomplete = loop {
         let end = match guarded(scheduler, "logs", scheduler.logs(id)).await {
             Err(e) => ReadEnd::Broken(format!("cannot read the container's logs: {e}")),
@@ -161,8 +161,9 @@ pub(crate) async fn pump_logs(
                     } else {
                         tokio::select! {
                             n = stream.next() => n,
-                            _ = exited.wait_for(|e| *e) => {
-                                // Exited (or the lifecycle is gone, which ends it too).
+                            _ = &mut exited => {
+                                // Exited (or the lifecycle is gone, which ends it too);
+                                // the receiver is not polled again.
                                 has_exited = true;
                                 continue;
                             }
