@@ -39,8 +39,8 @@ pub use runstore::{
 };
 pub use scheduler::{
     Capabilities, ContainerId, ContainerSpec, ContainerState, ContainerSummary, DynScheduler, Env,
-    ExitStatus, LogChunk, LogStream, NetworkMode, OutputStream, PullProgress, PullProgressFn,
-    SandboxNetwork, SandboxSpec, Scheduler,
+    ExitStatus, LogChunk, LogStream, NetworkMode, OutputCursor, OutputStream, PullProgress,
+    PullProgressFn, SandboxNetwork, SandboxSpec, Scheduler,
 };
 pub use store::{
     allow_list_matches, DynObjectStore, DynSecretStore, GlobalSecretInfo, InMemoryObjectStore,

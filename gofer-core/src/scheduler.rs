@@ -369,6 +369,77 @@ pub struct LogChunk {
     pub data: Bytes,
 }
 
+/// How much of a container's output, per stream, has been delivered: when the output
+/// is read again from its start (a follow that ended early or broke, a crash), only
+/// what lies beyond it is delivered again. Backends and the executor use it alike.
+///
+/// ```
+/// use std::time::SystemTime;
+/// use gofer_core::{LogChunk, OutputCursor, OutputStream};
+/// let chunk = |d: &'static [u8]| LogChunk {
+///     stream: OutputStream::Stdout,
+///     timestamp: SystemTime::now(),
+///     data: bytes::Bytes::from_static(d),
+/// };
+/// let mut cursor = OutputCursor::new();
+/// assert!(cursor.fresh(chunk(b"ab")).is_some()); // first read: all new
+/// cursor.reread();
+/// assert!(cursor.fresh(chunk(b"a")).is_none()); // already delivered
+/// assert_eq!(&cursor.fresh(chunk(b"bcd")).unwrap().data[..], b"cd");
+/// assert_eq!(cursor.delivered(OutputStream::Stdout), 4);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutputCursor {
+    /// Bytes delivered per stream (stdout, stderr).
+    delivered: [u64; 2],
+    /// Bytes of the current read seen per stream.
+    seen: [u64; 2],
+}
+
+impl OutputCursor {
+    /// Nothing delivered yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Bytes of `stream` delivered so far.
+    pub fn delivered(&self, stream: OutputStream) -> u64 {
+        self.delivered[Self::index(stream)]
+    }
+
+    /// Bytes of `stream` seen in the current read (delivered again or not).
+    pub fn seen(&self, stream: OutputStream) -> u64 {
+        self.seen[Self::index(stream)]
+    }
+
+    /// A new read of the output from its start begins.
+    pub fn reread(&mut self) {
+        self.seen = [0, 0];
+    }
+
+    /// The part of `chunk` (the next chunk of the current read) not delivered yet, or
+    /// `None` when all of it was; counts it as delivered.
+    pub fn fresh(&mut self, chunk: LogChunk) -> Option<LogChunk> {
+        let i = Self::index(chunk.stream);
+        let len = chunk.data.len() as u64;
+        let start = self.seen[i];
+        self.seen[i] = start.saturating_add(len);
+        if start.saturating_add(len) <= self.delivered[i] {
+            return None;
+        }
+        let skip = usize::try_from(self.delivered[i].saturating_sub(start)).unwrap_or(usize::MAX);
+        self.delivered[i] = start.saturating_add(len);
+        Some(LogChunk {
+            data: chunk.data.slice(skip.min(chunk.data.len())..),
+            ..chunk
+        })
+    }
+
+    fn index(stream: OutputStream) -> usize {
+        usize::from(stream == OutputStream::Stderr)
+    }
+}
+
 /// A container's output: chunks in order per stream, ending when the container has
 /// exited and everything has been delivered.
 pub type LogStream = BoxStream<'static, Result<LogChunk, SchedulerError>>;

@@ -8,7 +8,7 @@ use bollard::Docker;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::StreamExt;
-use gofer_core::{LogChunk, LogStream, OutputStream, SchedulerError};
+use gofer_core::{LogChunk, LogStream, OutputCursor, OutputStream, SchedulerError};
 
 use crate::error;
 
@@ -54,13 +54,6 @@ fn options(follow: bool) -> LogsOptions {
     }
 }
 
-fn index(stream: OutputStream) -> usize {
-    match stream {
-        OutputStream::Stdout => 0,
-        OutputStream::Stderr => 1,
-    }
-}
-
 enum Phase {
     Follow(BoxStream<'static, Result<LogOutput, bollard::errors::Error>>),
     CatchUp(BoxStream<'static, Result<LogOutput, bollard::errors::Error>>),
@@ -72,28 +65,8 @@ struct Follower {
     endpoint: String,
     id: String,
     phase: Phase,
-    /// Bytes delivered so far per stream (stdout, stderr).
-    delivered: [u64; 2],
-    /// Bytes of the catch-up read seen so far per stream.
-    replayed: [u64; 2],
-}
-
-/// Cuts from a catch-up chunk what the follow phase already delivered, given the bytes
-/// delivered and the catch-up bytes seen so far per stream.
-fn fresh_part(delivered: &mut [u64; 2], replayed: &mut [u64; 2], c: LogChunk) -> Option<LogChunk> {
-    let i = index(c.stream);
-    let len = c.data.len() as u64;
-    let start = replayed[i];
-    replayed[i] += len;
-    if start + len <= delivered[i] {
-        return None;
-    }
-    let skip = usize::try_from(delivered[i].saturating_sub(start)).unwrap_or(usize::MAX);
-    delivered[i] = start + len;
-    Some(LogChunk {
-        data: c.data.slice(skip.min(c.data.len())..),
-        ..c
-    })
+    /// What was delivered so far, per stream: the catch-up read delivers only the rest.
+    cursor: OutputCursor,
 }
 
 impl Follower {
@@ -106,6 +79,7 @@ impl Follower {
                         // A follow stream can end before it has delivered output that a
                         // quickly exiting container wrote; read the whole log once more and
                         // deliver whatever is beyond what was already delivered.
+                        self.cursor.reread();
                         self.phase = Phase::CatchUp(
                             self.docker.logs(&self.id, Some(options(false))).boxed(),
                         );
@@ -113,14 +87,10 @@ impl Follower {
                     }
                 },
                 Phase::CatchUp(s) => match s.next().await {
-                    Some(Ok(output)) => {
-                        match chunk(output)
-                            .and_then(|c| fresh_part(&mut self.delivered, &mut self.replayed, c))
-                        {
-                            Some(c) => return Some(Ok(c)),
-                            None => continue,
-                        }
-                    }
+                    Some(Ok(output)) => match chunk(output).and_then(|c| self.cursor.fresh(c)) {
+                        Some(c) => return Some(Ok(c)),
+                        None => continue,
+                    },
                     // The container went away after its follow stream ended: what was
                     // delivered is all there is.
                     Some(Err(_)) | None => {
@@ -132,8 +102,7 @@ impl Follower {
             };
             match item {
                 Ok(output) => {
-                    if let Some(c) = chunk(output) {
-                        self.delivered[index(c.stream)] += c.data.len() as u64;
+                    if let Some(c) = chunk(output).and_then(|c| self.cursor.fresh(c)) {
                         return Some(Ok(c));
                     }
                 }
@@ -157,8 +126,7 @@ pub(crate) fn follow(docker: &Docker, endpoint: &str, id: &str) -> LogStream {
         endpoint: endpoint.to_string(),
         id: id.to_string(),
         phase: Phase::Follow(docker.logs(id, Some(options(true))).boxed()),
-        delivered: [0; 2],
-        replayed: [0; 2],
+        cursor: OutputCursor::new(),
     };
     futures::stream::unfold(follower, |mut f| async move {
         f.next().await.map(|item| (item, f))
@@ -206,8 +174,9 @@ mod tests {
     fn catch_up_delivers_only_what_follow_missed() {
         use OutputStream::*;
         // Follow delivered "ab" on stdout and nothing on stderr.
-        let mut delivered = [2, 0];
-        let mut replayed = [0, 0];
+        let mut cursor = OutputCursor::new();
+        assert!(cursor.fresh(out(Stdout, b"ab")).is_some());
+        cursor.reread();
         let mut got = Vec::new();
         for c in [
             out(Stdout, b"a"),
@@ -215,7 +184,7 @@ mod tests {
             out(Stdout, b"bcd"),
             out(Stdout, b"ef"),
         ] {
-            if let Some(c) = fresh_part(&mut delivered, &mut replayed, c) {
+            if let Some(c) = cursor.fresh(c) {
                 got.push((c.stream, c.data));
             }
         }
@@ -227,7 +196,8 @@ mod tests {
                 (Stdout, Bytes::from_static(b"ef")),
             ]
         );
-        assert_eq!(delivered, [6, 2]);
+        assert_eq!(cursor.delivered(Stdout), 6);
+        assert_eq!(cursor.delivered(Stderr), 2);
     }
 
     #[test]

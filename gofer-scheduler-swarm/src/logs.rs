@@ -19,7 +19,7 @@ use bollard::Docker;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::StreamExt;
-use gofer_core::{LogChunk, LogStream, OutputStream, SchedulerError};
+use gofer_core::{LogChunk, LogStream, OutputCursor, OutputStream, SchedulerError};
 use tokio::time::Instant;
 
 use crate::error::{self, SwarmError};
@@ -72,31 +72,6 @@ fn options(follow: bool) -> LogsOptions {
     }
 }
 
-fn index(stream: OutputStream) -> usize {
-    match stream {
-        OutputStream::Stdout => 0,
-        OutputStream::Stderr => 1,
-    }
-}
-
-/// Cuts from a chunk of a repeated read what was already delivered, given the bytes
-/// delivered and the bytes of this read seen so far, per stream.
-fn fresh_part(delivered: &mut [u64; 2], replayed: &mut [u64; 2], c: LogChunk) -> Option<LogChunk> {
-    let i = index(c.stream);
-    let len = c.data.len() as u64;
-    let start = replayed[i];
-    replayed[i] += len;
-    if start + len <= delivered[i] {
-        return None;
-    }
-    let skip = usize::try_from(delivered[i].saturating_sub(start)).unwrap_or(usize::MAX);
-    delivered[i] = start + len;
-    Some(LogChunk {
-        data: c.data.slice(skip.min(c.data.len())..),
-        ..c
-    })
-}
-
 type Frames = BoxStream<'static, Result<LogOutput, bollard::errors::Error>>;
 
 enum Read {
@@ -118,10 +93,8 @@ struct Follower {
     backoff: Backoff,
     /// When to look at the task next.
     look_at: Instant,
-    /// Bytes delivered so far per stream (stdout, stderr).
-    delivered: [u64; 2],
-    /// Bytes of the current read seen so far per stream.
-    replayed: [u64; 2],
+    /// What was delivered so far, per stream, and what the current read has seen.
+    cursor: OutputCursor,
     /// Reads in a row that failed.
     failed: u32,
 }
@@ -138,7 +111,7 @@ impl Follower {
     }
 
     fn open(&mut self, follow: bool) {
-        self.replayed = [0; 2];
+        self.cursor.reread();
         let frames = self
             .docker
             .task_logs(&self.task, Some(options(follow)))
@@ -193,7 +166,7 @@ impl Follower {
     /// One frame of the current read, as fresh output.
     fn take(&mut self, output: LogOutput) -> Option<LogChunk> {
         self.failed = 0;
-        chunk(output).and_then(|c| fresh_part(&mut self.delivered, &mut self.replayed, c))
+        chunk(output).and_then(|c| self.cursor.fresh(c))
     }
 
     async fn next(&mut self) -> Option<Result<LogChunk, SchedulerError>> {
@@ -242,11 +215,16 @@ impl Follower {
                         }
                     }
                     None => {
-                        if let Some(i) = (0..2).find(|&i| self.replayed[i] < self.delivered[i]) {
-                            let stream = if i == 0 { "stdout" } else { "stderr" };
+                        let c = self.cursor;
+                        if let Some(stream) = [OutputStream::Stdout, OutputStream::Stderr]
+                            .into_iter()
+                            .find(|&s| c.seen(s) < c.delivered(s))
+                        {
                             let reason = format!(
-                                "the swarm now holds {} bytes of {stream}, {} were delivered",
-                                self.replayed[i], self.delivered[i]
+                                "the swarm now holds {} bytes of {}, {} were delivered",
+                                c.seen(stream),
+                                stream.as_str(),
+                                c.delivered(stream)
                             );
                             return self.incomplete(reason);
                         }
@@ -280,8 +258,7 @@ pub(crate) fn follow(
         read: Read::Done,
         look_at: Instant::now() + backoff.step(),
         backoff,
-        delivered: [0; 2],
-        replayed: [0; 2],
+        cursor: OutputCursor::new(),
         failed: 0,
     };
     follower.open(!ended);
@@ -324,8 +301,9 @@ mod tests {
     #[test]
     fn a_repeated_read_delivers_only_what_is_new() {
         use OutputStream::*;
-        let mut delivered = [2, 0];
-        let mut replayed = [0, 0];
+        let mut cursor = OutputCursor::new();
+        assert!(cursor.fresh(out(Stdout, b"ab")).is_some());
+        cursor.reread();
         let mut got = Vec::new();
         for c in [
             out(Stdout, b"a"),
@@ -333,7 +311,7 @@ mod tests {
             out(Stdout, b"bcd"),
             out(Stdout, b"ef"),
         ] {
-            if let Some(c) = fresh_part(&mut delivered, &mut replayed, c) {
+            if let Some(c) = cursor.fresh(c) {
                 got.push((c.stream, c.data));
             }
         }
@@ -345,8 +323,8 @@ mod tests {
                 (Stdout, Bytes::from_static(b"ef")),
             ]
         );
-        assert_eq!(delivered, [6, 2]);
-        assert_eq!(replayed, [6, 2]);
+        assert_eq!((cursor.delivered(Stdout), cursor.delivered(Stderr)), (6, 2));
+        assert_eq!((cursor.seen(Stdout), cursor.seen(Stderr)), (6, 2));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use futures::StreamExt;
 use tokio::sync::oneshot;
 use tracing::{debug, warn};
 
-use crate::scheduler::{ContainerId, LogChunk, OutputStream};
+use crate::scheduler::{ContainerId, LogChunk, OutputCursor, OutputStream};
 
 use super::container::guarded;
 use super::ctx::RunCtx;
@@ -37,7 +37,7 @@ struct Pipeline {
     maskers: [Masker; 2],
     framers: [LineFramer; 2],
     /// Raw bytes of each stream taken from the engine so far.
-    delivered: [u64; 2],
+    cursor: OutputCursor,
     masked: Vec<u8>,
     lines: Vec<LogLine>,
     last: SystemTime,
@@ -49,19 +49,13 @@ fn index(stream: OutputStream) -> usize {
 }
 
 impl Pipeline {
-    /// Takes a chunk, skipping its first bytes when `skip` says they were already
-    /// delivered by an earlier read.
-    async fn take(&mut self, chunk: LogChunk, skip: &mut [u64; 2]) -> Result<(), String> {
-        let s = index(chunk.stream);
-        let len = chunk.data.len() as u64;
-        let skipped = skip[s].min(len);
-        skip[s] -= skipped;
-        if skipped == len {
+    /// Takes a chunk, without what an earlier read already delivered.
+    async fn take(&mut self, chunk: LogChunk) -> Result<(), String> {
+        let Some(chunk) = self.cursor.fresh(chunk) else {
             return Ok(());
-        }
-        // `skipped < len <= usize::MAX`.
-        let data = chunk.data.slice(usize::try_from(skipped).unwrap_or(0)..);
-        self.delivered[s] += data.len() as u64;
+        };
+        let s = index(chunk.stream);
+        let data = chunk.data;
         self.masked.clear();
         self.maskers[s].push(&data, &mut self.masked);
         self.framers[s].push(&self.masked, chunk.timestamp, &mut self.lines);
@@ -133,7 +127,7 @@ pub(crate) async fn pump_logs(
             LineFramer::new(OutputStream::Stdout),
             LineFramer::new(OutputStream::Stderr),
         ],
-        delivered: [0, 0],
+        cursor: OutputCursor::new(),
         masked: Vec::new(),
         lines: Vec::new(),
         last: ctx.engine.clock.now(),
@@ -146,7 +140,7 @@ pub(crate) async fn pump_logs(
         let end = match guarded(scheduler, "logs", scheduler.logs(id)).await {
             Err(e) => ReadEnd::Broken(format!("cannot read the container's logs: {e}")),
             Ok(mut stream) => {
-                let mut skip = p.delivered;
+                p.cursor.reread();
                 loop {
                     let next = if has_exited {
                         match tokio::time::timeout(IDLE_AFTER_EXIT, stream.next()).await {
@@ -172,7 +166,7 @@ pub(crate) async fn pump_logs(
                     match next {
                         None => break ReadEnd::Whole,
                         Some(Ok(chunk)) => {
-                            if let Err(why) = p.take(chunk, &mut skip).await {
+                            if let Err(why) = p.take(chunk).await {
                                 break ReadEnd::Sink(why);
                             }
                         }
