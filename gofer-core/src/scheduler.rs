@@ -369,6 +369,35 @@ pub struct LogChunk {
     pub data: Bytes,
 }
 
+impl LogChunk {
+    /// A chunk from an engine message that may start with the engine's timestamp
+    /// (`2006-01-02T15:04:05.999999999Z `, what Docker's and Swarm's `timestamps=true`
+    /// log reads prefix): the prefix becomes the timestamp; a message without one is
+    /// kept whole and stamped with the time it was read.
+    pub fn timestamped(stream: OutputStream, message: Bytes) -> Self {
+        let parsed = message
+            .iter()
+            .take(40)
+            .position(|b| *b == b' ')
+            .and_then(|space| {
+                let ts = std::str::from_utf8(&message[..space]).ok()?;
+                Some((humantime::parse_rfc3339(ts).ok()?, space))
+            });
+        match parsed {
+            Some((timestamp, space)) => Self {
+                stream,
+                timestamp,
+                data: message.slice(space + 1..),
+            },
+            None => Self {
+                stream,
+                timestamp: SystemTime::now(),
+                data: message,
+            },
+        }
+    }
+}
+
 /// How much of a container's output, per stream, has been delivered: when the output
 /// is read again from its start (a follow that ended early or broke, a crash), only
 /// what lies beyond it is delivered again. Backends and the executor use it alike.
@@ -704,3 +733,37 @@ macro_rules! forward_scheduler {
 
 forward_scheduler!(Arc<S>);
 forward_scheduler!(Box<S>);
+
+#[cfg(test)]
+mod log_chunk_tests {
+    use super::*;
+    use std::time::UNIX_EPOCH;
+
+    #[test]
+    fn timestamps_are_split_off() {
+        let a = LogChunk::timestamped(
+            OutputStream::Stdout,
+            Bytes::from_static(b"2026-11-28T02:45:12.123456789Z hello world\n"),
+        );
+        assert_eq!(a.data, Bytes::from_static(b"hello world\n"));
+        let since = a.timestamp.duration_since(UNIX_EPOCH).expect("after epoch");
+        assert_eq!(since.subsec_nanos(), 123_456_789);
+        let b = LogChunk::timestamped(
+            OutputStream::Stderr,
+            Bytes::from_static(b"2026-11-28T02:45:12.5Z x"),
+        );
+        assert_eq!(
+            b.timestamp.duration_since(a.timestamp).expect("later"),
+            Duration::from_nanos(376_543_211)
+        );
+        assert_eq!(b.stream, OutputStream::Stderr);
+    }
+
+    #[test]
+    fn messages_without_timestamp_are_kept_whole() {
+        for m in [&b"no timestamp here"[..], b"nospace", b""] {
+            let c = LogChunk::timestamped(OutputStream::Stdout, Bytes::copy_from_slice(m));
+            assert_eq!(&c.data[..], m);
+        }
+    }
+}
