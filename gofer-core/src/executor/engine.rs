@@ -1,7 +1,9 @@
 //! The [`Engine`]: what a host builds once and starts runs on.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
@@ -44,6 +46,7 @@ pub struct EngineBuilder {
     sandbox_image: Option<String>,
     store: Option<Arc<DynRunStore>>,
     fail_on_incomplete_log: bool,
+    api_socket_dir: Option<PathBuf>,
 }
 
 /// The default engine instance id.
@@ -63,6 +66,7 @@ impl EngineBuilder {
             sandbox_image: None,
             store: None,
             fail_on_incomplete_log: true,
+            api_socket_dir: None,
         }
     }
 
@@ -124,6 +128,23 @@ impl EngineBuilder {
     /// The issuer of per-run API tokens (default: none, so no `GOFER_API_TOKEN`).
     pub fn token_issuer(mut self, issuer: Arc<dyn TokenIssuer>) -> Self {
         self.tokens = Some(issuer);
+        self
+    }
+
+    /// Makes the host's API reachable from tasks that ask for a token
+    /// (`inject_api_token`): the host serves it on the Unix socket
+    /// `<dir>/`[`API_SOCKET_NAME`](crate::API_SOCKET_NAME) (for example with `gofer-api`), and each such task's
+    /// container gets `dir` bind-mounted at [`API_MOUNT_DIR`](crate::API_MOUNT_DIR) and the system variables
+    /// `GOFER_API_SOCKET` (the socket's path in the container) and `GOFER_API_URL`
+    /// (`unix://` and that path) beside `GOFER_API_TOKEN`.
+    ///
+    /// The directory is mounted rather than the socket file, so a host that restarts
+    /// its server (a new socket file) is still reached. The scheduler must honour host
+    /// bind mounts on the host the engine runs on; one that cannot (see
+    /// [`Capabilities::local_bind_mounts`](crate::Capabilities)) fails such tasks with
+    /// reason `FailedPrecondition` before any container is created.
+    pub fn api_socket_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.api_socket_dir = Some(dir.into());
         self
     }
 
@@ -203,6 +224,8 @@ impl EngineBuilder {
                 clock: Clock::new(),
                 fail_on_incomplete_log: self.fail_on_incomplete_log,
                 pending_removals: Arc::new(AtomicUsize::new(0)),
+                live: Mutex::new(HashMap::new()),
+                api_socket_dir: self.api_socket_dir,
             }),
         })
     }
@@ -266,6 +289,33 @@ impl Engine {
     /// The log sink, to read logs of finished task executions.
     pub fn log_sink(&self) -> &Arc<dyn LogSink> {
         &self.inner.sink
+    }
+
+    /// The run `run` of `pipeline` while it is in progress (from [`Engine::start_run`]
+    /// or resumed by recovery); `None` once it has ended or if it never existed.
+    pub fn run(&self, pipeline: &str, run: u64) -> Option<RunHandle> {
+        self.inner
+            .live
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&(pipeline.to_string(), run))
+            .cloned()
+    }
+
+    /// The object store the engine's runs read their `*_object{{key}}` placeholders from.
+    pub fn object_store(&self) -> &Arc<DynObjectStore> {
+        &self.inner.objects
+    }
+
+    /// The issuer of the runs' API tokens, if the engine has one.
+    pub fn token_issuer(&self) -> Option<&Arc<dyn TokenIssuer>> {
+        self.inner.tokens.as_ref()
+    }
+
+    /// The host directory whose [`API_SOCKET_NAME`](crate::API_SOCKET_NAME) tasks reach the API on
+    /// ([`EngineBuilder::api_socket_dir`]).
+    pub fn api_socket_dir(&self) -> Option<&std::path::Path> {
+        self.inner.api_socket_dir.as_deref()
     }
 
     /// How many containers whose removal failed (the engine could not be reached) are

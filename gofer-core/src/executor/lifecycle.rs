@@ -107,6 +107,7 @@ async fn run_task(
         options: &ctx.options,
         placeholders: &ctx.placeholders,
         token: ctx.token.as_ref(),
+        api_socket: engine.api_socket_dir.is_some(),
     };
     let env = match (resolve(&lookup, idx, task).await, &attach) {
         (Ok(r), None) => {

@@ -178,4 +178,4 @@ pub use logs::{
 };
 pub use mask::{mask_str, MaskPatterns, Masker, MIN_MASK_LEN};
 pub use recover::{RecoveredTask, RecoveryAction, RecoveryError, RecoveryReport, RegisterError};
-pub use token::TokenIssuer;
+pub use token::{TokenGrant, TokenIssuer};
