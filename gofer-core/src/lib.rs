@@ -7,6 +7,7 @@ pub mod executor;
 pub mod fake;
 mod id;
 mod interpolate;
+mod mount;
 pub mod naming;
 mod pipeline;
 mod run;
@@ -29,6 +30,7 @@ pub use executor::{
 };
 pub use id::{validate_id, IdError, ID_MAX_LEN, ID_MIN_LEN};
 pub use interpolate::{parse_placeholder, Placeholder, PlaceholderError, PlaceholderKind};
+pub use mount::{check_mounts, Mount, MountSource};
 pub use pipeline::{Pipeline, MAX_PARALLELISM};
 pub use run::{
     ContainerRef, Event, InjectedVariable, Run, RunHeader, RunOptions, RunState, RunStatus,
