@@ -554,6 +554,11 @@ pub struct Capabilities {
     pub registry_auth: bool,
     /// [`ContainerSpec::mounts`] are honoured (bind and named-volume mounts).
     pub mounts: bool,
+    /// A bind mount's host path is on the host the engine runs on, so a host file or
+    /// socket reaches the container (false where a container may run on another node).
+    /// The engine needs it to mount its API socket
+    /// ([`EngineBuilder::api_socket_dir`](crate::EngineBuilder::api_socket_dir)).
+    pub local_bind_mounts: bool,
 }
 
 impl Capabilities {
@@ -615,6 +620,13 @@ impl Capabilities {
     #[must_use]
     pub fn with_mounts(mut self, on: bool) -> Self {
         self.mounts = on;
+        self
+    }
+
+    /// Sets [`Capabilities::local_bind_mounts`].
+    #[must_use]
+    pub fn with_local_bind_mounts(mut self, on: bool) -> Self {
+        self.local_bind_mounts = on;
         self
     }
 }

@@ -140,9 +140,10 @@ impl EngineBuilder {
     ///
     /// The directory is mounted rather than the socket file, so a host that restarts
     /// its server (a new socket file) is still reached. The scheduler must honour host
-    /// bind mounts on the host the engine runs on; one that cannot (see
-    /// [`Capabilities::local_bind_mounts`](crate::Capabilities)) fails such tasks with
-    /// reason `FailedPrecondition` before any container is created.
+    /// bind mounts on the host the engine runs on
+    /// ([`Capabilities::local_bind_mounts`](crate::Capabilities)); for one that cannot
+    /// (Docker Swarm: a task may run on another node) [`EngineBuilder::build`] fails
+    /// with [`EngineError::ApiSocketNotSupported`].
     pub fn api_socket_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.api_socket_dir = Some(dir.into());
         self
@@ -191,6 +192,11 @@ impl EngineBuilder {
                 });
             }
         }
+        if self.api_socket_dir.is_some() && !self.scheduler.capabilities().local_bind_mounts {
+            return Err(EngineError::ApiSocketNotSupported {
+                scheduler: self.scheduler.name(),
+            });
+        }
         let sink = self.sink.unwrap_or_else(|| {
             Arc::new(FileLogSink::unique_under(
                 std::env::temp_dir().join("gofer-logs"),
@@ -225,7 +231,10 @@ impl EngineBuilder {
                 fail_on_incomplete_log: self.fail_on_incomplete_log,
                 pending_removals: Arc::new(AtomicUsize::new(0)),
                 live: Mutex::new(HashMap::new()),
-                api_socket_dir: self.api_socket_dir,
+                // Mounts need an absolute host path.
+                api_socket_dir: self
+                    .api_socket_dir
+                    .map(|d| std::path::absolute(&d).unwrap_or(d)),
             }),
         })
     }

@@ -7,9 +7,11 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 use tracing::{debug, warn, Instrument};
 
+use crate::mount::Mount;
 use crate::naming;
 use crate::run::{TaskState, TaskStatus};
 use crate::scheduler::{ContainerId, ContainerSpec, Env, NetworkMode};
+use crate::variable::API_MOUNT_DIR;
 
 use super::container;
 use super::ctx::RunCtx;
@@ -74,6 +76,12 @@ fn container_spec(ctx: &RunCtx, idx: usize, name: String, env: Env) -> Container
     spec.command = task.command.clone();
     if let Some(sandbox) = &ctx.sandbox {
         spec = spec.network(NetworkMode::Sandbox(sandbox.clone()));
+    }
+    // The host's API socket directory, for a task given a token.
+    if let (true, Some(Ok(_)), Some(dir)) =
+        (task.inject_api_token, &ctx.token, &engine.api_socket_dir)
+    {
+        spec = spec.mount(Mount::bind(dir.clone(), API_MOUNT_DIR));
     }
     spec
 }
