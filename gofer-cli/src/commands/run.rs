@@ -53,6 +53,7 @@ pub async fn run(ctx: &Ctx, args: RunArgs) -> Result<ExitCode, CliError> {
     let mut slot = slots::take_free(&ctx.home.slots_dir(), &slots::prefix(ctx.home.id()))?;
     slot.record_engine(&ctx.home.slots_dir(), scheduler.name())?;
     let engine = engine::build(scheduler.clone(), &ctx.home, &stores, &slot, args.grace)?;
+    let api = engine::serve_api(&engine, &loaded.pipeline).await?;
     let mut options = RunOptions::new().variables(args.vars);
     if let Some(t) = args.timeout {
         options = options.timeout(t);
@@ -179,6 +180,7 @@ pub async fn run(ctx: &Ctx, args: RunArgs) -> Result<ExitCode, CliError> {
         }
     }
     drop(adopted);
+    engine::stop_api(api).await;
     Ok(ExitCode::from(match done.status {
         RunStatus::Successful => 0,
         RunStatus::Cancelled => EXIT_CANCELLED,
