@@ -5,6 +5,9 @@ use axum::response::{IntoResponse, Response};
 use gofer_core::StoreError;
 use serde::{Deserialize, Serialize};
 
+/// The longest [`ErrorBody::message`]; longer ones are cut (with `...`).
+pub const MAX_MESSAGE_BYTES: usize = 1024;
+
 /// The JSON body of every error answer: `{"error": "<code>", "message": "<what was wrong>"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
@@ -96,9 +99,19 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        let mut message = self.to_string();
+        if message.len() > MAX_MESSAGE_BYTES {
+            // Store errors quote keys whole; a key may be as long as a URI.
+            let mut end = MAX_MESSAGE_BYTES;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+            message.push_str("...");
+        }
         let body = ErrorBody {
             error: self.code().to_string(),
-            message: self.to_string(),
+            message,
         };
         let mut response = (status, axum::Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use gofer_core::Engine;
 
 pub use auth::{bearer_token, parse_run, MAX_AUTHORIZATION_LEN};
-pub use error::{ApiError, ErrorBody};
+pub use error::{ApiError, ErrorBody, MAX_MESSAGE_BYTES};
 pub use routes::KeyList;
 pub use serve::{ApiServer, ServeError};
 pub use tokens::{RunTokens, TOKEN_BYTES, TOKEN_PREFIX};

@@ -75,7 +75,7 @@ async fn any_key_and_body_round_trip_or_are_refused() {
     let r = f.router();
     let handle = tokio::runtime::Handle::current();
     let cases = (
-        prop_oneof![".{0,40}", "\\PC{1,300}", "[a-z]{1,8}"],
+        prop_oneof![".{0,40}", "\\PC{1,300}", "[a-z]{1,8}", "[a-z]{1000,3000}"],
         proptest::collection::vec(any::<u8>(), 0..2048),
     );
     let outcome = tokio::task::spawn_blocking(move || {
@@ -94,7 +94,7 @@ async fn any_key_and_body_round_trip_or_are_refused() {
                 }
                 StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND => {
                     // An empty key is no route segment (404); a bad key is named (400).
-                    prop_assert!(put.error().message.len() < 2000);
+                    prop_assert!(put.error().message.len() <= gofer_api::MAX_MESSAGE_BYTES + 3);
                 }
                 other => prop_assert!(false, "PUT {key:?} answered {other}: {}", put.text()),
             }
