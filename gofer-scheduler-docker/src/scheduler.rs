@@ -123,7 +123,8 @@ impl DockerScheduler {
             .with_cpu_limit(info.cpu_cfs_quota.unwrap_or(false))
             .with_network_sandbox(true)
             .with_registry_auth(true)
-            .with_mounts(true);
+            .with_mounts(true)
+            .with_per_stop_grace(true);
         let v = docker.client_version();
         tracing::debug!(
             endpoint = %endpoint,

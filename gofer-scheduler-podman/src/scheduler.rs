@@ -313,6 +313,7 @@ impl Scheduler for PodmanScheduler {
             .with_network_sandbox(true)
             .with_registry_auth(true)
             .with_mounts(true)
+            .with_per_stop_grace(true)
     }
 
     #[tracing::instrument(skip_all, fields(scheduler = NAME, name = %spec.name, image = %spec.image))]
