@@ -125,6 +125,12 @@ pub struct ContainerSpec {
     pub network: NetworkMode,
     /// Volumes and host paths to mount (checked with [`crate::check_mounts`]).
     pub mounts: Vec<Mount>,
+    /// The grace period the container will be stopped with, as far as it is known at
+    /// create (the executor sets its [`Limits::stop_grace`](crate::Limits::stop_grace)).
+    /// A backend whose engine fixes the grace when the container is made (Swarm:
+    /// [`Capabilities::per_stop_grace`] off) uses it; the others take the grace of
+    /// each [`Scheduler::stop`] and may ignore this one.
+    pub stop_grace: Option<Duration>,
     /// Where to report pull progress.
     pub pull_progress: Option<PullProgressFn>,
 }
@@ -144,6 +150,7 @@ impl fmt::Debug for ContainerSpec {
             .field("init", &self.init)
             .field("network", &self.network)
             .field("mounts", &self.mounts)
+            .field("stop_grace", &self.stop_grace)
             .finish_non_exhaustive()
     }
 }
@@ -164,6 +171,7 @@ impl ContainerSpec {
             init: true,
             network: NetworkMode::Default,
             mounts: Vec::new(),
+            stop_grace: None,
             pull_progress: None,
         }
     }
@@ -257,6 +265,13 @@ impl ContainerSpec {
     #[must_use]
     pub fn mount(mut self, m: Mount) -> Self {
         self.mounts.push(m);
+        self
+    }
+
+    /// Sets the grace period known at create (see [`ContainerSpec::stop_grace`]).
+    #[must_use]
+    pub fn stop_grace(mut self, grace: Duration) -> Self {
+        self.stop_grace = Some(grace);
         self
     }
 
@@ -559,6 +574,11 @@ pub struct Capabilities {
     /// The engine needs it to mount its API socket
     /// ([`EngineBuilder::api_socket_dir`](crate::EngineBuilder::api_socket_dir)).
     pub local_bind_mounts: bool,
+    /// The `grace` of each [`Scheduler::stop`] call is honoured. Off, the engine fixes
+    /// the grace when the container is made and uses [`ContainerSpec::stop_grace`]
+    /// for every stop: a stop with another grace (a cancel's own) still sends SIGTERM
+    /// at once and kills after the create-time grace.
+    pub per_stop_grace: bool,
 }
 
 impl Capabilities {
@@ -613,6 +633,13 @@ impl Capabilities {
     #[must_use]
     pub fn with_registry_auth(mut self, on: bool) -> Self {
         self.registry_auth = on;
+        self
+    }
+
+    /// Sets [`Capabilities::per_stop_grace`].
+    #[must_use]
+    pub fn with_per_stop_grace(mut self, on: bool) -> Self {
+        self.per_stop_grace = on;
         self
     }
 

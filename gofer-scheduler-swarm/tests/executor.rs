@@ -67,3 +67,15 @@ async fn the_api_socket_is_refused_since_binds_are_on_the_tasks_node() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn capabilities_say_the_grace_is_fixed_at_create() {
+    use gofer_core::Scheduler;
+    let Some(s) = scheduler().await else { return };
+    let caps = s.capabilities();
+    assert!(
+        !caps.per_stop_grace,
+        "Swarm cannot change a task's stop grace"
+    );
+    assert!(caps.mounts && caps.network_sandbox && caps.registry_auth);
+}

@@ -71,7 +71,8 @@ fn container_spec(ctx: &RunCtx, idx: usize, name: String, env: Env) -> Container
             &task.id,
         ))
         .resources(task.resources)
-        .init(true);
+        .init(true)
+        .stop_grace(engine.limits.stop_grace);
     spec.entrypoint = task.entrypoint.clone();
     spec.command = task.command.clone();
     if let Some(sandbox) = &ctx.sandbox {
