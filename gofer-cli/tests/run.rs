@@ -137,7 +137,7 @@ tasks:
     out.ok();
     let stdout = out.stdout();
     assert!(
-        stdout.contains("[show] own=from-task run=from-run pid=task-wins pass=[MASKED] token=48"),
+        stdout.contains("[show] own=from-task run=from-run pid=task-wins pass=[MASKED] token=49"),
         "{stdout}"
     );
     assert!(!stdout.contains(value) && !out.stderr().contains(value));
