@@ -54,6 +54,9 @@ async fn capabilities_say_the_grace_is_fixed_at_create() {
     use gofer_core::Scheduler;
     let Some(s) = scheduler().await else { return };
     let caps = s.capabilities();
-    assert!(!caps.per_stop_grace, "Swarm cannot change a task's stop grace");
+    assert!(
+        !caps.per_stop_grace,
+        "Swarm cannot change a task's stop grace"
+    );
     assert!(caps.mounts && caps.network_sandbox && caps.registry_auth);
 }
