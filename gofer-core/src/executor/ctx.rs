@@ -21,7 +21,7 @@ use super::recorder::Recorder;
 use super::recover::Resume;
 use super::resolve::Placeholders;
 use super::slots::Slots;
-use super::stop::StopSignal;
+use super::stop::{StopSignal, StopWatch, TaskStops};
 use super::token::TokenIssuer;
 
 /// Everything an engine's runs share; built once by the engine builder.
@@ -58,6 +58,8 @@ pub(crate) struct RunCtx {
     pub(crate) placeholders: Placeholders,
     pub(crate) recorder: Arc<Recorder>,
     pub(crate) stop: Arc<StopSignal>,
+    /// Each task's own stop (`RunHandle::cancel_task`).
+    pub(crate) task_stops: Arc<TaskStops>,
     /// The run's API token: `None` when none was asked for, `Err` when issuing failed.
     pub(crate) token: Option<Result<SecretString, TokenFailure>>,
     /// The run's network sandbox.
@@ -80,6 +82,7 @@ impl RunCtx {
     ) -> Self {
         Self {
             placeholders: Placeholders::parse(&pipeline, &options),
+            task_stops: Arc::new(TaskStops::new(pipeline.tasks.len())),
             engine,
             pipeline,
             run_id,
@@ -91,6 +94,14 @@ impl RunCtx {
             secrets: Mutex::new(Vec::new()),
             resume: Vec::new(),
             recovered: false,
+        }
+    }
+
+    /// Task `idx`'s view of the stops: the run's and its own.
+    pub(crate) fn task_stop(&self, idx: usize) -> StopWatch {
+        match self.task_stops.signal(idx) {
+            Some(own) => self.stop.subscribe_with(own),
+            None => self.stop.subscribe(),
         }
     }
 

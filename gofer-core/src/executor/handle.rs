@@ -11,7 +11,7 @@ use crate::run::{Event, Run, TaskExecution, TaskState};
 use super::errors::RunError;
 use super::logs::{LogError, LogKey, LogLine, LogReader, LogSink};
 use super::recorder::{LogState, Recorder};
-use super::stop::{Stop, StopCause, StopSignal};
+use super::stop::{Stop, StopCause, StopSignal, TaskStops};
 
 /// How many lines or events a stream fetches at once.
 const BATCH: usize = 256;
@@ -25,6 +25,7 @@ pub struct RunHandle {
     run_id: u64,
     recorder: Arc<Recorder>,
     stop: Arc<StopSignal>,
+    task_stops: Arc<TaskStops>,
     sink: Arc<dyn LogSink>,
 }
 
@@ -81,6 +82,7 @@ impl RunHandle {
         run_id: u64,
         recorder: Arc<Recorder>,
         stop: Arc<StopSignal>,
+        task_stops: Arc<TaskStops>,
         sink: Arc<dyn LogSink>,
     ) -> Self {
         Self {
@@ -88,6 +90,7 @@ impl RunHandle {
             run_id,
             recorder,
             stop,
+            task_stops,
             sink,
         }
     }
@@ -321,6 +324,32 @@ impl RunHandle {
             cause: StopCause::Cancelled,
             grace,
         });
+    }
+
+    /// Cancels one task: its container, when running, gets SIGTERM, then is killed
+    /// after `grace` and removed; a task that has not started never starts; a task in
+    /// a retry's backoff makes no further attempt. The task ends `Cancelled` (reason
+    /// `Cancelled`); the rest of the run goes on, and the task's dependents apply their
+    /// conditions to that status (a `Cancelled` parent meets none, so they end
+    /// `Skipped`). The run's status is decided from its tasks as usual: a task's own
+    /// cancel does not make the run `Cancelled` nor `Failed`. Cancelling the task again
+    /// with a shorter grace shortens the stop under way; cancelling a complete task
+    /// does nothing.
+    ///
+    /// # Errors
+    /// [`RunError::UnknownTask`] when the run has no task `task_id`.
+    ///
+    /// # Examples
+    /// ```
+    /// # use std::time::Duration;
+    /// # async fn f(run: gofer_core::RunHandle) -> Result<(), gofer_core::RunError> {
+    /// run.cancel_task("slow_test", Duration::from_secs(5))?;
+    /// # Ok(()) }
+    /// ```
+    pub fn cancel_task(&self, task_id: &str, grace: Duration) -> Result<(), RunError> {
+        let idx = self.index(task_id)?;
+        self.task_stops.request(idx, grace);
+        Ok(())
     }
 
     /// Waits until the run is complete (its containers removed) and returns it with

@@ -86,7 +86,7 @@ async fn run_task(
 ) -> Outcome {
     let task = &ctx.pipeline.tasks[idx];
     let engine = &ctx.engine;
-    let mut stop = ctx.stop.subscribe();
+    let mut stop = ctx.task_stop(idx);
 
     // A resumed run: the task's container may already exist, or be gone.
     let attach = match ctx.resume.get(idx) {

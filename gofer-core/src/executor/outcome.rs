@@ -119,6 +119,7 @@ pub(crate) enum Phase {
 /// |-----------|-------------------------|----------------------|
 /// | cancelled | Cancelled / Cancelled   | Cancelled / Cancelled |
 /// | timeout   | Cancelled / Timeout     | Failed / Timeout     |
+/// | task cancelled | Cancelled / Cancelled | Cancelled / Cancelled |
 pub(crate) fn stop_outcome(stop: Stop, phase: Phase) -> Outcome {
     let when = match phase {
         Phase::NotStarted => " before the task started",
@@ -139,6 +140,11 @@ pub(crate) fn stop_outcome(stop: Stop, phase: Phase) -> Outcome {
             TaskStatus::Failed,
             Some(StatusReason::Timeout),
             "run timed out".to_string(),
+        ),
+        (StopCause::TaskCancelled, _) => Outcome::new(
+            TaskStatus::Cancelled,
+            Some(StatusReason::Cancelled),
+            format!("task was cancelled{when}"),
         ),
     }
 }
@@ -184,7 +190,8 @@ pub(crate) fn decide_status<'a>(
     match stop {
         Some(StopCause::Cancelled) => RunStatus::Cancelled,
         Some(StopCause::Timeout) => RunStatus::Failed,
-        None => {
+        // A task's own cancel is not the run's: its Cancelled task fails nothing.
+        Some(StopCause::TaskCancelled) | None => {
             if tasks
                 .into_iter()
                 .any(|s| matches!(s, TaskStatus::Failed | TaskStatus::Unknown))
@@ -208,6 +215,7 @@ pub(crate) fn stop_reason(stop: Stop) -> (StatusReason, String) {
     match stop.cause {
         StopCause::Cancelled => (StatusReason::Cancelled, "run was cancelled".into()),
         StopCause::Timeout => (StatusReason::Timeout, "run timed out".into()),
+        StopCause::TaskCancelled => (StatusReason::Cancelled, "task was cancelled".into()),
     }
 }
 

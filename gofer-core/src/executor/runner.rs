@@ -47,6 +47,7 @@ pub(crate) fn launch(
         ctx.run_id,
         recorder.clone(),
         ctx.stop.clone(),
+        ctx.task_stops.clone(),
         engine.sink.clone(),
     );
     let task = rt.spawn(execute_run(ctx, wait));
@@ -261,10 +262,16 @@ async fn run_graph(
         .extend((0..n).filter(|i| g.pending_parents[*i] == 0 && g.statuses[*i].is_none()));
     let mut set: JoinSet<(usize, TaskStatus)> = JoinSet::new();
     let mut stop_seen = stop_rx.current().is_some();
+    // Tasks handed to `execute_task` (which then records their end itself).
+    let mut started = vec![false; n];
 
     while g.done < n {
         while let Some(i) = g.ready.pop_front() {
-            if let Some(stop) = stop_rx.current() {
+            if g.statuses[i].is_some() {
+                // Ended before its parents did (its own cancel).
+                continue;
+            }
+            if let Some(stop) = stop_rx.current().or_else(|| ctx.task_stops.current(i)) {
                 ctx.recorder
                     .task_complete(i, stop_outcome(stop, Phase::NotStarted))
                     .await;
@@ -279,6 +286,7 @@ async fn run_graph(
                 continue;
             }
             let task_ctx = ctx.clone();
+            started[i] = true;
             set.spawn(async move {
                 let status = match AssertUnwindSafe(execute_task(task_ctx.clone(), i))
                     .catch_unwind()
@@ -322,6 +330,20 @@ async fn run_graph(
             }
             _ = stop_rx.stopped(), if !stop_seen => {
                 stop_seen = true;
+            }
+            () = ctx.task_stops.requested() => {
+                // A task cancelled before it started ends now, not when its parents do.
+                for i in 0..n {
+                    if started[i] || g.statuses[i].is_some() {
+                        continue;
+                    }
+                    if let Some(stop) = ctx.task_stops.current(i) {
+                        ctx.recorder
+                            .task_complete(i, stop_outcome(stop, Phase::NotStarted))
+                            .await;
+                        g.finish(i, TaskStatus::Cancelled);
+                    }
+                }
             }
         }
     }

@@ -12,4 +12,5 @@ mod mocked;
 mod recovery;
 mod recovery_faults;
 mod scale;
+mod task_cancel;
 mod variables;
