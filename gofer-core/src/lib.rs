@@ -9,6 +9,7 @@ mod id;
 mod interpolate;
 pub mod naming;
 mod pipeline;
+mod retry;
 mod run;
 pub mod runstore;
 pub mod scheduler;
@@ -30,9 +31,10 @@ pub use executor::{
 pub use id::{validate_id, IdError, ID_MAX_LEN, ID_MIN_LEN};
 pub use interpolate::{parse_placeholder, Placeholder, PlaceholderError, PlaceholderKind};
 pub use pipeline::{Pipeline, MAX_PARALLELISM};
+pub use retry::{RetryOn, RetryPolicy, MAX_ATTEMPTS, MAX_FACTOR};
 pub use run::{
     ContainerRef, Event, InjectedVariable, Run, RunHeader, RunOptions, RunState, RunStatus,
-    StatusReason, TaskExecution, TaskState, TaskStatus,
+    StatusReason, TaskAttempt, TaskExecution, TaskState, TaskStatus,
 };
 pub use runstore::{
     DynRunStore, InMemoryRunStore, RunChange, RunSpec, RunStore, TaskDetails, UnfinishedRun,

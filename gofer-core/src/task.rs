@@ -7,6 +7,8 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+use crate::retry::RetryPolicy;
+
 /// What a parent task must have ended with for a child to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -139,6 +141,9 @@ pub struct Task {
     /// Memory and CPU limits.
     #[serde(default, skip_serializing_if = "is_default_limits")]
     pub resources: ResourceLimits,
+    /// How a failed attempt is retried; `None` is one attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryPolicy>,
 }
 
 fn is_default_limits(l: &ResourceLimits) -> bool {
@@ -161,6 +166,7 @@ impl Task {
             pull_policy: PullPolicy::default(),
             timeout: None,
             resources: ResourceLimits::default(),
+            retry: None,
         }
     }
 
@@ -262,6 +268,18 @@ impl Task {
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
+    }
+
+    /// Retries the task as `policy` says when an attempt fails (see [`RetryPolicy`]).
+    #[must_use]
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
+    /// How many attempts the task may have (1 without a retry policy).
+    pub fn max_attempts(&self) -> u32 {
+        self.retry.as_ref().map_or(1, |r| r.attempts.max(1))
     }
 
     /// Sets the memory limit in bytes.

@@ -93,6 +93,15 @@ pub(crate) fn validate_pipeline(p: &Pipeline) -> Result<(), ValidationErrors> {
         if t.timeout == Some(Duration::ZERO) {
             issues.push(ValidationIssue::ZeroTimeout { task: task.clone() });
         }
+        if let Some(retry) = &t.retry {
+            for (field, message) in retry.problems() {
+                issues.push(ValidationIssue::InvalidRetry {
+                    task: task.clone(),
+                    field,
+                    message,
+                });
+            }
+        }
         if let Some(m) = t.resources.memory_bytes {
             if m < MIN_MEMORY_BYTES {
                 issues.push(ValidationIssue::InvalidResource {

@@ -90,6 +90,16 @@ pub enum ValidationIssue {
         /// What is wrong.
         message: String,
     },
+    /// A retry policy that cannot be honoured.
+    #[error("field `{field}` of task {task:?}: {message}")]
+    InvalidRetry {
+        /// The task (an excerpt).
+        task: String,
+        /// `retry.attempts`, `retry.factor`, `retry.max_backoff` or `retry.retry_on`.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
     /// A resource limit outside the range the engines honour.
     #[error("field `resources.{field}` of task {task:?}: {}", out_of_range(*.value, *.min, *.max))]
     ResourceOutOfRange {
@@ -188,6 +198,7 @@ impl ValidationIssue {
             Self::InvalidResource { field, .. } | Self::ResourceOutOfRange { field, .. } => {
                 format!("resources.{field}")
             }
+            Self::InvalidRetry { field, .. } => (*field).into(),
             Self::Parallelism { .. } => "parallelism".into(),
             Self::NoTasks => "tasks".into(),
             Self::EmptyList { field, .. } => (*field).into(),
@@ -208,6 +219,7 @@ impl ValidationIssue {
             | Self::ZeroTimeout { task }
             | Self::InvalidResource { task, .. }
             | Self::ResourceOutOfRange { task, .. }
+            | Self::InvalidRetry { task, .. }
             | Self::EmptyList { task, .. } => Some(task),
             Self::NulByte { task, .. } | Self::TooLong { task, .. } => task.as_deref(),
             Self::InvalidPipelineId { .. }

@@ -66,6 +66,23 @@ impl LogKey {
             task: task.into(),
         }
     }
+
+    /// The key of one attempt of a task (see [`RetryPolicy`](crate::RetryPolicy)): the
+    /// first attempt's is [`LogKey::new`]'s, attempt *n* > 1 has `task` `"<task>.<n>"`
+    /// (ids hold no `.`, so it is no other task's key).
+    ///
+    /// ```
+    /// use gofer_core::LogKey;
+    /// assert_eq!(LogKey::attempt("p", 1, "test", 1), LogKey::new("p", 1, "test"));
+    /// assert_eq!(LogKey::attempt("p", 1, "test", 3).task, "test.3");
+    /// ```
+    pub fn attempt(pipeline: impl Into<String>, run: u64, task: &str, attempt: u32) -> Self {
+        if attempt <= 1 {
+            Self::new(pipeline, run, task)
+        } else {
+            Self::new(pipeline, run, format!("{task}.{attempt}"))
+        }
+    }
 }
 
 /// A failure of a [`LogSink`].

@@ -11,6 +11,7 @@ mod logs;
 mod mocked;
 mod recovery;
 mod recovery_faults;
+mod retry;
 mod scale;
 mod task_cancel;
 mod variables;
