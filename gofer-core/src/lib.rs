@@ -7,6 +7,7 @@ pub mod executor;
 pub mod fake;
 mod id;
 mod interpolate;
+mod mount;
 pub mod naming;
 mod pipeline;
 mod retry;
@@ -30,6 +31,7 @@ pub use executor::{
 };
 pub use id::{validate_id, IdError, ID_MAX_LEN, ID_MIN_LEN};
 pub use interpolate::{parse_placeholder, Placeholder, PlaceholderError, PlaceholderKind};
+pub use mount::{check_mounts, Mount, MountSource};
 pub use pipeline::{Pipeline, MAX_PARALLELISM};
 pub use retry::{RetryOn, RetryPolicy, MAX_ATTEMPTS, MAX_FACTOR};
 pub use run::{

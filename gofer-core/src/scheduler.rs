@@ -16,6 +16,7 @@ use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 
 use crate::error::SchedulerError;
+use crate::mount::Mount;
 use crate::task::{PullPolicy, RegistryAuth, ResourceLimits};
 use crate::variable::EnvValue;
 
@@ -122,6 +123,8 @@ pub struct ContainerSpec {
     pub init: bool,
     /// The network to join.
     pub network: NetworkMode,
+    /// Volumes and host paths to mount (checked with [`crate::check_mounts`]).
+    pub mounts: Vec<Mount>,
     /// Where to report pull progress.
     pub pull_progress: Option<PullProgressFn>,
 }
@@ -140,6 +143,7 @@ impl fmt::Debug for ContainerSpec {
             .field("resources", &self.resources)
             .field("init", &self.init)
             .field("network", &self.network)
+            .field("mounts", &self.mounts)
             .finish_non_exhaustive()
     }
 }
@@ -159,6 +163,7 @@ impl ContainerSpec {
             resources: ResourceLimits::default(),
             init: true,
             network: NetworkMode::Default,
+            mounts: Vec::new(),
             pull_progress: None,
         }
     }
@@ -245,6 +250,13 @@ impl ContainerSpec {
     #[must_use]
     pub fn network(mut self, n: NetworkMode) -> Self {
         self.network = n;
+        self
+    }
+
+    /// Adds a mount.
+    #[must_use]
+    pub fn mount(mut self, m: Mount) -> Self {
+        self.mounts.push(m);
         self
     }
 
@@ -540,6 +552,8 @@ pub struct Capabilities {
     pub attach: bool,
     /// Registry credentials are honoured on pull.
     pub registry_auth: bool,
+    /// [`ContainerSpec::mounts`] are honoured (bind and named-volume mounts).
+    pub mounts: bool,
 }
 
 impl Capabilities {
@@ -594,6 +608,13 @@ impl Capabilities {
     #[must_use]
     pub fn with_registry_auth(mut self, on: bool) -> Self {
         self.registry_auth = on;
+        self
+    }
+
+    /// Sets [`Capabilities::mounts`].
+    #[must_use]
+    pub fn with_mounts(mut self, on: bool) -> Self {
+        self.mounts = on;
         self
     }
 }

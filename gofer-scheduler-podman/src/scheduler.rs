@@ -312,6 +312,7 @@ impl Scheduler for PodmanScheduler {
             .with_cpu_limit(true)
             .with_network_sandbox(true)
             .with_registry_auth(true)
+            .with_mounts(true)
     }
 
     #[tracing::instrument(skip_all, fields(scheduler = NAME, name = %spec.name, image = %spec.image))]

@@ -4,14 +4,14 @@ use std::collections::HashMap;
 
 use bollard::auth::DockerCredentials;
 use bollard::models::{
-    EndpointSpec, EndpointSpecModeEnum, Limit, NetworkAttachmentConfig, ResourceObject,
-    ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, ServiceSpecUpdateConfig,
-    ServiceSpecUpdateConfigFailureActionEnum, ServiceSpecUpdateConfigOrderEnum, TaskSpec,
-    TaskSpecContainerSpec, TaskSpecPlacement, TaskSpecResources, TaskSpecRestartPolicy,
-    TaskSpecRestartPolicyConditionEnum,
+    EndpointSpec, EndpointSpecModeEnum, Limit, Mount, MountType, NetworkAttachmentConfig,
+    ResourceObject, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated,
+    ServiceSpecUpdateConfig, ServiceSpecUpdateConfigFailureActionEnum,
+    ServiceSpecUpdateConfigOrderEnum, TaskSpec, TaskSpecContainerSpec, TaskSpecPlacement,
+    TaskSpecResources, TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum,
 };
 use gofer_core::naming::LABEL_TASK;
-use gofer_core::{ContainerSpec, NetworkMode, RegistryAuth, SchedulerError};
+use gofer_core::{ContainerSpec, MountSource, NetworkMode, RegistryAuth, SchedulerError};
 use secrecy::ExposeSecret;
 
 use crate::ids::{self, Target};
@@ -204,6 +204,7 @@ pub(crate) fn service(
                 tty: Some(false),
                 open_stdin: Some(false),
                 stop_grace_period: Some(grace),
+                mounts: mounts(spec)?,
                 ..Default::default()
             }),
             resources: limits(spec, config)?,
@@ -260,6 +261,40 @@ pub(crate) fn is_stopped(spec: &ServiceSpec) -> bool {
         .and_then(|t| t.placement.as_ref())
         .and_then(|p| p.constraints.as_ref())
         .is_some_and(|c| c.iter().any(|c| c == STOP_CONSTRAINT))
+}
+
+/// The swarm's mounts (a bind is a path on the node the task runs on; a volume is
+/// local to that node) for `spec.mounts`
+/// (checked by [`gofer_core::check_mounts`]).
+pub(crate) fn mounts(spec: &ContainerSpec) -> Result<Option<Vec<Mount>>, SchedulerError> {
+    gofer_core::check_mounts(NAME, &spec.mounts)?;
+    if spec.mounts.is_empty() {
+        return Ok(None);
+    }
+    let mut out = Vec::with_capacity(spec.mounts.len());
+    for m in &spec.mounts {
+        let (typ, source) = match &m.source {
+            MountSource::Volume(name) => (MountType::VOLUME, name.clone()),
+            MountSource::Bind(path) => (
+                MountType::BIND,
+                path.to_str().unwrap_or_default().to_string(),
+            ),
+            other => {
+                return Err(invalid(
+                    "mounts",
+                    format!("mount source {other:?} is not supported"),
+                ))
+            }
+        };
+        out.push(Mount {
+            typ: Some(typ),
+            source: Some(source),
+            target: Some(m.target.clone()),
+            read_only: Some(m.read_only),
+            ..Default::default()
+        });
+    }
+    Ok(Some(out))
 }
 
 #[cfg(test)]

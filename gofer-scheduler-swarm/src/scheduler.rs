@@ -150,7 +150,8 @@ impl SwarmScheduler {
             .with_cpu_limit(info.cpu_cfs_quota.unwrap_or(false))
             .with_network_sandbox(true)
             .with_sandbox_network(SandboxNetwork::RunNetwork)
-            .with_registry_auth(true);
+            .with_registry_auth(true)
+            .with_mounts(true);
         tracing::debug!(endpoint = %endpoint, nodes = swarm.nodes.unwrap_or(0), "connected");
         Ok(Self {
             docker,

@@ -110,7 +110,8 @@ impl FakeScheduler {
                     .with_memory_limit(true)
                     .with_cpu_limit(true)
                     .with_network_sandbox(true)
-                    .with_registry_auth(true),
+                    .with_registry_auth(true)
+                    .with_mounts(true),
                 default_behaviour: Behaviour::new(),
                 image_rules: HashMap::new(),
                 program_rules: HashMap::new(),
