@@ -21,6 +21,7 @@ pub mod testing;
 mod validate;
 mod validation;
 mod variable;
+pub mod volume;
 
 pub use error::{BoxError, SchedulerError, StoreError};
 pub use executor::{
@@ -32,7 +33,7 @@ pub use executor::{
 pub use id::{validate_id, IdError, ID_MAX_LEN, ID_MIN_LEN};
 pub use interpolate::{parse_placeholder, Placeholder, PlaceholderError, PlaceholderKind};
 pub use mount::{check_mounts, Mount, MountSource};
-pub use pipeline::{Pipeline, MAX_PARALLELISM};
+pub use pipeline::{Pipeline, MAX_PARALLELISM, WORKSPACE_PATH};
 pub use retry::{RetryOn, RetryPolicy, MAX_ATTEMPTS, MAX_FACTOR};
 pub use run::{
     ContainerRef, Event, InjectedVariable, Run, RunHeader, RunOptions, RunState, RunStatus,
@@ -44,7 +45,7 @@ pub use runstore::{
 pub use scheduler::{
     Capabilities, ContainerId, ContainerSpec, ContainerState, ContainerSummary, DynScheduler, Env,
     ExitStatus, LogChunk, LogStream, NetworkMode, OutputCursor, OutputStream, PullProgress,
-    PullProgressFn, SandboxNetwork, SandboxSpec, Scheduler,
+    PullProgressFn, SandboxNetwork, SandboxSpec, Scheduler, VolumeScope, VolumeSpec, VolumeSummary,
 };
 pub use store::{
     allow_list_matches, DynObjectStore, DynSecretStore, GlobalSecretInfo, InMemoryObjectStore,
@@ -63,7 +64,7 @@ pub use secrecy;
 pub mod reaper;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
-pub use reaper::{reap, reap_listed, ReapError, ReapReport, REAP_CONCURRENCY};
+pub use reaper::{reap, reap_listed, reap_volumes, ReapError, ReapReport, REAP_CONCURRENCY};
 mod validate_cycles;
 mod validate_text;
 pub use validate::{

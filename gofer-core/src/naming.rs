@@ -93,6 +93,26 @@ pub fn task_attempt_labels(
     labels
 }
 
+/// The name of a run's workspace volume: `gofer-<engine>-<pipeline>-<run>.workspace`
+/// (after a `.`, which ids cannot hold).
+///
+/// ```
+/// assert_eq!(gofer_core::naming::workspace_volume_name("ci1", "build", 7), "gofer-ci1-build-7.workspace");
+/// ```
+pub fn workspace_volume_name(engine: &str, pipeline: &str, run: u64) -> String {
+    format!("gofer-{engine}-{pipeline}-{run}.workspace")
+}
+
+/// The labels of a run's workspace volume (role `workspace`).
+pub fn workspace_labels(engine: &str, pipeline: &str, run: u64) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (LABEL_ENGINE.to_string(), engine.to_string()),
+        (LABEL_PIPELINE.to_string(), pipeline.to_string()),
+        (LABEL_RUN.to_string(), run.to_string()),
+        (LABEL_ROLE.to_string(), "workspace".to_string()),
+    ])
+}
+
 /// The labels of a run's sandbox holder.
 pub fn sandbox_labels(engine: &str, pipeline: &str, run: u64) -> BTreeMap<String, String> {
     BTreeMap::from([

@@ -45,13 +45,9 @@ async fn each_attempt_is_a_row_with_its_container_and_log() {
         .run_store(Arc::new(store.clone()))
         .build()
         .unwrap();
-    let p = Pipeline::new("retried", "retried").task(
-        Task::new("flaky", "flaky").retry(RetryPolicy::new(3).backoff(
-            Duration::from_millis(10),
-            2.0,
-            Duration::from_millis(50),
-        )),
-    );
+    let p = Pipeline::new("retried", "retried").task(Task::new("flaky", "flaky").retry(
+        RetryPolicy::new(3).backoff(Duration::from_millis(10), 2.0, Duration::from_millis(50)),
+    ));
     engine.recover().await.unwrap();
     engine.register_pipeline(&p).await.unwrap();
     let run = engine
@@ -90,7 +86,9 @@ async fn each_attempt_is_a_row_with_its_container_and_log() {
         assert_eq!(lines[0].text(), "no");
     }
     let current: u32 = c
-        .query_row("SELECT attempt FROM tasks WHERE task = 'flaky'", [], |r| r.get(0))
+        .query_row("SELECT attempt FROM tasks WHERE task = 'flaky'", [], |r| {
+            r.get(0)
+        })
         .unwrap();
     assert_eq!(current, 3);
     assert_eq!(fake.containers(), 0);
@@ -127,7 +125,9 @@ async fn a_version_1_file_is_migrated_and_keeps_its_runs() {
     assert_eq!(run.status, RunStatus::Successful);
     assert_eq!((run.tasks[0].attempt, run.tasks[0].attempts.len()), (1, 0));
     let c = rusqlite::Connection::open(&path).unwrap();
-    let version: u32 = c.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    let version: u32 = c
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(version, 2);
     let attempt: u32 = c
         .query_row("SELECT attempt FROM tasks", [], |r| r.get(0))

@@ -64,6 +64,8 @@ pub(crate) struct RunCtx {
     pub(crate) token: Option<Result<SecretString, TokenFailure>>,
     /// The run's network sandbox.
     pub(crate) sandbox: Option<ContainerId>,
+    /// The run's workspace volume, when the pipeline has one.
+    pub(crate) workspace: Option<String>,
     /// Every secret value the run has seen, for its log masker.
     secrets: Mutex<Vec<SecretString>>,
     /// How each task goes on, for a run resumed by recovery (empty otherwise).
@@ -91,6 +93,7 @@ impl RunCtx {
             stop: Arc::new(StopSignal::new()),
             token: None,
             sandbox: None,
+            workspace: None,
             secrets: Mutex::new(Vec::new()),
             resume: Vec::new(),
             recovered: false,

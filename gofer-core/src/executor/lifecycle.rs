@@ -7,7 +7,9 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 use tracing::{debug, warn, Instrument};
 
+use crate::mount::Mount;
 use crate::naming;
+use crate::pipeline::WORKSPACE_PATH;
 use crate::retry::{RetryOn, RetryPolicy};
 use crate::run::{StatusReason, TaskState, TaskStatus};
 use crate::scheduler::{ContainerId, ContainerSpec, Env, NetworkMode};
@@ -130,6 +132,9 @@ fn container_spec(ctx: &RunCtx, idx: usize, name: String, env: Env, attempt: u32
     spec.command = task.command.clone();
     if let Some(sandbox) = &ctx.sandbox {
         spec = spec.network(NetworkMode::Sandbox(sandbox.clone()));
+    }
+    if let Some(volume) = &ctx.workspace {
+        spec = spec.mount(Mount::volume(volume.clone(), WORKSPACE_PATH));
     }
     spec
 }

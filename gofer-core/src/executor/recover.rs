@@ -55,7 +55,8 @@ pub struct RecoveryReport {
     /// Every task execution that was not complete, and what was done with it.
     pub tasks: Vec<RecoveredTask>,
     /// Names of the containers removed: this engine's containers of no unfinished
-    /// run, and containers of tasks already recorded complete.
+    /// run, and containers of tasks already recorded complete; then the names of this
+    /// engine's volumes (run workspaces) of no unfinished run.
     pub reaped: Vec<String>,
 }
 

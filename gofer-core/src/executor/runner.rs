@@ -23,6 +23,7 @@ use super::recorder::Recorder;
 use super::recover::Resume;
 use super::slots::SlotWait;
 use super::stop::{Stop, StopCause, StopWatch};
+use crate::volume::{VolumeScope, VolumeSpec};
 
 /// Marks the run aborted if the executor's future is dropped before it completed.
 struct AbortGuard(Arc<Recorder>);
@@ -140,6 +141,14 @@ async fn run_inner(mut ctx: RunCtx, wait: SlotWait) {
         }
     }
 
+    // The shared workspace, when the pipeline asks for one.
+    if sandbox_error.is_none() && ctx.pipeline.workspace {
+        match create_workspace(&engine, &ctx).await {
+            Ok(name) => ctx.workspace = Some(name),
+            Err(message) => sandbox_error = Some(message),
+        }
+    }
+
     let ctx = Arc::new(ctx);
     if let Some(message) = sandbox_error {
         for idx in 0..recorder.task_ids.len() {
@@ -154,7 +163,11 @@ async fn run_inner(mut ctx: RunCtx, wait: SlotWait) {
         run_graph(&ctx, &mut stop_rx, deadline).await;
     }
 
-    // Cleanup: the sandbox, the token, the run's objects.
+    // Cleanup: the workspace (its containers are removed), the sandbox, the token,
+    // the run's objects.
+    if let Some(name) = &ctx.workspace {
+        container::remove_volume(&engine, name).await;
+    }
     if let Some(id) = &ctx.sandbox {
         container::remove(&engine, id).await;
     }
@@ -167,6 +180,34 @@ async fn run_inner(mut ctx: RunCtx, wait: SlotWait) {
         warn!(error = %e, "object store run_finished failed");
     }
     complete(&recorder, ctx.stop.current()).await;
+}
+
+/// Makes the run's workspace volume (a resumed run finds it made: creating it again
+/// is not an error); the error is the message every task then fails with.
+async fn create_workspace(engine: &Arc<Shared>, ctx: &RunCtx) -> Result<String, String> {
+    let s = &*engine.scheduler;
+    let caps = s.capabilities();
+    if !caps.volumes || caps.volume_scope != VolumeScope::Engine {
+        return Err(format!(
+            "the pipeline asks for a shared workspace, but scheduler {} {}",
+            s.name(),
+            if caps.volumes {
+                "keeps a volume on one node (volume scope Node): tasks on other nodes would not share it"
+            } else {
+                "cannot make volumes (capability `volumes`)"
+            }
+        ));
+    }
+    let name = naming::workspace_volume_name(&engine.instance_id, &ctx.pipeline.id, ctx.run_id);
+    let spec = VolumeSpec::new(name.clone()).labels(naming::workspace_labels(
+        &engine.instance_id,
+        &ctx.pipeline.id,
+        ctx.run_id,
+    ));
+    match container::guarded(s, "create_volume", s.create_volume(spec)).await {
+        Ok(()) => Ok(name),
+        Err(e) => Err(format!("cannot create the run's workspace volume: {e}")),
+    }
 }
 
 /// Why a child cannot run after its parents, naming the first unmet parent.

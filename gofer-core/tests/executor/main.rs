@@ -15,3 +15,4 @@ mod retry;
 mod scale;
 mod task_cancel;
 mod variables;
+mod workspace;
