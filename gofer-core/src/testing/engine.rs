@@ -47,7 +47,9 @@ async fn log_of(h: &RunHandle, task: &str) -> Vec<String> {
         .await
 }
 
-/// Removes what engine instance `instance` left, then asserts it left nothing.
+/// Removes what engine instance `instance` left (containers, then volumes on a backend
+/// with [`Capabilities::volumes`](crate::Capabilities::volumes)), then asserts it left
+/// nothing.
 pub async fn assert_nothing_left(s: &DynScheduler, instance: &str) {
     let left = s
         .list(&engine_filter(instance))
@@ -56,8 +58,122 @@ pub async fn assert_nothing_left(s: &DynScheduler, instance: &str) {
     for c in &left {
         let _ = s.remove(&c.id, true).await;
     }
-    let names: Vec<_> = left.iter().map(|c| c.name.clone()).collect();
+    let mut names: Vec<_> = left.iter().map(|c| c.name.clone()).collect();
+    if s.capabilities().volumes {
+        let volumes = s
+            .list_volumes(&engine_filter(instance))
+            .await
+            .expect("list volumes by label");
+        for v in &volumes {
+            let _ = s.remove_volume(&v.name).await;
+        }
+        names.extend(volumes.into_iter().map(|v| format!("volume {}", v.name)));
+    }
     assert!(names.is_empty(), "left behind: {names:?}");
+}
+
+/// A task that fails twice then succeeds, counting its attempts in a file of the run's
+/// workspace: three attempts, each with its own log; the next task reads the count
+/// from the workspace; nothing (container or volume) is left.
+pub async fn retried_task_counts_attempts_in_the_workspace(
+    s: Arc<DynScheduler>,
+    image: &str,
+    instance: &str,
+) {
+    let engine = builder(&s, instance).build().expect("an engine");
+    let count = format!("{}/count", crate::WORKSPACE_PATH);
+    let pipeline = Pipeline::new("retried", "Retried")
+        .workspace(true)
+        .task(
+            Task::new("flaky", image)
+                .command([
+                    "sh".to_string(),
+                    "-c".to_string(),
+                    format!(
+                        "n=$(cat {count} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {count}; \
+                         echo attempt $n; [ $n -ge 3 ]"
+                    ),
+                ])
+                .retry(crate::RetryPolicy::new(5).backoff(
+                    Duration::from_millis(100),
+                    2.0,
+                    Duration::from_secs(1),
+                )),
+        )
+        .task(
+            Task::new("after", image)
+                .command(["cat".to_string(), count.clone()])
+                .depends_on("flaky", crate::RequiredParentStatus::Success),
+        );
+    let h = engine
+        .start_run(&pipeline, RunOptions::new())
+        .expect("a run");
+    let run = h.wait().await.expect("the run ends");
+    assert_eq!(run.status, RunStatus::Successful, "{run:?}");
+    let flaky = run.task("flaky").expect("the task");
+    assert_eq!((flaky.attempt, flaky.attempts.len()), (3, 2), "{flaky:?}");
+    for a in &flaky.attempts {
+        assert_eq!(
+            a.reason,
+            Some(StatusReason::AbnormalExit { code: 1 }),
+            "{a:?}"
+        );
+    }
+    for n in 1..=3u32 {
+        let lines: Vec<String> = h
+            .attempt_logs("flaky", n)
+            .expect("the task")
+            .map(|l| l.expect("a log line").text().into_owned())
+            .collect()
+            .await;
+        assert_eq!(lines, [format!("attempt {n}")], "attempt {n}");
+    }
+    assert_eq!(log_of(&h, "after").await, ["3"]);
+    assert_nothing_left(&*s, instance).await;
+}
+
+/// One task leaves a file in the run's workspace and the next reads it; the volume
+/// goes with the run, also when the run fails.
+pub async fn tasks_share_files_through_the_workspace(
+    s: Arc<DynScheduler>,
+    image: &str,
+    instance: &str,
+) {
+    let engine = builder(&s, instance).build().expect("an engine");
+    let file = format!("{}/built.txt", crate::WORKSPACE_PATH);
+    let pipeline = Pipeline::new("shared", "Shared workspace")
+        .workspace(true)
+        .task(Task::new("build", image).command([
+            "sh".to_string(),
+            "-c".to_string(),
+            format!("echo made by build > {file}"),
+        ]))
+        .task(
+            Task::new("test", image)
+                .command(["cat".to_string(), file.clone()])
+                .depends_on("build", crate::RequiredParentStatus::Success),
+        );
+    let h = engine
+        .start_run(&pipeline, RunOptions::new())
+        .expect("a run");
+    let run = h.wait().await.expect("the run ends");
+    assert_eq!(run.status, RunStatus::Successful, "{run:?}");
+    assert_eq!(log_of(&h, "test").await, ["made by build"]);
+    assert_nothing_left(&*s, instance).await;
+    // A second run starts with an empty workspace, and a failing one removes it too.
+    let failing = Pipeline::new("shared", "Shared workspace")
+        .workspace(true)
+        .task(Task::new("test", image).command(["cat".to_string(), file]));
+    let h = engine
+        .start_run(&failing, RunOptions::new())
+        .expect("a run");
+    let run = h.wait().await.expect("the run ends");
+    assert_eq!(
+        run.status,
+        RunStatus::Failed,
+        "the second run's workspace is new: {run:?}"
+    );
+    assert_nothing_left(&*s, instance).await;
 }
 
 /// Waits until `task` of the run is running.
