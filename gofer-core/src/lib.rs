@@ -14,6 +14,7 @@ mod retry;
 mod run;
 pub mod runstore;
 pub mod scheduler;
+mod service;
 mod store;
 mod task;
 #[cfg(feature = "conformance")]
@@ -47,6 +48,7 @@ pub use scheduler::{
     ExitStatus, LogChunk, LogStream, NetworkMode, OutputCursor, OutputStream, PullProgress,
     PullProgressFn, SandboxNetwork, SandboxSpec, Scheduler, VolumeScope, VolumeSpec, VolumeSummary,
 };
+pub use service::{Readiness, Service};
 pub use store::{
     allow_list_matches, DynObjectStore, DynSecretStore, GlobalSecretInfo, InMemoryObjectStore,
     InMemorySecretStore, ObjectStore, SecretStore,

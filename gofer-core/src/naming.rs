@@ -13,6 +13,8 @@ pub const LABEL_RUN: &str = "dev.gofer.run";
 pub const LABEL_TASK: &str = "dev.gofer.task";
 /// Label: the attempt number of a task's container (see [`crate::RetryPolicy`]).
 pub const LABEL_ATTEMPT: &str = "dev.gofer.attempt";
+/// Label: the service id of a service's container or of its readiness probe.
+pub const LABEL_SERVICE: &str = "dev.gofer.service";
 /// Label: what the container is (`"task"` or `"sandbox"`).
 pub const LABEL_ROLE: &str = "dev.gofer.role";
 
@@ -91,6 +93,16 @@ pub fn task_attempt_labels(
         labels.insert(LABEL_ATTEMPT.to_string(), attempt.to_string());
     }
     labels
+}
+
+/// The name of a run's service container: `gofer-<engine>-<pipeline>-<run>.service-<id>`
+/// (its readiness probes add `.probe-<n>`).
+///
+/// ```
+/// assert_eq!(gofer_core::naming::service_container_name("ci1", "build", 7, "db"), "gofer-ci1-build-7.service-db");
+/// ```
+pub fn service_container_name(engine: &str, pipeline: &str, run: u64, service: &str) -> String {
+    format!("gofer-{engine}-{pipeline}-{run}.service-{service}")
 }
 
 /// The name of a run's workspace volume: `gofer-<engine>-<pipeline>-<run>.workspace`

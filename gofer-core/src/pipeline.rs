@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::service::Service;
 use crate::task::Task;
 
 /// Largest accepted [`Pipeline::parallelism`].
@@ -40,6 +41,9 @@ pub struct Pipeline {
     /// [`Pipeline::workspace`]).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub workspace: bool,
+    /// Service containers the tasks may need (see [`Service`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<Service>,
 }
 
 /// Where the run's shared workspace is mounted in every task's container.
@@ -55,7 +59,15 @@ impl Pipeline {
             parallelism: 0,
             tasks: Vec::new(),
             workspace: false,
+            services: Vec::new(),
         }
+    }
+
+    /// Adds a service container (see [`Service`]).
+    #[must_use]
+    pub fn service(mut self, service: Service) -> Self {
+        self.services.push(service);
+        self
     }
 
     /// Gives each run a shared workspace: a volume made for the run (named

@@ -93,6 +93,9 @@ pub enum StatusReason {
     /// The container ended well but its log could not be kept whole (see
     /// [`TaskExecution::log_incomplete`]); the engine was set to fail such tasks.
     IncompleteLog,
+    /// A service the task needs (see [`crate::Service`]) could not start, was not
+    /// ready by its deadline, or exited.
+    ServiceUnavailable,
 }
 
 /// One variable as the container saw it, for display: secret values are masked.

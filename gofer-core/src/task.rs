@@ -144,6 +144,10 @@ pub struct Task {
     /// How a failed attempt is retried; `None` is one attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<RetryPolicy>,
+    /// Ids of the pipeline's services this task needs: it starts once they are
+    /// ready, and fails if one of them is not (see [`crate::Service`]).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub services: std::collections::BTreeSet<String>,
 }
 
 fn is_default_limits(l: &ResourceLimits) -> bool {
@@ -167,6 +171,7 @@ impl Task {
             timeout: None,
             resources: ResourceLimits::default(),
             retry: None,
+            services: std::collections::BTreeSet::new(),
         }
     }
 
@@ -274,6 +279,13 @@ impl Task {
     #[must_use]
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
         self.retry = Some(policy);
+        self
+    }
+
+    /// Makes this task need the pipeline's service `service` (see [`crate::Service`]).
+    #[must_use]
+    pub fn needs_service(mut self, service: impl Into<String>) -> Self {
+        self.services.insert(service.into());
         self
     }
 

@@ -20,6 +20,7 @@ use super::logs::LogSink;
 use super::recorder::Recorder;
 use super::recover::Resume;
 use super::resolve::Placeholders;
+use super::services::Services;
 use super::slots::Slots;
 use super::stop::{StopSignal, StopWatch, TaskStops};
 use super::token::TokenIssuer;
@@ -66,6 +67,8 @@ pub(crate) struct RunCtx {
     pub(crate) sandbox: Option<ContainerId>,
     /// The run's workspace volume, when the pipeline has one.
     pub(crate) workspace: Option<String>,
+    /// The run's services, as the tasks needing them see them.
+    pub(crate) services: Services,
     /// Every secret value the run has seen, for its log masker.
     secrets: Mutex<Vec<SecretString>>,
     /// How each task goes on, for a run resumed by recovery (empty otherwise).
@@ -94,6 +97,7 @@ impl RunCtx {
             token: None,
             sandbox: None,
             workspace: None,
+            services: Services::default(),
             secrets: Mutex::new(Vec::new()),
             resume: Vec::new(),
             recovered: false,

@@ -201,6 +201,18 @@ async fn run_task(
         }
     };
 
+    // The services it needs, ready (not for a container that already exists).
+    if attach.is_none() && !task.services.is_empty() {
+        tokio::select! {
+            r = ctx.services.ready(&task.services) => {
+                if let Err(why) = r {
+                    return Outcome::service_unavailable(why);
+                }
+            }
+            s = stop.stopped() => return stop_outcome(s, Phase::NotStarted),
+        }
+    }
+
     // A container slot.
     *permit = match &engine.containers {
         None => None,
@@ -286,6 +298,10 @@ async fn watch_exit(ctx: &RunCtx, idx: usize, id: &ContainerId, stop: &mut StopW
             Outcome::task_timeout(task.timeout.unwrap_or_default()),
         ),
         st = stop.stopped() => (st.grace, stop_outcome(st, Phase::Running)),
+        why = ctx.services.failed(&task.services) => (
+            engine.limits.stop_grace,
+            Outcome::service_unavailable(why),
+        ),
     };
     // A stop asked for later with a shorter grace (a second cancel) cuts this one
     // short: the container is stopped again with that grace.

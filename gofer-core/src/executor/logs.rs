@@ -77,6 +77,20 @@ impl LogKey {
     /// assert_eq!(LogKey::attempt("p", 1, "test", 3).task, "test.3");
     /// ```
     pub fn attempt(pipeline: impl Into<String>, run: u64, task: &str, attempt: u32) -> Self {
+        Self::attempt_key(pipeline, run, task, attempt)
+    }
+
+    /// The key of a run's service's log (see [`crate::Service`]): `task` is
+    /// `"service.<id>"` (ids hold no `.`, so it is no task's key).
+    ///
+    /// ```
+    /// assert_eq!(gofer_core::LogKey::service("p", 1, "db").task, "service.db");
+    /// ```
+    pub fn service(pipeline: impl Into<String>, run: u64, service: &str) -> Self {
+        Self::new(pipeline, run, format!("service.{service}"))
+    }
+
+    fn attempt_key(pipeline: impl Into<String>, run: u64, task: &str, attempt: u32) -> Self {
         if attempt <= 1 {
             Self::new(pipeline, run, task)
         } else {

@@ -164,6 +164,7 @@ mod recover;
 mod resolve;
 mod resume;
 mod runner;
+mod services;
 mod slots;
 mod stop;
 mod token;

@@ -57,6 +57,15 @@ impl Outcome {
         )
     }
 
+    /// A service the task needs could not start, was not ready in time, or exited.
+    pub(crate) fn service_unavailable(message: String) -> Self {
+        Self::new(
+            TaskStatus::Failed,
+            Some(StatusReason::ServiceUnavailable),
+            message,
+        )
+    }
+
     /// A dependency condition was not met.
     pub(crate) fn skipped(message: String) -> Self {
         Self::new(TaskStatus::Skipped, None, message)

@@ -21,6 +21,7 @@ use super::lifecycle::execute_task;
 use super::outcome::{decide_status, stop_outcome, stop_reason, Outcome, Phase};
 use super::recorder::Recorder;
 use super::recover::Resume;
+use super::services::{self, Services};
 use super::slots::SlotWait;
 use super::stop::{Stop, StopCause, StopWatch};
 use crate::volume::{VolumeScope, VolumeSpec};
@@ -149,7 +150,13 @@ async fn run_inner(mut ctx: RunCtx, wait: SlotWait) {
         }
     }
 
+    // The services' channels (the tasks wait on them); started once the context is
+    // shared.
+    let (services, senders) = Services::channels(&ctx.pipeline.services, &ctx.pipeline.tasks);
+    ctx.services = services;
+
     let ctx = Arc::new(ctx);
+    let running = (sandbox_error.is_none()).then(|| services::start_all(&ctx, senders));
     if let Some(message) = sandbox_error {
         for idx in 0..recorder.task_ids.len() {
             recorder
@@ -163,8 +170,11 @@ async fn run_inner(mut ctx: RunCtx, wait: SlotWait) {
         run_graph(&ctx, &mut stop_rx, deadline).await;
     }
 
-    // Cleanup: the workspace (its containers are removed), the sandbox, the token,
-    // the run's objects.
+    // Cleanup: the services (every task has ended), the workspace (its containers are
+    // removed), the sandbox, the token, the run's objects.
+    if let Some(running) = running {
+        services::stop_all(&ctx, running).await;
+    }
     if let Some(name) = &ctx.workspace {
         container::remove_volume(&engine, name).await;
     }

@@ -13,6 +13,7 @@ mod recovery;
 mod recovery_faults;
 mod retry;
 mod scale;
+mod services;
 mod task_cancel;
 mod variables;
 mod workspace;
