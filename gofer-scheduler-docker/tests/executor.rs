@@ -170,3 +170,10 @@ async fn two_tasks_share_a_file_through_the_workspace() {
     let id = instance();
     engine::tasks_share_files_through_the_workspace(sched(&s), IMAGE, &id).await;
 }
+
+#[tokio::test]
+async fn a_task_reaches_a_service_on_localhost_after_its_readiness() {
+    let Some(s) = scheduler().await else { return };
+    let id = instance();
+    engine::task_reaches_a_service_on_localhost(sched(&s), IMAGE, &id).await;
+}

@@ -177,3 +177,10 @@ async fn two_tasks_share_a_file_through_the_workspace() {
     let id = instance("share");
     engine::tasks_share_files_through_the_workspace(sched(&s), IMAGE, &id).await;
 }
+
+#[tokio::test]
+async fn a_task_reaches_a_service_on_localhost_after_its_readiness() {
+    let s = podman_or_skip!();
+    let id = instance("service");
+    engine::task_reaches_a_service_on_localhost(sched(&s), IMAGE, &id).await;
+}

@@ -376,3 +376,64 @@ pub async fn run_network_reaches_tasks_by_id(s: Arc<DynScheduler>, image: &str, 
     assert_eq!(log_of(&h, "server").await, ["hello over the run network"]);
     assert_nothing_left(&*s, instance).await;
 }
+
+/// A task reaches a service on `localhost` once its readiness check passed: busybox
+/// `httpd` serves a page, probed with `wget` (under `busybox timeout`), and the task
+/// prints what it fetched; the service's log is kept and nothing is left.
+pub async fn task_reaches_a_service_on_localhost(
+    s: Arc<DynScheduler>,
+    image: &str,
+    instance: &str,
+) {
+    let sink = InMemoryLogSink::new();
+    let engine = Engine::builder(s.clone())
+        .instance_id(instance)
+        .log_sink(Arc::new(sink.clone()))
+        .network_sandbox(image)
+        .build()
+        .expect("an engine with a network sandbox");
+    let fetch = [
+        "busybox",
+        "timeout",
+        "5",
+        "busybox",
+        "wget",
+        "-q",
+        "-O",
+        "-",
+        "http://127.0.0.1:8080/",
+    ];
+    let pipeline = Pipeline::new("webtest", "Service")
+        .service(
+            crate::Service::new("web", image)
+                .command([
+                    "sh",
+                    "-c",
+                    "mkdir -p /www && echo \"$GREETING\" > /www/index.html && echo serving && exec httpd -f -p 8080 -h /www",
+                ])
+                .variable("GREETING", "hello from the service")
+                .readiness(crate::Readiness::new(
+                    fetch,
+                    Duration::from_millis(200),
+                    Duration::from_secs(60),
+                )),
+        )
+        .task(Task::new("client", image).command(fetch).needs_service("web"));
+    let h = engine
+        .start_run(&pipeline, RunOptions::new())
+        .expect("a run");
+    let run = h.wait().await.expect("the run ends");
+    assert_eq!(run.status, RunStatus::Successful, "{run:?}");
+    assert_eq!(log_of(&h, "client").await, ["hello from the service"]);
+    let kept: Vec<String> = sink
+        .lines(&crate::LogKey::service("webtest", 1, "web"))
+        .iter()
+        .map(|l| l.text().into_owned())
+        .collect();
+    assert_eq!(
+        kept.first().map(String::as_str),
+        Some("serving"),
+        "{kept:?}"
+    );
+    assert_nothing_left(&*s, instance).await;
+}
