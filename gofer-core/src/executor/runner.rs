@@ -384,8 +384,8 @@ async fn run_graph(
             }
             () = ctx.task_stops.requested() => {
                 // A task cancelled before it started ends now, not when its parents do.
-                for i in 0..n {
-                    if started[i] || g.statuses[i].is_some() {
+                for (i, &was_started) in started.iter().enumerate() {
+                    if was_started || g.statuses[i].is_some() {
                         continue;
                     }
                     if let Some(stop) = ctx.task_stops.current(i) {

@@ -118,10 +118,14 @@ impl Services {
     }
 }
 
+/// Where a service's task puts its container's id once it exists.
+type Slot = Arc<Mutex<Option<ContainerId>>>;
+
 /// The running services of a run, for [`stop_all`].
 pub(crate) struct Running {
     stop: watch::Sender<bool>,
-    services: Vec<(usize, JoinHandle<()>, Arc<Mutex<Option<ContainerId>>>)>,
+    /// The service's index in the pipeline, its task, its container.
+    services: Vec<(usize, JoinHandle<()>, Slot)>,
 }
 
 /// Starts every needed service of the run, each in a task of its own.
@@ -208,7 +212,7 @@ async fn run_service(
     j: usize,
     tx: watch::Sender<ServiceState>,
     mut stop: watch::Receiver<bool>,
-    slot: Arc<Mutex<Option<ContainerId>>>,
+    slot: Slot,
 ) {
     let service = &ctx.pipeline.services[j];
     let id = &service.id;

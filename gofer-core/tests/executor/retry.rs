@@ -314,7 +314,7 @@ async fn extreme_policies_are_typed_validation_errors_and_huge_waits_do_not_pani
         assert!(err.contains(field), "{err}");
         let issues = p.validate().unwrap_err().issues;
         assert!(
-            matches!(&issues[0], ValidationIssue::InvalidRetry { field: f, .. } if f.to_string() == field),
+            matches!(&issues[0], ValidationIssue::InvalidRetry { field: f, .. } if field == *f),
             "{issues:?}"
         );
     }

@@ -39,7 +39,7 @@ async fn every_task_mounts_the_runs_volume_which_goes_with_the_run() {
         .unwrap();
     h.wait_task("build", TaskState::Running).await.unwrap();
     let volume = workspace_volume_name("test", "wsp", 1);
-    assert_eq!(fake.volumes(), [volume.clone()]);
+    assert_eq!(fake.volumes(), std::slice::from_ref(&volume));
     let run = finish(&h).await;
     assert_eq!(run.status, RunStatus::Successful);
     for t in ["build", "test"] {
@@ -148,7 +148,7 @@ async fn recovery_keeps_an_unfinished_runs_volume_and_reaps_a_finished_runs() {
     );
     assert_eq!(
         fake.volumes(),
-        [unfinished.clone()],
+        std::slice::from_ref(&unfinished),
         "the resumed run keeps its workspace"
     );
     let run = finish(&report.runs[0]).await;
