@@ -127,6 +127,12 @@ pub struct ContainerSpec {
     pub network: NetworkMode,
     /// Volumes and host paths to mount (checked with [`crate::check_mounts`]).
     pub mounts: Vec<Mount>,
+    /// The grace period the container will be stopped with, as far as it is known at
+    /// create (the executor sets its [`Limits::stop_grace`](crate::Limits::stop_grace)).
+    /// A backend whose engine fixes the grace when the container is made (Swarm:
+    /// [`Capabilities::per_stop_grace`] off) uses it; the others take the grace of
+    /// each [`Scheduler::stop`] and may ignore this one.
+    pub stop_grace: Option<Duration>,
     /// Where to report pull progress.
     pub pull_progress: Option<PullProgressFn>,
 }
@@ -146,6 +152,7 @@ impl fmt::Debug for ContainerSpec {
             .field("init", &self.init)
             .field("network", &self.network)
             .field("mounts", &self.mounts)
+            .field("stop_grace", &self.stop_grace)
             .finish_non_exhaustive()
     }
 }
@@ -166,6 +173,7 @@ impl ContainerSpec {
             init: true,
             network: NetworkMode::Default,
             mounts: Vec::new(),
+            stop_grace: None,
             pull_progress: None,
         }
     }
@@ -259,6 +267,13 @@ impl ContainerSpec {
     #[must_use]
     pub fn mount(mut self, m: Mount) -> Self {
         self.mounts.push(m);
+        self
+    }
+
+    /// Sets the grace period known at create (see [`ContainerSpec::stop_grace`]).
+    #[must_use]
+    pub fn stop_grace(mut self, grace: Duration) -> Self {
+        self.stop_grace = Some(grace);
         self
     }
 
@@ -561,6 +576,11 @@ pub struct Capabilities {
     pub volumes: bool,
     /// Where a volume's content is seen (see [`VolumeScope`]).
     pub volume_scope: VolumeScope,
+    /// The `grace` of each [`Scheduler::stop`] call is honoured. Off, the engine fixes
+    /// the grace when the container is made and uses [`ContainerSpec::stop_grace`]
+    /// for every stop: a stop with another grace (a cancel's own) still sends SIGTERM
+    /// at once and kills after the create-time grace.
+    pub per_stop_grace: bool,
 }
 
 impl Capabilities {
@@ -615,6 +635,13 @@ impl Capabilities {
     #[must_use]
     pub fn with_registry_auth(mut self, on: bool) -> Self {
         self.registry_auth = on;
+        self
+    }
+
+    /// Sets [`Capabilities::per_stop_grace`].
+    #[must_use]
+    pub fn with_per_stop_grace(mut self, on: bool) -> Self {
+        self.per_stop_grace = on;
         self
     }
 

@@ -125,7 +125,8 @@ impl DockerScheduler {
             .with_network_sandbox(true)
             .with_registry_auth(true)
             .with_mounts(true)
-            .with_volumes(true);
+            .with_volumes(true)
+            .with_per_stop_grace(true);
         let v = docker.client_version();
         tracing::debug!(
             endpoint = %endpoint,

@@ -315,6 +315,7 @@ impl Scheduler for PodmanScheduler {
             .with_registry_auth(true)
             .with_mounts(true)
             .with_volumes(true)
+            .with_per_stop_grace(true)
     }
 
     #[tracing::instrument(skip_all, fields(scheduler = NAME, name = %spec.name, image = %spec.image))]

@@ -188,7 +188,8 @@ pub(crate) fn service(
         .collect();
     labels.insert(LABEL_NAME.to_string(), spec.name.clone());
     let constraints = constraints(spec)?;
-    let grace = i64::try_from(config.stop_grace.as_nanos()).unwrap_or(i64::MAX);
+    let grace = spec.stop_grace.unwrap_or(config.stop_grace);
+    let grace = i64::try_from(grace.as_nanos()).unwrap_or(i64::MAX);
     Ok(ServiceSpec {
         name: Some(ids::swarm_name(&spec.name)),
         labels: Some(labels.clone()),
@@ -338,6 +339,17 @@ mod tests {
         assert_eq!(c.args, Some(vec!["echo hi".to_string()]));
         assert_eq!(c.init, Some(true));
         assert_eq!(c.stop_grace_period, Some(3_000_000_000));
+        assert_eq!(c.mounts, None);
+        // The spec's grace, known at create, wins over the config's.
+        let s = service(&spec.clone().stop_grace(Duration::from_secs(5)), &config).expect("valid");
+        assert_eq!(container(&s).stop_grace_period, Some(5_000_000_000));
+        let s = service(&spec.clone().stop_grace(Duration::MAX), &config).expect("valid");
+        assert_eq!(container(&s).stop_grace_period, Some(i64::MAX));
+        let m = gofer_core::Mount::volume("ws", "/workspace");
+        let s = service(&spec.clone().mount(m), &config).expect("valid");
+        let mounts = container(&s).mounts.clone().expect("mounts");
+        assert_eq!(mounts[0].typ, Some(MountType::VOLUME));
+        assert_eq!(mounts[0].target.as_deref(), Some("/workspace"));
         assert_eq!(
             c.labels
                 .as_ref()

@@ -48,3 +48,15 @@ async fn the_run_network_is_removed_when_a_run_fails() {
     let Some(s) = scheduler().await else { return };
     engine::sandbox_removed_on_failure(sched(&s), IMAGE, &instance()).await;
 }
+
+#[tokio::test]
+async fn capabilities_say_the_grace_is_fixed_at_create() {
+    use gofer_core::Scheduler;
+    let Some(s) = scheduler().await else { return };
+    let caps = s.capabilities();
+    assert!(
+        !caps.per_stop_grace,
+        "Swarm cannot change a task's stop grace"
+    );
+    assert!(caps.mounts && caps.network_sandbox && caps.registry_auth);
+}

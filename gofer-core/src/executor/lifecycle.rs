@@ -127,7 +127,8 @@ fn container_spec(ctx: &RunCtx, idx: usize, name: String, env: Env, attempt: u32
             attempt,
         ))
         .resources(task.resources)
-        .init(true);
+        .init(true)
+        .stop_grace(engine.limits.stop_grace);
     spec.entrypoint = task.entrypoint.clone();
     spec.command = task.command.clone();
     if let Some(sandbox) = &ctx.sandbox {

@@ -114,7 +114,8 @@ impl FakeScheduler {
                     .with_network_sandbox(true)
                     .with_registry_auth(true)
                     .with_mounts(true)
-                    .with_volumes(true),
+                    .with_volumes(true)
+                    .with_per_stop_grace(true),
                 default_behaviour: Behaviour::new(),
                 image_rules: HashMap::new(),
                 program_rules: HashMap::new(),
