@@ -10,9 +10,11 @@ mod interpolate;
 mod mount;
 pub mod naming;
 mod pipeline;
+mod retry;
 mod run;
 pub mod runstore;
 pub mod scheduler;
+mod service;
 mod store;
 mod task;
 #[cfg(feature = "conformance")]
@@ -20,6 +22,7 @@ pub mod testing;
 mod validate;
 mod validation;
 mod variable;
+pub mod volume;
 
 pub use error::{BoxError, SchedulerError, StoreError};
 pub use executor::{
@@ -31,10 +34,11 @@ pub use executor::{
 pub use id::{validate_id, IdError, ID_MAX_LEN, ID_MIN_LEN};
 pub use interpolate::{parse_placeholder, Placeholder, PlaceholderError, PlaceholderKind};
 pub use mount::{check_mounts, Mount, MountSource};
-pub use pipeline::{Pipeline, MAX_PARALLELISM};
+pub use pipeline::{Pipeline, MAX_PARALLELISM, WORKSPACE_PATH};
+pub use retry::{RetryOn, RetryPolicy, MAX_ATTEMPTS, MAX_FACTOR};
 pub use run::{
     ContainerRef, Event, InjectedVariable, Run, RunHeader, RunOptions, RunState, RunStatus,
-    StatusReason, TaskExecution, TaskState, TaskStatus,
+    StatusReason, TaskAttempt, TaskExecution, TaskState, TaskStatus,
 };
 pub use runstore::{
     DynRunStore, InMemoryRunStore, RunChange, RunSpec, RunStore, TaskDetails, UnfinishedRun,
@@ -42,8 +46,9 @@ pub use runstore::{
 pub use scheduler::{
     Capabilities, ContainerId, ContainerSpec, ContainerState, ContainerSummary, DynScheduler, Env,
     ExitStatus, LogChunk, LogStream, NetworkMode, OutputCursor, OutputStream, PullProgress,
-    PullProgressFn, SandboxNetwork, SandboxSpec, Scheduler,
+    PullProgressFn, SandboxNetwork, SandboxSpec, Scheduler, VolumeScope, VolumeSpec, VolumeSummary,
 };
+pub use service::{Readiness, Service};
 pub use store::{
     allow_list_matches, DynObjectStore, DynSecretStore, GlobalSecretInfo, InMemoryObjectStore,
     InMemorySecretStore, ObjectStore, SecretStore,
@@ -62,7 +67,7 @@ pub use secrecy;
 pub mod reaper;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
-pub use reaper::{reap, reap_listed, ReapError, ReapReport, REAP_CONCURRENCY};
+pub use reaper::{reap, reap_listed, reap_volumes, ReapError, ReapReport, REAP_CONCURRENCY};
 mod validate_cycles;
 mod validate_text;
 pub use validate::{

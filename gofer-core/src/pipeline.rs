@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::service::Service;
 use crate::task::Task;
 
 /// Largest accepted [`Pipeline::parallelism`].
@@ -35,7 +36,18 @@ pub struct Pipeline {
     /// The tasks.
     #[serde(default)]
     pub tasks: Vec<Task>,
+    /// Each run gets a shared workspace: a volume made for the run, mounted at
+    /// [`WORKSPACE_PATH`] in every task of the run, removed with the run (see
+    /// [`Pipeline::workspace`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub workspace: bool,
+    /// Service containers the tasks may need (see [`Service`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<Service>,
 }
+
+/// Where the run's shared workspace is mounted in every task's container.
+pub const WORKSPACE_PATH: &str = "/gofer/workspace";
 
 impl Pipeline {
     /// An empty pipeline with an id and a name.
@@ -46,7 +58,43 @@ impl Pipeline {
             description: None,
             parallelism: 0,
             tasks: Vec::new(),
+            workspace: false,
+            services: Vec::new(),
         }
+    }
+
+    /// Adds a service container (see [`Service`]).
+    #[must_use]
+    pub fn service(mut self, service: Service) -> Self {
+        self.services.push(service);
+        self
+    }
+
+    /// Gives each run a shared workspace: a volume made for the run (named
+    /// [`naming::workspace_volume_name`](crate::naming::workspace_volume_name), labelled
+    /// like the run's containers), mounted read-write at [`WORKSPACE_PATH`] in every
+    /// task, so one task can leave files for the next (build, then test). It is
+    /// removed when the run ends — also when it failed or was cancelled — and a host
+    /// that died leaves it to recovery, which reaps it with the run's containers. The
+    /// scheduler needs [`Capabilities::volumes`](crate::Capabilities::volumes) with
+    /// [`VolumeScope::Engine`](crate::VolumeScope::Engine); otherwise every task of
+    /// the run fails (reason `SchedulerError`) naming the missing capability.
+    ///
+    /// ```
+    /// use gofer_core::{Pipeline, RequiredParentStatus, Task, WORKSPACE_PATH};
+    /// let p = Pipeline::new("build_and_test", "Build and test")
+    ///     .workspace(true)
+    ///     .task(Task::new("build", "busybox").command(["sh", "-c", "echo built > /gofer/workspace/out"]))
+    ///     .task(Task::new("test", "busybox")
+    ///         .command(["cat", "/gofer/workspace/out"])
+    ///         .depends_on("build", RequiredParentStatus::Success));
+    /// assert!(p.workspace);
+    /// assert_eq!(WORKSPACE_PATH, "/gofer/workspace");
+    /// ```
+    #[must_use]
+    pub fn workspace(mut self, on: bool) -> Self {
+        self.workspace = on;
+        self
     }
 
     /// Sets the description.

@@ -1,12 +1,13 @@
-//! The one reaper: removes the containers carrying a set of labels, over any
-//! [`Scheduler`](crate::Scheduler). Every backend and the engine's recovery use it.
+//! The one reaper: removes the containers, and then the volumes, carrying a set of
+//! labels, over any [`Scheduler`](crate::Scheduler). Every backend and the engine's
+//! recovery use it.
 
 use std::collections::BTreeMap;
 
 use futures::StreamExt;
 
 use crate::naming::LABEL_ROLE;
-use crate::{ContainerId, ContainerSummary, DynScheduler, SchedulerError};
+use crate::{ContainerId, ContainerSummary, DynScheduler, SchedulerError, VolumeSummary};
 
 /// How many removals [`reap`] has in flight at once.
 pub const REAP_CONCURRENCY: usize = 8;
@@ -38,6 +39,24 @@ pub enum ReapError {
         #[source]
         source: SchedulerError,
     },
+    /// Listing the labelled volumes failed; no volume was removed.
+    #[error("cannot list volumes labelled {labels}: {source}")]
+    ListVolumes {
+        /// The filter, as `k=v,k=v`.
+        labels: String,
+        /// The cause.
+        #[source]
+        source: SchedulerError,
+    },
+    /// Removing one volume failed.
+    #[error("cannot remove volume {name:?}: {source}")]
+    RemoveVolume {
+        /// The volume's name.
+        name: String,
+        /// The cause.
+        #[source]
+        source: SchedulerError,
+    },
 }
 
 impl ReapError {
@@ -45,7 +64,10 @@ impl ReapError {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::EmptyFilter => false,
-            Self::List { source, .. } | Self::Remove { source, .. } => source.is_retryable(),
+            Self::List { source, .. }
+            | Self::Remove { source, .. }
+            | Self::ListVolumes { source, .. }
+            | Self::RemoveVolume { source, .. } => source.is_retryable(),
         }
     }
 }
@@ -58,6 +80,8 @@ pub struct ReapReport {
     pub removed: Vec<ContainerSummary>,
     /// Containers listed but already gone when their removal came (not an error).
     pub gone: Vec<ContainerSummary>,
+    /// Volumes removed (after every container), in the order their removal completed.
+    pub removed_volumes: Vec<String>,
     /// What could not be listed or removed; those containers may still exist.
     pub failed: Vec<ReapError>,
 }
@@ -90,7 +114,9 @@ impl ReapReport {
 /// example [`naming::engine_filter`](crate::naming::engine_filter) for what an
 /// engine instance left behind), at most [`REAP_CONCURRENCY`] at a time: task
 /// containers first, then network sandbox holders (label
-/// [`LABEL_ROLE`] = `sandbox`), so no holder goes while a task still uses its network.
+/// [`LABEL_ROLE`] = `sandbox`), so no holder goes while a task still uses its network;
+/// then, on a scheduler with [`Capabilities::volumes`](crate::Capabilities::volumes),
+/// every volume carrying those labels (a run's workspace).
 ///
 /// Never fails as a whole: a failed listing or removal is in [`ReapReport::failed`]
 /// as a typed [`ReapError`], the other removals still happen. A container already gone
@@ -124,7 +150,55 @@ pub async fn reap(scheduler: &DynScheduler, filter: &BTreeMap<String, String>) -
             return report;
         }
     };
-    remove_all(scheduler, found, report).await
+    let mut report = remove_all(scheduler, found, report).await;
+    if scheduler.capabilities().volumes {
+        match scheduler.list_volumes(filter).await {
+            Ok(volumes) => {
+                let done = reap_volumes(scheduler, volumes).await;
+                report.removed_volumes.extend(done.removed_volumes);
+                report.failed.extend(done.failed);
+            }
+            Err(source) => {
+                tracing::warn!(error = %source, "cannot list volumes to reap");
+                report.failed.push(ReapError::ListVolumes {
+                    labels: show(filter),
+                    source,
+                });
+            }
+        }
+    }
+    report
+}
+
+/// Removes exactly the `volumes` given (for example those of runs a recovery found
+/// finished), at most [`REAP_CONCURRENCY`] at a time, every failure reported; a volume
+/// already gone is not a failure. Remove the containers that mount them first.
+#[tracing::instrument(skip_all, fields(scheduler = scheduler.name(), volumes = volumes.len()))]
+pub async fn reap_volumes(scheduler: &DynScheduler, volumes: Vec<VolumeSummary>) -> ReapReport {
+    let mut report = ReapReport::default();
+    let mut removals = futures::stream::iter(volumes)
+        .map(|v| async move {
+            let result = scheduler.remove_volume(&v.name).await;
+            (v, result)
+        })
+        .buffer_unordered(REAP_CONCURRENCY);
+    while let Some((v, result)) = removals.next().await {
+        match result {
+            Ok(()) => {
+                tracing::info!(volume = %v.name, "reaped");
+                report.removed_volumes.push(v.name);
+            }
+            Err(SchedulerError::NoSuchContainer { .. }) => {}
+            Err(source) => {
+                tracing::warn!(volume = %v.name, error = %source, "cannot reap volume");
+                report.failed.push(ReapError::RemoveVolume {
+                    name: v.name,
+                    source,
+                });
+            }
+        }
+    }
+    report
 }
 
 /// Removes, with force, exactly the `containers` given (for example those a recovery

@@ -80,6 +80,58 @@ impl Scheduler for Faulty {
     async fn create_sandbox(&self, spec: SandboxSpec) -> Result<ContainerId, SchedulerError> {
         self.inner.create_sandbox(spec).await
     }
+    async fn create_volume(&self, spec: crate::VolumeSpec) -> Result<(), SchedulerError> {
+        self.inner.create_volume(spec).await
+    }
+    async fn remove_volume(&self, name: &str) -> Result<(), SchedulerError> {
+        if self.fail_remove.iter().any(|n| n == name) {
+            return Err(SchedulerError::engine(
+                "faulty",
+                "remove_volume",
+                "engine down",
+            ));
+        }
+        self.inner.remove_volume(name).await
+    }
+    async fn list_volumes(
+        &self,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<Vec<crate::VolumeSummary>, SchedulerError> {
+        self.inner.list_volumes(labels).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn labelled_volumes_go_after_the_containers_and_failures_are_typed() {
+    use crate::naming::{workspace_labels, workspace_volume_name};
+    let fake = populated().await;
+    for (engine, run) in [("mine", 1), ("mine", 2), ("theirs", 1)] {
+        let spec = crate::VolumeSpec::new(workspace_volume_name(engine, "p", run))
+            .labels(workspace_labels(engine, "p", run));
+        fake.create_volume(spec).await.expect("volume");
+    }
+    let mut s = Faulty::new(fake);
+    s.fail_remove = vec![workspace_volume_name("mine", "p", 2)];
+    let report = reap(&s, &engine_filter("mine")).await;
+    assert_eq!(
+        report.removed_volumes,
+        [workspace_volume_name("mine", "p", 1)]
+    );
+    assert!(
+        matches!(
+            &report.failed[..],
+            [ReapError::RemoveVolume { name, .. }] if *name == workspace_volume_name("mine", "p", 2)
+        ),
+        "{:?}",
+        report.failed
+    );
+    assert_eq!(
+        s.inner.volumes(),
+        [
+            workspace_volume_name("mine", "p", 2),
+            workspace_volume_name("theirs", "p", 1)
+        ]
+    );
 }
 
 async fn populated() -> FakeScheduler {

@@ -93,6 +93,9 @@ pub enum StatusReason {
     /// The container ended well but its log could not be kept whole (see
     /// [`TaskExecution::log_incomplete`]); the engine was set to fail such tasks.
     IncompleteLog,
+    /// A service the task needs (see [`crate::Service`]) could not start, was not
+    /// ready by its deadline, or exited.
+    ServiceUnavailable,
 }
 
 /// One variable as the container saw it, for display: secret values are masked.
@@ -119,6 +122,36 @@ pub struct ContainerRef {
     pub name: String,
     /// The engine's id, once started.
     pub id: Option<String>,
+}
+
+/// One finished attempt of a task that was attempted again (see
+/// [`RetryPolicy`](crate::RetryPolicy)): what it ended with, kept in
+/// [`TaskExecution::attempts`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct TaskAttempt {
+    /// The attempt number (1 for the first).
+    pub attempt: u32,
+    /// How it ended.
+    pub status: TaskStatus,
+    /// Why.
+    pub reason: Option<StatusReason>,
+    /// A human-readable explanation (never holds a secret value).
+    pub message: Option<String>,
+    /// Its container's exit code, when it exited.
+    pub exit_code: Option<i64>,
+    /// When its container started.
+    pub started: Option<SystemTime>,
+    /// When it ended.
+    pub ended: Option<SystemTime>,
+    /// Its container (named with the attempt number).
+    pub container: Option<ContainerRef>,
+    /// Why its log is not whole, when it is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_incomplete: Option<String>,
+    /// How long the engine waited after it before the next attempt.
+    #[serde(default, with = "humantime_serde")]
+    pub backoff: Duration,
 }
 
 /// One task's execution in one run (the seed's `task get`).
@@ -152,6 +185,18 @@ pub struct TaskExecution {
     /// complete log (and for a task that never had a container).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_incomplete: Option<String>,
+    /// The attempt these fields describe (1 for the first; see
+    /// [`RetryPolicy`](crate::RetryPolicy)). The task's status is its last attempt's.
+    #[serde(default = "first_attempt")]
+    pub attempt: u32,
+    /// The earlier attempts, each finished and failed, oldest first (empty for a task
+    /// attempted once).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<TaskAttempt>,
+}
+
+pub(crate) fn first_attempt() -> u32 {
+    1
 }
 
 impl TaskExecution {
@@ -169,7 +214,31 @@ impl TaskExecution {
             container: None,
             variables: Vec::new(),
             log_incomplete: None,
+            attempt: 1,
+            attempts: Vec::new(),
         }
+    }
+
+    /// Ends the current attempt as failed (`status`, `reason`, ...) and makes the
+    /// next one current, waiting; the variables are kept.
+    pub(crate) fn next_attempt(&mut self, ended: SystemTime, backoff: Duration) {
+        let done = TaskAttempt {
+            attempt: self.attempt,
+            status: self.status,
+            reason: self.reason,
+            message: self.message.take(),
+            exit_code: self.exit_code.take(),
+            started: self.started.take(),
+            ended: Some(ended),
+            container: self.container.take(),
+            log_incomplete: self.log_incomplete.take(),
+            backoff,
+        };
+        self.attempts.push(done);
+        self.attempt = self.attempt.saturating_add(1);
+        self.state = TaskState::Waiting;
+        self.status = TaskStatus::Unknown;
+        self.reason = None;
     }
 }
 
@@ -292,6 +361,26 @@ pub enum Event {
         status: TaskStatus,
         /// The reason, when complete and not Successful.
         reason: Option<StatusReason>,
+        /// Which attempt of the task (1 for the first).
+        #[serde(default = "first_attempt")]
+        attempt: u32,
+        /// When.
+        at: SystemTime,
+    },
+    /// An attempt of a task failed and the task is attempted again after `backoff`
+    /// (emitted before the task's `Waiting` for the next attempt).
+    Retrying {
+        /// The task.
+        task_id: Arc<str>,
+        /// The attempt that failed.
+        attempt: u32,
+        /// How it ended.
+        status: TaskStatus,
+        /// Why.
+        reason: Option<StatusReason>,
+        /// The wait before the next attempt.
+        #[serde(with = "humantime_serde")]
+        backoff: Duration,
         /// When.
         at: SystemTime,
     },

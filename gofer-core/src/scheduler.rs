@@ -15,6 +15,8 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 
+pub use crate::volume::{VolumeScope, VolumeSpec, VolumeSummary};
+
 use crate::error::SchedulerError;
 use crate::mount::Mount;
 use crate::task::{PullPolicy, RegistryAuth, ResourceLimits};
@@ -574,6 +576,11 @@ pub struct Capabilities {
     /// The engine needs it to mount its API socket
     /// ([`EngineBuilder::api_socket_dir`](crate::EngineBuilder::api_socket_dir)).
     pub local_bind_mounts: bool,
+    /// [`Scheduler::create_volume`], [`Scheduler::remove_volume`] and
+    /// [`Scheduler::list_volumes`] work (and volume mounts of the volumes made).
+    pub volumes: bool,
+    /// Where a volume's content is seen (see [`VolumeScope`]).
+    pub volume_scope: VolumeScope,
     /// The `grace` of each [`Scheduler::stop`] call is honoured. Off, the engine fixes
     /// the grace when the container is made and uses [`ContainerSpec::stop_grace`]
     /// for every stop: a stop with another grace (a cancel's own) still sends SIGTERM
@@ -654,6 +661,20 @@ impl Capabilities {
     #[must_use]
     pub fn with_local_bind_mounts(mut self, on: bool) -> Self {
         self.local_bind_mounts = on;
+        self
+    }
+
+    /// Sets [`Capabilities::volumes`].
+    #[must_use]
+    pub fn with_volumes(mut self, on: bool) -> Self {
+        self.volumes = on;
+        self
+    }
+
+    /// Sets [`Capabilities::volume_scope`].
+    #[must_use]
+    pub fn with_volume_scope(mut self, scope: VolumeScope) -> Self {
+        self.volume_scope = scope;
         self
     }
 }
@@ -739,6 +760,50 @@ pub trait Scheduler: fmt::Debug + Send + Sync + 'static {
             operation: "create_sandbox",
         })
     }
+
+    /// Creates a named volume carrying `spec.labels`, for containers to mount with
+    /// [`Mount::volume`](crate::Mount::volume).
+    ///
+    /// Contract: a name already taken by a volume carrying the same labels is not an
+    /// error (a host that died after asking may ask again); taken by another volume it
+    /// gives [`SchedulerError::Conflict`]. A bad name gives
+    /// [`SchedulerError::InvalidRequest`] (field `name`). Backends without
+    /// [`Capabilities::volumes`] return [`SchedulerError::NotSupported`] (the default).
+    async fn create_volume(&self, spec: VolumeSpec) -> Result<(), SchedulerError> {
+        let _ = spec;
+        Err(SchedulerError::NotSupported {
+            scheduler: self.name(),
+            operation: "create_volume",
+        })
+    }
+
+    /// Removes a named volume and its content.
+    ///
+    /// Contract: a volume that does not exist gives
+    /// [`SchedulerError::NoSuchContainer`] with the volume's name as `id` (the reaper
+    /// counts it as gone); a volume a container still mounts gives
+    /// [`SchedulerError::Conflict`]. Backends without [`Capabilities::volumes`] return
+    /// [`SchedulerError::NotSupported`] (the default).
+    async fn remove_volume(&self, name: &str) -> Result<(), SchedulerError> {
+        let _ = name;
+        Err(SchedulerError::NotSupported {
+            scheduler: self.name(),
+            operation: "remove_volume",
+        })
+    }
+
+    /// Lists the volumes carrying every label in `labels`. Backends without
+    /// [`Capabilities::volumes`] return [`SchedulerError::NotSupported`] (the default).
+    async fn list_volumes(
+        &self,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<Vec<VolumeSummary>, SchedulerError> {
+        let _ = labels;
+        Err(SchedulerError::NotSupported {
+            scheduler: self.name(),
+            operation: "list_volumes",
+        })
+    }
 }
 
 /// A scheduler behind dynamic dispatch.
@@ -786,6 +851,18 @@ macro_rules! forward_scheduler {
                 spec: SandboxSpec,
             ) -> Result<ContainerId, SchedulerError> {
                 (**self).create_sandbox(spec).await
+            }
+            async fn create_volume(&self, spec: VolumeSpec) -> Result<(), SchedulerError> {
+                (**self).create_volume(spec).await
+            }
+            async fn remove_volume(&self, name: &str) -> Result<(), SchedulerError> {
+                (**self).remove_volume(name).await
+            }
+            async fn list_volumes(
+                &self,
+                labels: &BTreeMap<String, String>,
+            ) -> Result<Vec<VolumeSummary>, SchedulerError> {
+                (**self).list_volumes(labels).await
             }
         }
     };

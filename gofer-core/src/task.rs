@@ -7,6 +7,8 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+use crate::retry::RetryPolicy;
+
 /// What a parent task must have ended with for a child to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -139,6 +141,13 @@ pub struct Task {
     /// Memory and CPU limits.
     #[serde(default, skip_serializing_if = "is_default_limits")]
     pub resources: ResourceLimits,
+    /// How a failed attempt is retried; `None` is one attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryPolicy>,
+    /// Ids of the pipeline's services this task needs: it starts once they are
+    /// ready, and fails if one of them is not (see [`crate::Service`]).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub services: std::collections::BTreeSet<String>,
 }
 
 fn is_default_limits(l: &ResourceLimits) -> bool {
@@ -161,6 +170,8 @@ impl Task {
             pull_policy: PullPolicy::default(),
             timeout: None,
             resources: ResourceLimits::default(),
+            retry: None,
+            services: std::collections::BTreeSet::new(),
         }
     }
 
@@ -262,6 +273,25 @@ impl Task {
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
+    }
+
+    /// Retries the task as `policy` says when an attempt fails (see [`RetryPolicy`]).
+    #[must_use]
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
+    /// Makes this task need the pipeline's service `service` (see [`crate::Service`]).
+    #[must_use]
+    pub fn needs_service(mut self, service: impl Into<String>) -> Self {
+        self.services.insert(service.into());
+        self
+    }
+
+    /// How many attempts the task may have (1 without a retry policy).
+    pub fn max_attempts(&self) -> u32 {
+        self.retry.as_ref().map_or(1, |r| r.attempts.max(1))
     }
 
     /// Sets the memory limit in bytes.

@@ -93,6 +93,15 @@ pub(crate) fn validate_pipeline(p: &Pipeline) -> Result<(), ValidationErrors> {
         if t.timeout == Some(Duration::ZERO) {
             issues.push(ValidationIssue::ZeroTimeout { task: task.clone() });
         }
+        if let Some(retry) = &t.retry {
+            for (field, message) in retry.problems() {
+                issues.push(ValidationIssue::InvalidRetry {
+                    task: task.clone(),
+                    field,
+                    message,
+                });
+            }
+        }
         if let Some(m) = t.resources.memory_bytes {
             if m < MIN_MEMORY_BYTES {
                 issues.push(ValidationIssue::InvalidResource {
@@ -127,7 +136,16 @@ pub(crate) fn validate_pipeline(p: &Pipeline) -> Result<(), ValidationErrors> {
                 });
             }
         }
+        for service in &t.services {
+            if !p.services.iter().any(|s| s.id == *service) {
+                issues.push(ValidationIssue::UnknownService {
+                    task: task.clone(),
+                    service: excerpt(service),
+                });
+            }
+        }
     }
+    validate_services(p, &mut issues);
     issues.extend(
         find_cycles(p)
             .into_iter()
@@ -142,6 +160,62 @@ pub(crate) fn validate_pipeline(p: &Pipeline) -> Result<(), ValidationErrors> {
             pipeline: excerpt(&p.id),
             issues,
         })
+    }
+}
+
+/// The rules of the pipeline's services: ids valid and unique, an image, variable
+/// keys and placeholders as for tasks, a readiness check with a command and non-zero
+/// times.
+fn validate_services(p: &Pipeline, issues: &mut Vec<ValidationIssue>) {
+    let mut seen = std::collections::HashSet::new();
+    for s in &p.services {
+        let service = excerpt(&s.id);
+        let mut bad = |field: &str, message: String| {
+            issues.push(ValidationIssue::InvalidService {
+                service: service.clone(),
+                field: field.to_string(),
+                message,
+            });
+        };
+        if let Err(e) = validate_id(&s.id) {
+            bad("id", e.to_string());
+        }
+        if !seen.insert(s.id.as_str()) {
+            bad("id", "the id is used by more than one service".to_string());
+        }
+        if s.image.trim().is_empty() {
+            bad("image", "must not be empty".to_string());
+        }
+        for (key, value) in &s.variables {
+            if !is_valid_env_key(key) {
+                bad(
+                    "variables",
+                    format!("key {:?} is not an environment variable name", excerpt(key)),
+                );
+            } else if let Err(e) = parse_placeholder(value) {
+                bad(
+                    "variables",
+                    format!("value of {:?}: {}", excerpt(key), bounded(e)),
+                );
+            }
+        }
+        if let Some(r) = &s.readiness {
+            if r.command.is_empty() {
+                bad("readiness.command", "must not be empty".to_string());
+            }
+            if r.interval.is_zero() {
+                bad(
+                    "readiness.interval",
+                    "must be greater than zero".to_string(),
+                );
+            }
+            if r.deadline.is_zero() {
+                bad(
+                    "readiness.deadline",
+                    "must be greater than zero".to_string(),
+                );
+            }
+        }
     }
 }
 

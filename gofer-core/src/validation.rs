@@ -90,6 +90,34 @@ pub enum ValidationIssue {
         /// What is wrong.
         message: String,
     },
+    /// A task needs a service the pipeline does not declare.
+    #[error("field `services` of task {task:?}: unknown service {service:?}")]
+    UnknownService {
+        /// The task (an excerpt).
+        task: String,
+        /// The missing service (an excerpt).
+        service: String,
+    },
+    /// A service of the pipeline is not valid.
+    #[error("field `services[{service}].{field}` of the pipeline: {message}")]
+    InvalidService {
+        /// The service's id (an excerpt).
+        service: String,
+        /// `id`, `image`, `variables`, `readiness.command`, `readiness.interval`, ...
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A retry policy that cannot be honoured.
+    #[error("field `{field}` of task {task:?}: {message}")]
+    InvalidRetry {
+        /// The task (an excerpt).
+        task: String,
+        /// `retry.attempts`, `retry.factor`, `retry.max_backoff` or `retry.retry_on`.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
     /// A resource limit outside the range the engines honour.
     #[error("field `resources.{field}` of task {task:?}: {}", out_of_range(*.value, *.min, *.max))]
     ResourceOutOfRange {
@@ -188,6 +216,9 @@ impl ValidationIssue {
             Self::InvalidResource { field, .. } | Self::ResourceOutOfRange { field, .. } => {
                 format!("resources.{field}")
             }
+            Self::InvalidRetry { field, .. } => (*field).into(),
+            Self::UnknownService { .. } => "services".into(),
+            Self::InvalidService { service, field, .. } => format!("services[{service}].{field}"),
             Self::Parallelism { .. } => "parallelism".into(),
             Self::NoTasks => "tasks".into(),
             Self::EmptyList { field, .. } => (*field).into(),
@@ -208,11 +239,14 @@ impl ValidationIssue {
             | Self::ZeroTimeout { task }
             | Self::InvalidResource { task, .. }
             | Self::ResourceOutOfRange { task, .. }
+            | Self::InvalidRetry { task, .. }
+            | Self::UnknownService { task, .. }
             | Self::EmptyList { task, .. } => Some(task),
             Self::NulByte { task, .. } | Self::TooLong { task, .. } => task.as_deref(),
             Self::InvalidPipelineId { .. }
             | Self::Cycle { .. }
             | Self::Parallelism { .. }
+            | Self::InvalidService { .. }
             | Self::NoTasks => None,
         }
     }

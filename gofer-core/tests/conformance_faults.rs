@@ -177,7 +177,8 @@ async fn run_all_passes_on_the_fake_and_names_every_case() {
     let (fake, w) = FakeScheduler::conformance();
     let failed = conformance::run_all(&fake, &w).await;
     assert!(failed.is_empty(), "{failed:?}");
-    assert_eq!(conformance::CASES.len(), 24);
+    assert_eq!(conformance::CASES.len(), 26);
+    assert!(fake.volumes().is_empty(), "every case removed its volumes");
     assert_eq!(fake.containers(), 0, "every case cleaned up");
     assert!(fake.requests().len() > 40);
 }

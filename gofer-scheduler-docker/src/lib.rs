@@ -10,6 +10,7 @@ mod logs;
 mod pull;
 mod scheduler;
 mod state;
+mod volumes;
 
 pub use config::{DockerConfig, DEFAULT_API_VERSION, DEFAULT_HOST};
 pub use scheduler::DockerScheduler;

@@ -14,11 +14,12 @@ use bollard::{ClientVersion, Docker};
 use futures::StreamExt;
 use gofer_core::{
     Capabilities, ContainerId, ContainerSpec, ContainerState, ContainerSummary, ExitStatus,
-    LogStream, NetworkMode, PullPolicy, SandboxSpec, Scheduler, SchedulerError,
+    LogStream, NetworkMode, PullPolicy, SandboxSpec, Scheduler, SchedulerError, VolumeSpec,
+    VolumeSummary,
 };
 
 use crate::cleanup::{self, HalfMade};
-use crate::{create, error, logs, pull, state, DockerConfig, NAME};
+use crate::{create, error, logs, pull, state, volumes, DockerConfig, NAME};
 
 /// A [`Scheduler`] that runs containers on a Docker engine.
 ///
@@ -125,6 +126,7 @@ impl DockerScheduler {
             .with_registry_auth(true)
             .with_mounts(true)
             .with_local_bind_mounts(true)
+            .with_volumes(true)
             .with_per_stop_grace(true);
         let v = docker.client_version();
         tracing::debug!(
@@ -493,6 +495,24 @@ impl Scheduler for DockerScheduler {
             .init(true)
             .network(NetworkMode::Default);
         self.start(holder).await
+    }
+
+    #[tracing::instrument(skip_all, fields(scheduler = NAME, volume = %spec.name))]
+    async fn create_volume(&self, spec: VolumeSpec) -> Result<(), SchedulerError> {
+        volumes::create(&self.docker, &self.endpoint, spec).await
+    }
+
+    #[tracing::instrument(skip_all, fields(scheduler = NAME, volume = %name))]
+    async fn remove_volume(&self, name: &str) -> Result<(), SchedulerError> {
+        volumes::remove(&self.docker, &self.endpoint, name).await
+    }
+
+    #[tracing::instrument(skip_all, fields(scheduler = NAME))]
+    async fn list_volumes(
+        &self,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<Vec<VolumeSummary>, SchedulerError> {
+        volumes::list(&self.docker, &self.endpoint, labels).await
     }
 }
 

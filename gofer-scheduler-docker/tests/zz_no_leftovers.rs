@@ -40,3 +40,26 @@ async fn no_test_container_is_left_behind() {
     }
     assert!(left.is_empty(), "containers left behind: {left:?}");
 }
+
+/// No volume made by this crate's tests is left (the conformance volume cases, the
+/// executor's run workspaces). The Docker backend makes no networks (a run's sandbox
+/// is a holder container, checked above).
+#[tokio::test]
+async fn no_test_volume_is_left_behind() {
+    let Some(s) = scheduler().await else { return };
+    let mut left = Vec::new();
+    for v in s.list_volumes(&Default::default()).await.unwrap() {
+        let ours = v.labels.contains_key(CONFORMANCE_LABEL)
+            || v.labels.contains_key(SUITE_LABEL)
+            || v.labels
+                .get(LABEL_ENGINE)
+                .is_some_and(|e| e.starts_with("dtest"));
+        if ours {
+            left.push(v.name);
+        }
+    }
+    for name in &left {
+        let _ = s.remove_volume(name).await;
+    }
+    assert!(left.is_empty(), "volumes left behind: {left:?}");
+}

@@ -11,6 +11,7 @@ mod logs;
 mod pull;
 mod sandbox;
 mod scheduler;
+mod volumes;
 
 pub use config::{PodmanConfig, ROOTFUL_SOCKET};
 pub use scheduler::PodmanScheduler;

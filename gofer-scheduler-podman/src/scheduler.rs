@@ -7,7 +7,8 @@ use async_trait::async_trait;
 use containers_api::conn::hyper::Method;
 use gofer_core::{
     Capabilities, ContainerId, ContainerSpec, ContainerState, ContainerSummary, ExitStatus,
-    LogStream, NetworkMode, PullPolicy, SandboxSpec, Scheduler, SchedulerError,
+    LogStream, NetworkMode, PullPolicy, SandboxSpec, Scheduler, SchedulerError, VolumeSpec,
+    VolumeSummary,
 };
 use tracing::Instrument;
 
@@ -314,6 +315,7 @@ impl Scheduler for PodmanScheduler {
             .with_registry_auth(true)
             .with_mounts(true)
             .with_local_bind_mounts(true)
+            .with_volumes(true)
             .with_per_stop_grace(true)
     }
 
@@ -489,6 +491,24 @@ impl Scheduler for PodmanScheduler {
     async fn create_sandbox(&self, spec: SandboxSpec) -> Result<ContainerId, SchedulerError> {
         self.create_and_start(crate::sandbox::holder_spec(spec))
             .await
+    }
+
+    #[tracing::instrument(skip_all, fields(scheduler = NAME, volume = %spec.name))]
+    async fn create_volume(&self, spec: VolumeSpec) -> Result<(), SchedulerError> {
+        crate::volumes::create(&self.api, spec).await
+    }
+
+    #[tracing::instrument(skip_all, fields(scheduler = NAME, volume = %name))]
+    async fn remove_volume(&self, name: &str) -> Result<(), SchedulerError> {
+        crate::volumes::remove(&self.api, name).await
+    }
+
+    #[tracing::instrument(skip_all, fields(scheduler = NAME))]
+    async fn list_volumes(
+        &self,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<Vec<VolumeSummary>, SchedulerError> {
+        crate::volumes::list(&self.api, labels).await
     }
 }
 

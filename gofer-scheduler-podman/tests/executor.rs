@@ -163,3 +163,24 @@ async fn a_run_cancelled_with_the_largest_grace_ends_and_leaves_nothing() {
     let id = instance("maxgrace");
     engine::cancel_with_the_largest_grace(sched(&s), IMAGE, &id).await;
 }
+
+#[tokio::test]
+async fn a_task_failing_twice_then_succeeding_counts_its_attempts_in_the_workspace() {
+    let s = podman_or_skip!();
+    let id = instance("retry");
+    engine::retried_task_counts_attempts_in_the_workspace(sched(&s), IMAGE, &id).await;
+}
+
+#[tokio::test]
+async fn two_tasks_share_a_file_through_the_workspace() {
+    let s = podman_or_skip!();
+    let id = instance("share");
+    engine::tasks_share_files_through_the_workspace(sched(&s), IMAGE, &id).await;
+}
+
+#[tokio::test]
+async fn a_task_reaches_a_service_on_localhost_after_its_readiness() {
+    let s = podman_or_skip!();
+    let id = instance("service");
+    engine::task_reaches_a_service_on_localhost(sched(&s), IMAGE, &id).await;
+}

@@ -12,7 +12,7 @@ use bollard::query_parameters::ListTasksOptions;
 use bollard::{ClientVersion, Docker};
 use gofer_core::{
     Capabilities, ContainerId, ContainerSpec, ContainerState, ContainerSummary, ExitStatus,
-    LogStream, NetworkMode, SandboxNetwork, SandboxSpec, Scheduler, SchedulerError,
+    LogStream, NetworkMode, SandboxNetwork, SandboxSpec, Scheduler, SchedulerError, VolumeScope,
 };
 use tokio::time::Instant;
 
@@ -153,7 +153,12 @@ impl SwarmScheduler {
             .with_registry_auth(true)
             .with_mounts(true)
             // A bind is a path on the node the task lands on, not on this host.
-            .with_local_bind_mounts(false);
+            .with_local_bind_mounts(false)
+            // A volume lives on the node a task lands on: tasks of one run on two
+            // nodes would see two volumes. So no volumes (no shared workspace) here:
+            // what holds is declared, never faked.
+            .with_volumes(false)
+            .with_volume_scope(VolumeScope::Node);
         tracing::debug!(endpoint = %endpoint, nodes = swarm.nodes.unwrap_or(0), "connected");
         Ok(Self {
             docker,

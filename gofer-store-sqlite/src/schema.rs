@@ -40,6 +40,24 @@ CREATE TABLE IF NOT EXISTS events (
 );
 ";
 
+/// Version 2: each finished attempt of a retried task is a row of its own (its
+/// container and log with it); `tasks` keeps the current attempt and its number.
+const SCHEMA_V2: &str = "
+ALTER TABLE tasks ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1;
+CREATE TABLE IF NOT EXISTS task_attempts (
+    pipeline       TEXT NOT NULL,
+    run            INTEGER NOT NULL,
+    task           TEXT NOT NULL,
+    attempt        INTEGER NOT NULL,
+    body           TEXT NOT NULL,
+    container_name TEXT,
+    container_id   TEXT,
+    log            TEXT,
+    PRIMARY KEY (pipeline, run, task, attempt),
+    FOREIGN KEY (pipeline, run) REFERENCES runs (pipeline, run) ON DELETE CASCADE
+);
+";
+
 /// The run store's schema for [`gofer_core::sqlite::open`]: the file mode, WAL,
 /// busy timeout, versioning and migrations are the opener's, shared with the secret
 /// store.
@@ -55,7 +73,7 @@ pub(crate) const SCHEMA: Schema =
 pub(crate) const APPLICATION_ID: i32 = 0x676f_5253;
 
 /// Migration steps; step *i* takes the file from version *i* to *i + 1*.
-const MIGRATIONS: &[&str] = &[SCHEMA_V1];
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2];
 
 /// Files written before `application_id` was set: `user_version` was already the
 /// schema version (1), with the `runs` table present.

@@ -166,19 +166,21 @@ fn apply_one(
         .map_err(sql)?;
         for (i, t) in r.tasks.iter().enumerate() {
             tx.execute(
-                "INSERT INTO tasks (pipeline, run, position, task, body, container_name, container_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO tasks (pipeline, run, position, task, body, container_name, container_id, attempt)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     pipeline,
                     run,
                     i as i64,
                     t.task_id,
-                    to_json("apply", t)?,
+                    to_json("apply", &current_attempt(t))?,
                     t.container.as_ref().map(|c| c.name.as_str()),
                     t.container.as_ref().and_then(|c| c.id.as_deref()),
+                    t.attempt,
                 ],
             )
             .map_err(sql)?;
+            write_attempts(tx, pipeline, run, t)?;
         }
         known.insert((pipeline.to_string(), run_id));
         return Ok(());
@@ -203,21 +205,26 @@ fn apply_one(
             .map_err(sql)?;
             return Ok(());
         }
-        RunChange::Task { task: t, .. } => tx
-            .execute(
-                "UPDATE tasks SET body = ?4, container_name = ?5, container_id = ?6
+        RunChange::Task { task: t, .. } => {
+            // Finished attempts first: each takes the log location the task row still
+            // holds for it.
+            write_attempts(tx, pipeline, run, t)?;
+            tx.execute(
+                "UPDATE tasks SET body = ?4, container_name = ?5, container_id = ?6, attempt = ?7
                  WHERE pipeline = ?1 AND run = ?2 AND task = ?3",
                 params![
                     pipeline,
                     run,
                     t.task_id,
-                    to_json("apply", t)?,
+                    to_json("apply", &current_attempt(t))?,
                     t.container.as_ref().map(|c| c.name.as_str()),
                     t.container.as_ref().and_then(|c| c.id.as_deref()),
+                    t.attempt,
                 ],
             )
             .map_err(sql)
-            .map(|n| (n, t.task_id.as_str()))?,
+            .map(|n| (n, t.task_id.as_str()))?
+        }
         RunChange::Log { task, location, .. } => tx
             .execute(
                 "UPDATE tasks SET log = ?4 WHERE pipeline = ?1 AND run = ?2 AND task = ?3",
@@ -248,6 +255,70 @@ fn apply_one(
     }
 }
 
+/// A task execution without its earlier attempts: what the `tasks` row keeps (the
+/// attempts are rows of `task_attempts`).
+fn current_attempt(t: &TaskExecution) -> TaskExecution {
+    let mut t = t.clone();
+    t.attempts.clear();
+    t
+}
+
+/// Writes the task's finished attempts not yet written (a finished attempt never
+/// changes), each with the log location the task row holds for it then.
+fn write_attempts(
+    tx: &Transaction<'_>,
+    pipeline: &str,
+    run: i64,
+    t: &TaskExecution,
+) -> Result<(), StoreError> {
+    for a in &t.attempts {
+        tx.execute(
+            "INSERT OR IGNORE INTO task_attempts
+                 (pipeline, run, task, attempt, body, container_name, container_id, log)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,
+                 (SELECT log FROM tasks WHERE pipeline = ?1 AND run = ?2 AND task = ?3 AND attempt = ?4))",
+            params![
+                pipeline,
+                run,
+                t.task_id,
+                a.attempt,
+                to_json("apply", a)?,
+                a.container.as_ref().map(|c| c.name.as_str()),
+                a.container.as_ref().and_then(|c| c.id.as_deref()),
+            ],
+        )
+        .map_err(|e| backend("apply", e))?;
+    }
+    Ok(())
+}
+
+/// Puts each task's finished attempts (rows of `task_attempts`) back in its record.
+fn load_attempts(
+    conn: &Connection,
+    pipeline: &str,
+    run: i64,
+    tasks: &mut [TaskExecution],
+) -> Result<(), StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT task, body FROM task_attempts WHERE pipeline = ?1 AND run = ?2
+             ORDER BY task, attempt",
+        )
+        .map_err(|e| backend("read task attempts", e))?;
+    let rows = stmt
+        .query_map(params![pipeline, run], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })
+        .and_then(Iterator::collect::<Result<Vec<(String, String)>, _>>)
+        .map_err(|e| backend("read task attempts", e))?;
+    for (task, body) in rows {
+        if let Some(t) = tasks.iter_mut().find(|t| t.task_id == task) {
+            t.attempts.push(from_json("read task attempts", &body)?);
+        }
+    }
+    Ok(())
+}
+
 fn load_tasks(
     conn: &Connection,
     pipeline: &str,
@@ -260,7 +331,12 @@ fn load_tasks(
         .query_map(params![pipeline, run], |r| r.get::<_, String>(0))
         .and_then(Iterator::collect::<Result<Vec<String>, _>>)
         .map_err(|e| backend("read tasks", e))?;
-    bodies.iter().map(|b| from_json("read tasks", b)).collect()
+    let mut tasks = bodies
+        .iter()
+        .map(|b| from_json("read tasks", b))
+        .collect::<Result<Vec<TaskExecution>, _>>()?;
+    load_attempts(conn, pipeline, run, &mut tasks)?;
+    Ok(tasks)
 }
 
 fn load_run(conn: &Connection, pipeline: &str, run_id: u64) -> Result<Run, StoreError> {
@@ -395,12 +471,12 @@ impl RunStore for SqliteRunStore {
                 .optional()
                 .map_err(|e| backend("get task", e))?;
             match row {
-                Some((body, log)) => Ok(TaskDetails::new(
-                    pipeline,
-                    run,
-                    from_json("get task", &body)?,
-                    log,
-                )),
+                Some((body, log)) => {
+                    let mut t = [from_json("get task", &body)?];
+                    load_attempts(conn, &pipeline, r, &mut t)?;
+                    let [t] = t;
+                    Ok(TaskDetails::new(pipeline, run, t, log))
+                }
                 None => {
                     let exists: Option<i64> = conn
                         .query_row(

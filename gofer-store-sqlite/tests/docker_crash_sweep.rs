@@ -8,7 +8,9 @@
 //! reads, exits, removals, the store's writes), starts it again on the same directory
 //! and checks, from Docker's own event log, that every task's container was created
 //! and started exactly once, that the run ended Successful with every log whole, and
-//! that nothing is left. In CI (`CI=true`) an unreachable Docker engine fails the
+//! that nothing is left. The middle task fails its first attempt and is retried
+//! (counting its attempts in the run's workspace): each attempt's container, too, is
+//! created and started exactly once, and the recovered run ends at attempt 2. In CI (`CI=true`) an unreachable Docker engine fails the
 //! test; outside CI it skips, saying why.
 #![allow(clippy::unwrap_used)]
 
@@ -19,10 +21,10 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use gofer_core::naming::{engine_filter, task_container_name, LABEL_ENGINE};
+use gofer_core::naming::{engine_filter, task_container_name_attempt, LABEL_ENGINE};
 use gofer_core::{
-    Engine, FileLogSink, LogKey, LogSink, Pipeline, PullPolicy, RequiredParentStatus, RunOptions,
-    RunStatus, RunStore, Scheduler, Task,
+    Engine, FileLogSink, LogKey, LogSink, Pipeline, PullPolicy, RequiredParentStatus, RetryPolicy,
+    RunOptions, RunStatus, RunStore, Scheduler, Task,
 };
 use gofer_scheduler_docker::DockerScheduler;
 use gofer_store_sqlite::SqliteRunStore;
@@ -32,17 +34,32 @@ const DIR_ENV: &str = "GOFER_SWEEP_DIR";
 const INSTANCE_ENV: &str = "GOFER_SWEEP_INSTANCE";
 const PIPELINE: &str = "sweep";
 const TASKS: [&str; 3] = ["one", "two", "three"];
+/// The retried task: its first attempt fails, its second succeeds.
+const RETRIED: &str = "two";
 /// Kill points: this many delays, `STEP` apart, from the host's start.
 const POINTS: u64 = 16;
 const STEP: Duration = Duration::from_millis(110);
 
 fn pipeline() -> Pipeline {
-    let mut p = Pipeline::new(PIPELINE, "Crash sweep");
+    let mut p = Pipeline::new(PIPELINE, "Crash sweep").workspace(true);
     let mut parent: Option<&str> = None;
     for t in TASKS {
+        let script = if t == RETRIED {
+            // The attempt count lives in the run's workspace: an attempt run twice would
+            // show as a third container.
+            format!(
+                "n=$(cat /gofer/workspace/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > /gofer/workspace/n; \
+                 echo {t} start; echo {t} end; [ $n -ge 2 ]"
+            )
+        } else {
+            format!("echo {t} start; echo {t} end")
+        };
         let mut task = Task::new(t, IMAGE)
-            .command(["sh", "-c", &format!("echo {t} start; echo {t} end")])
+            .command(["sh", "-c", &script])
             .pull_policy(PullPolicy::Never);
+        if t == RETRIED {
+            task = task.retry(RetryPolicy::new(3));
+        }
         if let Some(parent) = parent {
             task = task.depends_on(parent, RequiredParentStatus::Success);
         }
@@ -172,23 +189,38 @@ async fn host_killed_anywhere_runs_each_task_once() {
         );
         let sink = FileLogSink::new(dir.join("logs"));
         let events = lifecycle_events(&instance, since);
+        let run = store.get_run(PIPELINE, 1).await.unwrap();
+        let retried = run.task(RETRIED).unwrap();
+        assert_eq!(
+            (retried.attempt, retried.attempts.len()),
+            (2, 1),
+            "point {point}: {retried:?}"
+        );
         for t in TASKS {
-            let (lines, _) = sink.read(&LogKey::new(PIPELINE, 1, t), 0, 100).unwrap();
-            let texts: Vec<String> = lines.iter().map(|l| l.text().into_owned()).collect();
-            assert_eq!(
-                texts,
-                [format!("{t} start"), format!("{t} end")],
-                "point {point}: log of {t}"
-            );
-            let name = task_container_name(&instance, PIPELINE, 1, t);
-            for action in ["create", "start"] {
-                let n = events
-                    .get(&(name.clone(), action.to_string()))
-                    .copied()
-                    .unwrap_or(0);
-                if n != 1 {
-                    duplicates.push(format!("point {point}: {name} {action} x{n}"));
+            let attempts = if t == RETRIED { 2 } else { 1 };
+            for attempt in 1..=attempts {
+                let key = LogKey::attempt(PIPELINE, 1, t, attempt);
+                let (lines, _) = sink.read(&key, 0, 100).unwrap();
+                let texts: Vec<String> = lines.iter().map(|l| l.text().into_owned()).collect();
+                assert_eq!(
+                    texts,
+                    [format!("{t} start"), format!("{t} end")],
+                    "point {point}: log of {t}, attempt {attempt}"
+                );
+                let name = task_container_name_attempt(&instance, PIPELINE, 1, t, attempt);
+                for action in ["create", "start"] {
+                    let n = events
+                        .get(&(name.clone(), action.to_string()))
+                        .copied()
+                        .unwrap_or(0);
+                    if n != 1 {
+                        duplicates.push(format!("point {point}: {name} {action} x{n}"));
+                    }
                 }
+            }
+            let third = task_container_name_attempt(&instance, PIPELINE, 1, t, attempts + 1);
+            if events.contains_key(&(third.clone(), "create".to_string())) {
+                duplicates.push(format!("point {point}: {third} was created"));
             }
         }
         let left = docker.list(&engine_filter(&instance)).await.unwrap();
@@ -196,15 +228,23 @@ async fn host_killed_anywhere_runs_each_task_once() {
         for c in &left {
             let _ = docker.remove(&c.id, true).await;
         }
+        let volumes = docker
+            .list_volumes(&engine_filter(&instance))
+            .await
+            .unwrap();
+        orphans += volumes.len();
+        for v in &volumes {
+            let _ = docker.remove_volume(&v.name).await;
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
     println!(
-        "crash sweep: {POINTS} kill points, {} duplicated creates/starts, {orphans} containers left",
+        "crash sweep: {POINTS} kill points, {} duplicated creates/starts, {orphans} containers or volumes left",
         duplicates.len()
     );
     assert!(
         duplicates.is_empty(),
         "tasks ran more than once: {duplicates:?}"
     );
-    assert_eq!(orphans, 0, "containers left behind");
+    assert_eq!(orphans, 0, "containers or volumes left behind");
 }

@@ -122,7 +122,7 @@ pub async fn run(ctx: &Ctx, args: RunArgs) -> Result<ExitCode, CliError> {
         tokio::select! {
             msg = rx.recv() => match msg {
                 None => break,
-                Some(Msg::Event(Event::Task { task_id, state, status, reason, at })) => {
+                Some(Msg::Event(Event::Task { task_id, state, status, reason, at, .. })) => {
                     progress.task(&task_id, state, status, reason.as_ref(), at);
                 }
                 Some(Msg::Event(_)) => {}

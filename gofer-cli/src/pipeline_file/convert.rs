@@ -2,11 +2,16 @@
 
 use std::path::Path;
 
+use std::time::Duration;
+
 use gofer_core::{
-    parse_placeholder, Pipeline, Placeholder, PullPolicy, RegistryAuth, RequiredParentStatus, Task,
+    parse_placeholder, Pipeline, Placeholder, PullPolicy, RegistryAuth, RequiredParentStatus,
+    RetryOn, RetryPolicy, Task,
 };
 
-use super::format::{ParentStatus, PipelineFile, PullPolicyFile, RegistryAuthFile, TaskFile};
+use super::format::{
+    ParentStatus, PipelineFile, PullPolicyFile, RegistryAuthFile, RetryFile, TaskFile,
+};
 use super::parse::{self, FileError};
 
 /// A pipeline read from a file, with the secret placeholders of its registry
@@ -44,6 +49,7 @@ pub fn convert(file: PipelineFile) -> Result<LoadedPipeline, Vec<String>> {
     if let Some(d) = file.description {
         pipeline = pipeline.description(d);
     }
+    pipeline = pipeline.workspace(file.workspace.unwrap_or(false));
     for t in file.tasks {
         let id = t.id.clone();
         match task(t, &mut problems) {
@@ -120,6 +126,11 @@ fn task(t: TaskFile, problems: &mut Vec<String>) -> Option<(Task, Option<Placeho
             task = task.cpu_limit(c);
         }
     }
+    if let Some(r) = t.retry {
+        if let Some(policy) = retry(&id, r, problems) {
+            task = task.retry(policy);
+        }
+    }
     let mut secret = None;
     if let Some(auth) = t.registry_auth {
         if let Some((username, password, placeholder)) = registry_auth(&id, auth, problems) {
@@ -128,6 +139,40 @@ fn task(t: TaskFile, problems: &mut Vec<String>) -> Option<(Task, Option<Placeho
         }
     }
     (problems.len() == before).then_some((task, secret))
+}
+
+fn retry(task: &str, r: RetryFile, problems: &mut Vec<String>) -> Option<RetryPolicy> {
+    let mut ok = true;
+    let mut duration = |field: &str, value: Option<String>, default: Duration| {
+        match value {
+        None => default,
+        Some(text) => humantime::parse_duration(&text).unwrap_or_else(|e| {
+            problems.push(format!(
+                "field `retry.{field}` of task {task:?}: {text:?} is not a duration (such as `1s`, `5m`): {e}"
+            ));
+            ok = false;
+            default
+        }),
+    }
+    };
+    let initial = duration("initial_backoff", r.initial_backoff, Duration::ZERO);
+    let max = duration("max_backoff", r.max_backoff, Duration::from_secs(300));
+    let on = match (r.exit_codes, r.scheduler_errors_only.unwrap_or(false)) {
+        (Some(_), true) => {
+            problems.push(format!(
+                "field `retry` of task {task:?}: give `exit_codes` or `scheduler_errors_only`, not both"
+            ));
+            return None;
+        }
+        (Some(codes), false) => RetryOn::ExitCodes(codes),
+        (None, true) => RetryOn::SchedulerErrors,
+        (None, false) => RetryOn::AnyFailure,
+    };
+    ok.then(|| {
+        RetryPolicy::new(r.attempts)
+            .backoff(initial, r.factor.unwrap_or(1.0), max)
+            .retry_on(on)
+    })
 }
 
 fn registry_auth(

@@ -30,6 +30,10 @@ pub struct PipelineFile {
     /// The tasks (containers) of the pipeline.
     #[serde(default)]
     pub tasks: Vec<TaskFile>,
+    /// Each run gets a shared workspace volume, mounted at `/gofer/workspace` in every
+    /// task and removed with the run (default `false`).
+    #[serde(default)]
+    pub workspace: Option<bool>,
 }
 
 /// One task: a container the run executes.
@@ -76,6 +80,32 @@ pub struct TaskFile {
     /// Resource limits.
     #[serde(default)]
     pub resources: Option<ResourcesFile>,
+    /// Attempts the task again when it fails.
+    #[serde(default)]
+    pub retry: Option<RetryFile>,
+}
+
+/// How a failed task is attempted again.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetryFile {
+    /// Attempts in all, the first included (1 to 100).
+    pub attempts: u32,
+    /// The wait before the second attempt (`1s`, `500ms`; default none).
+    #[serde(default)]
+    pub initial_backoff: Option<String>,
+    /// What each later wait is multiplied by (1 to 1000; default 1).
+    #[serde(default)]
+    pub factor: Option<f64>,
+    /// The longest wait (default `5m`).
+    #[serde(default)]
+    pub max_backoff: Option<String>,
+    /// Retry only an exit with one of these codes (default: any failure).
+    #[serde(default)]
+    pub exit_codes: Option<Vec<i64>>,
+    /// Retry only scheduler errors (a failed pull or start); not with `exit_codes`.
+    #[serde(default)]
+    pub scheduler_errors_only: Option<bool>,
 }
 
 /// What a parent must have ended with.

@@ -265,3 +265,44 @@ fn the_schema_describes_the_fields() {
     }
     assert_eq!(schema["required"], serde_json::json!(["id"]));
 }
+
+#[test]
+fn retry_and_workspace_are_read_and_bad_values_named() {
+    let text = r#"
+id = "flaky_ci"
+workspace = true
+
+[[tasks]]
+id = "flaky"
+image = "busybox"
+retry = { attempts = 3, initial_backoff = "1s", factor = 2.0, max_backoff = "10s", exit_codes = [1] }
+
+[[tasks]]
+id = "infra"
+image = "busybox"
+retry = { attempts = 2, scheduler_errors_only = true }
+"#;
+    let p = parse("p.toml", text).unwrap().pipeline;
+    assert!(p.workspace);
+    let r = p.get_task("flaky").unwrap().retry.clone().unwrap();
+    assert_eq!(r.attempts, 3);
+    assert_eq!(r.backoff_after(2), std::time::Duration::from_secs(2));
+    assert_eq!(r.retry_on, gofer_core::RetryOn::ExitCodes(vec![1]));
+    let r = p.get_task("infra").unwrap().retry.clone().unwrap();
+    assert_eq!(r.retry_on, gofer_core::RetryOn::SchedulerErrors);
+
+    let bad = r#"
+id = "flaky_ci"
+[[tasks]]
+id = "flaky"
+image = "busybox"
+retry = { attempts = 0, initial_backoff = "soon" }
+"#;
+    let Err(FileError::Invalid { problems, .. }) = parse("p.toml", bad) else {
+        panic!("bad retry accepted");
+    };
+    assert!(
+        problems.iter().any(|p| p.contains("retry.initial_backoff")),
+        "{problems:?}"
+    );
+}

@@ -135,6 +135,40 @@ pub(crate) async fn remove(engine: &Arc<Shared>, id: &ContainerId) {
 }
 
 pub(crate) fn retry_removal(engine: Arc<Shared>, id: ContainerId) {
+    let what = format!("container {id}");
+    retry_in_background(engine, what, move |s| {
+        let id = id.clone();
+        async move { guarded(&*s, "remove", s.remove(&id, true)).await }.boxed()
+    });
+}
+
+/// Removes a run's volume; a removal that fails (a container still mounting it whose
+/// own removal is being retried, an engine that does not answer) is retried in the
+/// background, as a container's is. A volume already gone is not an error.
+pub(crate) async fn remove_volume(engine: &Arc<Shared>, name: &str) {
+    let s = &*engine.scheduler;
+    match guarded(s, "remove_volume", s.remove_volume(name)).await {
+        Ok(()) | Err(SchedulerError::NoSuchContainer { .. }) => {}
+        Err(e) => {
+            warn!(volume = name, error = %e, "cannot remove the volume; retrying in the background");
+            let name = name.to_string();
+            retry_in_background(engine.clone(), format!("volume {name}"), move |s| {
+                let name = name.clone();
+                async move { guarded(&*s, "remove_volume", s.remove_volume(&name)).await }.boxed()
+            });
+        }
+    }
+}
+
+/// Retries a failed removal in the background, with growing waits, until it succeeds,
+/// the thing is gone, or [`REMOVAL_RETRY_FOR`] passed (the next recovery reaps it).
+fn retry_in_background(
+    engine: Arc<Shared>,
+    what: String,
+    remove: impl Fn(Arc<DynScheduler>) -> futures::future::BoxFuture<'static, Result<(), SchedulerError>>
+        + Send
+        + 'static,
+) {
     let Ok(rt) = tokio::runtime::Handle::try_current() else {
         return;
     };
@@ -145,17 +179,16 @@ pub(crate) fn retry_removal(engine: Arc<Shared>, id: ContainerId) {
         let mut wait = REMOVAL_RETRY_FIRST;
         loop {
             tokio::time::sleep(wait).await;
-            let s = &*engine.scheduler;
-            match guarded(s, "remove", s.remove(&id, true)).await {
+            match remove(engine.scheduler.clone()).await {
                 Ok(()) | Err(SchedulerError::NoSuchContainer { .. }) => {
-                    debug!(container = %id, "removed after a retry");
+                    debug!(what, "removed after a retry");
                     break;
                 }
                 Err(e) if started.elapsed() >= REMOVAL_RETRY_FOR => {
-                    warn!(container = %id, error = %e, "giving up removing the container; the next recovery reaps it");
+                    warn!(what, error = %e, "giving up removing it; the next recovery reaps it");
                     break;
                 }
-                Err(e) => debug!(container = %id, error = %e, "removal failed again"),
+                Err(e) => debug!(what, error = %e, "removal failed again"),
             }
             wait = wait.saturating_mul(2).min(REMOVAL_RETRY_MAX);
         }

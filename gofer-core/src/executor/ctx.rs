@@ -23,8 +23,9 @@ use super::logs::LogSink;
 use super::recorder::Recorder;
 use super::recover::Resume;
 use super::resolve::Placeholders;
+use super::services::Services;
 use super::slots::Slots;
-use super::stop::StopSignal;
+use super::stop::{StopSignal, StopWatch, TaskStops};
 use super::token::TokenIssuer;
 
 /// Everything an engine's runs share; built once by the engine builder.
@@ -65,10 +66,16 @@ pub(crate) struct RunCtx {
     pub(crate) placeholders: Placeholders,
     pub(crate) recorder: Arc<Recorder>,
     pub(crate) stop: Arc<StopSignal>,
+    /// Each task's own stop (`RunHandle::cancel_task`).
+    pub(crate) task_stops: Arc<TaskStops>,
     /// The run's API token: `None` when none was asked for, `Err` when issuing failed.
     pub(crate) token: Option<Result<SecretString, TokenFailure>>,
     /// The run's network sandbox.
     pub(crate) sandbox: Option<ContainerId>,
+    /// The run's workspace volume, when the pipeline has one.
+    pub(crate) workspace: Option<String>,
+    /// The run's services, as the tasks needing them see them.
+    pub(crate) services: Services,
     /// Every secret value the run has seen, for its log masker.
     secrets: Mutex<Vec<SecretString>>,
     /// How each task goes on, for a run resumed by recovery (empty otherwise).
@@ -87,6 +94,7 @@ impl RunCtx {
     ) -> Self {
         Self {
             placeholders: Placeholders::parse(&pipeline, &options),
+            task_stops: Arc::new(TaskStops::new(pipeline.tasks.len())),
             engine,
             pipeline,
             run_id,
@@ -95,9 +103,19 @@ impl RunCtx {
             stop: Arc::new(StopSignal::new()),
             token: None,
             sandbox: None,
+            workspace: None,
+            services: Services::default(),
             secrets: Mutex::new(Vec::new()),
             resume: Vec::new(),
             recovered: false,
+        }
+    }
+
+    /// Task `idx`'s view of the stops: the run's and its own.
+    pub(crate) fn task_stop(&self, idx: usize) -> StopWatch {
+        match self.task_stops.signal(idx) {
+            Some(own) => self.stop.subscribe_with(own),
+            None => self.stop.subscribe(),
         }
     }
 

@@ -10,8 +10,8 @@ use crate::run::{Event, Run, TaskExecution, TaskState};
 
 use super::errors::RunError;
 use super::logs::{LogError, LogKey, LogLine, LogReader, LogSink};
-use super::recorder::{LogState, Recorder};
-use super::stop::{Stop, StopCause, StopSignal};
+use super::recorder::{LogState, LogView, Recorder};
+use super::stop::{Stop, StopCause, StopSignal, TaskStops};
 
 /// How many lines or events a stream fetches at once.
 const BATCH: usize = 256;
@@ -25,6 +25,7 @@ pub struct RunHandle {
     run_id: u64,
     recorder: Arc<Recorder>,
     stop: Arc<StopSignal>,
+    task_stops: Arc<TaskStops>,
     sink: Arc<dyn LogSink>,
 }
 
@@ -81,6 +82,7 @@ impl RunHandle {
         run_id: u64,
         recorder: Arc<Recorder>,
         stop: Arc<StopSignal>,
+        task_stops: Arc<TaskStops>,
         sink: Arc<dyn LogSink>,
     ) -> Self {
         Self {
@@ -88,6 +90,7 @@ impl RunHandle {
             run_id,
             recorder,
             stop,
+            task_stops,
             sink,
         }
     }
@@ -154,12 +157,17 @@ impl RunHandle {
 
     /// The live, masked log of one task, from its first line, ending when the task's
     /// output is complete (at once, empty, for a task that never started a container).
+    /// A task attempted more than once (see [`RetryPolicy`](crate::RetryPolicy)) gives
+    /// every attempt's log, one after the other; [`RunHandle::attempt_logs`] gives
+    /// one attempt's.
     ///
     /// Lines are read from the log sink by position (the sink's reader keeps its place,
     /// on a blocking thread for a sink that may block), so a slow reader never slows
     /// the task nor loses lines. When the task's log is incomplete (see
     /// [`TaskExecution::log_incomplete`]), the stream ends with
-    /// [`LogError::Incomplete`] after the lines it has, instead of a normal end.
+    /// [`LogError::Incomplete`] after the lines it has, instead of a normal end; an
+    /// earlier attempt's incomplete log gives that error as an item and the stream
+    /// goes on with the next attempt.
     ///
     /// # Errors
     /// [`RunError::UnknownTask`] when the run has no such task.
@@ -167,14 +175,41 @@ impl RunHandle {
         &self,
         task_id: &str,
     ) -> Result<BoxStream<'static, Result<LogLine, LogError>>, RunError> {
+        self.follow(task_id, 1, false)
+    }
+
+    /// The live, masked log of one attempt of a task (1 for the first), as
+    /// [`RunHandle::logs`] gives it. Earlier attempts' logs are kept: a finished
+    /// attempt's log is read whole; an attempt that has not begun is waited for (the
+    /// stream ends empty when the task completes without it).
+    ///
+    /// # Errors
+    /// [`RunError::UnknownTask`] when the run has no such task.
+    pub fn attempt_logs(
+        &self,
+        task_id: &str,
+        attempt: u32,
+    ) -> Result<BoxStream<'static, Result<LogLine, LogError>>, RunError> {
+        self.follow(task_id, attempt.max(1), true)
+    }
+
+    fn follow(
+        &self,
+        task_id: &str,
+        attempt: u32,
+        single: bool,
+    ) -> Result<BoxStream<'static, Result<LogLine, LogError>>, RunError> {
         let idx = self.index(task_id)?;
-        let key = LogKey::new(self.pipeline_id.clone(), self.run_id, task_id);
+        let key = LogKey::attempt(self.pipeline_id.clone(), self.run_id, task_id, attempt);
         struct St {
             recorder: Arc<Recorder>,
             sink: Arc<dyn LogSink>,
             rx: tokio::sync::watch::Receiver<u64>,
             key: LogKey,
+            task: String,
             idx: usize,
+            attempt: u32,
+            single: bool,
             reader: Option<Box<dyn LogReader>>,
             buf: VecDeque<LogLine>,
             done: bool,
@@ -184,21 +219,33 @@ impl RunHandle {
             recorder: self.recorder.clone(),
             sink: self.sink.clone(),
             key,
+            task: task_id.to_string(),
             idx,
+            attempt,
+            single,
             reader: None,
             buf: VecDeque::new(),
             done: false,
         };
-        fn end(st: &mut St, incomplete: Option<String>) -> Option<Result<LogLine, LogError>> {
-            st.done = true;
-            incomplete.map(|reason| {
+        /// The end of one attempt's log: the next attempt's follows (`None`), or the
+        /// stream ends, with the incomplete-log error if there is one.
+        fn end(st: &mut St, view: &LogView) -> Option<Result<LogLine, LogError>> {
+            let incomplete = view.incomplete.clone().map(|reason| {
                 Err(LogError::Incomplete {
                     pipeline: st.key.pipeline.clone(),
                     run: st.key.run,
                     task: st.key.task.clone(),
                     reason,
                 })
-            })
+            });
+            if view.later && !st.single {
+                st.attempt = st.attempt.saturating_add(1);
+                st.key = LogKey::attempt(st.key.pipeline.clone(), st.key.run, &st.task, st.attempt);
+                st.reader = None;
+            } else {
+                st.done = true;
+            }
+            incomplete
         }
         Ok(stream::unfold(st, |mut st| async move {
             loop {
@@ -209,11 +256,14 @@ impl RunHandle {
                     return None;
                 }
                 st.rx.borrow_and_update();
-                let view = st.recorder.log_view(st.idx);
+                let view = st.recorder.log_view(st.idx, st.attempt);
                 if view.log == LogState::None {
                     if view.task == TaskState::Complete {
-                        let last = end(&mut st, view.incomplete);
-                        return last.map(|l| (l, st));
+                        match end(&mut st, &view) {
+                            Some(last) => return Some((last, st)),
+                            None if st.done => return None,
+                            None => continue,
+                        }
                     }
                 } else {
                     let reader = match st.reader.take() {
@@ -226,8 +276,11 @@ impl RunHandle {
                             st.reader = Some(reader);
                             match lines {
                                 Ok(lines) if lines.is_empty() && view.log == LogState::Done => {
-                                    let last = end(&mut st, view.incomplete);
-                                    return last.map(|l| (l, st));
+                                    match end(&mut st, &view) {
+                                        Some(last) => return Some((last, st)),
+                                        None if st.done => return None,
+                                        None => continue,
+                                    }
                                 }
                                 Ok(lines) => {
                                     st.buf.extend(lines);
@@ -242,8 +295,11 @@ impl RunHandle {
                             }
                         }
                         Err(LogError::NotFound { .. }) if view.log == LogState::Done => {
-                            let last = end(&mut st, view.incomplete);
-                            return last.map(|l| (l, st));
+                            match end(&mut st, &view) {
+                                Some(last) => return Some((last, st)),
+                                None if st.done => return None,
+                                None => continue,
+                            }
                         }
                         Err(e) => {
                             st.done = true;
@@ -324,6 +380,32 @@ impl RunHandle {
             cause: StopCause::Cancelled,
             grace,
         });
+    }
+
+    /// Cancels one task: its container, when running, gets SIGTERM, then is killed
+    /// after `grace` and removed; a task that has not started never starts; a task in
+    /// a retry's backoff makes no further attempt. The task ends `Cancelled` (reason
+    /// `Cancelled`); the rest of the run goes on, and the task's dependents apply their
+    /// conditions to that status (a `Cancelled` parent meets none, so they end
+    /// `Skipped`). The run's status is decided from its tasks as usual: a task's own
+    /// cancel does not make the run `Cancelled` nor `Failed`. Cancelling the task again
+    /// with a shorter grace shortens the stop under way; cancelling a complete task
+    /// does nothing.
+    ///
+    /// # Errors
+    /// [`RunError::UnknownTask`] when the run has no task `task_id`.
+    ///
+    /// # Examples
+    /// ```
+    /// # use std::time::Duration;
+    /// # async fn f(run: gofer_core::RunHandle) -> Result<(), gofer_core::RunError> {
+    /// run.cancel_task("slow_test", Duration::from_secs(5))?;
+    /// # Ok(()) }
+    /// ```
+    pub fn cancel_task(&self, task_id: &str, grace: Duration) -> Result<(), RunError> {
+        let idx = self.index(task_id)?;
+        self.task_stops.request(idx, grace);
+        Ok(())
     }
 
     /// Waits until the run is complete (its containers removed) and returns it with

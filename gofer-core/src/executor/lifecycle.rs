@@ -9,7 +9,9 @@ use tracing::{debug, warn, Instrument};
 
 use crate::mount::Mount;
 use crate::naming;
-use crate::run::{TaskState, TaskStatus};
+use crate::pipeline::WORKSPACE_PATH;
+use crate::retry::{RetryOn, RetryPolicy};
+use crate::run::{StatusReason, TaskState, TaskStatus};
 use crate::scheduler::{ContainerId, ContainerSpec, Env, NetworkMode};
 use crate::variable::API_MOUNT_DIR;
 
@@ -23,52 +25,107 @@ use super::recover::Resume;
 use super::resolve::{resolve, Lookup};
 use super::stop::StopWatch;
 
-/// Runs task `idx` of the run to completion and returns its status.
+/// Runs task `idx` of the run to completion, attempt after attempt as its retry
+/// policy allows, and returns its status (its last attempt's).
 pub(crate) async fn execute_task(ctx: Arc<RunCtx>, idx: usize) -> TaskStatus {
     let task = &ctx.pipeline.tasks[idx];
     let span = tracing::debug_span!("task", task = %task.id);
-    // The container slot is held until the completion is recorded, so that recorded
-    // Running tasks never exceed the engine's cap; it is released before the exited
-    // container is removed, so the next task's start overlaps that removal.
-    let mut permit = None;
-    let mut container = None;
-    let mut outcome = run_task(&ctx, idx, &mut permit, &mut container)
-        .instrument(span)
-        .await;
-    // Messages quote backend errors: mask any secret value a backend might echo.
-    if let Some(message) = outcome.message.as_mut() {
-        let secrets = ctx.secrets();
-        if !secrets.is_empty() {
-            *message = mask_str(&MaskPatterns::new(secrets.iter()), message);
+    // A resumed run goes on with the attempt it recorded (its container, if any, is
+    // adopted); later attempts start afresh.
+    let mut resumed = true;
+    loop {
+        let attempt = ctx.recorder.attempt(idx);
+        // The container slot is held until the completion is recorded, so that
+        // recorded Running tasks never exceed the engine's cap; it is released before
+        // the exited container is removed, so the next task's start overlaps that
+        // removal.
+        let mut permit = None;
+        let mut container = None;
+        let mut outcome = run_task(&ctx, idx, resumed, &mut permit, &mut container)
+            .instrument(span.clone())
+            .await;
+        resumed = false;
+        // Messages quote backend errors: mask any secret value a backend might echo.
+        if let Some(message) = outcome.message.as_mut() {
+            let secrets = ctx.secrets();
+            if !secrets.is_empty() {
+                *message = mask_str(&MaskPatterns::new(secrets.iter()), message);
+            }
+        }
+        let status = outcome.status;
+        let stop = ctx.task_stop(idx);
+        let retry = task
+            .retry
+            .as_ref()
+            .filter(|p| attempt < p.attempts && stop.current().is_none() && retried(p, &outcome));
+        let backoff = retry.map(|p| p.backoff_after(attempt));
+        match backoff {
+            Some(backoff) => {
+                debug!(attempt, ?backoff, "attempt failed; retrying");
+                ctx.recorder.attempt_failed(idx, outcome, backoff).await;
+            }
+            None => ctx.recorder.task_complete(idx, outcome).await,
+        }
+        drop(permit);
+        // The container is removed only once its outcome is durable: a host that dies
+        // in between finds it on recovery and collects it again.
+        if let Some(id) = container {
+            match ctx.recorder.flush().await {
+                Ok(()) => container::remove(&ctx.engine, &id).await,
+                Err(e) => {
+                    warn!(container = %id, error = %e, "outcome not recorded; container kept")
+                }
+            }
+        }
+        let Some(backoff) = backoff else {
+            return status;
+        };
+        // The backoff; a cancel of the run or of the task ends it, and the task.
+        let mut stop = stop;
+        tokio::select! {
+            // `sleep` saturates a deadline too far away to represent.
+            () = tokio::time::sleep(backoff) => {}
+            s = stop.stopped() => {
+                let o = stop_outcome(s, Phase::NotStarted);
+                let status = o.status;
+                ctx.recorder.task_complete(idx, o).await;
+                return status;
+            }
         }
     }
-    let status = outcome.status;
-    ctx.recorder.task_complete(idx, outcome).await;
-    drop(permit);
-    // The container is removed only once its outcome is durable: a host that dies in
-    // between finds it on recovery and collects it again.
-    if let Some(id) = container {
-        match ctx.recorder.flush().await {
-            Ok(()) => container::remove(&ctx.engine, &id).await,
-            Err(e) => warn!(container = %id, error = %e, "outcome not recorded; container kept"),
-        }
+}
+
+/// Whether `policy` retries an attempt that ended with `o`.
+fn retried(policy: &RetryPolicy, o: &Outcome) -> bool {
+    if !matches!(o.status, TaskStatus::Failed | TaskStatus::Unknown) {
+        return false;
     }
-    status
+    match (&policy.retry_on, o.reason) {
+        (_, Some(StatusReason::FailedPrecondition | StatusReason::Cancelled)) => false,
+        (RetryOn::ExitCodes(codes), Some(StatusReason::AbnormalExit { code })) => {
+            codes.contains(&code)
+        }
+        (RetryOn::ExitCodes(_), _) => false,
+        (RetryOn::SchedulerErrors, reason) => reason == Some(StatusReason::SchedulerError),
+        // `RetryOn` is non-exhaustive: `AnyFailure` and what may come.
+        (_, _) => true,
+    }
 }
 
 /// The container spec of task `idx`.
-fn container_spec(ctx: &RunCtx, idx: usize, name: String, env: Env) -> ContainerSpec {
+fn container_spec(ctx: &RunCtx, idx: usize, name: String, env: Env, attempt: u32) -> ContainerSpec {
     let task = &ctx.pipeline.tasks[idx];
     let engine = &ctx.engine;
     let mut spec = ContainerSpec::new(name, task.image.clone())
         .pull_policy(task.pull_policy)
         .registry_auth(task.registry_auth.clone())
         .env(env)
-        .labels(naming::task_labels(
+        .labels(naming::task_attempt_labels(
             &engine.instance_id,
             &ctx.pipeline.id,
             ctx.run_id,
             &task.id,
+            attempt,
         ))
         .resources(task.resources)
         .init(true)
@@ -84,21 +141,25 @@ fn container_spec(ctx: &RunCtx, idx: usize, name: String, env: Env) -> Container
     {
         spec = spec.mount(Mount::bind(dir.clone(), API_MOUNT_DIR));
     }
+    if let Some(volume) = &ctx.workspace {
+        spec = spec.mount(Mount::volume(volume.clone(), WORKSPACE_PATH));
+    }
     spec
 }
 
 async fn run_task(
     ctx: &Arc<RunCtx>,
     idx: usize,
+    resumed: bool,
     permit: &mut Option<tokio::sync::OwnedSemaphorePermit>,
     container: &mut Option<ContainerId>,
 ) -> Outcome {
     let task = &ctx.pipeline.tasks[idx];
     let engine = &ctx.engine;
-    let mut stop = ctx.stop.subscribe();
+    let mut stop = ctx.task_stop(idx);
 
     // A resumed run: the task's container may already exist, or be gone.
-    let attach = match ctx.resume.get(idx) {
+    let attach = match ctx.resume.get(idx).filter(|_| resumed) {
         Some(Resume::Orphaned) => return Outcome::orphaned(),
         Some(Resume::Attach { id, state }) => Some((id.clone(), *state)),
         _ => None,
@@ -106,8 +167,14 @@ async fn run_task(
 
     // Variables, substituted now that the parents are done (for an existing
     // container, only to know the secret values its log must be masked with).
-    let name =
-        naming::task_container_name(&engine.instance_id, &ctx.pipeline.id, ctx.run_id, &task.id);
+    let attempt = ctx.recorder.attempt(idx);
+    let name = naming::task_container_name_attempt(
+        &engine.instance_id,
+        &ctx.pipeline.id,
+        ctx.run_id,
+        &task.id,
+        attempt,
+    );
     let lookup = Lookup {
         secrets: &*engine.secrets,
         objects: &*engine.objects,
@@ -121,10 +188,11 @@ async fn run_task(
     let env = match (resolve(&lookup, idx, task).await, &attach) {
         (Ok(r), None) => {
             ctx.add_secrets(r.secrets);
-            let log = engine.sink.locate(&LogKey::new(
+            let log = engine.sink.locate(&LogKey::attempt(
                 ctx.pipeline.id.clone(),
                 ctx.run_id,
-                task.id.clone(),
+                &task.id,
+                ctx.recorder.attempt(idx),
             ));
             ctx.recorder
                 .task_prepared(idx, r.shown, name.clone(), log)
@@ -141,6 +209,18 @@ async fn run_task(
             Env::new()
         }
     };
+
+    // The services it needs, ready (not for a container that already exists).
+    if attach.is_none() && !task.services.is_empty() {
+        tokio::select! {
+            r = ctx.services.ready(&task.services) => {
+                if let Err(why) = r {
+                    return Outcome::service_unavailable(why);
+                }
+            }
+            s = stop.stopped() => return stop_outcome(s, Phase::NotStarted),
+        }
+    }
 
     // A container slot.
     *permit = match &engine.containers {
@@ -172,7 +252,7 @@ async fn run_task(
             if let Err(e) = ctx.recorder.flush().await {
                 return Outcome::scheduler_error(e.to_string());
             }
-            let spec = container_spec(ctx, idx, name, env);
+            let spec = container_spec(ctx, idx, name, env, attempt);
             let id = match container::start(engine, spec, ctx.recovered).await {
                 Ok(id) => id,
                 Err(e) => {
@@ -227,6 +307,10 @@ async fn watch_exit(ctx: &RunCtx, idx: usize, id: &ContainerId, stop: &mut StopW
             Outcome::task_timeout(task.timeout.unwrap_or_default()),
         ),
         st = stop.stopped() => (st.grace, stop_outcome(st, Phase::Running)),
+        why = ctx.services.failed(&task.services) => (
+            engine.limits.stop_grace,
+            Outcome::service_unavailable(why),
+        ),
     };
     // A stop asked for later with a shorter grace (a second cancel) cuts this one
     // short: the container is stopped again with that grace.

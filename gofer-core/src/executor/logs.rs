@@ -66,6 +66,37 @@ impl LogKey {
             task: task.into(),
         }
     }
+
+    /// The key of one attempt of a task (see [`RetryPolicy`](crate::RetryPolicy)): the
+    /// first attempt's is [`LogKey::new`]'s, attempt *n* > 1 has `task` `"<task>.<n>"`
+    /// (ids hold no `.`, so it is no other task's key).
+    ///
+    /// ```
+    /// use gofer_core::LogKey;
+    /// assert_eq!(LogKey::attempt("p", 1, "test", 1), LogKey::new("p", 1, "test"));
+    /// assert_eq!(LogKey::attempt("p", 1, "test", 3).task, "test.3");
+    /// ```
+    pub fn attempt(pipeline: impl Into<String>, run: u64, task: &str, attempt: u32) -> Self {
+        Self::attempt_key(pipeline, run, task, attempt)
+    }
+
+    /// The key of a run's service's log (see [`crate::Service`]): `task` is
+    /// `"service.<id>"` (ids hold no `.`, so it is no task's key).
+    ///
+    /// ```
+    /// assert_eq!(gofer_core::LogKey::service("p", 1, "db").task, "service.db");
+    /// ```
+    pub fn service(pipeline: impl Into<String>, run: u64, service: &str) -> Self {
+        Self::new(pipeline, run, format!("service.{service}"))
+    }
+
+    fn attempt_key(pipeline: impl Into<String>, run: u64, task: &str, attempt: u32) -> Self {
+        if attempt <= 1 {
+            Self::new(pipeline, run, task)
+        } else {
+            Self::new(pipeline, run, format!("{task}.{attempt}"))
+        }
+    }
 }
 
 /// A failure of a [`LogSink`].

@@ -168,6 +168,7 @@ mod recover;
 mod resolve;
 mod resume;
 mod runner;
+mod services;
 mod slots;
 mod stop;
 mod token;

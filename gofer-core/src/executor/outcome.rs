@@ -57,6 +57,15 @@ impl Outcome {
         )
     }
 
+    /// A service the task needs could not start, was not ready in time, or exited.
+    pub(crate) fn service_unavailable(message: String) -> Self {
+        Self::new(
+            TaskStatus::Failed,
+            Some(StatusReason::ServiceUnavailable),
+            message,
+        )
+    }
+
     /// A dependency condition was not met.
     pub(crate) fn skipped(message: String) -> Self {
         Self::new(TaskStatus::Skipped, None, message)
@@ -119,6 +128,7 @@ pub(crate) enum Phase {
 /// |-----------|-------------------------|----------------------|
 /// | cancelled | Cancelled / Cancelled   | Cancelled / Cancelled |
 /// | timeout   | Cancelled / Timeout     | Failed / Timeout     |
+/// | task cancelled | Cancelled / Cancelled | Cancelled / Cancelled |
 pub(crate) fn stop_outcome(stop: Stop, phase: Phase) -> Outcome {
     let when = match phase {
         Phase::NotStarted => " before the task started",
@@ -139,6 +149,11 @@ pub(crate) fn stop_outcome(stop: Stop, phase: Phase) -> Outcome {
             TaskStatus::Failed,
             Some(StatusReason::Timeout),
             "run timed out".to_string(),
+        ),
+        (StopCause::TaskCancelled, _) => Outcome::new(
+            TaskStatus::Cancelled,
+            Some(StatusReason::Cancelled),
+            format!("task was cancelled{when}"),
         ),
     }
 }
@@ -184,7 +199,8 @@ pub(crate) fn decide_status<'a>(
     match stop {
         Some(StopCause::Cancelled) => RunStatus::Cancelled,
         Some(StopCause::Timeout) => RunStatus::Failed,
-        None => {
+        // A task's own cancel is not the run's: its Cancelled task fails nothing.
+        Some(StopCause::TaskCancelled) | None => {
             if tasks
                 .into_iter()
                 .any(|s| matches!(s, TaskStatus::Failed | TaskStatus::Unknown))
@@ -208,6 +224,7 @@ pub(crate) fn stop_reason(stop: Stop) -> (StatusReason, String) {
     match stop.cause {
         StopCause::Cancelled => (StatusReason::Cancelled, "run was cancelled".into()),
         StopCause::Timeout => (StatusReason::Timeout, "run timed out".into()),
+        StopCause::TaskCancelled => (StatusReason::Cancelled, "task was cancelled".into()),
     }
 }
 

@@ -109,7 +109,12 @@ pub(crate) async fn pump_logs(
     mut exited: oneshot::Receiver<()>,
 ) -> Option<String> {
     let task = &ctx.pipeline.tasks[idx];
-    let key = LogKey::new(ctx.pipeline.id.clone(), ctx.run_id, task.id.clone());
+    let key = LogKey::attempt(
+        ctx.pipeline.id.clone(),
+        ctx.run_id,
+        &task.id,
+        ctx.recorder.attempt(idx),
+    );
     let recorder = ctx.recorder.clone();
     let notify: Arc<dyn Fn() + Send + Sync> = Arc::new(move || recorder.log_written());
     let pipe = match LogPipe::open(ctx.engine.sink.clone(), key, notify).await {

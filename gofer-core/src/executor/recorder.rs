@@ -67,6 +67,8 @@ pub(crate) struct LogView {
     pub(crate) log: LogState,
     pub(crate) task: TaskState,
     pub(crate) incomplete: Option<String>,
+    /// The attempt asked for is over and a later one exists.
+    pub(crate) later: bool,
 }
 
 impl Recorder {
@@ -204,12 +206,36 @@ impl Recorder {
         self.lock().tasks.iter().map(|t| t.status).collect()
     }
 
-    pub(crate) fn log_view(&self, idx: usize) -> LogView {
+    /// How far the log of attempt `attempt` of task `idx` has come.
+    pub(crate) fn log_view(&self, idx: usize, attempt: u32) -> LogView {
         let r = self.lock();
+        let t = &r.tasks[idx];
+        if attempt < t.attempt {
+            let earlier = t.attempts.iter().find(|a| a.attempt == attempt);
+            return LogView {
+                log: if earlier.is_some_and(|a| a.container.is_some()) {
+                    LogState::Done
+                } else {
+                    LogState::None
+                },
+                task: TaskState::Complete,
+                incomplete: earlier.and_then(|a| a.log_incomplete.clone()),
+                later: true,
+            };
+        }
+        if attempt > t.attempt {
+            return LogView {
+                log: LogState::None,
+                task: t.state,
+                incomplete: None,
+                later: false,
+            };
+        }
         LogView {
             log: r.logs[idx],
-            task: r.tasks[idx].state,
-            incomplete: r.tasks[idx].log_incomplete.clone(),
+            task: t.state,
+            incomplete: t.log_incomplete.clone(),
+            later: false,
         }
     }
 
@@ -232,11 +258,13 @@ impl Recorder {
                 if r.tasks[i].state == TaskState::Processing {
                     Arc::make_mut(&mut r.tasks[i]).state = TaskState::Waiting;
                     r.journal_task(i);
+                    let attempt = r.tasks[i].attempt;
                     r.push_event(Event::Task {
                         task_id: self.task_ids[i].clone(),
                         state: TaskState::Waiting,
                         status: TaskStatus::Unknown,
                         reason: None,
+                        attempt,
                         at: now,
                     });
                 }
@@ -279,12 +307,14 @@ impl Recorder {
             }
             t.state = TaskState::Running;
             t.started = Some(now);
+            let attempt = t.attempt;
             r.journal_task(idx);
             r.push_event(Event::Task {
                 task_id: self.task_ids[idx].clone(),
                 state: TaskState::Running,
                 status: TaskStatus::Unknown,
                 reason: None,
+                attempt,
                 at: now,
             });
         }
@@ -321,6 +351,7 @@ impl Recorder {
             t.message = o.message;
             t.exit_code = o.exit_code;
             t.ended = Some(now);
+            let attempt = t.attempt;
             // Nothing writes to the task's log any more.
             r.logs[idx] = LogState::Done;
             r.journal_task(idx);
@@ -329,10 +360,61 @@ impl Recorder {
                 state: TaskState::Complete,
                 status: o.status,
                 reason: o.reason,
+                attempt,
                 at: now,
             });
         }
         self.changed().await;
+    }
+
+    /// Records that the task's current attempt failed with `o` and that the next one
+    /// follows after `backoff`: the attempt moves to [`TaskExecution::attempts`], the
+    /// task waits again with the next attempt number and no log yet.
+    pub(crate) async fn attempt_failed(
+        &self,
+        idx: usize,
+        o: Outcome,
+        backoff: std::time::Duration,
+    ) {
+        let now = self.clock.now();
+        {
+            let mut r = self.lock();
+            if r.tasks[idx].state == TaskState::Complete {
+                return;
+            }
+            let t = Arc::make_mut(&mut r.tasks[idx]);
+            t.status = o.status;
+            t.reason = o.reason;
+            t.message = o.message;
+            t.exit_code = o.exit_code;
+            let failed = t.attempt;
+            t.next_attempt(now, backoff);
+            let next = t.attempt;
+            r.logs[idx] = LogState::None;
+            r.journal_task(idx);
+            r.push_event(Event::Retrying {
+                task_id: self.task_ids[idx].clone(),
+                attempt: failed,
+                status: o.status,
+                reason: o.reason,
+                backoff,
+                at: now,
+            });
+            r.push_event(Event::Task {
+                task_id: self.task_ids[idx].clone(),
+                state: TaskState::Waiting,
+                status: TaskStatus::Unknown,
+                reason: None,
+                attempt: next,
+                at: now,
+            });
+        }
+        self.changed().await;
+    }
+
+    /// The task's current attempt (1-based).
+    pub(crate) fn attempt(&self, idx: usize) -> u32 {
+        self.lock().tasks[idx].attempt
     }
 
     pub(crate) fn log_opened(&self, idx: usize) {

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use crate::error::{SchedulerError, StoreError};
-use crate::naming::{LABEL_PIPELINE, LABEL_ROLE, LABEL_RUN, LABEL_TASK};
+use crate::naming::{LABEL_ATTEMPT, LABEL_PIPELINE, LABEL_ROLE, LABEL_RUN, LABEL_TASK};
 use crate::run::{Run, TaskState, TaskStatus};
 use crate::scheduler::{ContainerId, ContainerState, ContainerSummary};
 use crate::validate::ValidationErrors;
@@ -55,7 +55,8 @@ pub struct RecoveryReport {
     /// Every task execution that was not complete, and what was done with it.
     pub tasks: Vec<RecoveredTask>,
     /// Names of the containers removed: this engine's containers of no unfinished
-    /// run, and containers of tasks already recorded complete.
+    /// run, and containers of tasks already recorded complete; then the names of this
+    /// engine's volumes (run workspaces) of no unfinished run.
     pub reaped: Vec<String>,
 }
 
@@ -165,11 +166,15 @@ pub(crate) fn plan_run(
     let mut actions = Vec::new();
     let mut reap = Vec::new();
     for t in &run.tasks {
+        // The container of the task's recorded attempt (one without an attempt label
+        // is a first attempt's); an earlier attempt's container is reaped.
+        let attempt = t.attempt.to_string();
         let c = found
             .iter()
             .position(|c| {
                 label(c, LABEL_ROLE) == Some("task")
                     && label(c, LABEL_TASK) == Some(t.task_id.as_str())
+                    && label(c, LABEL_ATTEMPT).unwrap_or("1") == attempt
             })
             .map(|i| found.swap_remove(i));
         if t.state == TaskState::Complete {

@@ -88,12 +88,15 @@ impl Placeholders {
                 .iter()
                 .map(|(k, v)| (k.clone(), parse(v)))
                 .collect(),
+            // The tasks', then the services' (service `j` resolves as index
+            // `tasks.len() + j`).
             tasks: pipeline
                 .tasks
                 .iter()
-                .map(|t| {
-                    t.variables
-                        .iter()
+                .map(|t| &t.variables)
+                .chain(pipeline.services.iter().map(|s| &s.variables))
+                .map(|vars| {
+                    vars.iter()
                         .filter(|(_, v)| v.contains("{{"))
                         .map(|(k, v)| (k.clone(), parse(v)))
                         .collect()

@@ -86,6 +86,7 @@ impl Engine {
                 return Ok(report);
             }
             reap(inner, containers, &mut report).await;
+            reap_volumes(inner, &[], &mut report).await;
             return Ok(report);
         };
         for (pipeline, last) in d.store.last_run_ids().await? {
@@ -108,6 +109,7 @@ impl Engine {
             .collect();
         let (mut by_run, strays) = group_by_run(containers, &keys);
         reap(inner, strays, &mut report).await;
+        reap_volumes(inner, &keys, &mut report).await;
 
         for ((u, events), key) in unfinished.into_iter().zip(events).zip(keys) {
             let found = by_run.remove(&key).unwrap_or_default();
@@ -149,6 +151,43 @@ impl Engine {
         if let Some(d) = &self.inner.durable {
             d.crash().await;
         }
+    }
+}
+
+/// Removes this engine's volumes (run workspaces) of no run in `keep` (the one
+/// reaper), after their containers went, noting what it removed. A volume that cannot
+/// be removed now is left for the next recovery, reported in the log.
+async fn reap_volumes(inner: &Arc<Shared>, keep: &[(String, u64)], report: &mut RecoveryReport) {
+    let s = &*inner.scheduler;
+    if !s.capabilities().volumes {
+        return;
+    }
+    let filter = naming::engine_filter(&inner.instance_id);
+    let volumes = match guarded(s, "list_volumes", s.list_volumes(&filter)).await {
+        Ok(v) => v,
+        Err(e) => {
+            warn!(error = %e, "cannot list this engine's volumes; the next recovery reaps them");
+            return;
+        }
+    };
+    let stale: Vec<_> = volumes
+        .into_iter()
+        .filter(|v| {
+            let run = v.labels.get(naming::LABEL_PIPELINE).zip(
+                v.labels
+                    .get(naming::LABEL_RUN)
+                    .and_then(|r| r.parse::<u64>().ok()),
+            );
+            !run.is_some_and(|(p, r)| keep.iter().any(|(kp, kr)| kp == p && *kr == r))
+        })
+        .collect();
+    if stale.is_empty() {
+        return;
+    }
+    let done = crate::reaper::reap_volumes(s, stale).await;
+    report.reaped.extend(done.removed_volumes);
+    for failure in done.failed {
+        warn!(error = %failure, "cannot reap a volume; the next recovery tries again");
     }
 }
 

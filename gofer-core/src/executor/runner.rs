@@ -21,8 +21,10 @@ use super::lifecycle::execute_task;
 use super::outcome::{decide_status, stop_outcome, stop_reason, Outcome, Phase};
 use super::recorder::Recorder;
 use super::recover::Resume;
+use super::services::{self, Services};
 use super::slots::SlotWait;
 use super::stop::{Stop, StopCause, StopWatch};
+use crate::volume::{VolumeScope, VolumeSpec};
 
 /// Marks the run aborted if the executor's future is dropped before it completed.
 struct AbortGuard(Arc<Recorder>);
@@ -47,6 +49,7 @@ pub(crate) fn launch(
         ctx.run_id,
         recorder.clone(),
         ctx.stop.clone(),
+        ctx.task_stops.clone(),
         engine.sink.clone(),
     );
     engine
@@ -154,7 +157,21 @@ async fn run_inner(mut ctx: RunCtx, wait: SlotWait) {
         }
     }
 
+    // The shared workspace, when the pipeline asks for one.
+    if sandbox_error.is_none() && ctx.pipeline.workspace {
+        match create_workspace(&engine, &ctx).await {
+            Ok(name) => ctx.workspace = Some(name),
+            Err(message) => sandbox_error = Some(message),
+        }
+    }
+
+    // The services' channels (the tasks wait on them); started once the context is
+    // shared.
+    let (services, senders) = Services::channels(&ctx.pipeline.services, &ctx.pipeline.tasks);
+    ctx.services = services;
+
     let ctx = Arc::new(ctx);
+    let running = (sandbox_error.is_none()).then(|| services::start_all(&ctx, senders));
     if let Some(message) = sandbox_error {
         for idx in 0..recorder.task_ids.len() {
             recorder
@@ -168,7 +185,14 @@ async fn run_inner(mut ctx: RunCtx, wait: SlotWait) {
         run_graph(&ctx, &mut stop_rx, deadline).await;
     }
 
-    // Cleanup: the sandbox, the token, the run's objects.
+    // Cleanup: the services (every task has ended), the workspace (its containers are
+    // removed), the sandbox, the token, the run's objects.
+    if let Some(running) = running {
+        services::stop_all(&ctx, running).await;
+    }
+    if let Some(name) = &ctx.workspace {
+        container::remove_volume(&engine, name).await;
+    }
     if let Some(id) = &ctx.sandbox {
         container::remove(&engine, id).await;
     }
@@ -181,6 +205,34 @@ async fn run_inner(mut ctx: RunCtx, wait: SlotWait) {
         warn!(error = %e, "object store run_finished failed");
     }
     complete(&recorder, ctx.stop.current()).await;
+}
+
+/// Makes the run's workspace volume (a resumed run finds it made: creating it again
+/// is not an error); the error is the message every task then fails with.
+async fn create_workspace(engine: &Arc<Shared>, ctx: &RunCtx) -> Result<String, String> {
+    let s = &*engine.scheduler;
+    let caps = s.capabilities();
+    if !caps.volumes || caps.volume_scope != VolumeScope::Engine {
+        return Err(format!(
+            "the pipeline asks for a shared workspace, but scheduler {} {}",
+            s.name(),
+            if caps.volumes {
+                "keeps a volume on one node (volume scope Node): tasks on other nodes would not share it"
+            } else {
+                "cannot make volumes (capability `volumes`)"
+            }
+        ));
+    }
+    let name = naming::workspace_volume_name(&engine.instance_id, &ctx.pipeline.id, ctx.run_id);
+    let spec = VolumeSpec::new(name.clone()).labels(naming::workspace_labels(
+        &engine.instance_id,
+        &ctx.pipeline.id,
+        ctx.run_id,
+    ));
+    match container::guarded(s, "create_volume", s.create_volume(spec)).await {
+        Ok(()) => Ok(name),
+        Err(e) => Err(format!("cannot create the run's workspace volume: {e}")),
+    }
 }
 
 /// Why a child cannot run after its parents, naming the first unmet parent.
@@ -276,10 +328,16 @@ async fn run_graph(
         .extend((0..n).filter(|i| g.pending_parents[*i] == 0 && g.statuses[*i].is_none()));
     let mut set: JoinSet<(usize, TaskStatus)> = JoinSet::new();
     let mut stop_seen = stop_rx.current().is_some();
+    // Tasks handed to `execute_task` (which then records their end itself).
+    let mut started = vec![false; n];
 
     while g.done < n {
         while let Some(i) = g.ready.pop_front() {
-            if let Some(stop) = stop_rx.current() {
+            if g.statuses[i].is_some() {
+                // Ended before its parents did (its own cancel).
+                continue;
+            }
+            if let Some(stop) = stop_rx.current().or_else(|| ctx.task_stops.current(i)) {
                 ctx.recorder
                     .task_complete(i, stop_outcome(stop, Phase::NotStarted))
                     .await;
@@ -294,6 +352,7 @@ async fn run_graph(
                 continue;
             }
             let task_ctx = ctx.clone();
+            started[i] = true;
             set.spawn(async move {
                 let status = match AssertUnwindSafe(execute_task(task_ctx.clone(), i))
                     .catch_unwind()
@@ -337,6 +396,20 @@ async fn run_graph(
             }
             _ = stop_rx.stopped(), if !stop_seen => {
                 stop_seen = true;
+            }
+            () = ctx.task_stops.requested() => {
+                // A task cancelled before it started ends now, not when its parents do.
+                for (i, &was_started) in started.iter().enumerate() {
+                    if was_started || g.statuses[i].is_some() {
+                        continue;
+                    }
+                    if let Some(stop) = ctx.task_stops.current(i) {
+                        ctx.recorder
+                            .task_complete(i, stop_outcome(stop, Phase::NotStarted))
+                            .await;
+                        g.finish(i, TaskStatus::Cancelled);
+                    }
+                }
             }
         }
     }

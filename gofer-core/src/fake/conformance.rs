@@ -90,6 +90,9 @@ impl FakeScheduler {
             oom_memory_bytes: 16 * 1024 * 1024,
             sandbox_image: FAKE_BOX.to_string(),
             private_image: Some((image("private"), RegistryAuth::new("gofer", "s3cret"))),
+            // The fake keeps no file content: it declares volumes, and the suite
+            // checks their life cycle only.
+            volume_share: None,
             stop_slack: crate::testing::conformance::STOP_SLACK,
         };
         (fake, workloads)

@@ -11,11 +11,13 @@ use super::container::{Container, Process};
 use super::image::normalize_image;
 use super::scheduler::{FakeScheduler, NAME};
 use crate::error::SchedulerError;
+use crate::mount::MountSource;
 use crate::scheduler::{
     Capabilities, ContainerId, ContainerSpec, ContainerState, ContainerSummary, ExitStatus,
     LogStream, NetworkMode, SandboxSpec, Scheduler,
 };
 use crate::task::PullPolicy;
+use crate::volume::{check_volume_name, VolumeSpec, VolumeSummary};
 
 #[async_trait]
 impl Scheduler for FakeScheduler {
@@ -170,5 +172,82 @@ impl Scheduler for FakeScheduler {
         };
         c.spawn(Behaviour::run_until_stopped(), process);
         Ok(c.id.clone())
+    }
+
+    async fn create_volume(&self, spec: VolumeSpec) -> Result<(), SchedulerError> {
+        self.volumes_supported("create_volume")?;
+        check_volume_name(NAME, &spec.name)?;
+        let mut s = self.lock();
+        match s.volumes.get(&spec.name) {
+            Some(labels) if *labels == spec.labels => Ok(()),
+            Some(_) => Err(SchedulerError::Conflict {
+                scheduler: NAME,
+                id: spec.name.clone(),
+                message: "a volume of that name with other labels exists".to_string(),
+            }),
+            None => {
+                s.volumes.insert(spec.name, spec.labels);
+                Ok(())
+            }
+        }
+    }
+
+    async fn remove_volume(&self, name: &str) -> Result<(), SchedulerError> {
+        self.volumes_supported("remove_volume")?;
+        let mut s = self.lock();
+        if !s.volumes.contains_key(name) {
+            return Err(SchedulerError::NoSuchContainer {
+                scheduler: NAME,
+                id: name.to_string(),
+            });
+        }
+        // In use: a container that exists and was created mounting it.
+        let in_use = s.containers.values().any(|c| {
+            s.requests
+                .iter()
+                .rev()
+                .find(|r| r.name == c.name)
+                .is_some_and(|r| {
+                    r.mounts
+                        .iter()
+                        .any(|m| matches!(&m.source, MountSource::Volume(v) if v == name))
+                })
+        });
+        if in_use {
+            return Err(SchedulerError::Conflict {
+                scheduler: NAME,
+                id: name.to_string(),
+                message: "the volume is mounted by a container".to_string(),
+            });
+        }
+        s.volumes.remove(name);
+        Ok(())
+    }
+
+    async fn list_volumes(
+        &self,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<Vec<VolumeSummary>, SchedulerError> {
+        self.volumes_supported("list_volumes")?;
+        Ok(self
+            .lock()
+            .volumes
+            .iter()
+            .filter(|(_, l)| labels.iter().all(|(k, v)| l.get(k) == Some(v)))
+            .map(|(n, l)| VolumeSummary::new(n.clone(), l.clone()))
+            .collect())
+    }
+}
+
+impl FakeScheduler {
+    fn volumes_supported(&self, operation: &'static str) -> Result<(), SchedulerError> {
+        if self.lock().capabilities.volumes {
+            Ok(())
+        } else {
+            Err(SchedulerError::NotSupported {
+                scheduler: NAME,
+                operation,
+            })
+        }
     }
 }

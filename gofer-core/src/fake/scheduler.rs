@@ -33,6 +33,8 @@ pub(super) struct State {
     pub(super) next_id: u64,
     /// How many times a container under each name began to run.
     pub(super) started: HashMap<String, usize>,
+    /// Named volumes and their labels.
+    pub(super) volumes: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// A faithful in-memory container engine, for tests.
@@ -113,6 +115,7 @@ impl FakeScheduler {
                     .with_registry_auth(true)
                     .with_mounts(true)
                     .with_local_bind_mounts(true)
+                    .with_volumes(true)
                     .with_per_stop_grace(true),
                 default_behaviour: Behaviour::new(),
                 image_rules: HashMap::new(),
@@ -128,6 +131,7 @@ impl FakeScheduler {
                 sandboxes: Vec::new(),
                 next_id: 1,
                 started: HashMap::new(),
+                volumes: BTreeMap::new(),
             })),
             clock: Clock::new(),
         }
@@ -252,6 +256,11 @@ impl FakeScheduler {
     /// Every sandbox request received, in order.
     pub fn sandbox_requests(&self) -> Vec<SandboxSpec> {
         self.lock().sandboxes.clone()
+    }
+
+    /// The names of the volumes that exist (made and not removed).
+    pub fn volumes(&self) -> Vec<String> {
+        self.lock().volumes.keys().cloned().collect()
     }
 
     /// How many containers exist (created and not removed), sandboxes included.

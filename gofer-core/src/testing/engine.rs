@@ -47,7 +47,9 @@ async fn log_of(h: &RunHandle, task: &str) -> Vec<String> {
         .await
 }
 
-/// Removes what engine instance `instance` left, then asserts it left nothing.
+/// Removes what engine instance `instance` left (containers, then volumes on a backend
+/// with [`Capabilities::volumes`](crate::Capabilities::volumes)), then asserts it left
+/// nothing.
 pub async fn assert_nothing_left(s: &DynScheduler, instance: &str) {
     let left = s
         .list(&engine_filter(instance))
@@ -56,8 +58,122 @@ pub async fn assert_nothing_left(s: &DynScheduler, instance: &str) {
     for c in &left {
         let _ = s.remove(&c.id, true).await;
     }
-    let names: Vec<_> = left.iter().map(|c| c.name.clone()).collect();
+    let mut names: Vec<_> = left.iter().map(|c| c.name.clone()).collect();
+    if s.capabilities().volumes {
+        let volumes = s
+            .list_volumes(&engine_filter(instance))
+            .await
+            .expect("list volumes by label");
+        for v in &volumes {
+            let _ = s.remove_volume(&v.name).await;
+        }
+        names.extend(volumes.into_iter().map(|v| format!("volume {}", v.name)));
+    }
     assert!(names.is_empty(), "left behind: {names:?}");
+}
+
+/// A task that fails twice then succeeds, counting its attempts in a file of the run's
+/// workspace: three attempts, each with its own log; the next task reads the count
+/// from the workspace; nothing (container or volume) is left.
+pub async fn retried_task_counts_attempts_in_the_workspace(
+    s: Arc<DynScheduler>,
+    image: &str,
+    instance: &str,
+) {
+    let engine = builder(&s, instance).build().expect("an engine");
+    let count = format!("{}/count", crate::WORKSPACE_PATH);
+    let pipeline = Pipeline::new("retried", "Retried")
+        .workspace(true)
+        .task(
+            Task::new("flaky", image)
+                .command([
+                    "sh".to_string(),
+                    "-c".to_string(),
+                    format!(
+                        "n=$(cat {count} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {count}; \
+                         echo attempt $n; [ $n -ge 3 ]"
+                    ),
+                ])
+                .retry(crate::RetryPolicy::new(5).backoff(
+                    Duration::from_millis(100),
+                    2.0,
+                    Duration::from_secs(1),
+                )),
+        )
+        .task(
+            Task::new("after", image)
+                .command(["cat".to_string(), count.clone()])
+                .depends_on("flaky", crate::RequiredParentStatus::Success),
+        );
+    let h = engine
+        .start_run(&pipeline, RunOptions::new())
+        .expect("a run");
+    let run = h.wait().await.expect("the run ends");
+    assert_eq!(run.status, RunStatus::Successful, "{run:?}");
+    let flaky = run.task("flaky").expect("the task");
+    assert_eq!((flaky.attempt, flaky.attempts.len()), (3, 2), "{flaky:?}");
+    for a in &flaky.attempts {
+        assert_eq!(
+            a.reason,
+            Some(StatusReason::AbnormalExit { code: 1 }),
+            "{a:?}"
+        );
+    }
+    for n in 1..=3u32 {
+        let lines: Vec<String> = h
+            .attempt_logs("flaky", n)
+            .expect("the task")
+            .map(|l| l.expect("a log line").text().into_owned())
+            .collect()
+            .await;
+        assert_eq!(lines, [format!("attempt {n}")], "attempt {n}");
+    }
+    assert_eq!(log_of(&h, "after").await, ["3"]);
+    assert_nothing_left(&*s, instance).await;
+}
+
+/// One task leaves a file in the run's workspace and the next reads it; the volume
+/// goes with the run, also when the run fails.
+pub async fn tasks_share_files_through_the_workspace(
+    s: Arc<DynScheduler>,
+    image: &str,
+    instance: &str,
+) {
+    let engine = builder(&s, instance).build().expect("an engine");
+    let file = format!("{}/built.txt", crate::WORKSPACE_PATH);
+    let pipeline = Pipeline::new("shared", "Shared workspace")
+        .workspace(true)
+        .task(Task::new("build", image).command([
+            "sh".to_string(),
+            "-c".to_string(),
+            format!("echo made by build > {file}"),
+        ]))
+        .task(
+            Task::new("test", image)
+                .command(["cat".to_string(), file.clone()])
+                .depends_on("build", crate::RequiredParentStatus::Success),
+        );
+    let h = engine
+        .start_run(&pipeline, RunOptions::new())
+        .expect("a run");
+    let run = h.wait().await.expect("the run ends");
+    assert_eq!(run.status, RunStatus::Successful, "{run:?}");
+    assert_eq!(log_of(&h, "test").await, ["made by build"]);
+    assert_nothing_left(&*s, instance).await;
+    // A second run starts with an empty workspace, and a failing one removes it too.
+    let failing = Pipeline::new("shared", "Shared workspace")
+        .workspace(true)
+        .task(Task::new("test", image).command(["cat".to_string(), file]));
+    let h = engine
+        .start_run(&failing, RunOptions::new())
+        .expect("a run");
+    let run = h.wait().await.expect("the run ends");
+    assert_eq!(
+        run.status,
+        RunStatus::Failed,
+        "the second run's workspace is new: {run:?}"
+    );
+    assert_nothing_left(&*s, instance).await;
 }
 
 /// Waits until `task` of the run is running.
@@ -258,5 +374,66 @@ pub async fn run_network_reaches_tasks_by_id(s: Arc<DynScheduler>, image: &str, 
     let run = h.wait().await.expect("the run ends");
     assert_eq!(run.status, RunStatus::Successful, "{run:?}");
     assert_eq!(log_of(&h, "server").await, ["hello over the run network"]);
+    assert_nothing_left(&*s, instance).await;
+}
+
+/// A task reaches a service on `localhost` once its readiness check passed: busybox
+/// `httpd` serves a page, probed with `wget` (under `busybox timeout`), and the task
+/// prints what it fetched; the service's log is kept and nothing is left.
+pub async fn task_reaches_a_service_on_localhost(
+    s: Arc<DynScheduler>,
+    image: &str,
+    instance: &str,
+) {
+    let sink = InMemoryLogSink::new();
+    let engine = Engine::builder(s.clone())
+        .instance_id(instance)
+        .log_sink(Arc::new(sink.clone()))
+        .network_sandbox(image)
+        .build()
+        .expect("an engine with a network sandbox");
+    let fetch = [
+        "busybox",
+        "timeout",
+        "5",
+        "busybox",
+        "wget",
+        "-q",
+        "-O",
+        "-",
+        "http://127.0.0.1:8080/",
+    ];
+    let pipeline = Pipeline::new("webtest", "Service")
+        .service(
+            crate::Service::new("web", image)
+                .command([
+                    "sh",
+                    "-c",
+                    "mkdir -p /www && echo \"$GREETING\" > /www/index.html && echo serving && exec httpd -f -p 8080 -h /www",
+                ])
+                .variable("GREETING", "hello from the service")
+                .readiness(crate::Readiness::new(
+                    fetch,
+                    Duration::from_millis(200),
+                    Duration::from_secs(60),
+                )),
+        )
+        .task(Task::new("client", image).command(fetch).needs_service("web"));
+    let h = engine
+        .start_run(&pipeline, RunOptions::new())
+        .expect("a run");
+    let run = h.wait().await.expect("the run ends");
+    assert_eq!(run.status, RunStatus::Successful, "{run:?}");
+    assert_eq!(log_of(&h, "client").await, ["hello from the service"]);
+    let kept: Vec<String> = sink
+        .lines(&crate::LogKey::service("webtest", 1, "web"))
+        .iter()
+        .map(|l| l.text().into_owned())
+        .collect();
+    assert_eq!(
+        kept.first().map(String::as_str),
+        Some("serving"),
+        "{kept:?}"
+    );
     assert_nothing_left(&*s, instance).await;
 }

@@ -281,6 +281,7 @@ pub async fn events_in_order(store: &DynRunStore) {
                     state: TaskState::Complete,
                     status: TaskStatus::Failed,
                     reason: Some(StatusReason::Orphaned),
+                    attempt: 1,
                     at: at(i),
                 }
             }

@@ -24,6 +24,7 @@ mod cases_images;
 mod cases_lifecycle;
 mod cases_logs;
 mod cases_run;
+mod cases_volumes;
 mod serial;
 mod support;
 mod workloads;
@@ -46,6 +47,7 @@ pub use cases_run::{
     command_and_entrypoint_override_image, env_reaches_container_exactly, exit_codes_are_reported,
     network_sandbox_can_be_joined, out_of_memory_is_reported, twenty_containers_at_once,
 };
+pub use cases_volumes::{volume_is_shared_between_containers, volume_life_cycle, VOLUME_TARGET};
 pub use serial::{one_at_a_time, Exclusive};
 pub use support::{CONFORMANCE_LABEL, STEP_LIMIT};
 pub use workloads::{
@@ -106,7 +108,9 @@ macro_rules! __gofer_conformance_cases {
             remove_running_without_force_conflicts,
             duplicate_name_conflicts,
             list_by_label_finds_exactly_labelled,
-            start_created_never_runs_twice
+            start_created_never_runs_twice,
+            volume_life_cycle,
+            volume_is_shared_between_containers
         }
     };
 }

@@ -75,4 +75,16 @@ impl Scheduler for Exclusive {
     async fn create_sandbox(&self, spec: SandboxSpec) -> Result<ContainerId, SchedulerError> {
         self.inner.create_sandbox(spec).await
     }
+    async fn create_volume(&self, spec: crate::VolumeSpec) -> Result<(), SchedulerError> {
+        self.inner.create_volume(spec).await
+    }
+    async fn remove_volume(&self, name: &str) -> Result<(), SchedulerError> {
+        self.inner.remove_volume(name).await
+    }
+    async fn list_volumes(
+        &self,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<Vec<crate::VolumeSummary>, SchedulerError> {
+        self.inner.list_volumes(labels).await
+    }
 }

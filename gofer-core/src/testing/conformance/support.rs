@@ -170,6 +170,17 @@ async fn cleanup(ctx: &Ctx<'_>) -> Result<(), String> {
         let names: Vec<_> = left.iter().map(|c| c.name.as_str()).collect();
         problems.push(format!("containers left after force removal: {names:?}"));
     }
+    if ctx.s.capabilities().volumes {
+        let volumes = within("list volumes for cleanup", ctx.s.list_volumes(&labels))
+            .await?
+            .map_err(|e| format!("cleanup: list_volumes failed: {e}"))?;
+        for v in volumes {
+            match within("remove volume for cleanup", ctx.s.remove_volume(&v.name)).await? {
+                Ok(()) | Err(SchedulerError::NoSuchContainer { .. }) => {}
+                Err(e) => problems.push(format!("remove of volume {} failed: {e}", v.name)),
+            }
+        }
+    }
     if problems.is_empty() {
         Ok(())
     } else {

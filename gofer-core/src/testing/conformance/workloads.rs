@@ -136,6 +136,12 @@ pub struct Workloads {
     /// The image of network sandbox holders (for backends with
     /// [`Capabilities::network_sandbox`](crate::Capabilities::network_sandbox)).
     pub sandbox_image: String,
+    /// Two containers sharing a volume, `(writer, reader)`: mounted on the same volume at
+    /// [`VOLUME_TARGET`](super::VOLUME_TARGET), the writer writes `shared` into
+    /// `VOLUME_TARGET/f` and exits 0; the reader prints that file on stdout and exits
+    /// 0. `None` skips the sharing case (a backend whose containers cannot run real
+    /// programs, like the fake, declares volumes without content).
+    pub volume_share: Option<(Workload, Workload)>,
     /// How much longer than the grace period a stop may take (the stop cases' one
     /// timed check): [`STOP_SLACK`](super::STOP_SLACK) unless the engine itself takes
     /// longer to deliver a stop (a cluster engine hands it to a node first).
@@ -183,6 +189,10 @@ impl Workloads {
             oom_memory_bytes: 16 * 1024 * 1024,
             sandbox_image: image.to_string(),
             private_image: None,
+            volume_share: Some((
+                sh(&format!("echo shared > {}/f", super::VOLUME_TARGET)),
+                sh(&format!("cat {}/f", super::VOLUME_TARGET)),
+            )),
             stop_slack: super::STOP_SLACK,
         }
     }

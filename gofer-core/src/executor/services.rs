@@ -1,0 +1,401 @@
+//! A run's service containers (see [`crate::Service`]): started in the run's network
+//! sandbox before the tasks that need them, probed for readiness with short probe
+//! containers, watched while tasks need them, then stopped, their output kept in the
+//! log sink, and removed once every task of the run has ended.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{debug, warn};
+
+use crate::mount::Mount;
+use crate::naming;
+use crate::pipeline::WORKSPACE_PATH;
+use crate::scheduler::{
+    ContainerId, ContainerSpec, ContainerState, ExitStatus, NetworkMode, OutputStream,
+};
+use crate::service::Service;
+use crate::task::Task;
+
+use super::container::{self, guarded};
+use super::ctx::RunCtx;
+use super::log_writer::LogPipe;
+use super::logs::{LineFramer, LogKey};
+use super::mask::{MaskPatterns, Masker};
+use super::resolve::{resolve, Lookup};
+
+/// Where one service is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ServiceState {
+    /// Being started or probed.
+    Starting,
+    /// Ready: the tasks needing it may start.
+    Ready,
+    /// It could not start, was not ready in time, or exited: why.
+    Failed(String),
+}
+
+/// What the tasks of a run know of its services.
+#[derive(Debug, Default)]
+pub(crate) struct Services {
+    states: HashMap<String, watch::Receiver<ServiceState>>,
+}
+
+/// The senders of [`Services`], handed to the services' tasks.
+pub(crate) struct ServiceSenders(Vec<(usize, watch::Sender<ServiceState>)>);
+
+impl Services {
+    /// One channel per service some task of `tasks` needs (the others never start).
+    pub(crate) fn channels(services: &[Service], tasks: &[Task]) -> (Self, ServiceSenders) {
+        let needed: BTreeSet<&str> = tasks
+            .iter()
+            .flat_map(|t| t.services.iter().map(String::as_str))
+            .collect();
+        let mut states = HashMap::new();
+        let mut senders = Vec::new();
+        for (j, s) in services.iter().enumerate() {
+            if needed.contains(s.id.as_str()) {
+                let (tx, rx) = watch::channel(ServiceState::Starting);
+                states.insert(s.id.clone(), rx);
+                senders.push((j, tx));
+            }
+        }
+        (Self { states }, ServiceSenders(senders))
+    }
+
+    /// Waits until every service in `needed` is ready; the first failure's message
+    /// otherwise.
+    pub(crate) async fn ready(&self, needed: &BTreeSet<String>) -> Result<(), String> {
+        for id in needed {
+            let Some(rx) = self.states.get(id) else {
+                return Err(format!("service {id:?} is not one of the run's"));
+            };
+            let mut rx = rx.clone();
+            let state = rx
+                .wait_for(|s| *s != ServiceState::Starting)
+                .await
+                .map(|s| s.clone())
+                .unwrap_or_else(|_| ServiceState::Failed(format!("service {id:?} stopped")));
+            if let ServiceState::Failed(why) = state {
+                return Err(why);
+            }
+        }
+        Ok(())
+    }
+
+    /// Resolves with the message of the first service in `needed` that fails; never,
+    /// when none does.
+    pub(crate) async fn failed(&self, needed: &BTreeSet<String>) -> String {
+        let waits = needed
+            .iter()
+            .filter_map(|id| self.states.get(id))
+            .map(|rx| {
+                let mut rx = rx.clone();
+                Box::pin(async move {
+                    let why = rx
+                        .wait_for(|s| matches!(s, ServiceState::Failed(_)))
+                        .await
+                        .ok()
+                        .and_then(|s| match &*s {
+                            ServiceState::Failed(why) => Some(why.clone()),
+                            _ => None,
+                        });
+                    match why {
+                        Some(why) => why,
+                        // The run is over: nothing fails any more.
+                        None => std::future::pending().await,
+                    }
+                })
+            });
+        let waits: Vec<_> = waits.collect();
+        if waits.is_empty() {
+            return std::future::pending().await;
+        }
+        futures::future::select_all(waits).await.0
+    }
+}
+
+/// Where a service's task puts its container's id once it exists.
+type Slot = Arc<Mutex<Option<ContainerId>>>;
+
+/// The running services of a run, for [`stop_all`].
+pub(crate) struct Running {
+    stop: watch::Sender<bool>,
+    /// The service's index in the pipeline, its task, its container.
+    services: Vec<(usize, JoinHandle<()>, Slot)>,
+}
+
+/// Starts every needed service of the run, each in a task of its own.
+pub(crate) fn start_all(ctx: &Arc<RunCtx>, senders: ServiceSenders) -> Running {
+    let (stop, stop_rx) = watch::channel(false);
+    let services = senders
+        .0
+        .into_iter()
+        .map(|(j, tx)| {
+            let slot = Arc::new(Mutex::new(None));
+            let task = tokio::spawn(run_service(
+                ctx.clone(),
+                j,
+                tx,
+                stop_rx.clone(),
+                slot.clone(),
+            ));
+            (j, task, slot)
+        })
+        .collect();
+    Running { stop, services }
+}
+
+/// Stops every service of the run (every task has ended), keeps each one's output in
+/// the log sink, and removes it.
+pub(crate) async fn stop_all(ctx: &Arc<RunCtx>, running: Running) {
+    let _ = running.stop.send(true);
+    for (j, task, slot) in running.services {
+        if let Err(e) = task.await {
+            warn!(error = %e, "a service's task failed");
+        }
+        let id = slot
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(id) = id {
+            container::stop(&ctx.engine, &id, ctx.engine.limits.stop_grace).await;
+            keep_log(ctx, &ctx.pipeline.services[j].id, &id).await;
+            container::remove(&ctx.engine, &id).await;
+        }
+    }
+}
+
+/// The name of a service's container.
+fn container_name(ctx: &RunCtx, service: &str) -> String {
+    naming::service_container_name(
+        &ctx.engine.instance_id,
+        &ctx.pipeline.id,
+        ctx.run_id,
+        service,
+    )
+}
+
+fn labels(ctx: &RunCtx, service: &str, role: &str) -> std::collections::BTreeMap<String, String> {
+    let mut l = naming::sandbox_labels(&ctx.engine.instance_id, &ctx.pipeline.id, ctx.run_id);
+    l.insert(naming::LABEL_ROLE.to_string(), role.to_string());
+    l.insert(naming::LABEL_SERVICE.to_string(), service.to_string());
+    l
+}
+
+/// A spec in the run's sandbox (and workspace) for `service`.
+fn spec_for(
+    ctx: &RunCtx,
+    name: String,
+    image: &str,
+    role: &str,
+    service: &Service,
+) -> ContainerSpec {
+    let mut spec = ContainerSpec::new(name, image.to_string())
+        .pull_policy(service.pull_policy)
+        .labels(labels(ctx, &service.id, role))
+        .init(true);
+    if let Some(sandbox) = &ctx.sandbox {
+        spec = spec.network(NetworkMode::Sandbox(sandbox.clone()));
+    }
+    if let Some(volume) = &ctx.workspace {
+        spec = spec.mount(Mount::volume(volume.clone(), WORKSPACE_PATH));
+    }
+    spec
+}
+
+async fn run_service(
+    ctx: Arc<RunCtx>,
+    j: usize,
+    tx: watch::Sender<ServiceState>,
+    mut stop: watch::Receiver<bool>,
+    slot: Slot,
+) {
+    let service = &ctx.pipeline.services[j];
+    let id = &service.id;
+    let fail = |why: String| {
+        debug!(service = %id, %why, "service failed");
+        let _ = tx.send(ServiceState::Failed(why));
+    };
+    if ctx.sandbox.is_none() {
+        return fail(format!(
+            "service {id:?} cannot start: services need the engine's network sandbox \
+             (EngineBuilder::network_sandbox), which is how tasks reach them on localhost"
+        ));
+    }
+    let engine = &ctx.engine;
+    let as_task = Task::new(id.clone(), service.image.clone()).variables(service.variables.clone());
+    let lookup = Lookup {
+        secrets: &*engine.secrets,
+        objects: &*engine.objects,
+        pipeline: &ctx.pipeline.id,
+        run: ctx.run_id,
+        options: &ctx.options,
+        placeholders: &ctx.placeholders,
+        token: ctx.token.as_ref(),
+        // A service gets no API token, so no API socket either.
+        api_socket: false,
+    };
+    let resolved = match resolve(&lookup, ctx.pipeline.tasks.len() + j, &as_task).await {
+        Ok(r) => r,
+        Err(e) => return fail(format!("service {id:?} cannot start: {e}")),
+    };
+    ctx.add_secrets(resolved.secrets);
+    let name = container_name(&ctx, id);
+    let mut spec =
+        spec_for(&ctx, name.clone(), &service.image, "service", service).env(resolved.env);
+    spec.entrypoint = service.entrypoint.clone();
+    spec.command = service.command.clone();
+    let cid = tokio::select! {
+        r = container::start(engine, spec, ctx.recovered) => match r {
+            Ok(cid) => cid,
+            Err(e) => return fail(format!("service {id:?} cannot start: {e}")),
+        },
+        _ = stop.wait_for(|s| *s) => return,
+    };
+    *slot
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(cid.clone());
+    let s = &*engine.scheduler;
+
+    if let Some(readiness) = &service.readiness {
+        let started = tokio::time::Instant::now();
+        let deadline = started.checked_add(readiness.deadline);
+        let mut probe = 0u32;
+        let mut last = String::from("no probe finished");
+        loop {
+            probe += 1;
+            let mut pspec = spec_for(
+                &ctx,
+                format!("{name}.probe-{probe}"),
+                &service.image,
+                "probe",
+                service,
+            );
+            pspec.command = Some(readiness.command.clone());
+            let until = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let ready = tokio::select! {
+                r = run_probe(&ctx, pspec) => match r {
+                    Ok(ExitStatus::Exited { code: 0 }) => true,
+                    Ok(other) => { last = format!("its readiness command ended with {other:?}"); false }
+                    Err(e) => { last = format!("its readiness probe failed: {e}"); false }
+                },
+                () = until => false,
+                _ = stop.wait_for(|s| *s) => return,
+            };
+            if ready {
+                break;
+            }
+            if let Ok(ContainerState::Exited { status }) = guarded(s, "state", s.state(&cid)).await
+            {
+                return fail(format!(
+                    "service {id:?} exited before it was ready ({status:?})"
+                ));
+            }
+            if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                return fail(format!(
+                    "service {id:?} was not ready within {}: {last}",
+                    humantime::format_duration(readiness.deadline)
+                ));
+            }
+            tokio::select! {
+                () = tokio::time::sleep(readiness.interval) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        }
+    }
+    debug!(service = %id, "ready");
+    let _ = tx.send(ServiceState::Ready);
+    // Watched while tasks need it: an exit before the run's end fails them.
+    let exit = tokio::select! {
+        exit = guarded(s, "wait", s.wait(&cid)) => Some(exit),
+        _ = stop.wait_for(|s| *s) => None,
+    };
+    if let Some(exit) = exit {
+        if !*stop.borrow() {
+            fail(format!(
+                "service {id:?} exited while tasks needed it ({exit:?})"
+            ));
+        }
+    }
+}
+
+/// Runs one probe container to its end and removes it.
+async fn run_probe(ctx: &Arc<RunCtx>, spec: ContainerSpec) -> Result<ExitStatus, String> {
+    let engine = &ctx.engine;
+    let s = &*engine.scheduler;
+    let id = container::start(engine, spec, ctx.recovered)
+        .await
+        .map_err(|e| e.to_string())?;
+    // Removed whatever happens, also when this future is dropped (deadline, stop).
+    struct Remove(Arc<super::ctx::Shared>, Option<ContainerId>);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            if let (Some(id), Ok(rt)) = (self.1.take(), tokio::runtime::Handle::try_current()) {
+                let engine = self.0.clone();
+                rt.spawn(async move { container::remove(&engine, &id).await });
+            }
+        }
+    }
+    let _remove = Remove(engine.clone(), Some(id.clone()));
+    guarded(s, "wait", s.wait(&id))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Copies the (exited) service's whole output, masked, into the log sink.
+async fn keep_log(ctx: &Arc<RunCtx>, service: &str, id: &ContainerId) {
+    let key = LogKey::service(ctx.pipeline.id.clone(), ctx.run_id, service);
+    let mut pipe = match LogPipe::open(ctx.engine.sink.clone(), key, Arc::new(|| ())).await {
+        Ok(p) => p,
+        Err(e) => {
+            warn!(service, error = %e, "cannot open the service's log; its output is not kept");
+            return;
+        }
+    };
+    let patterns = MaskPatterns::new(ctx.secrets().iter());
+    let mut maskers = [Masker::new(patterns.clone()), Masker::new(patterns)];
+    let mut framers = [
+        LineFramer::new(OutputStream::Stdout),
+        LineFramer::new(OutputStream::Stderr),
+    ];
+    let (mut masked, mut lines) = (Vec::new(), Vec::new());
+    let mut last = ctx.engine.clock.now();
+    let s = &*ctx.engine.scheduler;
+    match guarded(s, "logs", s.logs(id)).await {
+        Ok(mut stream) => {
+            while let Some(chunk) = stream.next().await {
+                let Ok(chunk) = chunk else {
+                    warn!(service, "the service's log stream failed; its log is cut");
+                    break;
+                };
+                let i = usize::from(chunk.stream == OutputStream::Stderr);
+                masked.clear();
+                maskers[i].push(&chunk.data, &mut masked);
+                framers[i].push(&masked, chunk.timestamp, &mut lines);
+                last = chunk.timestamp;
+            }
+        }
+        Err(e) => warn!(service, error = %e, "cannot read the service's output"),
+    }
+    for i in 0..2 {
+        masked.clear();
+        maskers[i].finish(&mut masked);
+        framers[i].push(&masked, last, &mut lines);
+        framers[i].finish(last, &mut lines);
+    }
+    if let Err(e) = pipe.write(lines).await {
+        warn!(service, error = %e, "cannot keep the service's log");
+    }
+    if let Err(e) = pipe.close().await {
+        warn!(service, error = %e, "cannot keep the service's log");
+    }
+}
