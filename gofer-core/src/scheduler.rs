@@ -651,6 +651,20 @@ pub trait Scheduler: fmt::Debug + Send + Sync + 'static {
     /// The container's output from its start: follows a running container until it exits,
     /// returns everything and ends when opened after exit. Order is kept within each
     /// stream; stdout and stderr are never mixed up.
+    ///
+    /// Live output: the first call after [`Scheduler::start`] (or
+    /// [`Scheduler::start_created`]) may be served from a stream the backend attached
+    /// to the container *before* starting it, as `docker run` does: nothing the
+    /// container prints is missed, even in its first millisecond, and the engine's
+    /// log-reading API (often much slower) is not on the path. Later calls, and calls
+    /// for containers this scheduler did not start (adopted by crash recovery), read
+    /// the output again from its start. A caller that restarts a read skips what it
+    /// already has (see [`OutputCursor`]), so both kinds of stream must deliver the
+    /// same bytes per stream.
+    ///
+    /// An attached container may be slowed down while nobody reads its output (the
+    /// engine gives back-pressure): callers open the stream right after the start and
+    /// read it, or drop it to detach. [`Scheduler::remove`] drops a stream not taken.
     async fn logs(&self, id: &ContainerId) -> Result<LogStream, SchedulerError>;
 
     /// Sends SIGTERM, waits up to `grace`, then kills. Returns once the container has

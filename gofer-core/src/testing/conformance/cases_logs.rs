@@ -1,7 +1,7 @@
 //! Cases about output: order, separation, size, availability after exit.
 
 use super::support::{ensure, run_case, text, Ctx};
-use super::workloads::{expected_big_output, Workloads, INTERLEAVED_LINES};
+use super::workloads::{expected_big_output, expected_burst, Workloads, INTERLEAVED_LINES};
 use crate::scheduler::{ContainerId, DynScheduler};
 
 fn expected_lines(prefix: &str) -> String {
@@ -73,6 +73,30 @@ pub async fn large_output_arrives_whole(s: &DynScheduler, w: &Workloads) -> Resu
         })?;
         let (out, _) = ctx.output(&id).await?;
         compare_big(&out, &expected, "read after exit")
+    })
+    .await
+}
+
+/// Output printed in the container's first millisecond, and a burst of lines on both
+/// streams right up to an immediate exit, is never lost: the first read after the
+/// start (a backend may serve it from an attach made before the start) has every
+/// byte, stdout and stderr apart, even when the container has exited before the read
+/// is opened; a second read (from the engine's log) has the same bytes.
+pub async fn first_output_is_never_lost(s: &DynScheduler, w: &Workloads) -> Result<(), String> {
+    run_case(s, "first", |ctx| async move {
+        let (want_out, want_err) = expected_burst();
+        let id = ctx.start(ctx.spec(&w.burst, "first")).await?;
+        // Let the container finish before its output is asked for.
+        let status = ctx.wait(&id).await?;
+        ensure(status.success(), || {
+            format!("the container ended with {status:?}")
+        })?;
+        for read in ["first read", "second read"] {
+            let (out, err) = ctx.output(&id).await?;
+            compare_big(&out, &want_out, &format!("stdout, {read}"))?;
+            compare_big(&err, &want_err, &format!("stderr, {read}"))?;
+        }
+        Ok(())
     })
     .await
 }
