@@ -124,6 +124,10 @@ pub struct ContainerSpec {
     pub network: NetworkMode,
     /// Where to report pull progress.
     pub pull_progress: Option<PullProgressFn>,
+    /// The caller reads the output at once: the backend may attach to the container
+    /// before starting it and serve the first [`Scheduler::logs`] from that attach
+    /// (see there). Off by default; the engine sets it for every task.
+    pub attach_output: bool,
 }
 
 impl fmt::Debug for ContainerSpec {
@@ -140,6 +144,7 @@ impl fmt::Debug for ContainerSpec {
             .field("resources", &self.resources)
             .field("init", &self.init)
             .field("network", &self.network)
+            .field("attach_output", &self.attach_output)
             .finish_non_exhaustive()
     }
 }
@@ -160,7 +165,16 @@ impl ContainerSpec {
             init: true,
             network: NetworkMode::Default,
             pull_progress: None,
+            attach_output: false,
         }
+    }
+
+    /// Sets [`ContainerSpec::attach_output`]: the caller opens [`Scheduler::logs`]
+    /// right after the start and reads it.
+    #[must_use]
+    pub fn attach_output(mut self, on: bool) -> Self {
+        self.attach_output = on;
+        self
     }
 
     /// Sets the pull policy.
@@ -652,19 +666,21 @@ pub trait Scheduler: fmt::Debug + Send + Sync + 'static {
     /// returns everything and ends when opened after exit. Order is kept within each
     /// stream; stdout and stderr are never mixed up.
     ///
-    /// Live output: the first call after [`Scheduler::start`] (or
-    /// [`Scheduler::start_created`]) may be served from a stream the backend attached
-    /// to the container *before* starting it, as `docker run` does: nothing the
-    /// container prints is missed, even in its first millisecond, and the engine's
-    /// log-reading API (often much slower) is not on the path. Later calls, and calls
-    /// for containers this scheduler did not start (adopted by crash recovery), read
+    /// Live output: for a container started with [`ContainerSpec::attach_output`], the
+    /// first call after [`Scheduler::start`] may be served from a stream the backend
+    /// attached to the container *before* starting it, as `docker run` does: nothing
+    /// the container prints is missed, even in its first millisecond, and the
+    /// engine's log-reading API (often much slower) is not on the path. Later calls,
+    /// and calls for other containers (such as those adopted by crash recovery), read
     /// the output again from its start. A caller that restarts a read skips what it
     /// already has (see [`OutputCursor`]), so both kinds of stream must deliver the
     /// same bytes per stream.
     ///
-    /// An attached container may be slowed down while nobody reads its output (the
-    /// engine gives back-pressure): callers open the stream right after the start and
-    /// read it, or drop it to detach. [`Scheduler::remove`] drops a stream not taken.
+    /// An attached container is held back while nobody reads its output (the engine
+    /// gives back-pressure; Podman holds even the exit of a container with a few
+    /// kilobytes unread): whoever sets `attach_output` opens this stream right after
+    /// the start and reads it, or drops it to detach. [`Scheduler::remove`] drops a
+    /// stream not taken.
     async fn logs(&self, id: &ContainerId) -> Result<LogStream, SchedulerError>;
 
     /// Sends SIGTERM, waits up to `grace`, then kills. Returns once the container has

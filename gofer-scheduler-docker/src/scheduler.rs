@@ -338,7 +338,11 @@ impl Scheduler for DockerScheduler {
             docker: self.docker.clone(),
             id: Some(id.clone()),
         };
-        let attached = self.attach_before_start(&id).await;
+        let attached = if spec.attach_output {
+            self.attach_before_start(&id).await
+        } else {
+            None
+        };
         let started = self.docker.start_container(&id, None).await;
         guard.id = None;
         if let Err(e) = started {
@@ -399,15 +403,9 @@ impl Scheduler for DockerScheduler {
         if state::from_inspect(&self.inspect_state(id).await?) != ContainerState::Created {
             return Ok(());
         }
-        let attached = self.attach_before_start(&id.0).await;
         match self.docker.start_container(&id.0, None).await {
-            Ok(()) => {
-                if let Some(stream) = attached {
-                    self.attached().insert(id.0.clone(), stream);
-                }
-            }
-            // 304: a start still in flight won the race; its output is read from the
-            // engine's log.
+            // 304: a start still in flight won the race.
+            Ok(()) => {}
             Err(e) if error::status(&e) == Some(304) => {}
             Err(e) => return Err(error::container(&self.endpoint, "start", &id.0, e)),
         }
@@ -457,8 +455,9 @@ impl Scheduler for DockerScheduler {
             v: true,
             ..Default::default()
         };
+        // Detach first: an attached container may be waiting for its reader.
+        drop(self.attached().remove(&id.0));
         let result = self.docker.remove_container(&id.0, Some(options)).await;
-        self.attached().remove(&id.0);
         if result.is_ok()
             || result
                 .as_ref()

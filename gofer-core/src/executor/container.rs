@@ -57,6 +57,8 @@ pub(crate) async fn start(
 ) -> Result<ContainerId, SchedulerError> {
     let s = &*engine.scheduler;
     let labels = spec.labels.clone();
+    // The log pump opens the output right after the start and reads it as it comes.
+    let spec = spec.attach_output(true);
     match guarded(s, "start", s.start(spec)).await {
         Err(SchedulerError::Conflict { id, message, .. }) if recovered => {
             debug!(name = %id, "container exists; adopting it");
