@@ -7,12 +7,13 @@
 //! file must hold the whole output and the engine's log every byte of it.
 //!
 //! ```text
-//! cargo run --release -p gofer-benches --bin log_throughput -- [MiB] [rounds] [engines]
+//! cargo run --release -p gofer-benches --bin log_throughput -- [MiB] [rounds] [engines] [cases]
 //! ```
 //!
 //! Cases: `MiB` (default 100) of 100-byte lines; `MiB` of 2-byte lines; one 10 MiB
 //! line. `rounds` (default 1) repeats each case; the median ratio is printed.
-//! `engines` is `docker,podman` (the default), `docker` or `podman`. Needs the image
+//! `engines` is `docker,podman` (the default), `docker` or `podman`; `cases` picks
+//! some of `lines100,lines2,one_line` (all by default). Needs the image
 //! `gofer-test/busybox:latest` (see `scripts/setup-docker.sh`, `scripts/setup-podman.sh`)
 //! or `GOFER_BENCH_IMAGE`. Goals: at most 1.1 of the CLI on each engine, peak RSS
 //! growth under 64 MiB.
@@ -35,6 +36,7 @@ const RATIO_GOAL: f64 = 1.1;
 const RSS_GOAL_MIB: f64 = 64.0;
 
 struct Case {
+    id: &'static str,
     name: String,
     script: String,
     bytes: u64,
@@ -47,18 +49,21 @@ fn cases(mib: u64) -> Vec<Case> {
     let line99 = "0123456789".repeat(10)[..99].to_string();
     vec![
         Case {
+            id: "lines100",
             name: format!("{mib} MiB of 100-byte lines"),
             script: format!("yes {line99} | head -c {bytes}"),
             bytes,
             ends_with_newline: bytes % 100 == 0,
         },
         Case {
+            id: "lines2",
             name: format!("{mib} MiB of 2-byte lines"),
             script: format!("yes | head -c {bytes}"),
             bytes,
             ends_with_newline: bytes % 2 == 0,
         },
         Case {
+            id: "one_line",
             name: "one 10 MiB line".into(),
             script: format!("head -c {} /dev/zero | tr '\\0' y", 10u64 << 20),
             bytes: 10 << 20,
@@ -122,9 +127,8 @@ async fn engine(
         .instance_id(format!("logbench{}", std::process::id()))
         .log_sink(Arc::new(sink.clone()))
         .build()?;
-    let pipeline = Pipeline::new("logbench", "Log throughput").task(
-        Task::new("print", image).command(["sh", "-c", &case.script]),
-    );
+    let pipeline = Pipeline::new("logbench", "Log throughput")
+        .task(Task::new("print", image).command(["sh", "-c", &case.script]));
     // Peak RSS from here: the kernel resets the high-water mark on "5".
     std::fs::write("/proc/self/clear_refs", "5").context("resetting the peak RSS")?;
     let rss_before = proc_status_kib("VmRSS:")?;
@@ -181,15 +185,24 @@ async fn main() -> anyhow::Result<()> {
     let mib: u64 = args.next().map_or(Ok(100), |a| a.parse()).context("MiB")?;
     let rounds: usize = args.next().map_or(Ok(1), |a| a.parse()).context("rounds")?;
     let engines = args.next().unwrap_or_else(|| "docker,podman".into());
+    let picked = args
+        .next()
+        .unwrap_or_else(|| "lines100,lines2,one_line".into());
     ensure!(rounds > 0, "rounds must be at least 1");
     let image = std::env::var("GOFER_BENCH_IMAGE").unwrap_or_else(|_| DEFAULT_IMAGE.to_string());
     let dir = tempfile_dir()?;
     let mut backends: Vec<(&str, Arc<DynScheduler>)> = Vec::new();
     if engines.split(',').any(|e| e == "docker") {
-        backends.push(("docker", Arc::new(DockerScheduler::connect_default().await?)));
+        backends.push((
+            "docker",
+            Arc::new(DockerScheduler::connect_default().await?),
+        ));
     }
     if engines.split(',').any(|e| e == "podman") {
-        backends.push(("podman", Arc::new(PodmanScheduler::connect_default().await?)));
+        backends.push((
+            "podman",
+            Arc::new(PodmanScheduler::connect_default().await?),
+        ));
     }
     ensure!(!backends.is_empty(), "no engine among {engines:?}");
     println!(
@@ -200,7 +213,10 @@ async fn main() -> anyhow::Result<()> {
         "case", "engine", "CLI s", "gofer s", "ratio", "RSS MiB", "disk B/B", "read MiB/s"
     );
     let mut missed = 0;
-    for case in cases(mib) {
+    for case in cases(mib)
+        .into_iter()
+        .filter(|c| picked.split(',').any(|p| p == c.id))
+    {
         let mut results: Vec<(Vec<f64>, Vec<f64>, Vec<EngineRun>)> =
             backends.iter().map(|_| (vec![], vec![], vec![])).collect();
         for _ in 0..rounds {

@@ -83,24 +83,34 @@ impl FileLogSink {
 struct FileWriter {
     file: File,
     buf: Vec<u8>,
+    /// The record prefix of the last line written, and what it was made from: the
+    /// lines of one read share their timestamp and stream, so it is formatted once.
+    prefix: Vec<u8>,
+    prefix_of: Option<(SystemTime, OutputStream, bool)>,
 }
 
 impl LogWriter for FileWriter {
     fn write(&mut self, lines: &[LogLine]) -> Result<(), LogError> {
         self.buf.clear();
         for line in lines {
-            let t = line
-                .timestamp
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap_or_default();
-            let _ = write!(
-                self.buf,
-                "{}.{:09} {} {} ",
-                t.as_secs(),
-                t.subsec_nanos(),
-                line.stream.as_str(),
-                if line.partial { 'P' } else { 'F' }
-            );
+            let of = (line.timestamp, line.stream, line.partial);
+            if self.prefix_of != Some(of) {
+                let t = line
+                    .timestamp
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .unwrap_or_default();
+                self.prefix.clear();
+                let _ = write!(
+                    self.prefix,
+                    "{}.{:09} {} {} ",
+                    t.as_secs(),
+                    t.subsec_nanos(),
+                    line.stream.as_str(),
+                    if line.partial { 'P' } else { 'F' }
+                );
+                self.prefix_of = Some(of);
+            }
+            self.buf.extend_from_slice(&self.prefix);
             self.buf.extend_from_slice(&line.data);
             self.buf.push(b'\n');
         }
@@ -154,6 +164,8 @@ impl LogSink for FileLogSink {
         Ok(Box::new(FileWriter {
             file,
             buf: Vec::new(),
+            prefix: Vec::new(),
+            prefix_of: None,
         }))
     }
 
