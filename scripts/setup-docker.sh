@@ -3,7 +3,8 @@
 # systemd: a Docker engine (docker.io, API 1.41 on Debian bookworm), a plain registry on
 # 127.0.0.1:5000 holding localhost:5000/busybox:latest, a registry with basic auth on
 # 127.0.0.1:5001 (user gofer, password s3cret) holding localhost:5001/private/busybox:latest,
-# and the local image gofer-test/busybox:latest built from Debian's busybox-static (no image
+# the local image gofer-test/busybox:latest built from Debian's busybox-static, and
+# gofer-test/curl:latest (busybox and Debian's curl, scripts/curl-image.sh) (no image
 # is pulled from the internet).
 #
 # Idempotent: when everything is already up it checks and exits at once.
@@ -24,6 +25,7 @@ private_image_pushed() {
 }
 all_up() {
   have curl && engine_up && docker image inspect "$IMAGE" >/dev/null 2>&1 &&
+    docker image inspect gofer-test/curl:latest >/dev/null 2>&1 &&
     plain_registry_up && auth_registry_up && plain_image_pushed && private_image_pushed
 }
 ready() { echo "docker ready: server $(docker version -f '{{.Server.Version}} API {{.Server.APIVersion}}')"; }
@@ -124,6 +126,9 @@ if ! docker image inspect "$IMAGE" >/dev/null 2>&1; then
   fi
   docker import -c 'CMD ["/bin/sh"]' -c 'ENV PATH=/bin' "$TAR" "$IMAGE" >/dev/null
 fi
+
+# The API test image: busybox and curl (for `curl --unix-socket`), from Debian packages.
+ENGINE_WORK=$ENGINE_WORK "$(dirname "$0")/curl-image.sh" docker
 
 # Both registries hold a copy; the local tags are removed so tests exercise the pull path.
 if ! plain_image_pushed; then

@@ -126,4 +126,6 @@ if ! podman image exists "$IMAGE"; then
   podman import -q -c 'CMD ["/bin/sh"]' -c 'ENV PATH=/bin' "$TAR" "$IMAGE" >/dev/null
   log "imported $IMAGE"
 fi
+# 6. The API test image: busybox and curl (for `curl --unix-socket`), from Debian packages.
+ENGINE_WORK=$ENGINE_WORK "$(dirname "$0")/curl-image.sh" podman
 log "ready: podman $(podman version -f '{{.Server.Version}}' 2>/dev/null || podman version -f '{{.Version}}'), socket $PODMAN_SOCK"

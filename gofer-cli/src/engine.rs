@@ -4,12 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use gofer_core::secrecy::SecretString;
-use gofer_core::{
-    BoxError, DynObjectStore, DynRunStore, DynScheduler, DynSecretStore, Engine, Limits,
-    TokenIssuer,
-};
+use gofer_api::{Api, ApiServer, RunTokens};
+use gofer_core::{DynObjectStore, DynRunStore, DynScheduler, DynSecretStore, Engine, Limits};
 use gofer_scheduler_docker::DockerScheduler;
 use gofer_scheduler_podman::PodmanScheduler;
 
@@ -95,39 +91,60 @@ pub fn build(
     slot: &Slot,
     grace: Duration,
 ) -> Result<Engine, CliError> {
-    Ok(Engine::builder(scheduler)
+    let local_binds = scheduler.capabilities().local_bind_mounts;
+    let mut builder = Engine::builder(scheduler)
         .run_store(stores.runs.clone())
         .secret_store(stores.secrets.clone())
         .object_store(stores.objects.clone())
         .log_sink(Arc::new(home.log_sink()))
-        .token_issuer(Arc::new(LocalTokenIssuer))
+        // `gofer run` serves the API on this instance's socket (gofer-api checks
+        // the issuer's tokens).
+        .token_issuer(Arc::new(RunTokens::new()))
         .limits(Limits::default().stop_grace(grace))
-        .instance_id(slot.id())
-        .build()?)
+        .instance_id(slot.id());
+    if local_binds {
+        builder = builder.api_socket_dir(home.api_dir(slot.id()));
+    }
+    Ok(builder.build()?)
 }
 
-/// Issues a random token per run for tasks that ask for `GOFER_API_TOKEN`.
+/// Serves the API (crate `gofer-api`) on the engine's socket, so tasks with
+/// `inject_api_token` can call it with their `GOFER_API_TOKEN`. Not served when the
+/// engine has no socket directory (a backend without local bind mounts).
 ///
-/// There is no gofer API server yet that could check it: the token lets tasks written
-/// for Gofer find the variable they expect, and it is masked like any secret.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct LocalTokenIssuer;
-
-#[async_trait]
-impl TokenIssuer for LocalTokenIssuer {
-    async fn issue(&self, _pipeline: &str, _run: u64) -> Result<SecretString, BoxError> {
-        let mut bytes = [0u8; 24];
-        getrandom::fill(&mut bytes).map_err(|e| -> BoxError { e.to_string().into() })?;
-        let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        Ok(SecretString::from(token))
+/// # Errors
+/// [`CliError::Api`] when the socket cannot be served and `pipeline` has a task that
+/// asks for a token; for other pipelines a failure only means no API (nothing asks).
+pub async fn serve_api(
+    engine: &Engine,
+    pipeline: &gofer_core::Pipeline,
+) -> Result<Option<ApiServer>, CliError> {
+    let Some(dir) = engine.api_socket_dir() else {
+        return Ok(None);
+    };
+    let api = Api::new(engine.clone()).map_err(|e| CliError::Usage(e.to_string()))?;
+    match api.serve_unix(dir).await {
+        Ok(server) => Ok(Some(server)),
+        Err(e) if pipeline.tasks.iter().any(|t| t.inject_api_token) => Err(e.into()),
+        Err(e) => {
+            tracing::debug!(error = %e, "API not served; no task asks for a token");
+            Ok(None)
+        }
     }
+}
 
-    async fn revoke(
-        &self,
-        _pipeline: &str,
-        _run: u64,
-        _token: SecretString,
-    ) -> Result<(), BoxError> {
-        Ok(())
+/// Stops the API server and removes its socket and directory.
+pub async fn stop_api(server: Option<ApiServer>) {
+    if let Some(server) = server {
+        let dir = server
+            .socket_path()
+            .parent()
+            .map(std::path::Path::to_path_buf);
+        if let Err(e) = server.shutdown().await {
+            tracing::warn!(error = %e, "the API server failed");
+        }
+        if let Some(dir) = dir {
+            let _ = std::fs::remove_dir(dir);
+        }
     }
 }

@@ -45,6 +45,9 @@ pub enum CliError {
     /// The engine could not be built.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// The API that tasks with `inject_api_token` call could not be served.
+    #[error("cannot serve the API for tasks with inject_api_token: {0}")]
+    Api(#[from] gofer_api::ServeError),
     /// Registering the pipeline failed.
     #[error(transparent)]
     Register(#[from] RegisterError),

@@ -69,6 +69,12 @@ impl Home {
         self.dir.join("slots")
     }
 
+    /// The directory whose `api.sock` serves the API to the tasks of instance `slot`
+    /// (one per `gofer run` process, so concurrent runs each serve their own).
+    pub fn api_dir(&self, slot: &str) -> PathBuf {
+        self.dir.join("api").join(slot)
+    }
+
     /// The log sink over [`Home::logs_dir`].
     pub fn log_sink(&self) -> FileLogSink {
         FileLogSink::new(self.logs_dir())

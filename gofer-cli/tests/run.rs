@@ -137,7 +137,7 @@ tasks:
     out.ok();
     let stdout = out.stdout();
     assert!(
-        stdout.contains("[show] own=from-task run=from-run pid=task-wins pass=[MASKED] token=48"),
+        stdout.contains("[show] own=from-task run=from-run pid=task-wins pass=[MASKED] token=49"),
         "{stdout}"
     );
     assert!(!stdout.contains(value) && !out.stderr().contains(value));
@@ -375,4 +375,59 @@ fn secret_get_refuses_a_terminal_unless_revealed() {
     let out = g.run(&["secret", "get", "k", "--global", "--pipeline", "other"]);
     assert_eq!(out.code(), 2);
     assert!(!out.stdout().contains("v4lue"));
+}
+
+#[test]
+fn a_parent_leaves_a_run_object_for_its_child_through_the_api() {
+    if !engine() {
+        return;
+    }
+    let g = Gofer::new();
+    let file =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/api_objects.yaml");
+    let out = g.run(&["run", file.to_str().unwrap()]);
+    out.ok();
+    let text = out.stdout();
+    assert!(text.contains("[build] stored"), "{text}");
+    assert!(text.contains("[deploy] deploying built-1"), "{text}");
+    for task in ["build", "deploy"] {
+        assert!(
+            text.contains(&format!(
+                r#"[report] "task_id":"{task}","image":"gofer-test/curl:latest","state":"complete","status":"successful""#
+            )),
+            "{task} not reported complete:\n{text}"
+        );
+    }
+    assert!(
+        text.contains("run 1 of pipeline api_objects: Successful"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("gofer_"),
+        "a token reached the output:\n{text}"
+    );
+    let task = g.run(&["task", "get", "api_objects", "1", "build"]);
+    let details = task.ok().stdout();
+    assert!(details.contains("GOFER_API_SOCKET"), "{details}");
+    assert!(!details.contains("gofer_"), "{details}");
+    // The API's socket is gone with the process.
+    let api = g.home.path().join("data").join("api");
+    let left: Vec<_> = walk(&api);
+    assert!(left.iter().all(|p| !p.ends_with("api.sock")), "{left:?}");
+    assert!(
+        g.containers(&g.home_id()).is_empty(),
+        "a container was left"
+    );
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            out.extend(walk(&p));
+            out.push(p);
+        }
+    }
+    out
 }

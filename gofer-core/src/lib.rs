@@ -7,6 +7,7 @@ pub mod executor;
 pub mod fake;
 mod id;
 mod interpolate;
+mod mount;
 pub mod naming;
 mod pipeline;
 mod run;
@@ -25,10 +26,11 @@ pub use executor::{
     mask_str, BuildError, Engine, EngineBuilder, EngineError, FileLogSink, InMemoryLogSink, Limits,
     LineFramer, LogError, LogKey, LogLine, LogReader, LogSink, LogWriter, MaskPatterns, Masker,
     RecoveredTask, RecoveryAction, RecoveryError, RecoveryReport, RegisterError, RunError,
-    RunHandle, TokenIssuer, DEFAULT_INSTANCE_ID, MAX_LINE_BYTES, MIN_MASK_LEN,
+    RunHandle, TokenGrant, TokenIssuer, DEFAULT_INSTANCE_ID, MAX_LINE_BYTES, MIN_MASK_LEN,
 };
 pub use id::{validate_id, IdError, ID_MAX_LEN, ID_MIN_LEN};
 pub use interpolate::{parse_placeholder, Placeholder, PlaceholderError, PlaceholderKind};
+pub use mount::{check_mounts, Mount, MountSource};
 pub use pipeline::{Pipeline, MAX_PARALLELISM};
 pub use run::{
     ContainerRef, Event, InjectedVariable, Run, RunHeader, RunOptions, RunState, RunStatus,
@@ -50,7 +52,8 @@ pub use task::{PullPolicy, RegistryAuth, RequiredParentStatus, ResourceLimits, T
 pub use validate::{ValidationErrors, ValidationIssue, MIN_MEMORY_BYTES};
 pub use variable::{
     is_valid_env_key, merge_variables, system_variables, EnvValue, Variable, VariableSource,
-    GOFER_API_TOKEN, GOFER_PIPELINE_ID, GOFER_RUN_ID, GOFER_TASK_ID, GOFER_TASK_IMAGE, MASK,
+    API_MOUNT_DIR, API_SOCKET_NAME, GOFER_API_SOCKET, GOFER_API_TOKEN, GOFER_API_URL,
+    GOFER_PIPELINE_ID, GOFER_RUN_ID, GOFER_TASK_ID, GOFER_TASK_IMAGE, MASK,
 };
 
 /// Re-exported so hosts and backends use the same `secrecy` version.

@@ -16,6 +16,7 @@ use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 
 use crate::error::SchedulerError;
+use crate::mount::Mount;
 use crate::task::{PullPolicy, RegistryAuth, ResourceLimits};
 use crate::variable::EnvValue;
 
@@ -122,6 +123,14 @@ pub struct ContainerSpec {
     pub init: bool,
     /// The network to join.
     pub network: NetworkMode,
+    /// Volumes and host paths to mount (checked with [`crate::check_mounts`]).
+    pub mounts: Vec<Mount>,
+    /// The grace period the container will be stopped with, as far as it is known at
+    /// create (the executor sets its [`Limits::stop_grace`](crate::Limits::stop_grace)).
+    /// A backend whose engine fixes the grace when the container is made (Swarm:
+    /// [`Capabilities::per_stop_grace`] off) uses it; the others take the grace of
+    /// each [`Scheduler::stop`] and may ignore this one.
+    pub stop_grace: Option<Duration>,
     /// Where to report pull progress.
     pub pull_progress: Option<PullProgressFn>,
     /// The caller reads the output at once: the backend may attach to the container
@@ -144,6 +153,8 @@ impl fmt::Debug for ContainerSpec {
             .field("resources", &self.resources)
             .field("init", &self.init)
             .field("network", &self.network)
+            .field("mounts", &self.mounts)
+            .field("stop_grace", &self.stop_grace)
             .field("attach_output", &self.attach_output)
             .finish_non_exhaustive()
     }
@@ -164,6 +175,8 @@ impl ContainerSpec {
             resources: ResourceLimits::default(),
             init: true,
             network: NetworkMode::Default,
+            mounts: Vec::new(),
+            stop_grace: None,
             pull_progress: None,
             attach_output: false,
         }
@@ -259,6 +272,20 @@ impl ContainerSpec {
     #[must_use]
     pub fn network(mut self, n: NetworkMode) -> Self {
         self.network = n;
+        self
+    }
+
+    /// Adds a mount.
+    #[must_use]
+    pub fn mount(mut self, m: Mount) -> Self {
+        self.mounts.push(m);
+        self
+    }
+
+    /// Sets the grace period known at create (see [`ContainerSpec::stop_grace`]).
+    #[must_use]
+    pub fn stop_grace(mut self, grace: Duration) -> Self {
+        self.stop_grace = Some(grace);
         self
     }
 
@@ -554,6 +581,18 @@ pub struct Capabilities {
     pub attach: bool,
     /// Registry credentials are honoured on pull.
     pub registry_auth: bool,
+    /// [`ContainerSpec::mounts`] are honoured (bind and named-volume mounts).
+    pub mounts: bool,
+    /// A bind mount's host path is on the host the engine runs on, so a host file or
+    /// socket reaches the container (false where a container may run on another node).
+    /// The engine needs it to mount its API socket
+    /// ([`EngineBuilder::api_socket_dir`](crate::EngineBuilder::api_socket_dir)).
+    pub local_bind_mounts: bool,
+    /// The `grace` of each [`Scheduler::stop`] call is honoured. Off, the engine fixes
+    /// the grace when the container is made and uses [`ContainerSpec::stop_grace`]
+    /// for every stop: a stop with another grace (a cancel's own) still sends SIGTERM
+    /// at once and kills after the create-time grace.
+    pub per_stop_grace: bool,
 }
 
 impl Capabilities {
@@ -608,6 +647,27 @@ impl Capabilities {
     #[must_use]
     pub fn with_registry_auth(mut self, on: bool) -> Self {
         self.registry_auth = on;
+        self
+    }
+
+    /// Sets [`Capabilities::per_stop_grace`].
+    #[must_use]
+    pub fn with_per_stop_grace(mut self, on: bool) -> Self {
+        self.per_stop_grace = on;
+        self
+    }
+
+    /// Sets [`Capabilities::mounts`].
+    #[must_use]
+    pub fn with_mounts(mut self, on: bool) -> Self {
+        self.mounts = on;
+        self
+    }
+
+    /// Sets [`Capabilities::local_bind_mounts`].
+    #[must_use]
+    pub fn with_local_bind_mounts(mut self, on: bool) -> Self {
+        self.local_bind_mounts = on;
         self
     }
 }

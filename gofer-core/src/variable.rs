@@ -113,6 +113,15 @@ pub const GOFER_TASK_ID: &str = "GOFER_TASK_ID";
 pub const GOFER_TASK_IMAGE: &str = "GOFER_TASK_IMAGE";
 /// `GOFER_API_TOKEN`: a per-run API token, when asked for and available.
 pub const GOFER_API_TOKEN: &str = "GOFER_API_TOKEN";
+/// `GOFER_API_SOCKET`: the path, inside the task's container, of the Unix socket the
+/// host's API answers on, beside `GOFER_API_TOKEN` when the engine has an API socket.
+pub const GOFER_API_SOCKET: &str = "GOFER_API_SOCKET";
+/// `GOFER_API_URL`: the same socket as a URL, `unix:///run/gofer/api.sock`.
+pub const GOFER_API_URL: &str = "GOFER_API_URL";
+/// Where a task's container sees the host's API socket directory.
+pub const API_MOUNT_DIR: &str = "/run/gofer";
+/// The file name of the API socket in its directory (host and container alike).
+pub const API_SOCKET_NAME: &str = "api.sock";
 
 /// The system variables the engine injects into a task's container.
 ///

@@ -2,8 +2,8 @@
 
 use std::collections::HashMap;
 
-use bollard::models::{ContainerCreateBody, HostConfig};
-use gofer_core::{ContainerSpec, NetworkMode, SchedulerError};
+use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
+use gofer_core::{ContainerSpec, MountSource, NetworkMode, SchedulerError};
 
 use crate::NAME;
 
@@ -22,6 +22,38 @@ pub(crate) fn network_mode(network: &NetworkMode) -> Option<String> {
         NetworkMode::Sandbox(id) => Some(format!("container:{id}")),
         _ => None,
     }
+}
+
+/// The engine's mounts for `spec.mounts` (checked by [`gofer_core::check_mounts`]).
+pub(crate) fn mounts(spec: &ContainerSpec) -> Result<Option<Vec<Mount>>, SchedulerError> {
+    gofer_core::check_mounts(NAME, &spec.mounts)?;
+    if spec.mounts.is_empty() {
+        return Ok(None);
+    }
+    let mut out = Vec::with_capacity(spec.mounts.len());
+    for m in &spec.mounts {
+        let (typ, source) = match &m.source {
+            MountSource::Volume(name) => (MountType::VOLUME, name.clone()),
+            MountSource::Bind(path) => (
+                MountType::BIND,
+                path.to_str().unwrap_or_default().to_string(),
+            ),
+            other => {
+                return Err(invalid(
+                    "mounts",
+                    format!("mount source {other:?} is not supported"),
+                ))
+            }
+        };
+        out.push(Mount {
+            typ: Some(typ),
+            source: Some(source),
+            target: Some(m.target.clone()),
+            read_only: Some(m.read_only),
+            ..Default::default()
+        });
+    }
+    Ok(Some(out))
 }
 
 /// The create request for `spec`.
@@ -79,6 +111,7 @@ pub(crate) fn body(spec: &ContainerSpec) -> Result<ContainerCreateBody, Schedule
             ))
         }
     };
+    let mounts = mounts(spec)?;
     let labels: HashMap<String, String> = spec
         .labels
         .iter()
@@ -101,6 +134,7 @@ pub(crate) fn body(spec: &ContainerSpec) -> Result<ContainerCreateBody, Schedule
             memory_swap: memory,
             nano_cpus,
             network_mode: network_mode(&spec.network),
+            mounts,
             ..Default::default()
         }),
         ..Default::default()
@@ -133,6 +167,31 @@ mod tests {
         assert_eq!(host.memory, Some(64 << 20));
         assert_eq!(host.nano_cpus, Some(500_000_000));
         assert_eq!(host.network_mode.as_deref(), Some("container:abc"));
+        assert_eq!(host.mounts, None);
+    }
+
+    #[test]
+    fn mounts_become_engine_mounts() {
+        let spec = ContainerSpec::new("c1", "img")
+            .mount(gofer_core::Mount::volume("ws", "/workspace"))
+            .mount(gofer_core::Mount::bind("/run/x", "/run/gofer").read_only());
+        let host = body(&spec).expect("valid").host_config.expect("host");
+        let m = host.mounts.expect("mounts");
+        assert_eq!(m[0].typ, Some(MountType::VOLUME));
+        assert_eq!(m[0].source.as_deref(), Some("ws"));
+        assert_eq!(m[0].target.as_deref(), Some("/workspace"));
+        assert_eq!(m[0].read_only, Some(false));
+        assert_eq!(m[1].typ, Some(MountType::BIND));
+        assert_eq!(m[1].source.as_deref(), Some("/run/x"));
+        assert_eq!(m[1].read_only, Some(true));
+        let bad = ContainerSpec::new("c1", "img").mount(gofer_core::Mount::volume("v", "rel"));
+        assert!(matches!(
+            body(&bad),
+            Err(SchedulerError::InvalidRequest {
+                field: "mounts",
+                ..
+            })
+        ));
     }
 
     #[test]

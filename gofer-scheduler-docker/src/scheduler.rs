@@ -124,7 +124,10 @@ impl DockerScheduler {
             .with_memory_limit(info.memory_limit.unwrap_or(false))
             .with_cpu_limit(info.cpu_cfs_quota.unwrap_or(false))
             .with_network_sandbox(true)
-            .with_registry_auth(true);
+            .with_registry_auth(true)
+            .with_mounts(true)
+            .with_local_bind_mounts(true)
+            .with_per_stop_grace(true);
         let v = docker.client_version();
         tracing::debug!(
             endpoint = %endpoint,

@@ -359,3 +359,31 @@ async fn limits_init_and_labels_reach_the_engine() {
     assert_eq!(labels.get(CASE_LABEL), Some(&case));
     cleanup(&s, &case).await;
 }
+
+#[tokio::test]
+async fn bind_mounts_reach_the_container_and_read_only_holds() {
+    let Some(s) = scheduler().await else { return };
+    let case = unique("mounts");
+    let dir = std::env::temp_dir().join(&case);
+    std::fs::create_dir_all(dir.join("rw")).unwrap();
+    std::fs::create_dir_all(dir.join("ro")).unwrap();
+    std::fs::write(dir.join("ro/in"), "from the host").unwrap();
+    let spec = spec(&case, &case)
+        .mount(gofer_core::Mount::bind(dir.join("rw"), "/rw"))
+        .mount(gofer_core::Mount::bind(dir.join("ro"), "/ro").read_only())
+        .command([
+            "sh",
+            "-c",
+            "cat /ro/in; echo written > /rw/out; touch /ro/x 2>/dev/null || echo ' refused'",
+        ]);
+    let id = s.start(spec).await.unwrap();
+    assert!(s.wait(&id).await.unwrap().success());
+    assert_eq!(output(&s, &id).await.0, "from the host refused\n");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("rw/out")).unwrap(),
+        "written\n"
+    );
+    assert!(!dir.join("ro/x").exists());
+    cleanup(&s, &case).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use gofer_core::{ContainerSpec, NetworkMode, ResourceLimits, SchedulerError};
-use podman_api::models::{LinuxResources, Namespace};
+use gofer_core::{ContainerSpec, MountSource, NetworkMode, ResourceLimits, SchedulerError};
+use podman_api::models::{ContainerMount, LinuxResources, NamedVolume, Namespace};
 use podman_api::opts::ContainerCreateOpts;
 
 use crate::NAME;
@@ -38,7 +38,42 @@ pub(crate) fn create_opts(spec: &ContainerSpec) -> Result<ContainerCreateOpts, S
     if let Some(ns) = network(&spec.network) {
         b = b.net_namespace(ns);
     }
+    let (binds, volumes) = mounts(spec);
+    if !binds.is_empty() {
+        b = b.mounts(binds);
+    }
+    if !volumes.is_empty() {
+        b = b.volumes(volumes);
+    }
     Ok(b.build())
+}
+
+/// Bind mounts (OCI mounts) and named volumes, as libpod takes them apart.
+fn mounts(spec: &ContainerSpec) -> (Vec<ContainerMount>, Vec<NamedVolume>) {
+    let mut binds = Vec::new();
+    let mut volumes = Vec::new();
+    for m in &spec.mounts {
+        let mode = if m.read_only { "ro" } else { "rw" };
+        match &m.source {
+            MountSource::Volume(name) => volumes.push(NamedVolume {
+                dest: Some(m.target.clone()),
+                is_anonymous: None,
+                name: Some(name.clone()),
+                options: Some(vec![mode.to_string()]),
+            }),
+            MountSource::Bind(path) => binds.push(ContainerMount {
+                destination: Some(m.target.clone()),
+                options: Some(vec!["rbind".to_string(), mode.to_string()]),
+                source: Some(path.to_str().unwrap_or_default().to_string()),
+                _type: Some("bind".to_string()),
+                uid_mappings: None,
+                gid_mappings: None,
+            }),
+            // Sources added later are refused by `validate` first.
+            _ => {}
+        }
+    }
+    (binds, volumes)
 }
 
 /// Rejects what the service would refuse or misread, naming the field.
@@ -73,6 +108,20 @@ fn validate(spec: &ContainerSpec) -> Result<(), SchedulerError> {
                 ),
             ));
         }
+    }
+    gofer_core::check_mounts(NAME, &spec.mounts)?;
+    if let Some(m) = spec
+        .mounts
+        .iter()
+        .find(|m| !matches!(m.source, MountSource::Volume(_) | MountSource::Bind(_)))
+    {
+        return Err(invalid(
+            "mounts",
+            format!(
+                "the mount at {:?} has a source this backend does not know",
+                m.target
+            ),
+        ));
     }
     if let NetworkMode::Sandbox(id) = &spec.network {
         if id.0.is_empty() {
@@ -161,6 +210,33 @@ mod tests {
         assert_eq!(j["resource_limits"]["cpu"]["quota"], 50_000);
         assert_eq!(j["netns"]["nsmode"], "container");
         assert_eq!(j["netns"]["value"], "holder");
+        assert!(j.get("mounts").is_none() && j.get("volumes").is_none());
+    }
+
+    #[test]
+    fn mounts_become_binds_and_named_volumes() {
+        let spec = ContainerSpec::new("n", "img")
+            .mount(gofer_core::Mount::volume("ws", "/workspace"))
+            .mount(gofer_core::Mount::bind("/run/x", "/run/gofer").read_only());
+        let j = json(&spec);
+        assert_eq!(j["volumes"][0]["Name"], "ws");
+        assert_eq!(j["volumes"][0]["Dest"], "/workspace");
+        assert_eq!(j["volumes"][0]["Options"], serde_json::json!(["rw"]));
+        assert_eq!(j["mounts"][0]["type"], "bind");
+        assert_eq!(j["mounts"][0]["source"], "/run/x");
+        assert_eq!(j["mounts"][0]["destination"], "/run/gofer");
+        assert_eq!(
+            j["mounts"][0]["options"],
+            serde_json::json!(["rbind", "ro"])
+        );
+        let bad = ContainerSpec::new("n", "img").mount(gofer_core::Mount::bind("/x", "rel"));
+        assert!(matches!(
+            create_opts(&bad).unwrap_err(),
+            SchedulerError::InvalidRequest {
+                field: "mounts",
+                ..
+            }
+        ));
     }
 
     #[test]

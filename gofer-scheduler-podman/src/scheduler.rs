@@ -362,6 +362,9 @@ impl Scheduler for PodmanScheduler {
             .with_cpu_limit(true)
             .with_network_sandbox(true)
             .with_registry_auth(true)
+            .with_mounts(true)
+            .with_local_bind_mounts(true)
+            .with_per_stop_grace(true)
     }
 
     #[tracing::instrument(skip_all, fields(scheduler = NAME, name = %spec.name, image = %spec.image))]

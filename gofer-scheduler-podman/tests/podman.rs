@@ -594,3 +594,35 @@ async fn a_start_dropped_midway_leaves_nothing() {
     );
     assert_clean(&s, &labels).await;
 }
+
+#[tokio::test]
+async fn bind_mounts_reach_the_container_and_read_only_holds() {
+    let s = podman_or_skip!();
+    let labels = case_labels("mounts");
+    let name = unique_name("mounts");
+    let dir = std::env::temp_dir().join(&name);
+    std::fs::create_dir_all(dir.join("rw")).unwrap();
+    std::fs::create_dir_all(dir.join("ro")).unwrap();
+    std::fs::write(dir.join("ro/in"), "from the host").unwrap();
+    let spec = ContainerSpec::new(name, IMAGE)
+        .labels(labels.clone())
+        .mount(gofer_core::Mount::bind(dir.join("rw"), "/rw"))
+        .mount(gofer_core::Mount::bind(dir.join("ro"), "/ro").read_only())
+        .command([
+            "sh",
+            "-c",
+            "cat /ro/in; echo written > /rw/out; touch /ro/x 2>/dev/null || echo ' refused'",
+        ]);
+    let id = s.start(spec).await.unwrap();
+    assert!(s.wait(&id).await.unwrap().success());
+    let (out, _) = read_all(s.logs(&id).await.unwrap()).await;
+    assert_eq!(out, "from the host refused\n");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("rw/out")).unwrap(),
+        "written\n"
+    );
+    assert!(!dir.join("ro/x").exists());
+    cleanup(&s, &id).await;
+    assert_clean(&s, &labels).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

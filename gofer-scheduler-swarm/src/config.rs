@@ -39,8 +39,11 @@ pub struct SwarmConfig {
     ///
     /// Swarm fixes it when the service is created (`StopGracePeriod` of the task
     /// template) and cannot change it for a running task, so the `grace` given to
-    /// [`Scheduler::stop`](gofer_core::Scheduler::stop) is not honoured per call: this
-    /// one is. Default 10 s, as `docker stop`.
+    /// [`Scheduler::stop`](gofer_core::Scheduler::stop) is not honoured per call
+    /// (`Capabilities::per_stop_grace` is off): the spec's
+    /// [`ContainerSpec::stop_grace`](gofer_core::ContainerSpec::stop_grace) is (the
+    /// executor sets it from its `Limits::stop_grace`), else this one. Default 10 s,
+    /// as `docker stop`.
     pub stop_grace: Duration,
     /// The first pause between two looks at a task's state (Swarm has no task events:
     /// waits poll, see the crate docs). Grows by a fifth on each look up to

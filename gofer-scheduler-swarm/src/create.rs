@@ -4,14 +4,14 @@ use std::collections::HashMap;
 
 use bollard::auth::DockerCredentials;
 use bollard::models::{
-    EndpointSpec, EndpointSpecModeEnum, Limit, NetworkAttachmentConfig, ResourceObject,
-    ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, ServiceSpecUpdateConfig,
-    ServiceSpecUpdateConfigFailureActionEnum, ServiceSpecUpdateConfigOrderEnum, TaskSpec,
-    TaskSpecContainerSpec, TaskSpecPlacement, TaskSpecResources, TaskSpecRestartPolicy,
-    TaskSpecRestartPolicyConditionEnum,
+    EndpointSpec, EndpointSpecModeEnum, Limit, Mount, MountType, NetworkAttachmentConfig,
+    ResourceObject, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated,
+    ServiceSpecUpdateConfig, ServiceSpecUpdateConfigFailureActionEnum,
+    ServiceSpecUpdateConfigOrderEnum, TaskSpec, TaskSpecContainerSpec, TaskSpecPlacement,
+    TaskSpecResources, TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum,
 };
 use gofer_core::naming::LABEL_TASK;
-use gofer_core::{ContainerSpec, NetworkMode, RegistryAuth, SchedulerError};
+use gofer_core::{ContainerSpec, MountSource, NetworkMode, RegistryAuth, SchedulerError};
 use secrecy::ExposeSecret;
 
 use crate::ids::{self, Target};
@@ -188,7 +188,8 @@ pub(crate) fn service(
         .collect();
     labels.insert(LABEL_NAME.to_string(), spec.name.clone());
     let constraints = constraints(spec)?;
-    let grace = i64::try_from(config.stop_grace.as_nanos()).unwrap_or(i64::MAX);
+    let grace = spec.stop_grace.unwrap_or(config.stop_grace);
+    let grace = i64::try_from(grace.as_nanos()).unwrap_or(i64::MAX);
     Ok(ServiceSpec {
         name: Some(ids::swarm_name(&spec.name)),
         labels: Some(labels.clone()),
@@ -204,6 +205,7 @@ pub(crate) fn service(
                 tty: Some(false),
                 open_stdin: Some(false),
                 stop_grace_period: Some(grace),
+                mounts: mounts(spec)?,
                 ..Default::default()
             }),
             resources: limits(spec, config)?,
@@ -262,6 +264,40 @@ pub(crate) fn is_stopped(spec: &ServiceSpec) -> bool {
         .is_some_and(|c| c.iter().any(|c| c == STOP_CONSTRAINT))
 }
 
+/// The swarm's mounts (a bind is a path on the node the task runs on; a volume is
+/// local to that node) for `spec.mounts`
+/// (checked by [`gofer_core::check_mounts`]).
+pub(crate) fn mounts(spec: &ContainerSpec) -> Result<Option<Vec<Mount>>, SchedulerError> {
+    gofer_core::check_mounts(NAME, &spec.mounts)?;
+    if spec.mounts.is_empty() {
+        return Ok(None);
+    }
+    let mut out = Vec::with_capacity(spec.mounts.len());
+    for m in &spec.mounts {
+        let (typ, source) = match &m.source {
+            MountSource::Volume(name) => (MountType::VOLUME, name.clone()),
+            MountSource::Bind(path) => (
+                MountType::BIND,
+                path.to_str().unwrap_or_default().to_string(),
+            ),
+            other => {
+                return Err(invalid(
+                    "mounts",
+                    format!("mount source {other:?} is not supported"),
+                ))
+            }
+        };
+        out.push(Mount {
+            typ: Some(typ),
+            source: Some(source),
+            target: Some(m.target.clone()),
+            read_only: Some(m.read_only),
+            ..Default::default()
+        });
+    }
+    Ok(Some(out))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,6 +339,17 @@ mod tests {
         assert_eq!(c.args, Some(vec!["echo hi".to_string()]));
         assert_eq!(c.init, Some(true));
         assert_eq!(c.stop_grace_period, Some(3_000_000_000));
+        assert_eq!(c.mounts, None);
+        // The spec's grace, known at create, wins over the config's.
+        let s = service(&spec.clone().stop_grace(Duration::from_secs(5)), &config).expect("valid");
+        assert_eq!(container(&s).stop_grace_period, Some(5_000_000_000));
+        let s = service(&spec.clone().stop_grace(Duration::MAX), &config).expect("valid");
+        assert_eq!(container(&s).stop_grace_period, Some(i64::MAX));
+        let m = gofer_core::Mount::volume("ws", "/workspace");
+        let s = service(&spec.clone().mount(m), &config).expect("valid");
+        let mounts = container(&s).mounts.clone().expect("mounts");
+        assert_eq!(mounts[0].typ, Some(MountType::VOLUME));
+        assert_eq!(mounts[0].target.as_deref(), Some("/workspace"));
         assert_eq!(
             c.labels
                 .as_ref()

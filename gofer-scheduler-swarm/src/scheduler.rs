@@ -150,7 +150,10 @@ impl SwarmScheduler {
             .with_cpu_limit(info.cpu_cfs_quota.unwrap_or(false))
             .with_network_sandbox(true)
             .with_sandbox_network(SandboxNetwork::RunNetwork)
-            .with_registry_auth(true);
+            .with_registry_auth(true)
+            .with_mounts(true)
+            // A bind is a path on the node the task lands on, not on this host.
+            .with_local_bind_mounts(false);
         tracing::debug!(endpoint = %endpoint, nodes = swarm.nodes.unwrap_or(0), "connected");
         Ok(Self {
             docker,

@@ -40,15 +40,25 @@ impl SwarmScheduler {
         service: &str,
         grace: Duration,
     ) -> Result<(), SchedulerError> {
-        if grace != self.config.stop_grace {
-            tracing::debug!(
-                asked_ms = grace.as_millis() as u64,
-                applied_ms = self.config.stop_grace.as_millis() as u64,
-                "swarm fixes the stop grace at create: the service's grace applies"
-            );
-        }
+        let mut applied = self.config.stop_grace;
         for attempt in 0..3 {
             let svc = self.inspect(service).await?;
+            applied = svc
+                .spec
+                .as_ref()
+                .and_then(|s| s.task_template.as_ref())
+                .and_then(|t| t.container_spec.as_ref())
+                .and_then(|c| c.stop_grace_period)
+                .and_then(|ns| u64::try_from(ns).ok())
+                .map_or(applied, Duration::from_nanos);
+            if attempt == 0 && grace != applied {
+                tracing::debug!(
+                    service,
+                    asked_ms = grace.as_millis() as u64,
+                    applied_ms = applied.as_millis() as u64,
+                    "swarm fixes the stop grace at create: the service's grace applies"
+                );
+            }
             if let Some(task) = self.task_of(service).await? {
                 if ended(&crate::tasks::phase(&task)) {
                     return Ok(());
@@ -80,12 +90,10 @@ impl SwarmScheduler {
                 Err(e) => return Err(error::service(&self.endpoint, "stop", service, e)),
             }
         }
-        let deadline = Instant::now() + self.config.stop_grace + STOP_MARGIN;
+        // No deadline when the grace is too large for the clock.
+        let deadline = Instant::now().checked_add(applied.saturating_add(STOP_MARGIN));
         let max = self.config.poll_max.min(STOP_POLL_MAX);
-        match self
-            .poll_until_with(service, Some(deadline), max, ended)
-            .await?
-        {
+        match self.poll_until_with(service, deadline, max, ended).await? {
             Some((phase, _)) if ended(&phase) => Ok(()),
             None => Ok(()), // Removed meanwhile: it has certainly ended.
             Some((_, task)) => Err(SwarmError::StopTimeout {

@@ -5,9 +5,10 @@
 //!
 //! Differences from Docker, as data: no out-of-memory workload (Swarm reports a memory
 //! kill as exit 137 without saying it was one); no private-registry image (the nodes
-//! cannot reach the host's registries); the stop grace of the services is the suite's
-//! [`STOP_GRACE`] (Swarm fixes it at create); and a stop may take 3 s more than the
-//! grace, not 1 s: the swarm hands a stop to the node's agent, which sends SIGTERM
+//! cannot reach the host's registries); the stop grace is each spec's (Swarm fixes it
+//! at create, so `stop_honours_the_grace_of_each_call` is skipped, and the stop cases
+//! prove the spec's grace wins over the config's 10 s); and a stop may take 3 s more
+//! than the grace: the swarm hands a stop to the node's agent, which sends SIGTERM
 //! about 1.4 s after the request (measured here on Docker 20.10, also with
 //! `docker service rm`), and reports the kill back through the manager (stops of a
 //! TERM-ignoring task with a 2 s grace took 3.6–4.1 s).
@@ -17,7 +18,7 @@ mod common;
 use std::time::Duration;
 
 #[allow(unused_imports)]
-use gofer_core::testing::conformance::{Workloads, STOP_GRACE};
+use gofer_core::testing::conformance::Workloads;
 
 gofer_core::conformance_tests!(one_at_a_time: async {
     common::scheduler().await.map(|s| {

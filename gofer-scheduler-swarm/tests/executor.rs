@@ -48,3 +48,34 @@ async fn the_run_network_is_removed_when_a_run_fails() {
     let Some(s) = scheduler().await else { return };
     engine::sandbox_removed_on_failure(sched(&s), IMAGE, &instance()).await;
 }
+
+#[tokio::test]
+async fn the_api_socket_is_refused_since_binds_are_on_the_tasks_node() {
+    let Some(s) = scheduler().await else { return };
+    let caps = gofer_core::Scheduler::capabilities(&s);
+    assert!(caps.mounts && !caps.local_bind_mounts, "{caps:?}");
+    let e = gofer_core::Engine::builder(sched(&s))
+        .instance_id(instance())
+        .api_socket_dir(std::env::temp_dir().join("gofer-swarm-api-never"))
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            gofer_core::EngineError::ApiSocketNotSupported { scheduler: "swarm" }
+        ),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn capabilities_say_the_grace_is_fixed_at_create() {
+    use gofer_core::Scheduler;
+    let Some(s) = scheduler().await else { return };
+    let caps = s.capabilities();
+    assert!(
+        !caps.per_stop_grace,
+        "Swarm cannot change a task's stop grace"
+    );
+    assert!(caps.mounts && caps.network_sandbox && caps.registry_auth);
+}

@@ -7,8 +7,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use gofer_core::secrecy::SecretString;
 use gofer_core::{
-    naming, DynScheduler, Event, LogLine, PlaceholderKind, RegistryAuth, RunHandle, RunOptions,
-    RunStatus, StoreError, TaskStatus,
+    Event, LogLine, PlaceholderKind, RegistryAuth, RunHandle, RunOptions, RunStatus, StoreError,
+    TaskStatus,
 };
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
@@ -53,6 +53,7 @@ pub async fn run(ctx: &Ctx, args: RunArgs) -> Result<ExitCode, CliError> {
     let mut slot = slots::take_free(&ctx.home.slots_dir(), &slots::prefix(ctx.home.id()))?;
     slot.record_engine(&ctx.home.slots_dir(), scheduler.name())?;
     let engine = engine::build(scheduler.clone(), &ctx.home, &stores, &slot, args.grace)?;
+    let api = engine::serve_api(&engine, &loaded.pipeline).await?;
     let mut options = RunOptions::new().variables(args.vars);
     if let Some(t) = args.timeout {
         options = options.timeout(t);
@@ -94,8 +95,6 @@ pub async fn run(ctx: &Ctx, args: RunArgs) -> Result<ExitCode, CliError> {
 
     let mut background: Vec<RunHandle> = own.runs;
     background.extend(adopted.iter().flat_map(|a| a.runs.iter().cloned()));
-    let mut instances = vec![slot.id().to_string()];
-    instances.extend(adopted.iter().map(|a| a.slot.id().to_string()));
 
     let tasks: Vec<String> = loaded.pipeline.tasks.iter().map(|t| t.id.clone()).collect();
     let progress = Progress::new(&tasks);
@@ -130,15 +129,15 @@ pub async fn run(ctx: &Ctx, args: RunArgs) -> Result<ExitCode, CliError> {
                 Some(Msg::Log(task, line)) => progress.log(&task, &line),
                 Some(Msg::LogError(task, e)) => progress.note(&format!("task {task}: cannot read its log: {e}")),
             },
-            _ = sigint.recv() => stops = stop(stops, &progress, &run, &background, &scheduler, &instances, args.grace).await,
-            _ = sigterm.recv() => stops = stop(stops, &progress, &run, &background, &scheduler, &instances, args.grace).await,
-            _ = sighup.recv() => stops = stop(stops, &progress, &run, &background, &scheduler, &instances, args.grace).await,
+            _ = sigint.recv() => stops = stop(stops, &progress, &run, &background, args.grace).await,
+            _ = sigterm.recv() => stops = stop(stops, &progress, &run, &background, args.grace).await,
+            _ = sighup.recv() => stops = stop(stops, &progress, &run, &background, args.grace).await,
         }
     }
     let done = loop {
         tokio::select! {
             r = run.wait() => break r?,
-            _ = sigint.recv() => stops = stop(stops, &progress, &run, &background, &scheduler, &instances, args.grace).await,
+            _ = sigint.recv() => stops = stop(stops, &progress, &run, &background, args.grace).await,
         }
     };
     progress.finish();
@@ -179,6 +178,7 @@ pub async fn run(ctx: &Ctx, args: RunArgs) -> Result<ExitCode, CliError> {
         }
     }
     drop(adopted);
+    engine::stop_api(api).await;
     Ok(ExitCode::from(match done.status {
         RunStatus::Successful => 0,
         RunStatus::Cancelled => EXIT_CANCELLED,
@@ -187,14 +187,12 @@ pub async fn run(ctx: &Ctx, args: RunArgs) -> Result<ExitCode, CliError> {
 }
 
 /// The first Ctrl-C (or SIGTERM, SIGHUP) cancels with the grace; the next stops
-/// every container of this process's instances at once.
+/// every container of this process's runs at once (a cancel with no grace).
 async fn stop(
     stops: u32,
     progress: &Progress,
     run: &RunHandle,
     background: &[RunHandle],
-    scheduler: &Arc<DynScheduler>,
-    instances: &[String],
     grace: Duration,
 ) -> u32 {
     if stops == 0 {
@@ -208,14 +206,10 @@ async fn stop(
         }
     } else {
         progress.note("stopping every container now");
-        // The engine ignores a second cancel of a stopping run; stop the containers
-        // directly with no grace, the run then completes Cancelled.
-        for instance in instances {
-            if let Ok(list) = scheduler.list(&naming::engine_filter(instance)).await {
-                for c in list {
-                    let _ = scheduler.stop(&c.id, Duration::ZERO).await;
-                }
-            }
+        // A second cancel with no grace shortens the stops under way: kill at once.
+        run.cancel(Duration::ZERO);
+        for r in background {
+            r.cancel(Duration::ZERO);
         }
     }
     stops + 1

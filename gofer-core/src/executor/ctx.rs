@@ -1,6 +1,8 @@
 //! What the runs of an engine share ([`Shared`]) and what the tasks of one run share
 //! ([`RunCtx`]).
 
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 
@@ -15,6 +17,7 @@ use crate::store::{DynObjectStore, DynSecretStore};
 
 use super::clock::Clock;
 use super::durable::Durability;
+use super::handle::RunHandle;
 use super::limits::Limits;
 use super::logs::LogSink;
 use super::recorder::Recorder;
@@ -43,6 +46,10 @@ pub(crate) struct Shared {
     pub(crate) fail_on_incomplete_log: bool,
     /// Containers whose removal failed and is being retried.
     pub(crate) pending_removals: Arc<AtomicUsize>,
+    /// The runs in progress, by pipeline and run number ([`Engine::run`](super::Engine::run)).
+    pub(crate) live: Mutex<HashMap<(String, u64), RunHandle>>,
+    /// The host directory whose `api.sock` serves the API to tasks that ask for a token.
+    pub(crate) api_socket_dir: Option<PathBuf>,
 }
 
 /// Why the run's API token could not be issued (shared by every task asking for it).

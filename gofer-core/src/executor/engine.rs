@@ -1,7 +1,9 @@
 //! The [`Engine`]: what a host builds once and starts runs on.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
@@ -44,6 +46,7 @@ pub struct EngineBuilder {
     sandbox_image: Option<String>,
     store: Option<Arc<DynRunStore>>,
     fail_on_incomplete_log: bool,
+    api_socket_dir: Option<PathBuf>,
 }
 
 /// The default engine instance id.
@@ -63,6 +66,7 @@ impl EngineBuilder {
             sandbox_image: None,
             store: None,
             fail_on_incomplete_log: true,
+            api_socket_dir: None,
         }
     }
 
@@ -127,6 +131,24 @@ impl EngineBuilder {
         self
     }
 
+    /// Makes the host's API reachable from tasks that ask for a token
+    /// (`inject_api_token`): the host serves it on the Unix socket
+    /// `<dir>/`[`API_SOCKET_NAME`](crate::API_SOCKET_NAME) (for example with `gofer-api`), and each such task's
+    /// container gets `dir` bind-mounted at [`API_MOUNT_DIR`](crate::API_MOUNT_DIR) and the system variables
+    /// `GOFER_API_SOCKET` (the socket's path in the container) and `GOFER_API_URL`
+    /// (`unix://` and that path) beside `GOFER_API_TOKEN`.
+    ///
+    /// The directory is mounted rather than the socket file, so a host that restarts
+    /// its server (a new socket file) is still reached. The scheduler must honour host
+    /// bind mounts on the host the engine runs on
+    /// ([`Capabilities::local_bind_mounts`](crate::Capabilities)); for one that cannot
+    /// (Docker Swarm: a task may run on another node) [`EngineBuilder::build`] fails
+    /// with [`EngineError::ApiSocketNotSupported`].
+    pub fn api_socket_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.api_socket_dir = Some(dir.into());
+        self
+    }
+
     /// Engine-wide limits.
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
@@ -170,6 +192,11 @@ impl EngineBuilder {
                 });
             }
         }
+        if self.api_socket_dir.is_some() && !self.scheduler.capabilities().local_bind_mounts {
+            return Err(EngineError::ApiSocketNotSupported {
+                scheduler: self.scheduler.name(),
+            });
+        }
         let sink = self.sink.unwrap_or_else(|| {
             Arc::new(FileLogSink::unique_under(
                 std::env::temp_dir().join("gofer-logs"),
@@ -203,6 +230,11 @@ impl EngineBuilder {
                 clock: Clock::new(),
                 fail_on_incomplete_log: self.fail_on_incomplete_log,
                 pending_removals: Arc::new(AtomicUsize::new(0)),
+                live: Mutex::new(HashMap::new()),
+                // Mounts need an absolute host path.
+                api_socket_dir: self
+                    .api_socket_dir
+                    .map(|d| std::path::absolute(&d).unwrap_or(d)),
             }),
         })
     }
@@ -266,6 +298,33 @@ impl Engine {
     /// The log sink, to read logs of finished task executions.
     pub fn log_sink(&self) -> &Arc<dyn LogSink> {
         &self.inner.sink
+    }
+
+    /// The run `run` of `pipeline` while it is in progress (from [`Engine::start_run`]
+    /// or resumed by recovery); `None` once it has ended or if it never existed.
+    pub fn run(&self, pipeline: &str, run: u64) -> Option<RunHandle> {
+        self.inner
+            .live
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&(pipeline.to_string(), run))
+            .cloned()
+    }
+
+    /// The object store the engine's runs read their `*_object{{key}}` placeholders from.
+    pub fn object_store(&self) -> &Arc<DynObjectStore> {
+        &self.inner.objects
+    }
+
+    /// The issuer of the runs' API tokens, if the engine has one.
+    pub fn token_issuer(&self) -> Option<&Arc<dyn TokenIssuer>> {
+        self.inner.tokens.as_ref()
+    }
+
+    /// The host directory whose [`API_SOCKET_NAME`](crate::API_SOCKET_NAME) tasks reach the API on
+    /// ([`EngineBuilder::api_socket_dir`]).
+    pub fn api_socket_dir(&self) -> Option<&std::path::Path> {
+        self.inner.api_socket_dir.as_deref()
     }
 
     /// How many containers whose removal failed (the engine could not be reached) are

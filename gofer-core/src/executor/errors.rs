@@ -71,4 +71,11 @@ pub enum EngineError {
         /// The scheduler's name.
         scheduler: &'static str,
     },
+    /// An API socket directory was given but the scheduler cannot bind-mount a path of
+    /// this host into its containers (they may run on other nodes).
+    #[error("scheduler {scheduler} cannot mount a path of this host into its containers, so tasks cannot reach the API socket; serve the API on a network address the tasks can reach instead")]
+    ApiSocketNotSupported {
+        /// The scheduler's name.
+        scheduler: &'static str,
+    },
 }

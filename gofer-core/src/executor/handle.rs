@@ -315,7 +315,10 @@ impl RunHandle {
     /// and removed; tasks not yet started end Cancelled; the run ends Cancelled.
     /// Cancelling again with a shorter grace (a second Ctrl-C) shortens the stops
     /// under way: `cancel(Duration::ZERO)` kills at once. Otherwise it does nothing
-    /// when the run already completed or is already stopping.
+    /// when the run already completed or is already stopping. On a backend without
+    /// [`Capabilities::per_stop_grace`](crate::Capabilities::per_stop_grace) (Swarm)
+    /// the kill comes after the grace fixed at create, the engine's
+    /// [`Limits::stop_grace`](crate::Limits::stop_grace), whatever `grace` says.
     pub fn cancel(&self, grace: Duration) {
         self.stop.request(Stop {
             cause: StopCause::Cancelled,

@@ -7,9 +7,11 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 use tracing::{debug, warn, Instrument};
 
+use crate::mount::Mount;
 use crate::naming;
 use crate::run::{TaskState, TaskStatus};
 use crate::scheduler::{ContainerId, ContainerSpec, Env, NetworkMode};
+use crate::variable::API_MOUNT_DIR;
 
 use super::container;
 use super::ctx::RunCtx;
@@ -69,11 +71,18 @@ fn container_spec(ctx: &RunCtx, idx: usize, name: String, env: Env) -> Container
             &task.id,
         ))
         .resources(task.resources)
-        .init(true);
+        .init(true)
+        .stop_grace(engine.limits.stop_grace);
     spec.entrypoint = task.entrypoint.clone();
     spec.command = task.command.clone();
     if let Some(sandbox) = &ctx.sandbox {
         spec = spec.network(NetworkMode::Sandbox(sandbox.clone()));
+    }
+    // The host's API socket directory, for a task given a token.
+    if let (true, Some(Ok(_)), Some(dir)) =
+        (task.inject_api_token, &ctx.token, &engine.api_socket_dir)
+    {
+        spec = spec.mount(Mount::bind(dir.clone(), API_MOUNT_DIR));
     }
     spec
 }
@@ -107,6 +116,7 @@ async fn run_task(
         options: &ctx.options,
         placeholders: &ctx.placeholders,
         token: ctx.token.as_ref(),
+        api_socket: engine.api_socket_dir.is_some(),
     };
     let env = match (resolve(&lookup, idx, task).await, &attach) {
         (Ok(r), None) => {

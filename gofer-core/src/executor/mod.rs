@@ -52,7 +52,11 @@
 //! [`TokenIssuer`] (default: none, so no `GOFER_API_TOKEN`), [`Limits`], an instance id
 //! (default [`DEFAULT_INSTANCE_ID`]; it is part of every container name and label, so
 //! hosts sharing a container engine need distinct ids) and an opt-in run-scoped
-//! network sandbox ([`EngineBuilder::network_sandbox`]).
+//! network sandbox ([`EngineBuilder::network_sandbox`]). With
+//! [`EngineBuilder::api_socket_dir`], tasks given a token get the host's API socket
+//! directory mounted at [`API_MOUNT_DIR`](crate::API_MOUNT_DIR) and its path as
+//! `GOFER_API_SOCKET` (the crate `gofer-api` serves the API there); the engine's live
+//! runs are found with [`Engine::run`].
 //!
 //! # The flow of a run
 //!
@@ -179,4 +183,4 @@ pub use logs::{
 };
 pub use mask::{mask_str, MaskPatterns, Masker, MIN_MASK_LEN};
 pub use recover::{RecoveredTask, RecoveryAction, RecoveryError, RecoveryReport, RegisterError};
-pub use token::TokenIssuer;
+pub use token::{TokenGrant, TokenIssuer};

@@ -17,7 +17,8 @@ use crate::scheduler::Env;
 use crate::store::{DynObjectStore, DynSecretStore};
 use crate::task::Task;
 use crate::variable::{
-    merge_variables, system_variables, EnvValue, Variable, VariableSource, MASK,
+    merge_variables, system_variables, EnvValue, Variable, VariableSource, API_MOUNT_DIR,
+    API_SOCKET_NAME, GOFER_API_SOCKET, GOFER_API_URL, MASK,
 };
 
 /// Why a task's variables could not be resolved; the task fails with reason
@@ -129,6 +130,8 @@ pub(crate) struct Lookup<'a> {
     pub(crate) options: &'a RunOptions,
     pub(crate) placeholders: &'a Placeholders,
     pub(crate) token: Option<&'a Result<SecretString, Arc<BoxError>>>,
+    /// Whether the engine serves its API to tasks on a socket (`GOFER_API_SOCKET`).
+    pub(crate) api_socket: bool,
 }
 
 /// Merges the task's variables by precedence and substitutes store placeholders in
@@ -151,6 +154,19 @@ pub(crate) async fn resolve(
         task.inject_api_token,
         token,
     );
+    if task.inject_api_token && token.is_some() && at.api_socket {
+        let path = format!("{API_MOUNT_DIR}/{API_SOCKET_NAME}");
+        vars.push(Variable::new(
+            GOFER_API_URL,
+            format!("unix://{path}"),
+            VariableSource::System,
+        ));
+        vars.push(Variable::new(
+            GOFER_API_SOCKET,
+            path,
+            VariableSource::System,
+        ));
+    }
     vars.extend(
         at.options
             .variables

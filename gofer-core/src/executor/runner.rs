@@ -49,6 +49,14 @@ pub(crate) fn launch(
         ctx.stop.clone(),
         engine.sink.clone(),
     );
+    engine
+        .live
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(
+            (handle.pipeline_id().to_string(), handle.run_id()),
+            handle.clone(),
+        );
     let task = rt.spawn(execute_run(ctx, wait));
     if let Some(d) = &engine.durable {
         d.track(task, &recorder);
@@ -59,8 +67,15 @@ pub(crate) fn launch(
 async fn execute_run(ctx: RunCtx, wait: SlotWait) {
     let span = tracing::info_span!("run", pipeline = %ctx.pipeline.id, run = ctx.run_id);
     let guard = AbortGuard(ctx.recorder.clone());
+    let engine = ctx.engine.clone();
+    let key = (ctx.pipeline.id.clone(), ctx.run_id);
     run_inner(ctx, wait).instrument(span).await;
     drop(guard);
+    engine
+        .live
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .remove(&key);
 }
 
 /// Records the end of the run, with its status decided from its tasks and its stop.

@@ -28,4 +28,35 @@ pub trait TokenIssuer: fmt::Debug + Send + Sync + 'static {
     /// # Errors
     /// Any error; it is logged, the run's result does not change.
     async fn revoke(&self, pipeline: &str, run: u64, token: SecretString) -> Result<(), BoxError>;
+
+    /// The run a presented token was issued for, while it is valid (issued and not
+    /// yet revoked); `None` for any other string. An API serving tasks asks this.
+    ///
+    /// Contract: the comparison must not leak, through its timing, how much of a
+    /// valid token the presented one matches. The default knows no token (an issuer
+    /// whose tokens another service checks).
+    async fn verify(&self, token: &str) -> Option<TokenGrant> {
+        let _ = token;
+        None
+    }
+}
+
+/// What a valid token grants: exactly one run of one pipeline.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct TokenGrant {
+    /// The pipeline id.
+    pub pipeline: String,
+    /// The run number.
+    pub run: u64,
+}
+
+impl TokenGrant {
+    /// A grant of one run.
+    pub fn new(pipeline: impl Into<String>, run: u64) -> Self {
+        Self {
+            pipeline: pipeline.into(),
+            run,
+        }
+    }
 }

@@ -37,6 +37,7 @@ impl Scheduler for FakeScheduler {
                 message: "a container name is required".to_string(),
             });
         }
+        crate::check_mounts(NAME, &spec.mounts)?;
         if let NetworkMode::Sandbox(sandbox) = &spec.network {
             let holder = self.find(sandbox)?;
             if holder.state() != ContainerState::Running {

@@ -110,7 +110,10 @@ impl FakeScheduler {
                     .with_memory_limit(true)
                     .with_cpu_limit(true)
                     .with_network_sandbox(true)
-                    .with_registry_auth(true),
+                    .with_registry_auth(true)
+                    .with_mounts(true)
+                    .with_local_bind_mounts(true)
+                    .with_per_stop_grace(true),
                 default_behaviour: Behaviour::new(),
                 image_rules: HashMap::new(),
                 program_rules: HashMap::new(),

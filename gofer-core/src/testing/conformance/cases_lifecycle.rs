@@ -25,7 +25,9 @@ pub async fn stop_lets_term_trapping_process_exit(
     w: &Workloads,
 ) -> Result<(), String> {
     run_case(s, "stop-trap", |ctx| async move {
-        let id = ctx.start(ctx.spec(&w.trap_term, "trap")).await?;
+        let id = ctx
+            .start(ctx.spec(&w.trap_term, "trap").stop_grace(STOP_GRACE))
+            .await?;
         ctx.stdout_until(&id, "ready").await?;
         let began = Instant::now();
         within("stop", ctx.s.stop(&id, STOP_GRACE))
@@ -54,7 +56,9 @@ pub async fn stop_kills_term_ignoring_process_after_grace(
     w: &Workloads,
 ) -> Result<(), String> {
     run_case(s, "stop-ignore", |ctx| async move {
-        let id = ctx.start(ctx.spec(&w.ignore_term, "ignore")).await?;
+        let id = ctx
+            .start(ctx.spec(&w.ignore_term, "ignore").stop_grace(STOP_GRACE))
+            .await?;
         ctx.stdout_until(&id, "ready").await?;
         let began = Instant::now();
         within("stop", ctx.s.stop(&id, STOP_GRACE))
@@ -64,6 +68,48 @@ pub async fn stop_kills_term_ignoring_process_after_grace(
         ensure(
             took >= STOP_GRACE && took <= STOP_GRACE + w.stop_slack,
             || format!("stop with grace {STOP_GRACE:?} of a TERM-ignoring process took {took:?}"),
+        )?;
+        let status = ctx.wait(&id).await?;
+        ensure(status == ExitStatus::Exited { code: 137 }, || {
+            format!("the TERM-ignoring process should be killed (137), got {status:?}")
+        })
+    })
+    .await
+}
+
+/// With [`Capabilities::per_stop_grace`](crate::Capabilities::per_stop_grace), the
+/// grace of the stop call wins over the one known at create: a TERM-ignoring process
+/// made with a grace of a minute and stopped with [`STOP_GRACE`] is killed after
+/// [`STOP_GRACE`], not before and not more than [`Workloads::stop_slack`] after.
+pub async fn stop_honours_the_grace_of_each_call(
+    s: &DynScheduler,
+    w: &Workloads,
+) -> Result<(), String> {
+    if !s.capabilities().per_stop_grace {
+        println!(
+            "skipped: {} fixes the stop grace at create (the stop cases prove that one)",
+            s.name()
+        );
+        return Ok(());
+    }
+    run_case(s, "stop-call-grace", |ctx| async move {
+        let spec = ctx
+            .spec(&w.ignore_term, "ignore")
+            .stop_grace(Duration::from_secs(60));
+        let id = ctx.start(spec).await?;
+        ctx.stdout_until(&id, "ready").await?;
+        let began = Instant::now();
+        within("stop", ctx.s.stop(&id, STOP_GRACE))
+            .await?
+            .map_err(|e| format!("stop: {e}"))?;
+        let took = began.elapsed();
+        ensure(
+            took >= STOP_GRACE && took <= STOP_GRACE + w.stop_slack,
+            || {
+                format!(
+                    "stop with grace {STOP_GRACE:?} of a container made with 60 s took {took:?}"
+                )
+            },
         )?;
         let status = ctx.wait(&id).await?;
         ensure(status == ExitStatus::Exited { code: 137 }, || {

@@ -35,9 +35,9 @@ pub use cases_images::{
 pub use cases_lifecycle::{
     duplicate_name_conflicts, list_by_label_finds_exactly_labelled, remove_leaves_nothing_behind,
     remove_running_without_force_conflicts, start_created_never_runs_twice,
-    stop_kills_term_ignoring_process_after_grace, stop_lets_term_trapping_process_exit,
-    unknown_container_is_no_such_container, wait_ends_when_container_removed,
-    wait_on_exited_returns_at_once, STOP_GRACE, STOP_SLACK,
+    stop_honours_the_grace_of_each_call, stop_kills_term_ignoring_process_after_grace,
+    stop_lets_term_trapping_process_exit, unknown_container_is_no_such_container,
+    wait_ends_when_container_removed, wait_on_exited_returns_at_once, STOP_GRACE, STOP_SLACK,
 };
 pub use cases_logs::{
     first_output_is_never_lost, large_output_arrives_whole, logs_complete_and_ordered_per_stream,
@@ -100,6 +100,7 @@ macro_rules! __gofer_conformance_cases {
             if_not_present_does_not_pull_present_image,
             stop_lets_term_trapping_process_exit,
             stop_kills_term_ignoring_process_after_grace,
+            stop_honours_the_grace_of_each_call,
             wait_on_exited_returns_at_once,
             wait_ends_when_container_removed,
             remove_leaves_nothing_behind,
