@@ -27,9 +27,9 @@ pub mod volume;
 pub use error::{BoxError, SchedulerError, StoreError};
 pub use executor::{
     mask_str, BuildError, Engine, EngineBuilder, EngineError, FileLogSink, InMemoryLogSink, Limits,
-    LogError, LogKey, LogLine, LogReader, LogSink, LogWriter, MaskPatterns, Masker, RecoveredTask,
-    RecoveryAction, RecoveryError, RecoveryReport, RegisterError, RunError, RunHandle, TokenGrant,
-    TokenIssuer, DEFAULT_INSTANCE_ID, MAX_LINE_BYTES, MIN_MASK_LEN,
+    LineFramer, LogError, LogKey, LogLine, LogReader, LogSink, LogWriter, MaskPatterns, Masker,
+    RecoveredTask, RecoveryAction, RecoveryError, RecoveryReport, RegisterError, RunError,
+    RunHandle, TokenGrant, TokenIssuer, DEFAULT_INSTANCE_ID, MAX_LINE_BYTES, MIN_MASK_LEN,
 };
 pub use id::{validate_id, IdError, ID_MAX_LEN, ID_MIN_LEN};
 pub use interpolate::{parse_placeholder, Placeholder, PlaceholderError, PlaceholderKind};

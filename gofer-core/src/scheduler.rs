@@ -135,6 +135,10 @@ pub struct ContainerSpec {
     pub stop_grace: Option<Duration>,
     /// Where to report pull progress.
     pub pull_progress: Option<PullProgressFn>,
+    /// The caller reads the output at once: the backend may attach to the container
+    /// before starting it and serve the first [`Scheduler::logs`] from that attach
+    /// (see there). Off by default; the engine sets it for every task.
+    pub attach_output: bool,
 }
 
 impl fmt::Debug for ContainerSpec {
@@ -153,6 +157,7 @@ impl fmt::Debug for ContainerSpec {
             .field("network", &self.network)
             .field("mounts", &self.mounts)
             .field("stop_grace", &self.stop_grace)
+            .field("attach_output", &self.attach_output)
             .finish_non_exhaustive()
     }
 }
@@ -175,7 +180,16 @@ impl ContainerSpec {
             mounts: Vec::new(),
             stop_grace: None,
             pull_progress: None,
+            attach_output: false,
         }
+    }
+
+    /// Sets [`ContainerSpec::attach_output`]: the caller opens [`Scheduler::logs`]
+    /// right after the start and reads it.
+    #[must_use]
+    pub fn attach_output(mut self, on: bool) -> Self {
+        self.attach_output = on;
+        self
     }
 
     /// Sets the pull policy.
@@ -732,6 +746,22 @@ pub trait Scheduler: fmt::Debug + Send + Sync + 'static {
     /// The container's output from its start: follows a running container until it exits,
     /// returns everything and ends when opened after exit. Order is kept within each
     /// stream; stdout and stderr are never mixed up.
+    ///
+    /// Live output: for a container started with [`ContainerSpec::attach_output`], the
+    /// first call after [`Scheduler::start`] may be served from a stream the backend
+    /// attached to the container *before* starting it, as `docker run` does: nothing
+    /// the container prints is missed, even in its first millisecond, and the
+    /// engine's log-reading API (often much slower) is not on the path. Later calls,
+    /// and calls for other containers (such as those adopted by crash recovery), read
+    /// the output again from its start. A caller that restarts a read skips what it
+    /// already has (see [`OutputCursor`]), so both kinds of stream must deliver the
+    /// same bytes per stream.
+    ///
+    /// An attached container is held back while nobody reads its output (the engine
+    /// gives back-pressure; Podman holds even the exit of a container with a few
+    /// kilobytes unread): whoever sets `attach_output` opens this stream right after
+    /// the start and reads it, or drops it to detach. [`Scheduler::remove`] drops a
+    /// stream not taken.
     async fn logs(&self, id: &ContainerId) -> Result<LogStream, SchedulerError>;
 
     /// Sends SIGTERM, waits up to `grace`, then kills. Returns once the container has

@@ -19,6 +19,8 @@ enum Fault {
     DropsEmptyEnvValues,
     MergesStderrIntoStdout,
     LosesLastChunk,
+    /// An attach made after the start: the first output is gone.
+    LosesFirstChunk,
     KillsWithoutGrace,
     PullsWhenPresent,
     RemoveLeavesContainer,
@@ -71,6 +73,7 @@ impl Scheduler for Faulty {
                     })
                 })
                 .boxed(),
+            Fault::LosesFirstChunk => logs.skip(1).boxed(),
             Fault::LosesLastChunk => {
                 let all: Vec<_> = logs.collect().await;
                 let n = all.len().saturating_sub(1);
@@ -147,6 +150,11 @@ catches!(
     large_output_arrives_whole
 );
 catches!(
+    first_output_case_catches_a_late_attach,
+    Fault::LosesFirstChunk,
+    first_output_is_never_lost
+);
+catches!(
     stop_case_catches_a_missing_grace,
     Fault::KillsWithoutGrace,
     stop_kills_term_ignoring_process_after_grace
@@ -177,7 +185,7 @@ async fn run_all_passes_on_the_fake_and_names_every_case() {
     let (fake, w) = FakeScheduler::conformance();
     let failed = conformance::run_all(&fake, &w).await;
     assert!(failed.is_empty(), "{failed:?}");
-    assert_eq!(conformance::CASES.len(), 26);
+    assert_eq!(conformance::CASES.len(), 27);
     assert!(fake.volumes().is_empty(), "every case removed its volumes");
     assert_eq!(fake.containers(), 0, "every case cleaned up");
     assert!(fake.requests().len() > 40);

@@ -1,7 +1,18 @@
-//! Following a container's output, demultiplexed into stdout and stderr.
+//! A container's output, demultiplexed into stdout and stderr: live from an attach
+//! made before the container starts (as `docker run` does), or read again from the
+//! engine's logs endpoint.
+//!
+//! The attach is the fast path: the engine copies the container's output straight
+//! into the attached connection, and ends it once the container's output is closed
+//! (at exit, after the last byte). The logs endpoint reads the log driver's file back
+//! (about three times slower for a task printing a lot) and serves what the attach
+//! cannot: a re-read after a broken stream, and containers this scheduler did not
+//! start.
+
+use std::time::SystemTime;
 
 use bollard::container::LogOutput;
-use bollard::query_parameters::LogsOptions;
+use bollard::query_parameters::{AttachContainerOptions, LogsOptions};
 use bollard::Docker;
 use futures::stream::BoxStream;
 use futures::StreamExt;
@@ -19,6 +30,55 @@ fn chunk(output: LogOutput) -> Option<LogChunk> {
         LogOutput::StdIn { .. } => return None,
     };
     Some(LogChunk::timestamped(stream, message))
+}
+
+/// Attaches to container `id` (created, not started yet): its stdout and stderr from
+/// the first byte, ending after the last one.
+pub(crate) async fn attach(
+    docker: &Docker,
+    endpoint: &str,
+    id: &str,
+) -> Result<LogStream, SchedulerError> {
+    let options = AttachContainerOptions {
+        stream: true,
+        stdout: true,
+        stderr: true,
+        ..Default::default()
+    };
+    let attached = docker
+        .attach_container(id, Some(options))
+        .await
+        .map_err(|e| error::container(endpoint, "attach", id, e))?;
+    let endpoint = endpoint.to_string();
+    let id = id.to_string();
+    // The write half (stdin) is dropped: tasks get no input.
+    Ok(attached
+        .output
+        .filter_map(move |item| {
+            let item = match item {
+                Ok(output) => attached_chunk(output).map(Ok),
+                Err(e) => Some(Err(error::container(&endpoint, "attach", &id, e))),
+            };
+            std::future::ready(item)
+        })
+        .boxed())
+}
+
+/// An attached frame: no timestamp prefix (the engine adds none), so it is stamped
+/// on arrival.
+fn attached_chunk(output: LogOutput) -> Option<LogChunk> {
+    let (stream, data) = match output {
+        LogOutput::StdOut { message } | LogOutput::Console { message } => {
+            (OutputStream::Stdout, message)
+        }
+        LogOutput::StdErr { message } => (OutputStream::Stderr, message),
+        LogOutput::StdIn { .. } => return None,
+    };
+    Some(LogChunk {
+        stream,
+        timestamp: SystemTime::now(),
+        data,
+    })
 }
 
 fn options(follow: bool) -> LogsOptions {
@@ -115,7 +175,6 @@ pub(crate) fn follow(docker: &Docker, endpoint: &str, id: &str) -> LogStream {
 mod tests {
     use super::*;
     use bytes::Bytes;
-    use std::time::SystemTime;
 
     fn out(stream: OutputStream, data: &'static [u8]) -> LogChunk {
         LogChunk {
@@ -153,6 +212,26 @@ mod tests {
         );
         assert_eq!(cursor.delivered(Stdout), 6);
         assert_eq!(cursor.delivered(Stderr), 2);
+    }
+
+    #[test]
+    fn attached_frames_keep_their_stream_and_bytes() {
+        let c = attached_chunk(LogOutput::StdErr {
+            message: Bytes::from_static(b"2026-11-28T02:45:12Z oops\n"),
+        })
+        .expect("a chunk");
+        // An attached frame has no timestamp prefix: its bytes are all output.
+        assert_eq!(c.stream, OutputStream::Stderr);
+        assert_eq!(c.data, Bytes::from_static(b"2026-11-28T02:45:12Z oops\n"));
+        let c = attached_chunk(LogOutput::StdOut {
+            message: Bytes::from_static(b"x"),
+        })
+        .expect("a chunk");
+        assert_eq!(c.stream, OutputStream::Stdout);
+        assert!(attached_chunk(LogOutput::StdIn {
+            message: Bytes::new()
+        })
+        .is_none());
     }
 
     #[test]

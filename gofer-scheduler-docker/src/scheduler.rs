@@ -50,6 +50,8 @@ pub struct DockerScheduler {
     /// Ids of containers this scheduler started and has not removed: known to exist,
     /// so opening their logs needs no extra round trip to check.
     started: Arc<Mutex<HashSet<String>>>,
+    /// Output streams attached before start and not taken by `logs` yet.
+    attached: Arc<Mutex<HashMap<String, LogStream>>>,
 }
 
 impl fmt::Debug for DockerScheduler {
@@ -140,7 +142,25 @@ impl DockerScheduler {
             config,
             capabilities,
             started: Arc::default(),
+            attached: Arc::default(),
         })
+    }
+
+    fn attached(&self) -> MutexGuard<'_, HashMap<String, LogStream>> {
+        self.attached.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Attaches to a created container before it starts, so that its first
+    /// `logs` gets the live output from the first byte. An attach that fails is
+    /// not fatal: `logs` then reads the logs endpoint, which has every byte too.
+    async fn attach_before_start(&self, id: &str) -> Option<LogStream> {
+        match logs::attach(&self.docker, &self.endpoint, id).await {
+            Ok(stream) => Some(stream),
+            Err(e) => {
+                tracing::debug!(container = %id, error = %e, "cannot attach; logs will be read from the engine's log");
+                None
+            }
+        }
     }
 
     fn started(&self) -> MutexGuard<'_, HashSet<String>> {
@@ -323,9 +343,15 @@ impl Scheduler for DockerScheduler {
             docker: self.docker.clone(),
             id: Some(id.clone()),
         };
+        let attached = if spec.attach_output {
+            self.attach_before_start(&id).await
+        } else {
+            None
+        };
         let started = self.docker.start_container(&id, None).await;
         guard.id = None;
         if let Err(e) = started {
+            drop(attached);
             cleanup::discard(&self.docker, &id).await;
             let e = error::scrub_env(e, &spec.env);
             return Err(match error::status(&e) {
@@ -342,6 +368,9 @@ impl Scheduler for DockerScheduler {
         }
         tracing::debug!(id = %id, "started");
         self.started().insert(id.clone());
+        if let Some(stream) = attached {
+            self.attached().insert(id.clone(), stream);
+        }
         Ok(ContainerId(id))
     }
 
@@ -392,6 +421,10 @@ impl Scheduler for DockerScheduler {
 
     #[tracing::instrument(skip_all, fields(scheduler = NAME, container = %id))]
     async fn logs(&self, id: &ContainerId) -> Result<LogStream, SchedulerError> {
+        // The first read after a start: the stream attached before it.
+        if let Some(stream) = self.attached().remove(&id.0) {
+            return Ok(stream);
+        }
         // An unknown id must fail here, not in the stream; what this scheduler started
         // and did not remove exists (if removed behind its back, the stream says so).
         if !self.started().contains(&id.0) {
@@ -427,6 +460,8 @@ impl Scheduler for DockerScheduler {
             v: true,
             ..Default::default()
         };
+        // Detach first: an attached container may be waiting for its reader.
+        drop(self.attached().remove(&id.0));
         let result = self.docker.remove_container(&id.0, Some(options)).await;
         if result.is_ok()
             || result

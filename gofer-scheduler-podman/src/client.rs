@@ -211,6 +211,33 @@ impl Api {
     pub(crate) async fn delete(&self, path: &str) -> Result<Bytes, ApiError> {
         self.call(Method::DELETE, path, None).await
     }
+
+    /// A raw POST that upgrades the connection (an attach): the raw stream after the
+    /// service's `101` answer.
+    pub(crate) async fn upgrade(&self, path: &str) -> Result<hyper::upgrade::Upgraded, ApiError> {
+        let uri = self.transport.make_uri(&format!("{LIBPOD}{path}"))?;
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri(uri)
+            .header("connection", "Upgrade")
+            .header("upgrade", "tcp")
+            .body(Body::empty())
+            .map_err(|e| ApiError::Other(Box::new(e)))?;
+        let resp = self.transport.request(req).await?;
+        let status = resp.status();
+        if status != hyper::StatusCode::SWITCHING_PROTOCOLS {
+            let bytes = hyper::body::to_bytes(resp.into_body())
+                .await
+                .map_err(|e| ApiError::Other(Box::new(e)))?;
+            return Err(ApiError::Status {
+                status: status.as_u16(),
+                message: error_message(&bytes),
+            });
+        }
+        hyper::upgrade::on(resp)
+            .await
+            .map_err(|e| ApiError::Other(Box::new(e)))
+    }
 }
 
 /// The `message` of libpod's error body (`{"cause":..,"message":..,"response":..}`), or

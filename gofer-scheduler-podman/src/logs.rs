@@ -1,4 +1,11 @@
-//! Following a container's output, stdout and stderr kept apart, with nothing lost.
+//! A container's output, stdout and stderr kept apart, with nothing lost.
+//!
+//! Live output comes from an attach made before the container starts ([`attach`]),
+//! as `podman run` does: conmon copies the container's output into the attached
+//! connection as it is written and closes it after the last byte, so nothing is lost
+//! between attach and start or at exit, and no log file is read back on the way.
+//! What follows serves the reads an attach cannot: a read again after a broken
+//! stream, and containers this scheduler did not start (adopted by crash recovery).
 //!
 //! libpod's logs endpoint sends the same multiplexed frames as Docker's (an 8-byte
 //! header naming the stream, then the payload); podman-api decodes them. Podman's
@@ -31,8 +38,118 @@ use podman_api::conn::TtyChunk;
 use podman_api::opts::ContainerLogsOpts;
 use tokio::sync::mpsc;
 
-use crate::client::{Api, ApiError};
+use crate::client::{segment, Api, ApiError};
 use crate::NAME;
+
+/// Attaches to container `id` (created, not started yet): its stdout and stderr from
+/// the first byte, ending after the last one.
+pub(crate) async fn attach(api: &Api, id: &str) -> Result<LogStream, SchedulerError> {
+    let path = format!(
+        "/containers/{}/attach?stream=true&stdout=true&stderr=true",
+        segment(id)
+    );
+    let conn = api
+        .upgrade(&path)
+        .await
+        .map_err(|e| e.for_container("attach", &api.endpoint, id))?;
+    let endpoint = api.endpoint.clone();
+    let id = id.to_string();
+    let frames = Frames {
+        conn,
+        buf: bytes::BytesMut::with_capacity(READ_SIZE),
+    };
+    Ok(futures::stream::unfold(Some(frames), move |frames| {
+        let endpoint = endpoint.clone();
+        let id = id.clone();
+        async move {
+            let mut frames = frames?;
+            match frames.next().await {
+                Ok(Some(chunk)) => Some((Ok(chunk), Some(frames))),
+                Ok(None) => None,
+                Err(e) => {
+                    let e = SchedulerError::engine(
+                        NAME,
+                        "attach",
+                        format!("the attached output of container {id:?} at {endpoint} broke: {e}"),
+                    );
+                    Some((Err(e), None))
+                }
+            }
+        }
+    })
+    .boxed())
+}
+
+/// How much is read from an attached connection at a time.
+const READ_SIZE: usize = 64 * 1024;
+
+/// The multiplexed frames of an attached connection: an 8-byte header (stream 0, 1
+/// or 2; three zero bytes; the big-endian payload length), then the payload.
+struct Frames<R> {
+    conn: R,
+    buf: bytes::BytesMut,
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> Frames<R> {
+    /// The next output chunk; `None` at the end of the connection.
+    async fn next(&mut self) -> std::io::Result<Option<LogChunk>> {
+        use tokio::io::AsyncReadExt;
+        loop {
+            if let Some(frame) = frame(&mut self.buf)? {
+                match frame {
+                    (Some(stream), data) => {
+                        return Ok(Some(LogChunk {
+                            stream,
+                            timestamp: SystemTime::now(),
+                            data,
+                        }))
+                    }
+                    // Stdin echoes are not output.
+                    (None, _) => continue,
+                }
+            }
+            self.buf.reserve(READ_SIZE);
+            if self.conn.read_buf(&mut self.buf).await? == 0 {
+                if self.buf.is_empty() {
+                    return Ok(None);
+                }
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "the connection ended inside a frame ({} bytes left)",
+                        self.buf.len()
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+/// Splits one whole frame off the front of `buf`: its stream (`None` for stdin) and
+/// payload; `None` until a whole frame is there.
+fn frame(buf: &mut bytes::BytesMut) -> std::io::Result<Option<(Option<OutputStream>, Bytes)>> {
+    if buf.len() < 8 {
+        return Ok(None);
+    }
+    let stream = match buf[0] {
+        0 => None,
+        1 => Some(OutputStream::Stdout),
+        2 => Some(OutputStream::Stderr),
+        other => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("unknown stream {other} in an attached frame"),
+            ))
+        }
+    };
+    let len = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]) as usize;
+    if buf.len() < 8 + len {
+        buf.reserve(8 + len - buf.len());
+        return Ok(None);
+    }
+    let _header = buf.split_to(8);
+    Ok(Some((stream, buf.split_to(len).freeze())))
+}
 
 type Tx = mpsc::Sender<Result<LogChunk, SchedulerError>>;
 
@@ -201,4 +318,94 @@ async fn send(tx: &Tx, stream: OutputStream, data: Vec<u8>) -> Outcome {
         data: Bytes::from(data),
     };
     tx.send(Ok(chunk)).await.map_err(|_| None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn framed(stream: u8, payload: &[u8]) -> Vec<u8> {
+        let mut v = vec![stream, 0, 0, 0];
+        v.extend_from_slice(&u32::try_from(payload.len()).expect("small").to_be_bytes());
+        v.extend_from_slice(payload);
+        v
+    }
+
+    #[tokio::test]
+    async fn frames_are_split_per_stream_whatever_the_reads() {
+        let mut wire = framed(1, b"out-1\n");
+        wire.extend(framed(0, b"typed"));
+        wire.extend(framed(2, b"err-1\n"));
+        wire.extend(framed(1, b""));
+        wire.extend(framed(1, &[b'x'; 70_000]));
+        // A reader that hands out 3 bytes at a time.
+        let reader = tokio_test_reader(&wire, 3);
+        let mut frames = Frames {
+            conn: reader,
+            buf: bytes::BytesMut::new(),
+        };
+        let mut got = Vec::new();
+        while let Some(c) = frames.next().await.expect("no error") {
+            got.push((c.stream, c.data.len(), c.data.first().copied()));
+        }
+        assert_eq!(
+            got,
+            vec![
+                (OutputStream::Stdout, 6, Some(b'o')),
+                (OutputStream::Stderr, 6, Some(b'e')),
+                (OutputStream::Stdout, 0, None),
+                (OutputStream::Stdout, 70_000, Some(b'x')),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_connection_cut_inside_a_frame_is_an_error() {
+        let wire = framed(1, b"out-1\n");
+        let mut frames = Frames {
+            conn: tokio_test_reader(&wire[..wire.len() - 2], 64),
+            buf: bytes::BytesMut::new(),
+        };
+        assert!(frames.next().await.is_err());
+        let mut bad = framed(7, b"?");
+        bad.truncate(9);
+        let mut frames = Frames {
+            conn: tokio_test_reader(&bad, 64),
+            buf: bytes::BytesMut::new(),
+        };
+        assert!(frames.next().await.is_err());
+    }
+
+    /// An in-memory reader giving at most `step` bytes per read.
+    fn tokio_test_reader(data: &[u8], step: usize) -> impl tokio::io::AsyncRead + Unpin {
+        let chunks: Vec<std::io::Result<Bytes>> = data
+            .chunks(step)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        StreamReader(futures::stream::iter(chunks), Bytes::new())
+    }
+
+    struct StreamReader<S>(S, Bytes);
+
+    impl<S: futures::Stream<Item = std::io::Result<Bytes>> + Unpin> tokio::io::AsyncRead
+        for StreamReader<S>
+    {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            out: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            use std::task::Poll;
+            if self.1.is_empty() {
+                match futures::ready!(self.0.poll_next_unpin(cx)) {
+                    Some(Ok(b)) => self.1 = b,
+                    Some(Err(e)) => return Poll::Ready(Err(e)),
+                    None => return Poll::Ready(Ok(())),
+                }
+            }
+            let n = self.1.len().min(out.remaining());
+            out.put_slice(&self.1.split_to(n));
+            Poll::Ready(Ok(()))
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! [`PodmanScheduler`]: the [`Scheduler`] trait over the libpod API.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -30,6 +31,33 @@ pub struct PodmanScheduler {
     pub(crate) api: Api,
     pub(crate) config: PodmanConfig,
     version: Option<String>,
+    attached: Attached,
+}
+
+/// Output streams attached before start and not taken by `logs` yet, by container id.
+#[derive(Clone, Default)]
+struct Attached(Arc<Mutex<HashMap<String, LogStream>>>);
+
+impl std::fmt::Debug for Attached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Attached").finish_non_exhaustive()
+    }
+}
+
+impl Attached {
+    fn insert(&self, id: String, stream: LogStream) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, stream);
+    }
+
+    fn take(&self, id: &str) -> Option<LogStream> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(id)
+    }
 }
 
 /// The reduced `GET /libpod/version` answer.
@@ -46,6 +74,7 @@ impl PodmanScheduler {
             api: Api::new(&config.socket, config.endpoint()),
             config,
             version: None,
+            attached: Attached::default(),
         }
     }
 
@@ -162,6 +191,19 @@ impl PodmanScheduler {
         })?
     }
 
+    /// Attaches to a created container before it starts, so that its first `logs`
+    /// gets the live output from the first byte. An attach that fails is not fatal:
+    /// `logs` then reads the container's log, which has every byte too.
+    async fn attach_before_start(&self, id: &str) -> Option<LogStream> {
+        match crate::logs::attach(&self.api, id).await {
+            Ok(stream) => Some(stream),
+            Err(e) => {
+                tracing::debug!(container = %id, error = %e, "cannot attach; logs will be read from the container's log");
+                None
+            }
+        }
+    }
+
     async fn create_and_start(&self, spec: ContainerSpec) -> Result<ContainerId, SchedulerError> {
         let body =
             create_opts(&spec)?
@@ -206,6 +248,11 @@ impl PodmanScheduler {
         };
         guard.set_target(created.clone());
         tracing::debug!(container = %created, "created");
+        let attached = if spec.attach_output {
+            self.attach_before_start(&created).await
+        } else {
+            None
+        };
 
         if let Err(e) = self
             .api
@@ -227,6 +274,9 @@ impl PodmanScheduler {
             });
         }
         guard.disarm();
+        if let Some(stream) = attached {
+            self.attached.insert(created.clone(), stream);
+        }
         Ok(ContainerId(created))
     }
 }
@@ -400,6 +450,10 @@ impl Scheduler for PodmanScheduler {
 
     #[tracing::instrument(skip_all, fields(scheduler = NAME, container = %id))]
     async fn logs(&self, id: &ContainerId) -> Result<LogStream, SchedulerError> {
+        // The first read after a start: the stream attached before it.
+        if let Some(stream) = self.attached.take(&id.0) {
+            return Ok(stream);
+        }
         // Fail now, not in the stream, for an unknown container.
         let i = self
             .inspect(&id.0)
@@ -439,6 +493,9 @@ impl Scheduler for PodmanScheduler {
         } else {
             format!("/containers/{}", segment(&id.0))
         };
+        // Detach first: conmon may be waiting for the attached reader to take the
+        // container's last output before the container can end.
+        drop(self.attached.take(&id.0));
         match self.api.delete(&path).await {
             Ok(_) => Ok(()),
             Err(e) if e.says("state improper") || e.says("dependent containers") => {

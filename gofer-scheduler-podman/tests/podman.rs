@@ -97,6 +97,51 @@ async fn logs_follow_a_running_container_until_it_exits() {
     assert_clean(&s, &labels).await;
 }
 
+/// Two streams printing as fast as they can: the attached output (the first read)
+/// and the re-read from the container's log both hold every line, in order, streams
+/// apart.
+#[tokio::test]
+async fn no_line_is_lost_under_load_attached_or_read_again() {
+    let s = podman_or_skip!();
+    let labels = case_labels("load");
+    let n = 100_000;
+    let spec = ContainerSpec::new(unique_name("load"), IMAGE)
+        .command(["sh", "-c", &format!("seq 1 {n} & seq 1 {n} >&2; wait")])
+        .labels(labels.clone())
+        .attach_output(true);
+    let id = s.start(spec).await.unwrap();
+    let want: String = (1..=n).map(|i| format!("{i}\n")).collect();
+    let (out, err) = read_all(s.logs(&id).await.unwrap()).await;
+    assert!(
+        out == want,
+        "attached stdout: {} bytes, want {}",
+        out.len(),
+        want.len()
+    );
+    assert!(
+        err == want,
+        "attached stderr: {} bytes, want {}",
+        err.len(),
+        want.len()
+    );
+    assert!(s.wait(&id).await.unwrap().success());
+    let (out, err) = read_all(s.logs(&id).await.unwrap()).await;
+    assert!(
+        out == want,
+        "re-read stdout: {} bytes, want {}",
+        out.len(),
+        want.len()
+    );
+    assert!(
+        err == want,
+        "re-read stderr: {} bytes, want {}",
+        err.len(),
+        want.len()
+    );
+    cleanup(&s, &id).await;
+    assert_clean(&s, &labels).await;
+}
+
 #[tokio::test]
 async fn name_conflict_is_a_conflict_and_leaves_the_first_alone() {
     let s = podman_or_skip!();

@@ -20,6 +20,17 @@ use crate::scheduler::OutputStream;
 /// `F` marks a full line, `P` a piece of a longer line that continues in the next
 /// line of the same stream. Files are flushed after every write, so they can be read
 /// (and tailed) while the task runs.
+///
+/// Why this format: every record stands alone, so any line start is a valid read
+/// cursor ([`LogSink::read`] takes a byte offset), a reader can follow a file being
+/// written, a crash tears at most the last record, and `grep`/`tail` work on it. Its
+/// price is about 30 bytes per output line, measured by the `log_throughput` bench:
+/// 1.30 bytes on disk per byte of output for 100-byte lines, 16 for 2-byte lines, 1.00
+/// for one long line; read back at 340 to 590 MiB/s for 100-byte lines and at 3.5 to 6
+/// million lines/s for 2-byte lines. With it the engine stays within 0.8 to 1.4 times
+/// `docker run > file` and `podman run > file` on 100-byte lines. A format
+/// with one header per batch of lines sharing stream and timestamp would bring short
+/// lines near 1.5 bytes per byte, at the cost of cursors that point inside a batch.
 #[derive(Debug, Clone)]
 pub struct FileLogSink {
     dir: PathBuf,
@@ -83,24 +94,34 @@ impl FileLogSink {
 struct FileWriter {
     file: File,
     buf: Vec<u8>,
+    /// The record prefix of the last line written, and what it was made from: the
+    /// lines of one read share their timestamp and stream, so it is formatted once.
+    prefix: Vec<u8>,
+    prefix_of: Option<(SystemTime, OutputStream, bool)>,
 }
 
 impl LogWriter for FileWriter {
     fn write(&mut self, lines: &[LogLine]) -> Result<(), LogError> {
         self.buf.clear();
         for line in lines {
-            let t = line
-                .timestamp
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap_or_default();
-            let _ = write!(
-                self.buf,
-                "{}.{:09} {} {} ",
-                t.as_secs(),
-                t.subsec_nanos(),
-                line.stream.as_str(),
-                if line.partial { 'P' } else { 'F' }
-            );
+            let of = (line.timestamp, line.stream, line.partial);
+            if self.prefix_of != Some(of) {
+                let t = line
+                    .timestamp
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .unwrap_or_default();
+                self.prefix.clear();
+                let _ = write!(
+                    self.prefix,
+                    "{}.{:09} {} {} ",
+                    t.as_secs(),
+                    t.subsec_nanos(),
+                    line.stream.as_str(),
+                    if line.partial { 'P' } else { 'F' }
+                );
+                self.prefix_of = Some(of);
+            }
+            self.buf.extend_from_slice(&self.prefix);
             self.buf.extend_from_slice(&line.data);
             self.buf.push(b'\n');
         }
@@ -154,6 +175,8 @@ impl LogSink for FileLogSink {
         Ok(Box::new(FileWriter {
             file,
             buf: Vec::new(),
+            prefix: Vec::new(),
+            prefix_of: None,
         }))
     }
 

@@ -129,7 +129,11 @@ fn container_spec(ctx: &RunCtx, idx: usize, name: String, env: Env, attempt: u32
         ))
         .resources(task.resources)
         .init(true)
-        .stop_grace(engine.limits.stop_grace);
+        .stop_grace(engine.limits.stop_grace)
+        // The log pump opens the output right after the start and reads it as it
+        // comes. (Services and readiness probes are not attached: nothing reads them
+        // while they run, and an unread attach can hold a container.)
+        .attach_output(true);
     spec.entrypoint = task.entrypoint.clone();
     spec.command = task.command.clone();
     if let Some(sandbox) = &ctx.sandbox {

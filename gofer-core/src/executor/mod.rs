@@ -179,7 +179,8 @@ pub use file_sink::FileLogSink;
 pub use handle::RunHandle;
 pub use limits::Limits;
 pub use logs::{
-    InMemoryLogSink, LogError, LogKey, LogLine, LogReader, LogSink, LogWriter, MAX_LINE_BYTES,
+    InMemoryLogSink, LineFramer, LogError, LogKey, LogLine, LogReader, LogSink, LogWriter,
+    MAX_LINE_BYTES,
 };
 pub use mask::{mask_str, MaskPatterns, Masker, MIN_MASK_LEN};
 pub use recover::{RecoveredTask, RecoveryAction, RecoveryError, RecoveryReport, RegisterError};

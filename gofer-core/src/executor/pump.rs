@@ -1,7 +1,8 @@
 //! The log pump: a container's output, through the masker and the line framer, into
 //! the task's log — whole, or said to be incomplete.
 //!
-//! Completeness: the pump follows [`Scheduler::logs`](crate::Scheduler::logs) while
+//! Completeness: the pump follows [`Scheduler::logs`](crate::Scheduler::logs) (the
+//! first call may be served from an attach the backend made before the start) while
 //! the container runs and after it exits, for as long as bytes flow (no wall-clock
 //! cut). When the stream fails, or stays silent for [`IDLE_AFTER_EXIT`] after the
 //! container exited, the pump reads the output again from the start, skipping per
@@ -121,6 +122,10 @@ pub(crate) async fn pump_logs(
         Ok(p) => p,
         Err(e) => {
             warn!(error = %e, "cannot open the task's log; its output is not kept");
+            // Take and drop the output stream: an attached container is not kept
+            // waiting for a reader that never comes.
+            let scheduler = &*ctx.engine.scheduler;
+            drop(guarded(scheduler, "logs", scheduler.logs(id)).await);
             return Some(format!("cannot open the log sink: {e}"));
         }
     };

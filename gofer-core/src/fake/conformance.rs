@@ -6,7 +6,9 @@ use super::behaviour::Behaviour;
 use super::image::ImageConfig;
 use super::scheduler::FakeScheduler;
 use crate::task::RegistryAuth;
-use crate::testing::conformance::{expected_big_output, Workload, Workloads, INTERLEAVED_LINES};
+use crate::testing::conformance::{
+    expected_big_output, expected_burst, Workload, Workloads, INTERLEAVED_LINES,
+};
 
 /// The fake's general-purpose image: present locally, `echo`, `env` and `true` on its
 /// "PATH", default command `sh` (which, without input, exits 0).
@@ -30,6 +32,11 @@ impl FakeScheduler {
                 interleaved = interleaved.sleep(Duration::from_secs(1));
             }
         }
+        let (burst_out, burst_err) = expected_burst();
+        let burst = Behaviour::new()
+            .stdout(burst_out)
+            .stderr(burst_err)
+            .exit_code(0);
         let ready_forever = || Behaviour::new().stdout("ready\n").then_run_until_stopped();
         let fake = FakeScheduler::new()
             .local_image(FAKE_BOX)
@@ -48,6 +55,7 @@ impl FakeScheduler {
                     .exit_code(137),
             )
             .image(&image("interleaved"), interleaved)
+            .image(&image("burst"), burst)
             .image(
                 &image("big"),
                 Behaviour::new().stdout(expected_big_output()).exit_code(0),
@@ -81,6 +89,7 @@ impl FakeScheduler {
                 .collect(),
             interleaved: Workload::new(image("interleaved")),
             big_output: Workload::new(image("big")),
+            burst: Workload::new(image("burst")),
             trap_term: Workload::new(image("trap-term")),
             ignore_term: Workload::new(image("ignore-term")),
             run_until_stopped: Workload::new(image("sleeper")),

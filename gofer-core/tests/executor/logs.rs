@@ -82,6 +82,41 @@ async fn slow_live_reader_gets_every_line_in_order() {
     assert_eq!(late, got);
 }
 
+/// The engine reads every task's output right after the start, so it lets backends
+/// attach before the start (`attach_output`), and it masks overlapping secrets as
+/// their union.
+#[tokio::test(start_paused = true)]
+async fn tasks_start_attached_and_overlapping_secrets_are_masked_whole() {
+    let fake = FakeScheduler::new().image(
+        "overlap",
+        Behaviour::new().stdout("x abcdefgh y\n").exit_code(0),
+    );
+    let secrets = Arc::new(InMemorySecretStore::new());
+    for (key, value) in [("one", "defg"), ("two", "bcde")] {
+        secrets
+            .put_pipeline_secret("overlap", key, SecretString::from(value.to_string()), false)
+            .await
+            .unwrap();
+    }
+    let (b, sink) = builder(&fake);
+    let e = b.secret_store(secrets).build().unwrap();
+    let p = Pipeline::new("overlap", "overlap").task(
+        Task::new("leak", "overlap")
+            .variable("ONE", "secret{{one}}")
+            .variable("TWO", "secret{{two}}"),
+    );
+    let h = e.start_run(&p, RunOptions::new()).unwrap();
+    assert_eq!(finish(&h).await.status, RunStatus::Successful);
+    let requests = fake.requests();
+    assert_eq!(requests.len(), 1);
+    assert!(requests[0].attach_output, "{:?}", requests[0]);
+    let kept = sink.lines(&LogKey::new("overlap", 1, "leak"));
+    assert_eq!(
+        texts(&kept, OutputStream::Stdout),
+        [format!("x a{MASK}h y")]
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn secrets_are_masked_in_the_sink_and_live() {
     let secret = "hunter2-very-secret";

@@ -88,6 +88,15 @@ async fn a_task_starts_after_its_service_is_ready_and_the_service_goes_after_the
         Some("hunter2-not-secret")
     );
     assert_eq!(spec.labels[gofer_core::naming::LABEL_ROLE], "service");
+    // Nothing reads a service or a probe while it runs, so neither is attached (an
+    // unread attach can hold a container); the task is.
+    assert!(!spec.attach_output);
+    assert!(!fake.request(&probe3).unwrap().attach_output);
+    assert!(
+        fake.request(&cname(PIPE, 1, "client"))
+            .unwrap()
+            .attach_output
+    );
     // Its log is kept; nothing is left.
     let kept: Vec<String> = sink
         .lines(&LogKey::service(PIPE, 1, "database"))

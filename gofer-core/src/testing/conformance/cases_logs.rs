@@ -1,7 +1,7 @@
 //! Cases about output: order, separation, size, availability after exit.
 
 use super::support::{ensure, run_case, text, Ctx};
-use super::workloads::{expected_big_output, Workloads, INTERLEAVED_LINES};
+use super::workloads::{expected_big_output, expected_burst, Workloads, INTERLEAVED_LINES};
 use crate::scheduler::{ContainerId, DynScheduler};
 
 fn expected_lines(prefix: &str) -> String {
@@ -26,14 +26,18 @@ async fn check_interleaved(ctx: &Ctx<'_>, id: &ContainerId, when: &str) -> Resul
     })
 }
 
-/// Logs followed from the start are complete and ordered per stream, with stdout and
-/// stderr kept apart, and the stream ends when the container exits.
+/// Logs followed from the start (of a container started with
+/// [`attach_output`](crate::ContainerSpec::attach_output)) are complete and ordered per
+/// stream, with stdout and stderr kept apart, and the stream ends when the container
+/// exits.
 pub async fn logs_complete_and_ordered_per_stream(
     s: &DynScheduler,
     w: &Workloads,
 ) -> Result<(), String> {
     run_case(s, "logs-follow", |ctx| async move {
-        let id = ctx.start(ctx.spec(&w.interleaved, "logs")).await?;
+        let id = ctx
+            .start(ctx.spec(&w.interleaved, "logs").attach_output(true))
+            .await?;
         check_interleaved(&ctx, &id, "while following").await?;
         let status = ctx.wait(&id).await?;
         ensure(status.success(), || {
@@ -57,11 +61,15 @@ pub async fn logs_readable_after_exit(s: &DynScheduler, w: &Workloads) -> Result
     .await
 }
 
-/// 10 MiB of output arrives whole and in order, both followed live and read after exit.
+/// 10 MiB of output arrives whole and in order, both followed live (the first read of
+/// a container started with [`attach_output`](crate::ContainerSpec::attach_output))
+/// and read after exit.
 pub async fn large_output_arrives_whole(s: &DynScheduler, w: &Workloads) -> Result<(), String> {
     run_case(s, "big", |ctx| async move {
         let expected = expected_big_output();
-        let id = ctx.start(ctx.spec(&w.big_output, "big")).await?;
+        let id = ctx
+            .start(ctx.spec(&w.big_output, "big").attach_output(true))
+            .await?;
         let (out, err) = ctx.output(&id).await?;
         compare_big(&out, &expected, "followed")?;
         ensure(err.is_empty(), || {
@@ -73,6 +81,32 @@ pub async fn large_output_arrives_whole(s: &DynScheduler, w: &Workloads) -> Resu
         })?;
         let (out, _) = ctx.output(&id).await?;
         compare_big(&out, &expected, "read after exit")
+    })
+    .await
+}
+
+/// Output printed in the container's first millisecond, and a burst of lines on both
+/// streams right up to an immediate exit, is never lost: the first read after a start
+/// with [`attach_output`](crate::ContainerSpec::attach_output) (a backend may serve it
+/// from an attach made before the start) has every
+/// byte, stdout and stderr apart, although the container printed before the read was
+/// opened; a read after the exit (from the engine's log) has the same bytes.
+pub async fn first_output_is_never_lost(s: &DynScheduler, w: &Workloads) -> Result<(), String> {
+    run_case(s, "first", |ctx| async move {
+        let (want_out, want_err) = expected_burst();
+        let id = ctx
+            .start(ctx.spec(&w.burst, "first").attach_output(true))
+            .await?;
+        let (out, err) = ctx.output(&id).await?;
+        compare_big(&out, &want_out, "stdout, first read")?;
+        compare_big(&err, &want_err, "stderr, first read")?;
+        let status = ctx.wait(&id).await?;
+        ensure(status.success(), || {
+            format!("the container ended with {status:?}")
+        })?;
+        let (out, err) = ctx.output(&id).await?;
+        compare_big(&out, &want_out, "stdout, read after exit")?;
+        compare_big(&err, &want_err, "stderr, read after exit")
     })
     .await
 }

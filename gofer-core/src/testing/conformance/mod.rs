@@ -41,7 +41,8 @@ pub use cases_lifecycle::{
     wait_ends_when_container_removed, wait_on_exited_returns_at_once, STOP_GRACE, STOP_SLACK,
 };
 pub use cases_logs::{
-    large_output_arrives_whole, logs_complete_and_ordered_per_stream, logs_readable_after_exit,
+    first_output_is_never_lost, large_output_arrives_whole, logs_complete_and_ordered_per_stream,
+    logs_readable_after_exit,
 };
 pub use cases_run::{
     command_and_entrypoint_override_image, env_reaches_container_exactly, exit_codes_are_reported,
@@ -51,8 +52,8 @@ pub use cases_volumes::{volume_is_shared_between_containers, volume_life_cycle, 
 pub use serial::{one_at_a_time, Exclusive};
 pub use support::{CONFORMANCE_LABEL, STEP_LIMIT};
 pub use workloads::{
-    expected_big_output, Workload, Workloads, BIG_OUTPUT_LINES, BIG_OUTPUT_LINE_LEN,
-    INTERLEAVED_LINES,
+    expected_big_output, expected_burst, Workload, Workloads, BIG_OUTPUT_LINES,
+    BIG_OUTPUT_LINE_LEN, BURST_LINES, INTERLEAVED_LINES,
 };
 
 use crate::scheduler::{DynScheduler, Scheduler};
@@ -94,6 +95,7 @@ macro_rules! __gofer_conformance_cases {
             logs_complete_and_ordered_per_stream,
             logs_readable_after_exit,
             large_output_arrives_whole,
+            first_output_is_never_lost,
             missing_image_is_no_such_image,
             pull_never_with_absent_image_fails,
             registry_credentials_are_honoured,

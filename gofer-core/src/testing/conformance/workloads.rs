@@ -82,6 +82,20 @@ pub fn expected_big_output() -> Vec<u8> {
     out
 }
 
+/// How many lines each stream of [`Workloads::burst`] prints after its first one.
+pub const BURST_LINES: usize = 2_000;
+
+/// What [`Workloads::burst`] must print: (stdout, stderr).
+pub fn expected_burst() -> (Vec<u8>, Vec<u8>) {
+    let mut out = b"first\n".to_vec();
+    let mut err = b"first-err\n".to_vec();
+    for i in 1..=BURST_LINES {
+        out.extend_from_slice(format!("o-{i}\n").as_bytes());
+        err.extend_from_slice(format!("e-{i}\n").as_bytes());
+    }
+    (out, err)
+}
+
 /// How many lines each stream of [`Workloads::interleaved`] prints.
 pub const INTERLEAVED_LINES: usize = 40;
 
@@ -108,6 +122,10 @@ pub struct Workloads {
     pub interleaved: Workload,
     /// Prints [`expected_big_output`] on stdout (10 MiB), then exits 0.
     pub big_output: Workload,
+    /// As its very first action prints `first` on stdout and `first-err` on stderr,
+    /// then `o-1` … `o-2000` on stdout and `e-1` … `e-2000` on stderr, one line of
+    /// each in turn, as fast as it can, and exits 0 at once ([`expected_burst`]).
+    pub burst: Workload,
     /// Traps SIGTERM, prints `ready` on stdout once the trap is in place, runs until
     /// signalled, and on SIGTERM prints `term` on stdout and exits 0 at once.
     pub trap_term: Workload,
@@ -176,6 +194,10 @@ impl Workloads {
                 "s=0123456789abcdef; s=\"$s$s$s$s\"; s=\"$s$s$s$s\"; s=\"$s$s$s$s\"; ",
                 "s=${s#????????}; i=100000; ",
                 "while [ $i -lt 110240 ]; do echo \"$i $s\"; i=$((i+1)); done"
+            )),
+            burst: sh(concat!(
+                "echo first; echo first-err >&2; i=1; ",
+                "while [ $i -le 2000 ]; do echo \"o-$i\"; echo \"e-$i\" >&2; i=$((i+1)); done"
             )),
             trap_term: sh(concat!(
                 "trap 'echo term; exit 0' TERM; echo ready; ",
