@@ -34,7 +34,8 @@ pub(crate) const MAX_REREADS: u32 = 3;
 const REREAD_BACKOFF: Duration = Duration::from_millis(200);
 
 /// The masking, framing and writing of one task's two streams.
-struct Pipeline {
+/// Masks, frames and writes one container's output (both streams) to its log.
+pub(crate) struct LogFeed {
     maskers: [Masker; 2],
     framers: [LineFramer; 2],
     /// Raw bytes of each stream taken from the engine so far.
@@ -49,9 +50,26 @@ fn index(stream: OutputStream) -> usize {
     usize::from(stream == OutputStream::Stderr)
 }
 
-impl Pipeline {
+impl LogFeed {
+    /// A feed masking `patterns`, writing to `pipe`; `now` stamps what ends without
+    /// a timestamp of its own.
+    pub(crate) fn new(patterns: MaskPatterns, pipe: LogPipe, now: SystemTime) -> Self {
+        Self {
+            maskers: [Masker::new(patterns.clone()), Masker::new(patterns)],
+            framers: [
+                LineFramer::new(OutputStream::Stdout),
+                LineFramer::new(OutputStream::Stderr),
+            ],
+            cursor: OutputCursor::new(),
+            masked: Vec::new(),
+            lines: Vec::new(),
+            last: now,
+            pipe,
+        }
+    }
+
     /// Takes a chunk, without what an earlier read already delivered.
-    async fn take(&mut self, chunk: LogChunk) -> Result<(), String> {
+    pub(crate) async fn take(&mut self, chunk: LogChunk) -> Result<(), String> {
         let Some(chunk) = self.cursor.fresh(chunk) else {
             return Ok(());
         };
@@ -76,7 +94,7 @@ impl Pipeline {
     }
 
     /// Ends both streams and closes the log.
-    async fn finish(mut self) -> Result<(), String> {
+    pub(crate) async fn finish(mut self) -> Result<(), String> {
         for s in 0..2 {
             self.masked.clear();
             self.maskers[s].finish(&mut self.masked);
@@ -131,18 +149,7 @@ pub(crate) async fn pump_logs(
     };
     ctx.recorder.log_opened(idx);
     let patterns = MaskPatterns::new(ctx.secrets().iter());
-    let mut p = Pipeline {
-        maskers: [Masker::new(patterns.clone()), Masker::new(patterns)],
-        framers: [
-            LineFramer::new(OutputStream::Stdout),
-            LineFramer::new(OutputStream::Stderr),
-        ],
-        cursor: OutputCursor::new(),
-        masked: Vec::new(),
-        lines: Vec::new(),
-        last: ctx.engine.clock.now(),
-        pipe,
-    };
+    let mut p = LogFeed::new(patterns, pipe, ctx.engine.clock.now());
     let scheduler = &*ctx.engine.scheduler;
     let mut rereads = 0u32;
     let mut has_exited = false;

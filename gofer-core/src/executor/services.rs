@@ -14,17 +14,16 @@ use tracing::{debug, warn};
 use crate::mount::Mount;
 use crate::naming;
 use crate::pipeline::WORKSPACE_PATH;
-use crate::scheduler::{
-    ContainerId, ContainerSpec, ContainerState, ExitStatus, NetworkMode, OutputStream,
-};
+use crate::scheduler::{ContainerId, ContainerSpec, ContainerState, ExitStatus, NetworkMode};
 use crate::service::Service;
 use crate::task::Task;
 
 use super::container::{self, guarded};
 use super::ctx::RunCtx;
 use super::log_writer::LogPipe;
-use super::logs::{LineFramer, LogKey};
-use super::mask::{MaskPatterns, Masker};
+use super::logs::LogKey;
+use super::mask::MaskPatterns;
+use super::pump::LogFeed;
 use super::resolve::{resolve, Lookup};
 
 /// Where one service is.
@@ -354,7 +353,7 @@ async fn run_probe(ctx: &Arc<RunCtx>, spec: ContainerSpec) -> Result<ExitStatus,
 /// Copies the (exited) service's whole output, masked, into the log sink.
 async fn keep_log(ctx: &Arc<RunCtx>, service: &str, id: &ContainerId) {
     let key = LogKey::service(ctx.pipeline.id.clone(), ctx.run_id, service);
-    let mut pipe = match LogPipe::open(ctx.engine.sink.clone(), key, Arc::new(|| ())).await {
+    let pipe = match LogPipe::open(ctx.engine.sink.clone(), key, Arc::new(|| ())).await {
         Ok(p) => p,
         Err(e) => {
             warn!(service, error = %e, "cannot open the service's log; its output is not kept");
@@ -362,13 +361,7 @@ async fn keep_log(ctx: &Arc<RunCtx>, service: &str, id: &ContainerId) {
         }
     };
     let patterns = MaskPatterns::new(ctx.secrets().iter());
-    let mut maskers = [Masker::new(patterns.clone()), Masker::new(patterns)];
-    let mut framers = [
-        LineFramer::new(OutputStream::Stdout),
-        LineFramer::new(OutputStream::Stderr),
-    ];
-    let (mut masked, mut lines) = (Vec::new(), Vec::new());
-    let mut last = ctx.engine.clock.now();
+    let mut feed = LogFeed::new(patterns, pipe, ctx.engine.clock.now());
     let s = &*ctx.engine.scheduler;
     match guarded(s, "logs", s.logs(id)).await {
         Ok(mut stream) => {
@@ -377,25 +370,15 @@ async fn keep_log(ctx: &Arc<RunCtx>, service: &str, id: &ContainerId) {
                     warn!(service, "the service's log stream failed; its log is cut");
                     break;
                 };
-                let i = usize::from(chunk.stream == OutputStream::Stderr);
-                masked.clear();
-                maskers[i].push(&chunk.data, &mut masked);
-                framers[i].push(&masked, chunk.timestamp, &mut lines);
-                last = chunk.timestamp;
+                if let Err(e) = feed.take(chunk).await {
+                    warn!(service, error = %e, "cannot keep the service's log");
+                    return;
+                }
             }
         }
         Err(e) => warn!(service, error = %e, "cannot read the service's output"),
     }
-    for i in 0..2 {
-        masked.clear();
-        maskers[i].finish(&mut masked);
-        framers[i].push(&masked, last, &mut lines);
-        framers[i].finish(last, &mut lines);
-    }
-    if let Err(e) = pipe.write(lines).await {
-        warn!(service, error = %e, "cannot keep the service's log");
-    }
-    if let Err(e) = pipe.close().await {
+    if let Err(e) = feed.finish().await {
         warn!(service, error = %e, "cannot keep the service's log");
     }
 }

@@ -386,8 +386,7 @@ pub async fn task_reaches_a_service_on_localhost(
     instance: &str,
 ) {
     let sink = InMemoryLogSink::new();
-    let engine = Engine::builder(s.clone())
-        .instance_id(instance)
+    let engine = builder(&s, instance)
         .log_sink(Arc::new(sink.clone()))
         .network_sandbox(image)
         .build()
