@@ -393,6 +393,16 @@ pub enum Event {
         /// When.
         at: SystemTime,
     },
+    /// A service's log (see [`crate::Service`]) could not be kept whole (emitted when
+    /// the service's output ends, before the run's `Complete`).
+    ServiceLogIncomplete {
+        /// The service.
+        service_id: Arc<str>,
+        /// Why (what could not be read or written).
+        reason: String,
+        /// When.
+        at: SystemTime,
+    },
 }
 
 impl fmt::Display for TaskStatus {

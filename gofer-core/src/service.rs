@@ -56,8 +56,10 @@ impl Readiness {
 /// the run's workspace mounted when the pipeline has one. Its variables are resolved
 /// like a task's (placeholders allowed; system variables with `GOFER_TASK_ID` = the
 /// service id). It is stopped and removed once every task of the run has ended; its
-/// output (masked) is kept in the log sink under
-/// [`LogKey::service`](crate::LogKey::service). A service that cannot start, is not
+/// output (masked) is kept live in the log sink under
+/// [`LogKey::service`](crate::LogKey::service), readable while it runs with
+/// [`RunHandle::service_logs`](crate::RunHandle::service_logs). After a host crash,
+/// recovery adopts it while tasks still to run need it. A service that cannot start, is not
 /// ready by its deadline, or exits while tasks need it fails those tasks (reason
 /// [`ServiceUnavailable`](crate::StatusReason::ServiceUnavailable)) with a message
 /// naming it.

@@ -36,6 +36,8 @@ const INSTANCE_ENV: &str = "GOFER_RECOVERY_INSTANCE";
 /// start the task's container — after the task was recorded as starting.
 const HOOK_ENV: &str = "GOFER_RECOVERY_HOOK";
 const HOOK_EXIT: i32 = 17;
+/// Set to `service`: the run is [`service_pipeline`]'s, in a network sandbox.
+const CASE_ENV: &str = "GOFER_RECOVERY_CASE";
 const PIPELINE: &str = "recovery";
 const TASK: &str = "sleeper";
 
@@ -45,6 +47,39 @@ fn pipeline() -> Pipeline {
             .command(["sh", "-c", "echo before; sleep 3; echo after"])
             .pull_policy(PullPolicy::Never),
     )
+}
+
+/// A service whose page is a token drawn when it starts, and a task that fetches it
+/// before and after a pause: the same token twice means the same service container
+/// served both fetches.
+fn service_pipeline() -> Pipeline {
+    let fetch = "busybox timeout 5 busybox wget -q -O - http://127.0.0.1:8080/";
+    Pipeline::new(PIPELINE, "Crash recovery with a service")
+        .service(
+            gofer_core::Service::new("web", IMAGE)
+                .command([
+                    "sh",
+                    "-c",
+                    "mkdir -p /www && cat /proc/sys/kernel/random/uuid > /www/index.html \
+                     && echo serving && exec httpd -f -p 8080 -h /www",
+                ])
+                .pull_policy(PullPolicy::Never)
+                .readiness(gofer_core::Readiness::new(
+                    ["sh", "-c", fetch],
+                    Duration::from_millis(200),
+                    Duration::from_secs(60),
+                )),
+        )
+        .task(
+            Task::new(TASK, IMAGE)
+                .command([
+                    "sh".to_string(),
+                    "-c".to_string(),
+                    format!("echo before $({fetch}); sleep 3; echo after $({fetch})"),
+                ])
+                .pull_policy(PullPolicy::Never)
+                .needs_service("web"),
+        )
 }
 
 /// Docker, behind a hook that can kill the host at the start of a container.
@@ -108,12 +143,20 @@ async fn host_process() {
     let instance = std::env::var(INSTANCE_ENV).unwrap();
     let docker = DockerScheduler::connect_default().await.unwrap();
     let store = SqliteRunStore::open_dir(&dir).unwrap();
-    let engine = Engine::builder(Arc::new(Hooked(docker)) as Arc<DynScheduler>)
+    let with_service = std::env::var(CASE_ENV).as_deref() == Ok("service");
+    let (scheduler, pipeline): (Arc<DynScheduler>, _) = if with_service {
+        (Arc::new(docker), service_pipeline())
+    } else {
+        (Arc::new(Hooked(docker)), pipeline())
+    };
+    let mut builder = Engine::builder(scheduler)
         .instance_id(instance)
         .log_sink(Arc::new(FileLogSink::new(Path::new(&dir).join("logs"))))
-        .run_store(Arc::new(store.clone()))
-        .build()
-        .unwrap();
+        .run_store(Arc::new(store.clone()));
+    if with_service {
+        builder = builder.network_sandbox(IMAGE);
+    }
+    let engine = builder.build().unwrap();
     let report = engine.recover().await.unwrap();
     for t in &report.tasks {
         say(&format!("ACTION {} {:?}", t.task, t.action));
@@ -121,8 +164,8 @@ async fn host_process() {
     let handle = match report.runs.into_iter().next() {
         Some(h) => h,
         None if store.list_runs(PIPELINE).await.unwrap().is_empty() => {
-            engine.register_pipeline(&pipeline()).await.unwrap();
-            engine.start_run(&pipeline(), RunOptions::new()).unwrap()
+            engine.register_pipeline(&pipeline).await.unwrap();
+            engine.start_run(&pipeline, RunOptions::new()).unwrap()
         }
         None => {
             say("NOTHING to do");
@@ -151,16 +194,20 @@ struct HostRun {
 }
 
 impl HostRun {
-    fn start(dir: &Path, instance: &str, hook: Option<&str>) -> Self {
+    fn start(dir: &Path, instance: &str, hook: Option<&str>, case: Option<&str>) -> Self {
         let mut cmd = Command::new(std::env::current_exe().unwrap());
         cmd.args(["host_process", "--exact", "--nocapture", "--test-threads=1"])
             .env(DIR_ENV, dir)
             .env(INSTANCE_ENV, instance)
             .env_remove(HOOK_ENV)
+            .env_remove(CASE_ENV)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         if let Some(h) = hook {
             cmd.env(HOOK_ENV, h);
+        }
+        if let Some(c) = case {
+            cmd.env(CASE_ENV, c);
         }
         let mut child = cmd.spawn().unwrap();
         let lines = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -225,6 +272,8 @@ struct Fixture {
     dir: PathBuf,
     instance: String,
     docker: DockerScheduler,
+    /// The host's case ([`CASE_ENV`]).
+    case: Option<&'static str>,
 }
 
 impl Fixture {
@@ -240,11 +289,12 @@ impl Fixture {
             dir,
             instance,
             docker,
+            case: None,
         }
     }
 
     fn host(&self, hook: Option<&str>) -> HostRun {
-        HostRun::start(&self.dir, &self.instance, hook)
+        HostRun::start(&self.dir, &self.instance, hook, self.case)
     }
 
     async fn containers(&self) -> Vec<ContainerSummary> {
@@ -255,10 +305,12 @@ impl Fixture {
     }
 
     fn log(&self, run: u64) -> Vec<String> {
+        self.log_of(&LogKey::new(PIPELINE, run, TASK))
+    }
+
+    fn log_of(&self, key: &LogKey) -> Vec<String> {
         let sink = FileLogSink::new(self.dir.join("logs"));
-        let (lines, _) = sink
-            .read(&LogKey::new(PIPELINE, run, TASK), 0, 1000)
-            .unwrap();
+        let (lines, _) = sink.read(key, 0, 1000).unwrap();
         lines.iter().map(|l| l.text().into_owned()).collect()
     }
 
@@ -379,4 +431,54 @@ async fn host_killed_while_away_container_exits_is_collected() {
         "{reports:?}"
     );
     f.assert_finished_whole(&reports).await;
+}
+
+/// A host killed while a task uses a service: recovery adopts the service container
+/// (the task's second fetch gets the same token from the same container, never a
+/// restarted one), keeps its log whole, and nothing is left.
+#[tokio::test]
+async fn host_killed_mid_run_adopts_the_service_its_task_uses() {
+    let Some(docker) = docker().await else { return };
+    let mut f = Fixture::new(docker, "svc");
+    f.case = Some("service");
+    let mut first = f.host(None);
+    first.until("LOG before");
+    first.kill();
+    let roles: Vec<String> = f
+        .containers()
+        .await
+        .into_iter()
+        .filter_map(|c| c.labels.get(gofer_core::naming::LABEL_ROLE).cloned())
+        .collect();
+    assert!(
+        roles.iter().filter(|r| *r == "service").count() == 1 && roles.contains(&"task".into()),
+        "the service and the task outlive their host: {roles:?}"
+    );
+
+    let (status, reports) = f.host(None).wait();
+    assert!(status.success(), "second host failed: {reports:?}");
+    assert!(
+        reports.iter().any(|r| r == "ACTION sleeper Reattached"),
+        "{reports:?}"
+    );
+    assert!(
+        reports.iter().any(|r| r == "DONE Successful"),
+        "{reports:?}"
+    );
+    let log = f.log(1);
+    let tokens: Vec<&str> = log
+        .iter()
+        .filter_map(|l| l.split_once(' ').map(|(_, token)| token))
+        .collect();
+    assert!(
+        log.len() == 2 && tokens.len() == 2 && tokens[0].len() >= 32 && tokens[0] == tokens[1],
+        "both fetches served by the one service container: {log:?}"
+    );
+    assert_eq!(
+        f.log_of(&LogKey::service(PIPELINE, 1, "web")),
+        ["serving"],
+        "the service's log, whole and once"
+    );
+    let left: Vec<String> = f.containers().await.into_iter().map(|c| c.name).collect();
+    assert!(left.is_empty(), "containers left behind: {left:?}");
 }

@@ -34,6 +34,16 @@ pub enum RunError {
         /// The task asked for.
         task: String,
     },
+    /// No service with this id in the run's pipeline.
+    #[error("run {run} of pipeline {pipeline:?} has no service {service:?}")]
+    UnknownService {
+        /// The pipeline.
+        pipeline: String,
+        /// The run.
+        run: u64,
+        /// The service asked for.
+        service: String,
+    },
     /// The engine has a run store and [`Engine::recover`](crate::Engine::recover) has not run yet (run
     /// numbers continue from the store's, and unfinished runs come first). Build with
     /// [`EngineBuilder::build_and_recover`](crate::EngineBuilder::build_and_recover) to do both at once.

@@ -27,6 +27,8 @@ pub struct RunHandle {
     stop: Arc<StopSignal>,
     task_stops: Arc<TaskStops>,
     sink: Arc<dyn LogSink>,
+    /// The ids of the pipeline's services.
+    services: Arc<[String]>,
 }
 
 impl std::fmt::Debug for RunHandle {
@@ -36,6 +38,19 @@ impl std::fmt::Debug for RunHandle {
             .field("run_id", &self.run_id)
             .finish_non_exhaustive()
     }
+}
+
+/// Whose log a follower reads.
+enum Which {
+    /// An attempt of a task; with `single` false, the later attempts' logs follow.
+    Task {
+        idx: usize,
+        task: String,
+        attempt: u32,
+        single: bool,
+    },
+    /// A service's.
+    Service(String),
 }
 
 /// Reads a log's next lines, on a blocking thread when the sink may block.
@@ -84,6 +99,7 @@ impl RunHandle {
         stop: Arc<StopSignal>,
         task_stops: Arc<TaskStops>,
         sink: Arc<dyn LogSink>,
+        services: Arc<[String]>,
     ) -> Self {
         Self {
             pipeline_id,
@@ -92,6 +108,7 @@ impl RunHandle {
             stop,
             task_stops,
             sink,
+            services,
         }
     }
 
@@ -193,6 +210,36 @@ impl RunHandle {
         self.follow(task_id, attempt.max(1), true)
     }
 
+    /// The live, masked log of one of the run's services (see [`crate::Service`]), from
+    /// its first line, as [`RunHandle::logs`] gives a task's: lines are readable while
+    /// the service runs, and the stream ends once the service's output ended (it is
+    /// stopped after the run's last task), or, for a service that never started a
+    /// container, once the run is finished. A log that could not be kept whole ends
+    /// with [`LogError::Incomplete`] (and the run has an
+    /// [`Event::ServiceLogIncomplete`](crate::Event::ServiceLogIncomplete)). Its key
+    /// in the sink is [`LogKey::service`].
+    ///
+    /// After a crash, a service whose container still runs is adopted by
+    /// [`Engine::recover`](super::Engine::recover) and its log rewritten whole from the
+    /// engine's output.
+    ///
+    /// # Errors
+    /// [`RunError::UnknownService`] when the pipeline has no such service.
+    pub fn service_logs(
+        &self,
+        service_id: &str,
+    ) -> Result<BoxStream<'static, Result<LogLine, LogError>>, RunError> {
+        if !self.services.iter().any(|s| s == service_id) {
+            return Err(RunError::UnknownService {
+                pipeline: self.pipeline_id.clone(),
+                run: self.run_id,
+                service: service_id.to_string(),
+            });
+        }
+        let key = LogKey::service(self.pipeline_id.clone(), self.run_id, service_id);
+        Ok(self.follow_key(key, Which::Service(service_id.to_string())))
+    }
+
     fn follow(
         &self,
         task_id: &str,
@@ -201,28 +248,46 @@ impl RunHandle {
     ) -> Result<BoxStream<'static, Result<LogLine, LogError>>, RunError> {
         let idx = self.index(task_id)?;
         let key = LogKey::attempt(self.pipeline_id.clone(), self.run_id, task_id, attempt);
+        Ok(self.follow_key(
+            key,
+            Which::Task {
+                idx,
+                task: task_id.to_string(),
+                attempt,
+                single,
+            },
+        ))
+    }
+
+    fn follow_key(
+        &self,
+        key: LogKey,
+        which: Which,
+    ) -> BoxStream<'static, Result<LogLine, LogError>> {
         struct St {
             recorder: Arc<Recorder>,
             sink: Arc<dyn LogSink>,
             rx: tokio::sync::watch::Receiver<u64>,
             key: LogKey,
-            task: String,
-            idx: usize,
-            attempt: u32,
-            single: bool,
+            which: Which,
             reader: Option<Box<dyn LogReader>>,
             buf: VecDeque<LogLine>,
             done: bool,
+        }
+        impl St {
+            fn view(&self) -> LogView {
+                match &self.which {
+                    Which::Task { idx, attempt, .. } => self.recorder.log_view(*idx, *attempt),
+                    Which::Service(id) => self.recorder.service_log_view(id),
+                }
+            }
         }
         let st = St {
             rx: self.recorder.subscribe(),
             recorder: self.recorder.clone(),
             sink: self.sink.clone(),
             key,
-            task: task_id.to_string(),
-            idx,
-            attempt,
-            single,
+            which,
             reader: None,
             buf: VecDeque::new(),
             done: false,
@@ -238,16 +303,22 @@ impl RunHandle {
                     reason,
                 })
             });
-            if view.later && !st.single {
-                st.attempt = st.attempt.saturating_add(1);
-                st.key = LogKey::attempt(st.key.pipeline.clone(), st.key.run, &st.task, st.attempt);
-                st.reader = None;
-            } else {
-                st.done = true;
+            match &mut st.which {
+                Which::Task {
+                    task,
+                    attempt,
+                    single: false,
+                    ..
+                } if view.later => {
+                    *attempt = attempt.saturating_add(1);
+                    st.key = LogKey::attempt(st.key.pipeline.clone(), st.key.run, task, *attempt);
+                    st.reader = None;
+                }
+                _ => st.done = true,
             }
             incomplete
         }
-        Ok(stream::unfold(st, |mut st| async move {
+        stream::unfold(st, |mut st| async move {
             loop {
                 if let Some(l) = st.buf.pop_front() {
                     return Some((Ok(l), st));
@@ -256,7 +327,7 @@ impl RunHandle {
                     return None;
                 }
                 st.rx.borrow_and_update();
-                let view = st.recorder.log_view(st.idx, st.attempt);
+                let view = st.view();
                 if view.log == LogState::None {
                     if view.task == TaskState::Complete {
                         match end(&mut st, &view) {
@@ -312,7 +383,7 @@ impl RunHandle {
                 }
             }
         })
-        .boxed())
+        .boxed()
     }
 
     /// Waits until the task's log is complete and returns every line of it.

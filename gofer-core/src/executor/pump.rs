@@ -1,5 +1,5 @@
 //! The log pump: a container's output, through the masker and the line framer, into
-//! the task's log — whole, or said to be incomplete.
+//! its log (a task's or a service's) — whole, or said to be incomplete.
 //!
 //! Completeness: the pump follows [`Scheduler::logs`](crate::Scheduler::logs) (the
 //! first call may be served from an attach the backend made before the start) while
@@ -33,9 +33,8 @@ pub(crate) const MAX_REREADS: u32 = 3;
 /// First wait before a re-read; doubled for each next one.
 const REREAD_BACKOFF: Duration = Duration::from_millis(200);
 
-/// The masking, framing and writing of one task's two streams.
 /// Masks, frames and writes one container's output (both streams) to its log.
-pub(crate) struct LogFeed {
+struct LogFeed {
     maskers: [Masker; 2],
     framers: [LineFramer; 2],
     /// Raw bytes of each stream taken from the engine so far.
@@ -53,7 +52,7 @@ fn index(stream: OutputStream) -> usize {
 impl LogFeed {
     /// A feed masking `patterns`, writing to `pipe`; `now` stamps what ends without
     /// a timestamp of its own.
-    pub(crate) fn new(patterns: MaskPatterns, pipe: LogPipe, now: SystemTime) -> Self {
+    fn new(patterns: MaskPatterns, pipe: LogPipe, now: SystemTime) -> Self {
         Self {
             maskers: [Masker::new(patterns.clone()), Masker::new(patterns)],
             framers: [
@@ -69,7 +68,7 @@ impl LogFeed {
     }
 
     /// Takes a chunk, without what an earlier read already delivered.
-    pub(crate) async fn take(&mut self, chunk: LogChunk) -> Result<(), String> {
+    async fn take(&mut self, chunk: LogChunk) -> Result<(), String> {
         let Some(chunk) = self.cursor.fresh(chunk) else {
             return Ok(());
         };
@@ -94,7 +93,7 @@ impl LogFeed {
     }
 
     /// Ends both streams and closes the log.
-    pub(crate) async fn finish(mut self) -> Result<(), String> {
+    async fn finish(mut self) -> Result<(), String> {
         for s in 0..2 {
             self.masked.clear();
             self.maskers[s].finish(&mut self.masked);
@@ -125,7 +124,7 @@ pub(crate) async fn pump_logs(
     ctx: &RunCtx,
     idx: usize,
     id: &ContainerId,
-    mut exited: oneshot::Receiver<()>,
+    exited: oneshot::Receiver<()>,
 ) -> Option<String> {
     let task = &ctx.pipeline.tasks[idx];
     let key = LogKey::attempt(
@@ -136,10 +135,33 @@ pub(crate) async fn pump_logs(
     );
     let recorder = ctx.recorder.clone();
     let notify: Arc<dyn Fn() + Send + Sync> = Arc::new(move || recorder.log_written());
+    pump(
+        ctx,
+        key,
+        notify,
+        || ctx.recorder.log_opened(idx),
+        id,
+        exited,
+    )
+    .await
+}
+
+/// Streams the container's output into the log of `key` until the output ends;
+/// returns why the log is incomplete, when it is. `notify` runs after every write,
+/// `opened` once the log is open; `exited` resolves (or is dropped) once the container
+/// exited.
+pub(crate) async fn pump(
+    ctx: &RunCtx,
+    key: LogKey,
+    notify: Arc<dyn Fn() + Send + Sync>,
+    opened: impl FnOnce(),
+    id: &ContainerId,
+    mut exited: oneshot::Receiver<()>,
+) -> Option<String> {
     let pipe = match LogPipe::open(ctx.engine.sink.clone(), key, notify).await {
         Ok(p) => p,
         Err(e) => {
-            warn!(error = %e, "cannot open the task's log; its output is not kept");
+            warn!(error = %e, "cannot open the log; the container's output is not kept");
             // Take and drop the output stream: an attached container is not kept
             // waiting for a reader that never comes.
             let scheduler = &*ctx.engine.scheduler;
@@ -147,7 +169,7 @@ pub(crate) async fn pump_logs(
             return Some(format!("cannot open the log sink: {e}"));
         }
     };
-    ctx.recorder.log_opened(idx);
+    opened();
     let patterns = MaskPatterns::new(ctx.secrets().iter());
     let mut p = LogFeed::new(patterns, pipe, ctx.engine.clock.now());
     let scheduler = &*ctx.engine.scheduler;
@@ -212,7 +234,7 @@ pub(crate) async fn pump_logs(
     let closed = p.finish().await.err();
     let incomplete = incomplete.or(closed);
     if let Some(why) = &incomplete {
-        warn!(%why, "the task's log is incomplete");
+        warn!(%why, "the log is incomplete");
     }
     incomplete
 }

@@ -5,6 +5,7 @@
 //! has a run store, queues each change on the run's [`Journal`]. It decides nothing:
 //! outcomes and the run's status come from [`super::outcome`].
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -37,6 +38,8 @@ struct Record {
     tasks: Vec<Arc<TaskExecution>>,
     events: Vec<Event>,
     logs: Vec<LogState>,
+    /// Each started service's log, and why it is incomplete when it is.
+    services: HashMap<Arc<str>, (LogState, Option<String>)>,
     finished: bool,
     aborted: bool,
     /// Where changes go to be made durable, when the engine has a run store.
@@ -119,6 +122,7 @@ impl Recorder {
                 tasks,
                 events,
                 logs,
+                services: HashMap::new(),
                 finished: false,
                 aborted: false,
                 journal: None,
@@ -415,6 +419,55 @@ impl Recorder {
     /// The task's current attempt (1-based).
     pub(crate) fn attempt(&self, idx: usize) -> u32 {
         self.lock().tasks[idx].attempt
+    }
+
+    /// A service's log is open (created or truncated) and being written.
+    pub(crate) fn service_log_opened(&self, service: &str) {
+        self.lock()
+            .services
+            .insert(Arc::from(service), (LogState::Open, None));
+        self.bump();
+    }
+
+    /// A service's log is done: nothing more is written to it; `incomplete` says why
+    /// it is not whole, when it is not (recorded as an event).
+    pub(crate) async fn service_log_done(&self, service: &str, incomplete: Option<String>) {
+        let now = self.clock.now();
+        {
+            let mut r = self.lock();
+            let service: Arc<str> = Arc::from(service);
+            if let Some(why) = &incomplete {
+                r.push_event(Event::ServiceLogIncomplete {
+                    service_id: service.clone(),
+                    reason: why.clone(),
+                    at: now,
+                });
+            }
+            r.services.insert(service, (LogState::Done, incomplete));
+        }
+        self.changed().await;
+    }
+
+    /// How far a service's log has come; a service that has not opened one by the
+    /// run's end never will.
+    pub(crate) fn service_log_view(&self, service: &str) -> LogView {
+        let r = self.lock();
+        let (log, incomplete) = r
+            .services
+            .get(service)
+            .cloned()
+            .unwrap_or((LogState::None, None));
+        let over = log == LogState::Done || r.finished;
+        LogView {
+            log,
+            task: if over {
+                TaskState::Complete
+            } else {
+                TaskState::Running
+            },
+            incomplete,
+            later: false,
+        }
     }
 
     pub(crate) fn log_opened(&self, idx: usize) {

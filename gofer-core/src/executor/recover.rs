@@ -2,10 +2,12 @@
 //! containers the engine still has. Pure: it looks at records and container lists and
 //! decides; [`Engine::recover`](super::Engine::recover) acts on the plan.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use crate::error::{SchedulerError, StoreError};
-use crate::naming::{LABEL_ATTEMPT, LABEL_PIPELINE, LABEL_ROLE, LABEL_RUN, LABEL_TASK};
+use crate::naming::{
+    LABEL_ATTEMPT, LABEL_PIPELINE, LABEL_ROLE, LABEL_RUN, LABEL_SERVICE, LABEL_TASK,
+};
 use crate::run::{Run, TaskState, TaskStatus};
 use crate::scheduler::{ContainerId, ContainerState, ContainerSummary};
 use crate::validate::ValidationErrors;
@@ -156,11 +158,14 @@ pub(crate) fn group_by_run(
 }
 
 /// The plan for one unfinished run, given its containers. `adopt_sandbox` says
-/// whether the engine recreates (and so adopts) a run's network sandbox.
+/// whether the engine recreates (and so adopts) a run's network sandbox; `services`
+/// are the services the run's tasks still to run need: their containers are kept for
+/// the run to adopt (tasks already running rely on them), the others reaped.
 pub(crate) fn plan_run(
     run: &Run,
     mut found: Vec<ContainerSummary>,
     adopt_sandbox: bool,
+    services: &BTreeSet<&str>,
 ) -> RunPlan {
     let mut resume = Vec::with_capacity(run.tasks.len());
     let mut actions = Vec::new();
@@ -209,10 +214,15 @@ pub(crate) fn plan_run(
         actions.push((t.task_id.clone(), action));
         resume.push(plan);
     }
-    // What is left: a sandbox (adopted when the run recreates it) or containers of
-    // tasks the run does not have.
+    // What is left: a sandbox (adopted when the run recreates it), services (adopted
+    // when still needed), probes, containers of tasks the run does not have.
     for c in found {
-        if !(label(&c, LABEL_ROLE) == Some("sandbox") && adopt_sandbox) {
+        let adopted = match label(&c, LABEL_ROLE) {
+            Some("sandbox") => adopt_sandbox,
+            Some("service") => label(&c, LABEL_SERVICE).is_some_and(|s| services.contains(s)),
+            _ => false,
+        };
+        if !adopted {
             reap.push(c);
         }
     }

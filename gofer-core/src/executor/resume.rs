@@ -2,13 +2,14 @@
 //! from the run store where the previous host left them, following the plan of
 //! [`super::recover`].
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use tracing::{info, warn};
 
 use crate::naming;
 use crate::pipeline::Pipeline;
-use crate::run::RunState;
+use crate::run::{RunState, TaskState};
 use crate::runstore::{DynRunStore, UnfinishedRun};
 use crate::scheduler::ContainerSummary;
 
@@ -113,7 +114,20 @@ impl Engine {
 
         for ((u, events), key) in unfinished.into_iter().zip(events).zip(keys) {
             let found = by_run.remove(&key).unwrap_or_default();
-            let plan = plan_run(&u.run, found, inner.sandbox_image.is_some());
+            let pipeline = d.with_credentials(&u.spec);
+            // The services that tasks still to run need (adopted, not restarted).
+            let needed: BTreeSet<&str> = pipeline
+                .tasks
+                .iter()
+                .filter(|t| {
+                    u.run
+                        .task(&t.id)
+                        .is_none_or(|r| r.state != TaskState::Complete)
+                })
+                .flat_map(|t| t.services.iter().map(String::as_str))
+                .collect();
+            let plan = plan_run(&u.run, found, inner.sandbox_image.is_some(), &needed);
+            drop(needed);
             reap(inner, plan.reap, &mut report).await;
             report.tasks.extend(
                 plan.actions
@@ -126,7 +140,6 @@ impl Engine {
                     }),
             );
             info!(pipeline = %key.0, run = key.1, "resuming run");
-            let pipeline = d.with_credentials(&u.spec);
             let pending = u.run.state == RunState::Pending;
             let (journal, writer) = Journal::new(d.store.clone());
             let recorder = Arc::new(Recorder::resumed(u.run, events, journal, inner.clock));

@@ -51,6 +51,7 @@ pub(crate) fn launch(
         ctx.stop.clone(),
         ctx.task_stops.clone(),
         engine.sink.clone(),
+        ctx.pipeline.services.iter().map(|s| s.id.clone()).collect(),
     );
     engine
         .live
@@ -167,7 +168,15 @@ async fn run_inner(mut ctx: RunCtx, wait: SlotWait) {
 
     // The services' channels (the tasks wait on them); started once the context is
     // shared.
-    let (services, senders) = Services::channels(&ctx.pipeline.services, &ctx.pipeline.tasks);
+    // A resumed run's tasks already complete need none.
+    let to_run = ctx
+        .pipeline
+        .tasks
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !matches!(ctx.resume.get(*i), Some(Resume::Complete(_))))
+        .map(|(_, t)| t);
+    let (services, senders) = Services::channels(&ctx.pipeline.services, to_run);
     ctx.services = services;
 
     let ctx = Arc::new(ctx);

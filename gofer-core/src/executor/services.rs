@@ -1,13 +1,12 @@
 //! A run's service containers (see [`crate::Service`]): started in the run's network
 //! sandbox before the tasks that need them, probed for readiness with short probe
-//! containers, watched while tasks need them, then stopped, their output kept in the
-//! log sink, and removed once every task of the run has ended.
+//! containers, watched while tasks need them, their output kept live in the log sink
+//! (like a task's), then stopped and removed once every task of the run has ended.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
-use futures::StreamExt;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
@@ -20,10 +19,8 @@ use crate::task::Task;
 
 use super::container::{self, guarded};
 use super::ctx::RunCtx;
-use super::log_writer::LogPipe;
 use super::logs::LogKey;
-use super::mask::MaskPatterns;
-use super::pump::LogFeed;
+use super::pump::pump;
 use super::resolve::{resolve, Lookup};
 
 /// Where one service is.
@@ -47,10 +44,14 @@ pub(crate) struct Services {
 pub(crate) struct ServiceSenders(Vec<(usize, watch::Sender<ServiceState>)>);
 
 impl Services {
-    /// One channel per service some task of `tasks` needs (the others never start).
-    pub(crate) fn channels(services: &[Service], tasks: &[Task]) -> (Self, ServiceSenders) {
+    /// One channel per service some task of `tasks` (those still to run) needs; the
+    /// others never start.
+    pub(crate) fn channels<'a>(
+        services: &[Service],
+        tasks: impl IntoIterator<Item = &'a Task>,
+    ) -> (Self, ServiceSenders) {
         let needed: BTreeSet<&str> = tasks
-            .iter()
+            .into_iter()
             .flat_map(|t| t.services.iter().map(String::as_str))
             .collect();
         let mut states = HashMap::new();
@@ -117,14 +118,38 @@ impl Services {
     }
 }
 
-/// Where a service's task puts its container's id once it exists.
-type Slot = Arc<Mutex<Option<ContainerId>>>;
+/// A task that is aborted when dropped (a crashed executor leaves nothing behind).
+struct Aborting<T>(JoinHandle<T>);
+
+impl<T> Drop for Aborting<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A started service: its container and the pump keeping its log.
+struct Started {
+    id: ContainerId,
+    /// Told once the container exited: the pump then stops waiting for more output
+    /// than the engine still has.
+    exited: Option<oneshot::Sender<()>>,
+    /// Why the log is incomplete, when it is.
+    pump: Aborting<Option<String>>,
+}
+
+/// Where a service's task puts its container once it exists.
+type Slot = Arc<Mutex<Option<Started>>>;
+
+fn lock(slot: &Slot) -> std::sync::MutexGuard<'_, Option<Started>> {
+    slot.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// The running services of a run, for [`stop_all`].
 pub(crate) struct Running {
     stop: watch::Sender<bool>,
     /// The service's index in the pipeline, its task, its container.
-    services: Vec<(usize, JoinHandle<()>, Slot)>,
+    services: Vec<(usize, Aborting<()>, Slot)>,
 }
 
 /// Starts every needed service of the run, each in a task of its own.
@@ -142,30 +167,45 @@ pub(crate) fn start_all(ctx: &Arc<RunCtx>, senders: ServiceSenders) -> Running {
                 stop_rx.clone(),
                 slot.clone(),
             ));
-            (j, task, slot)
+            (j, Aborting(task), slot)
         })
         .collect();
     Running { stop, services }
 }
 
-/// Stops every service of the run (every task has ended), keeps each one's output in
-/// the log sink, and removes it.
+/// Stops every service of the run at once (every task has ended), waits until each
+/// one's output is in its log, and removes it.
 pub(crate) async fn stop_all(ctx: &Arc<RunCtx>, running: Running) {
     let _ = running.stop.send(true);
-    for (j, task, slot) in running.services {
-        if let Err(e) = task.await {
-            warn!(error = %e, "a service's task failed");
-        }
-        let id = slot
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
-        if let Some(id) = id {
+    let stops = running.services.into_iter().map(|(j, mut task, slot)| {
+        let ctx = ctx.clone();
+        async move {
+            if let Err(e) = (&mut task.0).await {
+                warn!(error = %e, "a service's task failed");
+            }
+            let started = lock(&slot).take();
+            let Some(Started {
+                id,
+                exited,
+                mut pump,
+            }) = started
+            else {
+                return;
+            };
             container::stop(&ctx.engine, &id, ctx.engine.limits.stop_grace).await;
-            keep_log(ctx, &ctx.pipeline.services[j].id, &id).await;
+            if let Some(exited) = exited {
+                let _ = exited.send(());
+            }
+            let incomplete = match (&mut pump.0).await {
+                Ok(incomplete) => incomplete,
+                Err(e) => Some(format!("the service's log pump failed: {e}")),
+            };
+            let service = &ctx.pipeline.services[j].id;
+            ctx.recorder.service_log_done(service, incomplete).await;
             container::remove(&ctx.engine, &id).await;
         }
-    }
+    });
+    futures::future::join_all(stops).await;
 }
 
 /// The name of a service's container.
@@ -255,9 +295,14 @@ async fn run_service(
         },
         _ = stop.wait_for(|s| *s) => return,
     };
-    *slot
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(cid.clone());
+    // Its log is kept live from here on, like a task's.
+    let (exited_tx, exited_rx) = oneshot::channel();
+    let pump = tokio::spawn(keep_log(ctx.clone(), id.clone(), cid.clone(), exited_rx));
+    *lock(&slot) = Some(Started {
+        id: cid.clone(),
+        exited: Some(exited_tx),
+        pump: Aborting(pump),
+    });
     let s = &*engine.scheduler;
 
     if let Some(readiness) = &service.readiness {
@@ -319,6 +364,9 @@ async fn run_service(
         _ = stop.wait_for(|s| *s) => None,
     };
     if let Some(exit) = exit {
+        if let Some(exited) = lock(&slot).as_mut().and_then(|s| s.exited.take()) {
+            let _ = exited.send(());
+        }
         if !*stop.borrow() {
             fail(format!(
                 "service {id:?} exited while tasks needed it ({exit:?})"
@@ -350,35 +398,17 @@ async fn run_probe(ctx: &Arc<RunCtx>, spec: ContainerSpec) -> Result<ExitStatus,
         .map_err(|e| e.to_string())
 }
 
-/// Copies the (exited) service's whole output, masked, into the log sink.
-async fn keep_log(ctx: &Arc<RunCtx>, service: &str, id: &ContainerId) {
-    let key = LogKey::service(ctx.pipeline.id.clone(), ctx.run_id, service);
-    let pipe = match LogPipe::open(ctx.engine.sink.clone(), key, Arc::new(|| ())).await {
-        Ok(p) => p,
-        Err(e) => {
-            warn!(service, error = %e, "cannot open the service's log; its output is not kept");
-            return;
-        }
-    };
-    let patterns = MaskPatterns::new(ctx.secrets().iter());
-    let mut feed = LogFeed::new(patterns, pipe, ctx.engine.clock.now());
-    let s = &*ctx.engine.scheduler;
-    match guarded(s, "logs", s.logs(id)).await {
-        Ok(mut stream) => {
-            while let Some(chunk) = stream.next().await {
-                let Ok(chunk) = chunk else {
-                    warn!(service, "the service's log stream failed; its log is cut");
-                    break;
-                };
-                if let Err(e) = feed.take(chunk).await {
-                    warn!(service, error = %e, "cannot keep the service's log");
-                    return;
-                }
-            }
-        }
-        Err(e) => warn!(service, error = %e, "cannot read the service's output"),
-    }
-    if let Err(e) = feed.finish().await {
-        warn!(service, error = %e, "cannot keep the service's log");
-    }
+/// Keeps the service's output, masked, in its log while it runs and until its output
+/// ends; returns why the log is incomplete, when it is.
+async fn keep_log(
+    ctx: Arc<RunCtx>,
+    service: String,
+    id: ContainerId,
+    exited: oneshot::Receiver<()>,
+) -> Option<String> {
+    let key = LogKey::service(ctx.pipeline.id.clone(), ctx.run_id, &service);
+    let recorder = ctx.recorder.clone();
+    let notify: Arc<dyn Fn() + Send + Sync> = Arc::new(move || recorder.log_written());
+    let opened = || ctx.recorder.service_log_opened(&service);
+    pump(&ctx, key, notify, opened, &id, exited).await
 }

@@ -421,18 +421,25 @@ pub async fn task_reaches_a_service_on_localhost(
     let h = engine
         .start_run(&pipeline, RunOptions::new())
         .expect("a run");
+    let live = h.service_logs("web").expect("the service's log");
     let run = h.wait().await.expect("the run ends");
     assert_eq!(run.status, RunStatus::Successful, "{run:?}");
     assert_eq!(log_of(&h, "client").await, ["hello from the service"]);
+    // The live stream gives the service's output and ends once it stopped.
+    let streamed: Vec<String> = live
+        .map(|l| l.expect("a whole service log").text().into_owned())
+        .collect()
+        .await;
+    assert_eq!(
+        streamed.first().map(String::as_str),
+        Some("serving"),
+        "{streamed:?}"
+    );
     let kept: Vec<String> = sink
         .lines(&crate::LogKey::service("webtest", 1, "web"))
         .iter()
         .map(|l| l.text().into_owned())
         .collect();
-    assert_eq!(
-        kept.first().map(String::as_str),
-        Some("serving"),
-        "{kept:?}"
-    );
+    assert_eq!(streamed, kept);
     assert_nothing_left(&*s, instance).await;
 }

@@ -3,13 +3,16 @@
 //! need them when not ready or dead, stopped and removed after the last task, their
 //! logs kept.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use gofer_core::fake::{Behaviour, FakeScheduler};
 use gofer_core::naming::service_container_name;
 use gofer_core::{
-    Engine, LogKey, NetworkMode, Pipeline, Readiness, RunOptions, RunStatus, Service, StatusReason,
-    Task, TaskStatus, ValidationIssue,
+    Engine, Event, InMemoryLogSink, InMemoryRunStore, LogError, LogKey, LogLine, LogSink,
+    LogWriter, NetworkMode, Pipeline, Readiness, RecoveryAction, RunError, RunOptions, RunState,
+    RunStatus, Service, StatusReason, Task, TaskState, TaskStatus, ValidationIssue,
 };
 
 use crate::common::*;
@@ -88,8 +91,9 @@ async fn a_task_starts_after_its_service_is_ready_and_the_service_goes_after_the
         Some("hunter2-not-secret")
     );
     assert_eq!(spec.labels[gofer_core::naming::LABEL_ROLE], "service");
-    // Nothing reads a service or a probe while it runs, so neither is attached (an
-    // unread attach can hold a container); the task is.
+    // A service's log is followed through the engine's logs (which hold its output
+    // from the start) and a probe's is never read, so neither is attached (an unread
+    // attach can hold a container); the task is.
     assert!(!spec.attach_output);
     assert!(!fake.request(&probe3).unwrap().attach_output);
     assert!(
@@ -211,4 +215,216 @@ async fn services_need_the_network_sandbox_and_known_ids() {
     assert!(
         matches!(&issues[0], ValidationIssue::UnknownService { service, .. } if service == "cache")
     );
+}
+
+/// A service's log is readable while the service runs (here, while the task needing
+/// it still works), and its stream ends once the service is stopped after the run's
+/// last task.
+#[tokio::test(start_paused = true)]
+async fn a_services_log_is_live_and_ends_with_the_service() {
+    let fake = fake().image(
+        "busy",
+        Behaviour::new()
+            .sleep(Duration::from_secs(60))
+            .stdout("done\n"),
+    );
+    let (e, sink) = sandboxed(&fake);
+    let p = Pipeline::new(PIPE, PIPE)
+        .service(Service::new("database", "db"))
+        .task(Task::new("client", "busy").needs_service("database"));
+    let h = e.start_run(&p, RunOptions::new()).unwrap();
+    assert!(matches!(
+        h.service_logs("cache"),
+        Err(RunError::UnknownService { service, .. }) if service == "cache"
+    ));
+    let mut events = h.events();
+    while let Some(e) = events.next().await {
+        if matches!(&e, Event::Task { task_id, state: TaskState::Running, .. } if &**task_id == "client")
+        {
+            break;
+        }
+    }
+    let mut live = h.service_logs("database").unwrap();
+    let first = live.next().await.unwrap().unwrap();
+    assert_eq!(first.text(), "db up");
+    // Read live: the task still works, the service still runs.
+    let now = h.snapshot();
+    assert_ne!(now.state, RunState::Complete, "{now:?}");
+    assert_eq!(fake.running(), 3, "sandbox, service and task");
+    assert!(live.next().await.is_none(), "ends once the service stopped");
+    assert_eq!(task(&h.snapshot(), "client").state, TaskState::Complete);
+    let run = finish(&h).await;
+    assert_eq!(run.status, RunStatus::Successful, "{run:?}");
+    assert_eq!(sink.lines(&LogKey::service(PIPE, 1, "database")).len(), 1);
+    // A service no task needs never starts: its log stream ends (empty) with the run.
+    let p = Pipeline::new(PIPE, PIPE)
+        .service(Service::new("idle", "db"))
+        .task(Task::new("alone", "ok"));
+    let h = e.start_run(&p, RunOptions::new()).unwrap();
+    let lines: Vec<_> = h.service_logs("idle").unwrap().collect().await;
+    assert!(lines.is_empty(), "{lines:?}");
+    assert_eq!(finish(&h).await.status, RunStatus::Successful);
+    assert_eq!(fake.containers(), 0);
+}
+
+/// A sink that cannot open services' logs.
+#[derive(Debug, Clone)]
+struct NoServiceLogs(InMemoryLogSink);
+
+impl LogSink for NoServiceLogs {
+    fn open(&self, key: &LogKey) -> Result<Box<dyn LogWriter>, LogError> {
+        if key.task.starts_with("service.") {
+            return Err(LogError::Io {
+                sink: "test",
+                operation: "open",
+                source: "disk full".into(),
+            });
+        }
+        self.0.open(key)
+    }
+    fn read(&self, key: &LogKey, cursor: u64, max: usize) -> Result<(Vec<LogLine>, u64), LogError> {
+        self.0.read(key, cursor, max)
+    }
+    fn may_block(&self) -> bool {
+        false
+    }
+}
+
+/// A service's log that cannot be kept is reported (an event; the live stream ends
+/// with the error), never lost silently; the tasks are not failed for it.
+#[tokio::test(start_paused = true)]
+async fn a_service_log_that_cannot_be_kept_is_reported() {
+    let fake = fake();
+    let e = Engine::builder(Arc::new(fake.clone()))
+        .instance_id("test")
+        .log_sink(Arc::new(NoServiceLogs(InMemoryLogSink::new())))
+        .network_sandbox("pause")
+        .build()
+        .unwrap();
+    let p = Pipeline::new(PIPE, PIPE)
+        .service(Service::new("database", "db"))
+        .task(Task::new("client", "ok").needs_service("database"));
+    let h = e.start_run(&p, RunOptions::new()).unwrap();
+    let got: Vec<_> = h.service_logs("database").unwrap().collect().await;
+    assert!(
+        matches!(got.as_slice(), [Err(LogError::Incomplete { reason, .. })] if reason.contains("disk full")),
+        "{got:?}"
+    );
+    let run = finish(&h).await;
+    assert_eq!(run.status, RunStatus::Successful, "{run:?}");
+    let events: Vec<Event> = h.events().collect().await;
+    assert!(
+        events.iter().any(|e| matches!(e,
+            Event::ServiceLogIncomplete { service_id, reason, .. }
+                if &**service_id == "database" && reason.contains("disk full"))),
+        "{events:?}"
+    );
+    assert_eq!(fake.containers(), 0);
+}
+
+/// A host that dies mid-run leaves its services running; recovery adopts those that
+/// tasks still to run need (never restarting them under the tasks using them) with
+/// their log rewritten whole, and reaps those only finished tasks needed.
+#[tokio::test(start_paused = true)]
+async fn recovery_adopts_the_services_still_needed() {
+    let fake = fake()
+        .image(
+            "busy",
+            Behaviour::new()
+                .sleep(Duration::from_secs(30))
+                .stdout("done\n"),
+        )
+        .on_name(
+            &format!("{}.probe-", svc_name("database")),
+            Behaviour::exit(0),
+        );
+    let store = InMemoryRunStore::new();
+    let sink = InMemoryLogSink::new();
+    let host = || {
+        Engine::builder(Arc::new(fake.clone()))
+            .instance_id("test")
+            .log_sink(Arc::new(sink.clone()))
+            .run_store(Arc::new(store.clone()))
+            .network_sandbox("pause")
+            .build()
+            .unwrap()
+    };
+    let p = Pipeline::new(PIPE, PIPE)
+        .service(Service::new("cache", "db"))
+        .service(Service::new("database", "db").readiness(readiness(30)))
+        .task(Task::new("quick", "ok").needs_service("cache"))
+        .task(Task::new("client", "busy").needs_service("database"))
+        .task(
+            Task::new("after", "ok")
+                .needs_service("database")
+                .depends_on("client", gofer_core::RequiredParentStatus::Success),
+        );
+    let a = host();
+    a.recover().await.unwrap();
+    let h = a.start_run(&p, RunOptions::new()).unwrap();
+    let mut events = h.events();
+    let mut seen = (false, false);
+    while let Some(e) = events.next().await {
+        if let Event::Task {
+            task_id,
+            state: TaskState::Complete,
+            ..
+        } = &e
+        {
+            seen.0 |= &**task_id == "quick";
+        }
+        if let Event::Task {
+            task_id,
+            state: TaskState::Running,
+            ..
+        } = &e
+        {
+            seen.1 |= &**task_id == "client";
+        }
+        if seen == (true, true) {
+            break;
+        }
+    }
+    a.simulate_crash().await;
+    assert_eq!(
+        fake.running(),
+        4,
+        "sandbox, two services and the task outlive the host"
+    );
+
+    let b = host();
+    let report = b.recover().await.unwrap();
+    assert_eq!(
+        report.action(PIPE, 1, "client"),
+        Some(RecoveryAction::Reattached)
+    );
+    assert!(
+        report.reaped.contains(&svc_name("cache")),
+        "{:?}",
+        report.reaped
+    );
+    assert!(
+        !report.reaped.contains(&svc_name("database")),
+        "{:?}",
+        report.reaped
+    );
+    let run = finish(&report.runs[0]).await;
+    assert_eq!(run.status, RunStatus::Successful, "{run:?}");
+    assert_eq!(
+        fake.started_count(&svc_name("database")),
+        1,
+        "adopted, not restarted"
+    );
+    assert_eq!(
+        fake.started_count(&svc_name("cache")),
+        1,
+        "not needed any more"
+    );
+    let kept: Vec<String> = sink
+        .lines(&LogKey::service(PIPE, 1, "database"))
+        .iter()
+        .map(|l| l.text().into_owned())
+        .collect();
+    assert_eq!(kept, ["db up"], "rewritten whole, once");
+    assert_eq!(fake.containers(), 0);
 }
