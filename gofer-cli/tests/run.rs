@@ -38,10 +38,11 @@ fn hello_world_from_toml_prints_and_exits_0_and_task_get_shows_system_keys() {
     task.ok();
     let text = task.stdout();
     for line in [
-        "GOFER_PIPELINE_ID  system  hello_world",
-        "GOFER_RUN_ID       system  1",
-        "GOFER_TASK_ID      system  simple_task",
-        "GOFER_TASK_IMAGE   system  gofer-test/busybox:latest",
+        "GOFER_PIPELINE_ID   system  hello_world",
+        "GOFER_RUN_ID        system  1",
+        "GOFER_TASK_ATTEMPT  system  1",
+        "GOFER_TASK_ID       system  simple_task",
+        "GOFER_TASK_IMAGE    system  gofer-test/busybox:latest",
     ] {
         assert!(text.contains(line), "{line:?} not in:\n{text}");
     }

@@ -111,6 +111,9 @@ pub const GOFER_RUN_ID: &str = "GOFER_RUN_ID";
 pub const GOFER_TASK_ID: &str = "GOFER_TASK_ID";
 /// `GOFER_TASK_IMAGE`: the image the task runs.
 pub const GOFER_TASK_IMAGE: &str = "GOFER_TASK_IMAGE";
+/// `GOFER_TASK_ATTEMPT`: which attempt of the task this container is, `1` for the first
+/// (see [`RetryPolicy`](crate::RetryPolicy)); not set in services.
+pub const GOFER_TASK_ATTEMPT: &str = "GOFER_TASK_ATTEMPT";
 /// `GOFER_API_TOKEN`: a per-run API token, when asked for and available.
 pub const GOFER_API_TOKEN: &str = "GOFER_API_TOKEN";
 /// `GOFER_API_SOCKET`: the path, inside the task's container, of the Unix socket the

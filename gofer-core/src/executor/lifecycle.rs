@@ -188,6 +188,7 @@ async fn run_task(
         placeholders: &ctx.placeholders,
         token: ctx.token.as_ref(),
         api_socket: engine.api_socket_dir.is_some(),
+        attempt: Some(attempt),
     };
     let env = match (resolve(&lookup, idx, task).await, &attach) {
         (Ok(r), None) => {

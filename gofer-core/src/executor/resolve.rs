@@ -18,7 +18,7 @@ use crate::store::{DynObjectStore, DynSecretStore};
 use crate::task::Task;
 use crate::variable::{
     merge_variables, system_variables, EnvValue, Variable, VariableSource, API_MOUNT_DIR,
-    API_SOCKET_NAME, GOFER_API_SOCKET, GOFER_API_URL, MASK,
+    API_SOCKET_NAME, GOFER_API_SOCKET, GOFER_API_URL, GOFER_TASK_ATTEMPT, MASK,
 };
 
 /// Why a task's variables could not be resolved; the task fails with reason
@@ -135,6 +135,8 @@ pub(crate) struct Lookup<'a> {
     pub(crate) token: Option<&'a Result<SecretString, Arc<BoxError>>>,
     /// Whether the engine serves its API to tasks on a socket (`GOFER_API_SOCKET`).
     pub(crate) api_socket: bool,
+    /// The task's attempt (`GOFER_TASK_ATTEMPT`); `None` for a service.
+    pub(crate) attempt: Option<u32>,
 }
 
 /// Merges the task's variables by precedence and substitutes store placeholders in
@@ -157,6 +159,13 @@ pub(crate) async fn resolve(
         task.inject_api_token,
         token,
     );
+    if let Some(attempt) = at.attempt {
+        vars.push(Variable::new(
+            GOFER_TASK_ATTEMPT,
+            attempt.to_string(),
+            VariableSource::System,
+        ));
+    }
     if task.inject_api_token && token.is_some() && at.api_socket {
         let path = format!("{API_MOUNT_DIR}/{API_SOCKET_NAME}");
         vars.push(Variable::new(

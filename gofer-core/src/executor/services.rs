@@ -277,6 +277,7 @@ async fn run_service(
         token: ctx.token.as_ref(),
         // A service gets no API token, so no API socket either.
         api_socket: false,
+        attempt: None,
     };
     let resolved = match resolve(&lookup, ctx.pipeline.tasks.len() + j, &as_task).await {
         Ok(r) => r,

@@ -256,6 +256,7 @@ pub async fn exact_contract_variables(
         ("GOFER_RUN_ID", "1"),
         ("GOFER_TASK_ID", "print_env"),
         ("GOFER_TASK_IMAGE", "overridden by the task"),
+        ("GOFER_TASK_ATTEMPT", "1"),
         ("OWN_VAR", "own value"),
         ("FROM_RUN", "run value"),
     ]);

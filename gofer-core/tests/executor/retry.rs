@@ -113,6 +113,16 @@ async fn fails_twice_then_succeeds_with_a_container_log_and_record_per_attempt()
             .labels[gofer_core::naming::LABEL_ATTEMPT],
         "2"
     );
+    // Each attempt's container is told which attempt it is.
+    for n in 1..=3u32 {
+        let spec = fake.request(&attempt_name("retry", "flaky", n)).unwrap();
+        assert_eq!(
+            spec.env
+                .get(gofer_core::GOFER_TASK_ATTEMPT)
+                .map(|v| v.expose().to_string()),
+            Some(n.to_string())
+        );
+    }
     assert_eq!(task(&run, "after").status, TaskStatus::Successful);
     // Each attempt's own log, all kept.
     assert_eq!(lines(&sink, "retry", "flaky", 1), ["failing"]);

@@ -55,6 +55,7 @@ async fn precedence_config_over_run_options_over_system() {
     assert_eq!(get(&env, "ONLY_RUN").unwrap(), "r");
     assert_eq!(get(&env, "GOFER_RUN_ID").unwrap(), "1");
     assert_eq!(get(&env, "GOFER_TASK_IMAGE").unwrap(), "ok");
+    assert_eq!(get(&env, "GOFER_TASK_ATTEMPT").unwrap(), "1");
     assert!(get(&env, "GOFER_API_TOKEN").is_none());
     let details = &task(&run, "task").variables;
     let source = |k: &str| details.iter().find(|v| v.key == k).unwrap().source;
