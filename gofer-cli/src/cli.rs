@@ -60,16 +60,17 @@ pub enum Command {
     /// Task executions.
     #[command(subcommand)]
     Task(TaskCommand),
-    /// Prints a task execution's stored log.
+    /// Prints a task execution's stored log, or a service's.
     Logs {
         /// The pipeline id.
         pipeline: String,
         /// The run number.
         run: u64,
-        /// The task id.
+        /// The task id (every attempt's log, in order), `<task>.<n>` (attempt n only),
+        /// or `service.<id>` (a service's log).
         task: String,
-        /// Keeps following the log until the task is complete (also when it runs in
-        /// another `gofer run`).
+        /// Keeps following the log until it is over (also when the run is in another
+        /// `gofer run`).
         #[arg(long, short = 'f')]
         follow: bool,
     },

@@ -80,7 +80,8 @@ impl Stores {
     }
 }
 
-/// Builds the engine of one slot.
+/// Builds the engine of one slot; with `sandbox_image`, every run gets a network
+/// sandbox of that image (what services need).
 ///
 /// # Errors
 /// [`CliError::Engine`].
@@ -90,6 +91,7 @@ pub fn build(
     stores: &Stores,
     slot: &Slot,
     grace: Duration,
+    sandbox_image: Option<&str>,
 ) -> Result<Engine, CliError> {
     let local_binds = scheduler.capabilities().local_bind_mounts;
     let mut builder = Engine::builder(scheduler)
@@ -104,6 +106,9 @@ pub fn build(
         .instance_id(slot.id());
     if local_binds {
         builder = builder.api_socket_dir(home.api_dir(slot.id()));
+    }
+    if let Some(image) = sandbox_image {
+        builder = builder.network_sandbox(image);
     }
     Ok(builder.build()?)
 }

@@ -61,7 +61,8 @@ pub async fn adopt(
         if scheduler.is_none() {
             *scheduler = Some(s.clone());
         }
-        let engine = engine::build(s, home, stores, &slot, grace)?;
+        let sandbox = slots::recorded_sandbox(&home.slots_dir(), &id);
+        let engine = engine::build(s, home, stores, &slot, grace, sandbox.as_deref())?;
         let report = engine.recover().await?;
         for r in &report.runs {
             eprintln!(

@@ -40,18 +40,27 @@ impl Slot {
     }
 
     /// Records in the slot file which container engine (`docker`, `podman`) the
-    /// slot's containers run on, so whoever adopts the slot later recovers them
-    /// there.
+    /// slot's containers run on, and the image of its runs' network sandbox when they
+    /// have one, so whoever adopts the slot later recovers them there, the same way.
     ///
     /// # Errors
     /// [`CliError::Io`].
-    pub fn record_engine(&mut self, dir: &Path, name: &str) -> Result<(), CliError> {
+    pub fn record_engine(
+        &mut self,
+        dir: &Path,
+        name: &str,
+        sandbox_image: Option<&str>,
+    ) -> Result<(), CliError> {
         use std::io::{Seek, Write};
         let path = dir.join(format!("{}.lock", self.id));
         self.file
             .set_len(0)
             .and_then(|()| self.file.rewind())
             .and_then(|()| writeln!(self.file, "{name}"))
+            .and_then(|()| match sandbox_image {
+                Some(image) => writeln!(self.file, "sandbox {image}"),
+                None => Ok(()),
+            })
             .and_then(|()| self.file.sync_data())
             .map_err(CliError::io(path, "record the engine"))
     }
@@ -60,8 +69,17 @@ impl Slot {
 /// The container engine recorded in a slot file, when any.
 pub fn recorded_engine(dir: &Path, id: &str) -> Option<String> {
     let text = std::fs::read_to_string(dir.join(format!("{id}.lock"))).ok()?;
-    let name = text.trim();
+    let name = text.lines().next()?.trim();
     (!name.is_empty()).then(|| name.to_string())
+}
+
+/// The network sandbox image recorded in a slot file, when any.
+pub fn recorded_sandbox(dir: &Path, id: &str) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join(format!("{id}.lock"))).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("sandbox "))
+        .map(|image| image.trim().to_string())
+        .filter(|image| !image.is_empty())
 }
 
 fn lock_file(path: &Path) -> Result<File, CliError> {
@@ -153,7 +171,7 @@ mod tests {
         assert_eq!((a.id(), b.id()), ("cli-x-1", "cli-x-2"));
         assert!(try_take(dir.path(), "cli-x-1").unwrap().is_none());
         let mut a = a;
-        a.record_engine(dir.path(), "podman").unwrap();
+        a.record_engine(dir.path(), "podman", None).unwrap();
         drop(a);
         assert_eq!(
             recorded_engine(dir.path(), "cli-x-1").as_deref(),
@@ -161,6 +179,29 @@ mod tests {
         );
         assert_eq!(recorded_engine(dir.path(), "cli-x-2"), None);
         assert_eq!(take_free(dir.path(), "cli-x-").unwrap().id(), "cli-x-1");
+    }
+
+    #[test]
+    fn the_sandbox_image_is_recorded_beside_the_engine_and_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = take_free(dir.path(), "cli-x-").unwrap();
+        a.record_engine(dir.path(), "docker", Some("busybox:1.36"))
+            .unwrap();
+        assert_eq!(
+            recorded_engine(dir.path(), "cli-x-1").as_deref(),
+            Some("docker")
+        );
+        assert_eq!(
+            recorded_sandbox(dir.path(), "cli-x-1").as_deref(),
+            Some("busybox:1.36")
+        );
+        // The next process on the slot records its own (here none).
+        a.record_engine(dir.path(), "podman", None).unwrap();
+        assert_eq!(recorded_sandbox(dir.path(), "cli-x-1"), None);
+        assert_eq!(
+            recorded_engine(dir.path(), "cli-x-1").as_deref(),
+            Some("podman")
+        );
     }
 
     #[test]

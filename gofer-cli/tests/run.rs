@@ -432,3 +432,41 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn services_retries_and_the_workspace_from_a_file_and_their_logs() {
+    if !engine() {
+        return;
+    }
+    let g = Gofer::new();
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/services.yaml");
+    let out = g.run(&["run", file.to_str().unwrap()]);
+    out.ok();
+    let text = out.stdout();
+    for line in [
+        "[service.web] serving",
+        "[build] attempt 1",
+        "[build] attempt 2",
+        "[check] built: artifact",
+        "[check] fetched: hello from web",
+        "run 1 of pipeline services: Successful",
+    ] {
+        assert!(text.contains(line), "{line:?} not in:\n{text}");
+    }
+    assert!(!text.contains("[build] attempt 3"), "{text}");
+    let logs = |what: &str| g.run(&["logs", "services", "1", what]).ok().stdout();
+    assert_eq!(logs("service.web"), "serving\n");
+    assert_eq!(logs("build"), "attempt 1\nattempt 2\n");
+    assert_eq!(logs("build.2"), "attempt 2\n");
+    let unknown = g.run(&["logs", "services", "1", "service.cache"]);
+    assert_ne!(unknown.code(), 0);
+    assert!(
+        unknown.stderr().contains("no service \"cache\""),
+        "{}",
+        unknown.stderr()
+    );
+    assert!(
+        g.containers(&g.home_id()).is_empty(),
+        "a container was left"
+    );
+}

@@ -1,15 +1,19 @@
-//! `gofer logs PIPELINE RUN TASK [--follow]`: a task's stored log.
+//! `gofer logs PIPELINE RUN TASK [--follow]`: a task's stored log (every attempt's in
+//! order, or `TASK.<n>` for attempt *n*), or a service's (`service.<id>`).
 //!
 //! The log is read from the file log sink by position. With `--follow`, when no new
-//! line is there, the run store is asked every [`POLL`] whether the task is complete
-//! (the engine finishes a task's log before it records the task complete), so a task
-//! running in another `gofer run` process is followed to its end.
+//! line is there, the run store is asked every [`POLL`] whether the log is over (the
+//! engine finishes a task's log before it records the task complete, a service's
+//! before the run completes), so a task running in another `gofer run` process is
+//! followed to its end.
 
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use gofer_core::{LogError, LogKey, LogSink, OutputStream, TaskState};
+use gofer_core::{
+    FileLogSink, LogError, LogKey, LogSink, OutputStream, RunError, RunState, TaskState,
+};
 
 use crate::commands::Ctx;
 use crate::engine::Stores;
@@ -19,10 +23,33 @@ use crate::orphans;
 /// How often `--follow` polls the run store while no new line arrives.
 pub const POLL: Duration = Duration::from_millis(250);
 
+/// Whose log `gofer logs` prints, from its TASK argument, spelled like the log's key
+/// ([`LogKey::attempt`], [`LogKey::service`]): `<task>` (every attempt, in order),
+/// `<task>.<n>` (attempt *n*), `service.<id>` (a service's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Target {
+    Task(String),
+    Attempt(String, u32),
+    Service(String),
+}
+
+fn target(arg: &str) -> Target {
+    if let Some(s) = arg.strip_prefix("service.") {
+        return Target::Service(s.to_string());
+    }
+    if let Some((task, n)) = arg.rsplit_once('.') {
+        if let Ok(n @ 1..) = n.parse::<u32>() {
+            return Target::Attempt(task.to_string(), n);
+        }
+    }
+    Target::Task(arg.to_string())
+}
+
 /// `gofer logs`.
 ///
 /// # Errors
-/// The stores; `NotFound` for an unknown task execution; the log sink.
+/// The stores; `NotFound` for an unknown task execution, `UnknownService` for a
+/// service the pipeline does not have; the log sink.
 pub async fn logs(
     ctx: &Ctx,
     pipeline: &str,
@@ -34,24 +61,99 @@ pub async fn logs(
     let grace = Duration::from_secs(10);
     // A run left by a dead process is resumed here, so its log goes on growing.
     let adopted = orphans::adopt(&ctx.home, &stores, ctx.engine, &mut None, grace, None).await?;
-    stores.runs.get_task(pipeline, run, task).await?;
     let sink = ctx.home.log_sink();
-    let key = LogKey::new(pipeline, run, task);
-    let path = sink.path(&key);
+    match target(task) {
+        Target::Service(service) => {
+            stores.runs.get_run(pipeline, run).await?;
+            let known = stores.runs.get_pipeline(pipeline).await?;
+            if !known.services.iter().any(|s| s.id == service) {
+                return Err(RunError::UnknownService {
+                    pipeline: pipeline.to_string(),
+                    run,
+                    service,
+                }
+                .into());
+            }
+            let key = LogKey::service(pipeline, run, &service);
+            print_log(&sink, &key, follow, || async {
+                // A service's output ends before its run completes.
+                Ok(stores.runs.get_run(pipeline, run).await?.state == RunState::Complete)
+            })
+            .await?;
+        }
+        Target::Attempt(task, n) => {
+            stores.runs.get_task(pipeline, run, &task).await?;
+            let key = LogKey::attempt(pipeline, run, &task, n);
+            print_log(&sink, &key, follow, || {
+                attempt_over(&stores, pipeline, run, &task, n)
+            })
+            .await?;
+        }
+        Target::Task(task) => {
+            stores.runs.get_task(pipeline, run, &task).await?;
+            let mut n = 1;
+            loop {
+                if n > 1 {
+                    eprintln!("gofer: attempt {n} of task {task}");
+                }
+                let key = LogKey::attempt(pipeline, run, &task, n);
+                print_log(&sink, &key, follow, || {
+                    attempt_over(&stores, pipeline, run, &task, n)
+                })
+                .await?;
+                let current = stores.runs.get_task(pipeline, run, &task).await?;
+                if current.execution.attempt <= n {
+                    break;
+                }
+                n += 1;
+            }
+        }
+    }
+    orphans::finish(&adopted, grace).await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Whether attempt `n` of the task writes no more to its log: a later attempt began,
+/// or the task is complete (the engine finishes a log before it records the task
+/// complete).
+async fn attempt_over(
+    stores: &Stores,
+    pipeline: &str,
+    run: u64,
+    task: &str,
+    n: u32,
+) -> Result<bool, CliError> {
+    let t = stores.runs.get_task(pipeline, run, task).await?.execution;
+    Ok(t.attempt > n || t.state == TaskState::Complete)
+}
+
+/// Prints the log of `key`; with `follow`, until `over` says nothing more is written
+/// (or Ctrl-C).
+async fn print_log<F, Fut>(
+    sink: &FileLogSink,
+    key: &LogKey,
+    follow: bool,
+    over: F,
+) -> Result<(), CliError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<bool, CliError>>,
+{
+    let path = sink.path(key);
     let mut cursor = 0u64;
     let mut printed = 0u64;
     let mut skip = 0u64;
     let mut last_round = !follow;
     loop {
-        // A recovery that re-attaches a task rewrites its log from the start: go back
-        // and skip what was already printed.
+        // A recovery that re-attaches a task (or adopts a service) rewrites its log
+        // from the start: go back and skip what was already printed.
         let len = std::fs::metadata(&path).map_or(0, |m| m.len());
         if len < cursor {
             cursor = 0;
             skip = printed;
         }
         let mut got = false;
-        match sink.read(&key, cursor, 1024) {
+        match sink.read(key, cursor, 1024) {
             Ok((lines, next)) => {
                 cursor = next;
                 got = !lines.is_empty();
@@ -78,18 +180,34 @@ pub async fn logs(
             continue;
         }
         if last_round {
-            break;
+            return Ok(());
         }
-        let details = stores.runs.get_task(pipeline, run, task).await?;
-        if details.execution.state == TaskState::Complete {
+        if over().await? {
             last_round = true; // one more read: the log is whole now
             continue;
         }
         tokio::select! {
             () = tokio::time::sleep(POLL) => {}
-            _ = tokio::signal::ctrl_c() => break,
+            _ = tokio::signal::ctrl_c() => return Ok(()),
         }
     }
-    orphans::finish(&adopted, grace).await;
-    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_task_argument_is_spelled_like_the_logs_key() {
+        assert_eq!(target("build"), Target::Task("build".into()));
+        assert_eq!(target("build.3"), Target::Attempt("build".into(), 3));
+        assert_eq!(target("service.db"), Target::Service("db".into()));
+        // Not an attempt number: left to the store to say it is no task.
+        assert_eq!(target("build.0"), Target::Task("build.0".into()));
+        assert_eq!(target("build.x"), Target::Task("build.x".into()));
+        assert_eq!(
+            target("build.99999999999"),
+            Target::Task("build.99999999999".into())
+        );
+    }
 }

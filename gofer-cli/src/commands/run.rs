@@ -51,8 +51,16 @@ pub async fn run(ctx: &Ctx, args: RunArgs) -> Result<ExitCode, CliError> {
     resolve_registry_secrets(&mut loaded, &stores).await?;
     let scheduler = engine::connect(ctx.engine).await?;
     let mut slot = slots::take_free(&ctx.home.slots_dir(), &slots::prefix(ctx.home.id()))?;
-    slot.record_engine(&ctx.home.slots_dir(), scheduler.name())?;
-    let engine = engine::build(scheduler.clone(), &ctx.home, &stores, &slot, args.grace)?;
+    let sandbox = loaded.sandbox_image.as_deref();
+    slot.record_engine(&ctx.home.slots_dir(), scheduler.name(), sandbox)?;
+    let engine = engine::build(
+        scheduler.clone(),
+        &ctx.home,
+        &stores,
+        &slot,
+        args.grace,
+        sandbox,
+    )?;
     let api = engine::serve_api(&engine, &loaded.pipeline).await?;
     let mut options = RunOptions::new().variables(args.vars);
     if let Some(t) = args.timeout {
@@ -114,7 +122,13 @@ pub async fn run(ctx: &Ctx, args: RunArgs) -> Result<ExitCode, CliError> {
     }
 
     let (tx, mut rx) = mpsc::channel::<Msg>(256);
-    spawn_followers(&run, &tasks, &tx)?;
+    let services: Vec<String> = loaded
+        .pipeline
+        .services
+        .iter()
+        .map(|s| s.id.clone())
+        .collect();
+    spawn_followers(&run, &tasks, &services, &tx)?;
     drop(tx);
 
     let mut stops = 0u32;
@@ -215,9 +229,12 @@ async fn stop(
     stops + 1
 }
 
+/// Follows the run's events, and the logs of its tasks and services (a service's
+/// lines are tagged `service.<id>`, its log's key).
 fn spawn_followers(
     run: &RunHandle,
     tasks: &[String],
+    services: &[String],
     tx: &mpsc::Sender<Msg>,
 ) -> Result<(), CliError> {
     let mut events = run.events();
@@ -229,10 +246,16 @@ fn spawn_followers(
             }
         }
     });
+    let mut followed = Vec::with_capacity(tasks.len() + services.len());
     for t in tasks {
-        let mut logs = run.logs(t)?;
+        followed.push((run.logs(t)?, t.clone()));
+    }
+    for s in services {
+        followed.push((run.service_logs(s)?, format!("service.{s}")));
+    }
+    for (mut logs, tag) in followed {
         let ltx = tx.clone();
-        let task: Arc<str> = Arc::from(t.as_str());
+        let task: Arc<str> = Arc::from(tag.as_str());
         tokio::spawn(async move {
             while let Some(line) = logs.next().await {
                 let msg = match line {

@@ -5,12 +5,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use gofer_core::{
-    parse_placeholder, Pipeline, Placeholder, PullPolicy, RegistryAuth, RequiredParentStatus,
-    RetryOn, RetryPolicy, Task,
+    parse_placeholder, Pipeline, Placeholder, PullPolicy, Readiness, RegistryAuth,
+    RequiredParentStatus, RetryOn, RetryPolicy, Service, Task,
 };
 
 use super::format::{
-    ParentStatus, PipelineFile, PullPolicyFile, RegistryAuthFile, RetryFile, TaskFile,
+    ParentStatus, PipelineFile, PullPolicyFile, ReadinessFile, RegistryAuthFile, RetryFile,
+    ServiceFile, TaskFile,
 };
 use super::parse::{self, FileError};
 
@@ -23,6 +24,9 @@ pub struct LoadedPipeline {
     pub pipeline: Pipeline,
     /// Task id → the placeholder of its registry password.
     pub registry_secrets: Vec<(String, Placeholder)>,
+    /// The image of the run's network sandbox holder: set when the pipeline has
+    /// services (they need the sandbox; the other tasks run in it too).
+    pub sandbox_image: Option<String>,
 }
 
 /// Reads, parses and validates a pipeline file.
@@ -50,6 +54,14 @@ pub fn convert(file: PipelineFile) -> Result<LoadedPipeline, Vec<String>> {
         pipeline = pipeline.description(d);
     }
     pipeline = pipeline.workspace(file.workspace.unwrap_or(false));
+    let sandbox_image = match (&file.sandbox_image, file.services.first()) {
+        (Some(image), _) => Some(image.clone()),
+        (None, Some(first)) => Some(first.image.clone()),
+        (None, None) => None,
+    };
+    for s in file.services {
+        pipeline = pipeline.service(service(s, &mut problems));
+    }
     for t in file.tasks {
         let id = t.id.clone();
         match task(t, &mut problems) {
@@ -69,6 +81,7 @@ pub fn convert(file: PipelineFile) -> Result<LoadedPipeline, Vec<String>> {
         Ok(LoadedPipeline {
             pipeline,
             registry_secrets,
+            sandbox_image,
         })
     } else {
         Err(problems)
@@ -131,6 +144,9 @@ fn task(t: TaskFile, problems: &mut Vec<String>) -> Option<(Task, Option<Placeho
             task = task.retry(policy);
         }
     }
+    for s in t.needs_services.unwrap_or_default() {
+        task = task.needs_service(s);
+    }
     let mut secret = None;
     if let Some(auth) = t.registry_auth {
         if let Some((username, password, placeholder)) = registry_auth(&id, auth, problems) {
@@ -139,6 +155,51 @@ fn task(t: TaskFile, problems: &mut Vec<String>) -> Option<(Task, Option<Placeho
         }
     }
     (problems.len() == before).then_some((task, secret))
+}
+
+fn pull_policy(p: Option<PullPolicyFile>) -> PullPolicy {
+    match p {
+        Some(PullPolicyFile::Always) => PullPolicy::Always,
+        Some(PullPolicyFile::Never) => PullPolicy::Never,
+        Some(PullPolicyFile::IfNotPresent) | None => PullPolicy::IfNotPresent,
+    }
+}
+
+/// A service of the file; its problems are added to `problems` (the pipeline's
+/// validation names the rest).
+fn service(s: ServiceFile, problems: &mut Vec<String>) -> Service {
+    let id = s.id;
+    let mut service = Service::new(id.clone(), s.image).pull_policy(pull_policy(s.pull_policy));
+    if let Some(c) = s.command {
+        service = service.command(c);
+    }
+    if let Some(e) = s.entrypoint {
+        service = service.entrypoint(e);
+    }
+    for (k, v) in s.variables.unwrap_or_default() {
+        service = service.variable(k, v);
+    }
+    if let Some(r) = s.readiness {
+        service = service.readiness(readiness(&id, r, problems));
+    }
+    service
+}
+
+fn readiness(service: &str, r: ReadinessFile, problems: &mut Vec<String>) -> Readiness {
+    let mut duration = |field: &str, value: Option<String>, default: Duration| {
+        match value {
+        None => default,
+        Some(text) => humantime::parse_duration(&text).unwrap_or_else(|e| {
+            problems.push(format!(
+                "field `readiness.{field}` of service {service:?}: {text:?} is not a duration (such as `500ms`, `30s`): {e}"
+            ));
+            default
+        }),
+    }
+    };
+    let interval = duration("interval", r.interval, Duration::from_secs(1));
+    let deadline = duration("deadline", r.deadline, Duration::from_secs(60));
+    Readiness::new(r.command, interval, deadline)
 }
 
 fn retry(task: &str, r: RetryFile, problems: &mut Vec<String>) -> Option<RetryPolicy> {

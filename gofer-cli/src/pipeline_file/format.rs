@@ -34,6 +34,54 @@ pub struct PipelineFile {
     /// task and removed with the run (default `false`).
     #[serde(default)]
     pub workspace: Option<bool>,
+    /// Service containers (a database, a web server) started before the tasks that
+    /// name them in `needs_services`, reachable from those tasks on `localhost`.
+    #[serde(default)]
+    pub services: Vec<ServiceFile>,
+    /// The image of the run's network sandbox holder when the pipeline has services: it
+    /// must have `sh` and `sleep` (default: the first service's image).
+    #[serde(default)]
+    pub sandbox_image: Option<String>,
+}
+
+/// A service container of the pipeline.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceFile {
+    /// Unique id among the services: 3–64 characters of `[A-Za-z0-9_-]`.
+    pub id: String,
+    /// The container image.
+    pub image: String,
+    /// The command (arguments to the entrypoint).
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    /// Replaces the image's entrypoint.
+    #[serde(default)]
+    pub entrypoint: Option<Vec<String>>,
+    /// Environment variables; placeholders allowed, as in a task's.
+    #[serde(default)]
+    pub variables: Option<BTreeMap<String, String>>,
+    /// When the image is pulled (default `if_not_present`).
+    #[serde(default)]
+    pub pull_policy: Option<PullPolicyFile>,
+    /// How the engine knows the service is ready (default: ready once started).
+    #[serde(default)]
+    pub readiness: Option<ReadinessFile>,
+}
+
+/// A service's readiness check: a command, run in a probe container of the service's
+/// image on the service's `localhost`, that exits 0 once the service is ready.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReadinessFile {
+    /// The probe's command (argv), for example `["nc", "-z", "127.0.0.1", "5432"]`.
+    pub command: Vec<String>,
+    /// The wait between two probes (default `1s`).
+    #[serde(default)]
+    pub interval: Option<String>,
+    /// The longest the service may take to become ready (default `60s`).
+    #[serde(default)]
+    pub deadline: Option<String>,
 }
 
 /// One task: a container the run executes.
@@ -83,6 +131,9 @@ pub struct TaskFile {
     /// Attempts the task again when it fails.
     #[serde(default)]
     pub retry: Option<RetryFile>,
+    /// Ids of the pipeline's services this task needs: it starts once they are ready.
+    #[serde(default)]
+    pub needs_services: Option<Vec<String>>,
 }
 
 /// How a failed task is attempted again.

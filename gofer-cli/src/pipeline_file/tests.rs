@@ -306,3 +306,72 @@ retry = { attempts = 0, initial_backoff = "soon" }
         "{problems:?}"
     );
 }
+
+#[test]
+fn services_are_read_with_their_sandbox_and_bad_values_named() {
+    let text = r#"
+id = "web_ci"
+
+[[services]]
+id = "database"
+image = "postgres:16"
+variables = { POSTGRES_PASSWORD = "secret{{db_password}}" }
+readiness = { command = ["pg_isready"], interval = "500ms" }
+
+[[tasks]]
+id = "test"
+image = "busybox"
+needs_services = ["database"]
+"#;
+    let loaded = parse("p.toml", text).unwrap();
+    let p = &loaded.pipeline;
+    assert_eq!(loaded.sandbox_image.as_deref(), Some("postgres:16"));
+    let db = &p.services[0];
+    let r = db.readiness.clone().unwrap();
+    assert_eq!(r.command, ["pg_isready"]);
+    assert_eq!(r.interval, std::time::Duration::from_millis(500));
+    assert_eq!(
+        r.deadline,
+        std::time::Duration::from_secs(60),
+        "the default"
+    );
+    assert_eq!(db.variables["POSTGRES_PASSWORD"], "secret{{db_password}}");
+    assert!(p.get_task("test").unwrap().services.contains("database"));
+    // No services: no sandbox; an explicit image wins over the first service's.
+    let plain = parse(
+        "p.toml",
+        "id = \"plain\"\n[[tasks]]\nid = \"task1\"\nimage = \"i\"\n",
+    )
+    .unwrap();
+    assert_eq!(plain.sandbox_image, None);
+    let explicit = text.replace(
+        "id = \"web_ci\"",
+        "id = \"web_ci\"\nsandbox_image = \"busybox\"",
+    );
+    assert_eq!(
+        parse("p.toml", &explicit).unwrap().sandbox_image.as_deref(),
+        Some("busybox")
+    );
+
+    let bad = r#"
+id = "web_ci"
+[[services]]
+id = "database"
+image = "postgres:16"
+readiness = { command = ["pg_isready"], deadline = "whenever" }
+[[tasks]]
+id = "test"
+image = "busybox"
+needs_services = ["cache"]
+"#;
+    let Err(FileError::Invalid { problems, .. }) = parse("p.toml", bad) else {
+        panic!("bad services accepted");
+    };
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("readiness.deadline") && p.contains("\"database\"")),
+        "{problems:?}"
+    );
+    assert!(problems.iter().any(|p| p.contains("cache")), "{problems:?}");
+}
