@@ -285,6 +285,28 @@ impl DockerScheduler {
         id: &ContainerId,
         code: Option<i64>,
     ) -> Result<ExitStatus, SchedulerError> {
+        let status = self.settle_once(id, code).await?;
+        if status != (ExitStatus::Exited { code: 137 }) {
+            return Ok(status);
+        }
+        // Killed: the engine handles a cgroup's OOM event apart from the exit and may
+        // mark the kill as OOM just after the wait returned. Look again, briefly.
+        for wait in OOM_SETTLE {
+            tokio::time::sleep(wait).await;
+            match self.settle_once(id, code).await {
+                Ok(ExitStatus::Exited { code: 137 }) => {}
+                Ok(other) => return Ok(other),
+                Err(_) => break,
+            }
+        }
+        Ok(status)
+    }
+
+    async fn settle_once(
+        &self,
+        id: &ContainerId,
+        code: Option<i64>,
+    ) -> Result<ExitStatus, SchedulerError> {
         match self.inspect_state(id).await {
             Ok(s) => match (state::from_inspect(&s), code) {
                 (
@@ -305,6 +327,10 @@ impl DockerScheduler {
         }
     }
 }
+
+/// The waits before looking again at a container killed by SIGKILL (exit 137) for
+/// the engine's OOM flag, which it may set just after the exit.
+const OOM_SETTLE: [Duration; 2] = [Duration::from_millis(50), Duration::from_millis(200)];
 
 /// The stop grace in the engine's unit, whole seconds: rounded up (a grace is never
 /// cut short) and saturating at `i32::MAX` seconds (about 68 years, the API's range),

@@ -121,11 +121,9 @@ async fn out_of_memory_is_told_apart() {
         ]))
         .await
         .unwrap();
-    assert!(matches!(
-        s.wait(&id).await.unwrap(),
-        ExitStatus::OutOfMemory { .. }
-    ));
+    let exit = s.wait(&id).await.unwrap();
     cleanup(&s, &case).await;
+    assert!(matches!(exit, ExitStatus::OutOfMemory { .. }), "{exit:?}");
 }
 
 #[tokio::test]
