@@ -41,7 +41,8 @@ pub use run::{
     StatusReason, TaskAttempt, TaskExecution, TaskState, TaskStatus,
 };
 pub use runstore::{
-    DynRunStore, InMemoryRunStore, RunChange, RunSpec, RunStore, TaskDetails, UnfinishedRun,
+    DynRunStore, InMemoryRunStore, RunChange, RunSpec, RunStore, StoredRegistryAuth, TaskDetails,
+    UnfinishedRun,
 };
 pub use scheduler::{
     Capabilities, ContainerId, ContainerSpec, ContainerState, ContainerSummary, DynScheduler, Env,

@@ -7,6 +7,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+use crate::interpolate::Placeholder;
 use crate::retry::RetryPolicy;
 
 /// What a parent task must have ended with for a child to run.
@@ -52,11 +53,34 @@ pub struct RegistryAuth {
 
 impl RegistryAuth {
     /// Credentials from a user name and a password.
+    ///
+    /// A password that is exactly one secret placeholder (`secret{{key}}`,
+    /// `pipeline_secret{{key}}` or `global_secret{{key}}`) is looked up in the engine's
+    /// secret store when the task starts, like a variable's, and masked in its log.
+    /// Such a password is no secret itself, so run stores keep it: a host that
+    /// restarts resumes the task with its credentials without the pipeline being
+    /// registered again (a literal password is never stored).
+    ///
+    /// ```
+    /// use gofer_core::{PlaceholderKind, RegistryAuth};
+    /// let auth = RegistryAuth::new("ci", "secret{{registry_token}}");
+    /// let p = auth.password_placeholder().unwrap();
+    /// assert_eq!((p.kind, p.key.as_str()), (PlaceholderKind::PipelineSecret, "registry_token"));
+    /// assert!(RegistryAuth::new("ci", "hunter2").password_placeholder().is_none());
+    /// ```
     pub fn new(username: impl Into<String>, password: impl Into<String>) -> Self {
         Self {
             username: username.into(),
             password: SecretString::from(password.into()),
         }
+    }
+
+    /// The secret placeholder the password is, when it is exactly one.
+    pub fn password_placeholder(&self) -> Option<Placeholder> {
+        crate::interpolate::parse_placeholder(self.password.expose_secret())
+            .ok()
+            .flatten()
+            .filter(|p| p.kind.is_secret())
     }
 }
 

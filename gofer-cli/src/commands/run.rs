@@ -7,8 +7,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use gofer_core::secrecy::SecretString;
 use gofer_core::{
-    Event, LogLine, PlaceholderKind, RegistryAuth, RunHandle, RunOptions, RunStatus, StoreError,
-    TaskStatus,
+    Event, LogLine, PlaceholderKind, RunHandle, RunOptions, RunStatus, StoreError, TaskStatus,
 };
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
@@ -46,9 +45,9 @@ pub async fn run(ctx: &Ctx, args: RunArgs) -> Result<ExitCode, CliError> {
     let Some(file) = args.file else {
         return Err(CliError::Usage("gofer run: name a pipeline file".into()));
     };
-    let mut loaded = pipeline_file::load(&file)?;
+    let loaded = pipeline_file::load(&file)?;
     let stores = Stores::open(&ctx.home).await?;
-    resolve_registry_secrets(&mut loaded, &stores).await?;
+    check_registry_secrets(&loaded, &stores).await?;
     let scheduler = engine::connect(ctx.engine).await?;
     let mut slot = slots::take_free(&ctx.home.slots_dir(), &slots::prefix(ctx.home.id()))?;
     let sandbox = loaded.sandbox_image.as_deref();
@@ -290,39 +289,32 @@ async fn wait_recorded(stores: &Stores, run: &RunHandle) -> Result<(), CliError>
     }
 }
 
-/// Replaces each registry password placeholder with the secret it names.
-async fn resolve_registry_secrets(
-    loaded: &mut LoadedPipeline,
-    stores: &Stores,
-) -> Result<(), CliError> {
-    let pipeline = loaded.pipeline.id.clone();
+/// Checks that the secret each registry password placeholder names is there, so a
+/// missing one is said before the run starts. The placeholder itself stays in the
+/// pipeline: the engine looks the password up when the task starts, and the run store
+/// keeps the placeholder, so a process that adopts the run after this one died
+/// resumes the task with its credentials.
+async fn check_registry_secrets(loaded: &LoadedPipeline, stores: &Stores) -> Result<(), CliError> {
+    let pipeline = &loaded.pipeline.id;
     for (task_id, placeholder) in &loaded.registry_secrets {
-        let value: SecretString = match placeholder.kind {
+        let found: Result<SecretString, _> = match placeholder.kind {
             PlaceholderKind::GlobalSecret => {
                 stores
                     .secrets
-                    .get_global_secret(&pipeline, &placeholder.key)
+                    .get_global_secret(pipeline, &placeholder.key)
                     .await
             }
             _ => {
                 stores
                     .secrets
-                    .get_pipeline_secret(&pipeline, &placeholder.key)
+                    .get_pipeline_secret(pipeline, &placeholder.key)
                     .await
             }
-        }
-        .map_err(|source| CliError::RegistrySecret {
+        };
+        found.map_err(|source| CliError::RegistrySecret {
             task: task_id.clone(),
             source,
         })?;
-        if let Some(task) = loaded.pipeline.tasks.iter_mut().find(|t| &t.id == task_id) {
-            if let Some(auth) = &task.registry_auth {
-                task.registry_auth = Some(RegistryAuth {
-                    username: auth.username.clone(),
-                    password: value,
-                });
-            }
-        }
     }
     Ok(())
 }

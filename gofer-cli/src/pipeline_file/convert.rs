@@ -19,10 +19,10 @@ use super::parse::{self, FileError};
 /// passwords (resolved from the secret store just before a run starts).
 #[derive(Debug, Clone)]
 pub struct LoadedPipeline {
-    /// The pipeline; a registry password holds its placeholder text until
-    /// resolved.
+    /// The pipeline; a registry password is its placeholder text, which the engine
+    /// resolves when the task starts.
     pub pipeline: Pipeline,
-    /// Task id → the placeholder of its registry password.
+    /// Task id → the placeholder of its registry password (checked before a run).
     pub registry_secrets: Vec<(String, Placeholder)>,
     /// The image of the run's network sandbox holder: set when the pipeline has
     /// services (they need the sandbox; the other tasks run in it too).

@@ -9,6 +9,7 @@ use tokio::task::JoinHandle;
 
 use crate::pipeline::Pipeline;
 use crate::runstore::{DynRunStore, RunSpec};
+use crate::task::RegistryAuth;
 
 use super::recorder::Recorder;
 
@@ -53,15 +54,25 @@ impl Durability {
 
     /// The stored pipeline of a run with the registry credentials of the pipeline the
     /// host registered (for the tasks whose credentials were not stored).
+    /// A task the host did not register credentials for gets its stored placeholder
+    /// password back (resolved from the secret store at its start).
     pub(crate) fn with_credentials(&self, spec: &RunSpec) -> Pipeline {
         let mut p = spec.pipeline.clone();
         let registered = lock(&self.registered);
-        if let Some(host) = registered.get(&p.id) {
-            for t in &mut p.tasks {
-                if spec.credentials_removed.contains(&t.id) {
-                    t.registry_auth = host.get_task(&t.id).and_then(|h| h.registry_auth.clone());
-                }
+        let host = registered.get(&p.id);
+        for t in &mut p.tasks {
+            if !spec.credentials_removed.contains(&t.id) {
+                continue;
             }
+            t.registry_auth = host
+                .and_then(|h| h.get_task(&t.id))
+                .and_then(|h| h.registry_auth.clone())
+                .or_else(|| {
+                    spec.registry_placeholders
+                        .iter()
+                        .find(|r| r.task == t.id)
+                        .map(|r| RegistryAuth::new(&r.username, &r.password_placeholder))
+                });
         }
         p
     }

@@ -13,6 +13,7 @@ use crate::pipeline::WORKSPACE_PATH;
 use crate::retry::{RetryOn, RetryPolicy};
 use crate::run::{StatusReason, TaskState, TaskStatus};
 use crate::scheduler::{ContainerId, ContainerSpec, Env, NetworkMode};
+use crate::task::RegistryAuth;
 use crate::variable::API_MOUNT_DIR;
 
 use super::container;
@@ -113,12 +114,19 @@ fn retried(policy: &RetryPolicy, o: &Outcome) -> bool {
 }
 
 /// The container spec of task `idx`.
-fn container_spec(ctx: &RunCtx, idx: usize, name: String, env: Env, attempt: u32) -> ContainerSpec {
+fn container_spec(
+    ctx: &RunCtx,
+    idx: usize,
+    name: String,
+    env: Env,
+    registry_auth: Option<RegistryAuth>,
+    attempt: u32,
+) -> ContainerSpec {
     let task = &ctx.pipeline.tasks[idx];
     let engine = &ctx.engine;
     let mut spec = ContainerSpec::new(name, task.image.clone())
         .pull_policy(task.pull_policy)
-        .registry_auth(task.registry_auth.clone())
+        .registry_auth(registry_auth)
         .env(env)
         .labels(naming::task_attempt_labels(
             &engine.instance_id,
@@ -131,8 +139,9 @@ fn container_spec(ctx: &RunCtx, idx: usize, name: String, env: Env, attempt: u32
         .init(true)
         .stop_grace(engine.limits.stop_grace)
         // The log pump opens the output right after the start and reads it as it
-        // comes. (Services and readiness probes are not attached: nothing reads them
-        // while they run, and an unread attach can hold a container.)
+        // comes. (Services are followed through the engine's logs, which hold their
+        // output from the start, and probes are never read: neither is attached, as an
+        // unread attach can hold a container.)
         .attach_output(true);
     spec.entrypoint = task.entrypoint.clone();
     spec.command = task.command.clone();
@@ -190,7 +199,7 @@ async fn run_task(
         api_socket: engine.api_socket_dir.is_some(),
         attempt: Some(attempt),
     };
-    let env = match (resolve(&lookup, idx, task).await, &attach) {
+    let (env, registry_auth) = match (resolve(&lookup, idx, task).await, &attach) {
         (Ok(r), None) => {
             ctx.add_secrets(r.secrets);
             let log = engine.sink.locate(&LogKey::attempt(
@@ -202,16 +211,16 @@ async fn run_task(
             ctx.recorder
                 .task_prepared(idx, r.shown, name.clone(), log)
                 .await;
-            r.env
+            (r.env, r.registry_auth)
         }
         (Ok(r), Some(_)) => {
             ctx.add_secrets(r.secrets);
-            Env::new()
+            (Env::new(), None)
         }
         (Err(e), None) => return Outcome::precondition(e.to_string()),
         (Err(e), Some(_)) => {
             warn!(error = %e, "cannot resolve the variables again; log masking may be incomplete");
-            Env::new()
+            (Env::new(), None)
         }
     };
 
@@ -257,7 +266,7 @@ async fn run_task(
             if let Err(e) = ctx.recorder.flush().await {
                 return Outcome::scheduler_error(e.to_string());
             }
-            let spec = container_spec(ctx, idx, name, env, attempt);
+            let spec = container_spec(ctx, idx, name, env, registry_auth, attempt);
             let id = match container::start(engine, spec, ctx.recovered).await {
                 Ok(id) => id,
                 Err(e) => {

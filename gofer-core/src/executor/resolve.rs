@@ -15,7 +15,7 @@ use crate::pipeline::Pipeline;
 use crate::run::{InjectedVariable, RunOptions};
 use crate::scheduler::Env;
 use crate::store::{DynObjectStore, DynSecretStore};
-use crate::task::Task;
+use crate::task::{RegistryAuth, Task};
 use crate::variable::{
     merge_variables, system_variables, EnvValue, Variable, VariableSource, API_MOUNT_DIR,
     API_SOCKET_NAME, GOFER_API_SOCKET, GOFER_API_URL, GOFER_TASK_ATTEMPT, MASK,
@@ -37,7 +37,10 @@ pub(crate) enum ResolveError {
         source: PlaceholderError,
     },
     /// The store has no such key, refused it, or failed.
-    #[error("variable {key:?}: cannot substitute `{prefix}{{{{{name}}}}}`: {source}")]
+    #[error(
+        "{}: cannot substitute `{prefix}{{{{{name}}}}}`: {source}",
+        subject(key)
+    )]
     Lookup {
         key: String,
         prefix: &'static str,
@@ -122,6 +125,8 @@ pub(crate) struct Resolved {
     pub(crate) shown: Vec<InjectedVariable>,
     /// Secret values the task's log must be masked with.
     pub(crate) secrets: Vec<SecretString>,
+    /// The task's registry credentials, a placeholder password looked up.
+    pub(crate) registry_auth: Option<RegistryAuth>,
 }
 
 /// The stores and run a task resolves against.
@@ -194,9 +199,24 @@ pub(crate) async fn resolve(
     let mut env = Env::new();
     let mut shown = Vec::with_capacity(merged.len());
     let mut secrets = Vec::new();
-    if let Some(auth) = &task.registry_auth {
-        secrets.push(auth.password.clone());
-    }
+    let registry_auth = match &task.registry_auth {
+        None => None,
+        Some(auth) => {
+            let auth = match auth.password_placeholder() {
+                None => auth.clone(),
+                Some(p) => match lookup(at, REGISTRY_PASSWORD, &p).await? {
+                    EnvValue::Secret(password) => RegistryAuth {
+                        username: auth.username.clone(),
+                        password,
+                    },
+                    // A secret placeholder always gives a secret.
+                    EnvValue::Plain(text) => RegistryAuth::new(&auth.username, text),
+                },
+            };
+            secrets.push(auth.password.clone());
+            Some(auth)
+        }
+    };
     for var in merged {
         let placeholder = at
             .placeholders
@@ -229,7 +249,20 @@ pub(crate) async fn resolve(
         env,
         shown,
         secrets,
+        registry_auth,
     })
+}
+
+/// What a failed lookup of a registry password names as its key.
+const REGISTRY_PASSWORD: &str = "registry_auth.password";
+
+/// What a lookup error names: the registry password's field, or a variable.
+fn subject(key: &str) -> String {
+    if key == REGISTRY_PASSWORD {
+        format!("field `{key}`")
+    } else {
+        format!("variable {key:?}")
+    }
 }
 
 async fn lookup(at: &Lookup<'_>, var: &str, p: &Placeholder) -> Result<EnvValue, ResolveError> {

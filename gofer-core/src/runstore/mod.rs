@@ -16,7 +16,9 @@ mod memory;
 mod record;
 
 pub use memory::InMemoryRunStore;
-pub use record::{without_credentials, RunChange, RunSpec, TaskDetails, UnfinishedRun};
+pub use record::{
+    without_credentials, RunChange, RunSpec, StoredRegistryAuth, TaskDetails, UnfinishedRun,
+};
 
 use std::fmt;
 use std::sync::Arc;

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
 use crate::pipeline::Pipeline;
@@ -14,7 +15,9 @@ use crate::run::{Event, Run, RunHeader, RunOptions, TaskExecution};
 /// Registry passwords are never stored: a task's `registry_auth` is removed from the
 /// stored pipeline and its id listed in [`RunSpec::credentials_removed`]; to start such
 /// a task after a restart the host registers the pipeline with the new engine again
-/// (its credentials are then taken from there).
+/// (its credentials are then taken from there). A password that is a secret
+/// placeholder is kept ([`RunSpec::registry_placeholders`]), so such a task needs no
+/// registration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct RunSpec {
@@ -31,11 +34,41 @@ pub struct RunSpec {
     /// Tasks whose registry credentials were removed before storing.
     #[serde(default)]
     pub credentials_removed: Vec<String>,
+    /// Of those, the tasks whose registry password is a secret placeholder (see
+    /// [`RegistryAuth::new`](crate::RegistryAuth::new)), kept because it is no secret:
+    /// a resumed task gets its credentials from the secret store again.
+    #[serde(default)]
+    pub registry_placeholders: Vec<StoredRegistryAuth>,
+}
+
+/// A task's registry credentials whose password is a secret placeholder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct StoredRegistryAuth {
+    /// The task.
+    pub task: String,
+    /// The user name.
+    pub username: String,
+    /// The placeholder text (`secret{{key}}`, ...), never a password.
+    pub password_placeholder: String,
 }
 
 impl RunSpec {
     /// The specification of a run of `pipeline` on engine `engine`.
     pub fn new(engine: impl Into<String>, pipeline: &Pipeline, options: &RunOptions) -> Self {
+        let registry_placeholders = pipeline
+            .tasks
+            .iter()
+            .filter_map(|t| {
+                let auth = t.registry_auth.as_ref()?;
+                auth.password_placeholder()?;
+                Some(StoredRegistryAuth {
+                    task: t.id.clone(),
+                    username: auth.username.clone(),
+                    password_placeholder: auth.password.expose_secret().to_string(),
+                })
+            })
+            .collect();
         let (pipeline, credentials_removed) = without_credentials(pipeline);
         Self {
             engine: engine.into(),
@@ -43,6 +76,7 @@ impl RunSpec {
             variables: options.variables.clone(),
             timeout: options.timeout,
             credentials_removed,
+            registry_placeholders,
         }
     }
 

@@ -414,6 +414,46 @@ pub async fn pipelines_registered_without_credentials(store: &DynRunStore) {
         .unwrap();
     let unfinished = store.unfinished_runs().await.unwrap();
     assert_eq!(unfinished[0].spec, spec);
+    assert!(unfinished[0].spec.registry_placeholders.is_empty());
+    // A placeholder password is no secret: the run's spec keeps it (a literal never).
+    let by_placeholder = pipeline("gamma")
+        .task(
+            Task::new("deploy", "localhost:5001/private/busybox")
+                .registry_auth("gofer", "secret{{registry_pw}}"),
+        )
+        .task(
+            Task::new("publish", "localhost:5001/private/busybox")
+                .registry_auth("gofer", "s3cret-registry-pw"),
+        );
+    let spec = RunSpec::new("engine1", &by_placeholder, &RunOptions::new());
+    store
+        .apply(&[RunChange::Created {
+            run: new_run("gamma", 1),
+            spec: spec.clone(),
+        }])
+        .await
+        .unwrap();
+    let unfinished = store.unfinished_runs().await.unwrap();
+    let kept = &unfinished
+        .iter()
+        .find(|u| u.run.pipeline_id == "gamma")
+        .expect("the gamma run")
+        .spec;
+    assert_eq!(kept, &spec);
+    assert_eq!(kept.credentials_removed, ["deploy", "publish"]);
+    let placeholders: Vec<(&str, &str, &str)> = kept
+        .registry_placeholders
+        .iter()
+        .map(|r| {
+            (
+                r.task.as_str(),
+                r.username.as_str(),
+                r.password_placeholder.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(placeholders, [("deploy", "gofer", "secret{{registry_pw}}")]);
+    assert!(!format!("{kept:?}").contains("s3cret-registry-pw"));
 }
 
 /// Many writers at once: every change lands.

@@ -450,3 +450,61 @@ async fn timestamps_follow_the_paused_clock() {
     assert!(took >= Duration::from_secs(10), "{took:?}");
     assert!(took < Duration::from_secs(11), "{took:?}");
 }
+
+/// A task whose registry password is a secret placeholder resumes with its
+/// credentials after a crash, although the new host never registered the pipeline:
+/// the run store kept the placeholder (never the password), the secret store gives
+/// the password again.
+#[tokio::test(start_paused = true)]
+async fn a_placeholder_registry_password_survives_a_crash_without_registration() {
+    use gofer_core::secrecy::SecretString;
+    use gofer_core::{InMemorySecretStore, SecretStore};
+    let fake = fake()
+        .image(
+            "reg.example/private/tool",
+            Behaviour::new().stdout("pulled\n"),
+        )
+        .private_registry_image("reg.example/private/tool", "gofer", "s3cret-pw");
+    let store = InMemoryRunStore::new();
+    let sink = InMemoryLogSink::new();
+    let secrets = Arc::new(InMemorySecretStore::new());
+    secrets
+        .put_pipeline_secret(
+            "crashy",
+            "registry_pw",
+            SecretString::from("s3cret-pw".to_string()),
+            false,
+        )
+        .await
+        .unwrap();
+    let host = || {
+        Engine::builder(Arc::new(fake.clone()))
+            .instance_id("test")
+            .log_sink(Arc::new(sink.clone()))
+            .run_store(Arc::new(store.clone()))
+            .secret_store(secrets.clone())
+            .build()
+            .unwrap()
+    };
+    let p = Pipeline::new("crashy", "crash test").tasks([
+        Task::new("first", "slow"),
+        Task::new("private", "reg.example/private/tool")
+            .registry_auth("gofer", "secret{{registry_pw}}")
+            .pull_policy(gofer_core::PullPolicy::Always)
+            .depends_on("first", Success),
+    ]);
+    let a = host();
+    a.recover().await.unwrap();
+    let h = a.start_run(&p, RunOptions::new()).unwrap();
+    until_task(&h, "first", TaskState::Running).await;
+    a.simulate_crash().await;
+
+    let b = host();
+    let report = b.recover().await.unwrap();
+    let run = finish(&report.runs[0]).await;
+    let t = task(&run, "private");
+    assert_eq!(t.status, TaskStatus::Successful, "{t:?}");
+    assert_eq!(log_text(&sink, 1, "private"), ["pulled"]);
+    let stored = store.unfinished_runs().await.unwrap();
+    assert!(stored.is_empty());
+}

@@ -330,3 +330,51 @@ async fn registry_password_is_masked_in_logs() {
     let lines = sink.lines(&gofer_core::LogKey::new("regpw", 1, "tool"));
     assert_eq!(lines[0].text(), format!("login with {MASK}"));
 }
+
+/// A registry password given as a secret placeholder is looked up in the secret store
+/// at the task's start, masked in its log; a missing secret fails the task before any
+/// container, naming the field.
+#[tokio::test(start_paused = true)]
+async fn a_registry_password_placeholder_comes_from_the_secret_store() {
+    let fake = FakeScheduler::new()
+        .image(
+            "reg.example/private/tool",
+            Behaviour::new().stdout("login with s3cret-pw\n"),
+        )
+        .private_registry_image("reg.example/private/tool", "gofer", "s3cret-pw");
+    let secrets = Arc::new(InMemorySecretStore::new());
+    secrets
+        .put_pipeline_secret(
+            "regph",
+            "registry_pw",
+            SecretString::from("s3cret-pw".to_string()),
+            false,
+        )
+        .await
+        .unwrap();
+    let (b, sink) = builder(&fake);
+    let e = b.secret_store(secrets).build().unwrap();
+    let p = Pipeline::new("regph", "regph")
+        .task(
+            Task::new("tool", "reg.example/private/tool")
+                .registry_auth("gofer", "secret{{registry_pw}}")
+                .pull_policy(gofer_core::PullPolicy::Always),
+        )
+        .task(
+            Task::new("other", "reg.example/private/tool")
+                .registry_auth("gofer", "secret{{missing_pw}}")
+                .pull_policy(gofer_core::PullPolicy::Always),
+        );
+    let run = finish(&e.start_run(&p, RunOptions::new()).unwrap()).await;
+    assert_eq!(task(&run, "tool").status, TaskStatus::Successful, "{run:?}");
+    let lines = sink.lines(&gofer_core::LogKey::new("regph", 1, "tool"));
+    assert_eq!(lines[0].text(), format!("login with {MASK}"));
+    let other = task(&run, "other");
+    assert_eq!(other.reason, Some(StatusReason::FailedPrecondition));
+    let message = other.message.as_deref().unwrap();
+    assert!(
+        message.contains("registry_auth.password") && message.contains("missing_pw"),
+        "{message}"
+    );
+    assert!(fake.request(&cname("regph", 1, "other")).is_none());
+}
