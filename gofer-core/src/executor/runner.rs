@@ -26,12 +26,22 @@ use super::slots::SlotWait;
 use super::stop::{Stop, StopCause, StopWatch};
 use crate::volume::{VolumeScope, VolumeSpec};
 
-/// Marks the run aborted if the executor's future is dropped before it completed.
-struct AbortGuard(Arc<Recorder>);
+/// Marks the run aborted if the executor's future is dropped before it completed, and
+/// takes the run off the engine's live runs however it ends.
+struct AbortGuard {
+    recorder: Arc<Recorder>,
+    engine: Arc<Shared>,
+    key: (String, u64),
+}
 
 impl Drop for AbortGuard {
     fn drop(&mut self) {
-        self.0.abort();
+        self.recorder.abort();
+        self.engine
+            .live
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.key);
     }
 }
 
@@ -70,16 +80,13 @@ pub(crate) fn launch(
 
 async fn execute_run(ctx: RunCtx, wait: SlotWait) {
     let span = tracing::info_span!("run", pipeline = %ctx.pipeline.id, run = ctx.run_id);
-    let guard = AbortGuard(ctx.recorder.clone());
-    let engine = ctx.engine.clone();
-    let key = (ctx.pipeline.id.clone(), ctx.run_id);
+    let guard = AbortGuard {
+        recorder: ctx.recorder.clone(),
+        engine: ctx.engine.clone(),
+        key: (ctx.pipeline.id.clone(), ctx.run_id),
+    };
     run_inner(ctx, wait).instrument(span).await;
     drop(guard);
-    engine
-        .live
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .remove(&key);
 }
 
 /// Records the end of the run, with its status decided from its tasks and its stop.

@@ -110,8 +110,13 @@ async fn crash_mid_run_then_recover_reattaches_and_finishes() {
     let c = stored.execution.container.clone().unwrap();
     assert_eq!(c.name, cname("crashy", 1, "first"));
     assert!(c.id.is_some());
+    assert!(a.engine.run("crashy", 1).is_some(), "a live run");
     a.engine.simulate_crash().await;
     assert_eq!(fake.running(), 1, "the container outlives the host");
+    assert!(
+        a.engine.run("crashy", 1).is_none(),
+        "a run whose executor stopped is no live run any more"
+    );
 
     let (b, report) = host(Arc::new(fake.clone()), &store, &sink).await;
     assert_eq!(report.runs.len(), 1);
