@@ -289,12 +289,12 @@ async fn run_service(
         spec_for(&ctx, name.clone(), &service.image, "service", service).env(resolved.env);
     spec.entrypoint = service.entrypoint.clone();
     spec.command = service.command.clone();
-    let cid = tokio::select! {
-        r = container::start(engine, spec, ctx.recovered) => match r {
-            Ok(cid) => cid,
-            Err(e) => return fail(format!("service {id:?} cannot start: {e}")),
-        },
-        _ = stop.wait_for(|s| *s) => return,
+    // Seen through even when the run ends meanwhile: a start dropped after the engine
+    // got it could leave a container no one knows of. Once it is in the slot,
+    // `stop_all` stops and removes it.
+    let cid = match container::start(engine, spec, ctx.recovered).await {
+        Ok(cid) => cid,
+        Err(e) => return fail(format!("service {id:?} cannot start: {e}")),
     };
     // Its log is kept live from here on, like a task's.
     let (exited_tx, exited_rx) = oneshot::channel();
@@ -304,6 +304,9 @@ async fn run_service(
         exited: Some(exited_tx),
         pump: Aborting(pump),
     });
+    if *stop.borrow() {
+        return;
+    }
     let s = &*engine.scheduler;
 
     if let Some(readiness) = &service.readiness {
@@ -376,27 +379,29 @@ async fn run_service(
     }
 }
 
-/// Runs one probe container to its end and removes it.
+/// Runs one probe container to its end and removes it. The probe lives in a task of
+/// its own: when this future is dropped (the deadline, the run's end) the task sees
+/// the start through, stops waiting and removes the container, so no probe is left.
 async fn run_probe(ctx: &Arc<RunCtx>, spec: ContainerSpec) -> Result<ExitStatus, String> {
-    let engine = &ctx.engine;
-    let s = &*engine.scheduler;
-    let id = container::start(engine, spec, ctx.recovered)
+    let engine = ctx.engine.clone();
+    let recovered = ctx.recovered;
+    // Dropped with this future: the probe's task then stops waiting.
+    let (_dropped, gone) = oneshot::channel::<()>();
+    let probe = tokio::spawn(async move {
+        let s = &*engine.scheduler;
+        let id = container::start(&engine, spec, recovered)
+            .await
+            .map_err(|e| e.to_string())?;
+        let exit = tokio::select! {
+            exit = guarded(s, "wait", s.wait(&id)) => exit.map_err(|e| e.to_string()),
+            _ = gone => Err("the probe is no longer awaited".to_string()),
+        };
+        container::remove(&engine, &id).await;
+        exit
+    });
+    probe
         .await
-        .map_err(|e| e.to_string())?;
-    // Removed whatever happens, also when this future is dropped (deadline, stop).
-    struct Remove(Arc<super::ctx::Shared>, Option<ContainerId>);
-    impl Drop for Remove {
-        fn drop(&mut self) {
-            if let (Some(id), Ok(rt)) = (self.1.take(), tokio::runtime::Handle::try_current()) {
-                let engine = self.0.clone();
-                rt.spawn(async move { container::remove(&engine, &id).await });
-            }
-        }
-    }
-    let _remove = Remove(engine.clone(), Some(id.clone()));
-    guarded(s, "wait", s.wait(&id))
-        .await
-        .map_err(|e| e.to_string())
+        .unwrap_or_else(|e| Err(format!("the probe's task failed: {e}")))
 }
 
 /// Keeps the service's output, masked, in its log while it runs and until its output

@@ -428,3 +428,124 @@ async fn recovery_adopts_the_services_still_needed() {
     assert_eq!(kept, ["db up"], "rewritten whole, once");
     assert_eq!(fake.containers(), 0);
 }
+
+/// The fake, with starts of containers whose name contains `slow` answered only 30 s
+/// after the container began to run (a slow engine answer).
+#[derive(Debug)]
+struct SlowStart {
+    inner: FakeScheduler,
+    slow: String,
+}
+#[async_trait::async_trait]
+impl gofer_core::Scheduler for SlowStart {
+    fn name(&self) -> &'static str {
+        "slowstart"
+    }
+    fn capabilities(&self) -> gofer_core::Capabilities {
+        self.inner.capabilities()
+    }
+    async fn start(
+        &self,
+        spec: gofer_core::ContainerSpec,
+    ) -> Result<gofer_core::ContainerId, gofer_core::SchedulerError> {
+        let slow = spec.name.contains(&self.slow);
+        let id = self.inner.start(spec).await?;
+        if slow {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        }
+        Ok(id)
+    }
+    async fn wait(
+        &self,
+        id: &gofer_core::ContainerId,
+    ) -> Result<gofer_core::ExitStatus, gofer_core::SchedulerError> {
+        self.inner.wait(id).await
+    }
+    async fn state(
+        &self,
+        id: &gofer_core::ContainerId,
+    ) -> Result<gofer_core::ContainerState, gofer_core::SchedulerError> {
+        self.inner.state(id).await
+    }
+    async fn start_created(
+        &self,
+        id: &gofer_core::ContainerId,
+    ) -> Result<(), gofer_core::SchedulerError> {
+        self.inner.start_created(id).await
+    }
+    async fn logs(
+        &self,
+        id: &gofer_core::ContainerId,
+    ) -> Result<gofer_core::LogStream, gofer_core::SchedulerError> {
+        self.inner.logs(id).await
+    }
+    async fn stop(
+        &self,
+        id: &gofer_core::ContainerId,
+        grace: Duration,
+    ) -> Result<(), gofer_core::SchedulerError> {
+        self.inner.stop(id, grace).await
+    }
+    async fn remove(
+        &self,
+        id: &gofer_core::ContainerId,
+        force: bool,
+    ) -> Result<(), gofer_core::SchedulerError> {
+        self.inner.remove(id, force).await
+    }
+    async fn list(
+        &self,
+        labels: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Vec<gofer_core::ContainerSummary>, gofer_core::SchedulerError> {
+        self.inner.list(labels).await
+    }
+    async fn create_sandbox(
+        &self,
+        spec: gofer_core::SandboxSpec,
+    ) -> Result<gofer_core::ContainerId, gofer_core::SchedulerError> {
+        self.inner.create_sandbox(spec).await
+    }
+}
+
+/// A run that ends while a service's start or a probe's start is still being
+/// answered leaves no container behind: the start is seen through and its container
+/// removed.
+#[tokio::test(start_paused = true)]
+async fn a_run_ending_during_a_slow_start_leaves_no_service_or_probe() {
+    for probe in [true, false] {
+        // Probes that never end.
+        let fake = fake().on_name(
+            &format!("{}.probe-", svc_name("database")),
+            Behaviour::run_until_stopped(),
+        );
+        let slow = if probe {
+            ".probe-".to_string()
+        } else {
+            svc_name("database")
+        };
+        let e = Engine::builder(Arc::new(SlowStart {
+            inner: fake.clone(),
+            slow,
+        }))
+        .instance_id("test")
+        .log_sink(Arc::new(InMemoryLogSink::new()))
+        .network_sandbox("pause")
+        .build()
+        .unwrap();
+        let mut database = Service::new("database", "db");
+        if probe {
+            database = database.readiness(readiness(300));
+        }
+        let p = Pipeline::new(PIPE, PIPE)
+            .service(database)
+            .task(Task::new("client", "ok").needs_service("database"));
+        let h = e.start_run(&p, RunOptions::new()).unwrap();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        h.cancel(Duration::from_secs(1));
+        let run = finish(&h).await;
+        assert_eq!(run.status, RunStatus::Cancelled, "probe {probe}: {run:?}");
+        // Cleanup that goes on after the run's end (a probe's removal) is done by now.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert_eq!(fake.containers(), 0, "probe {probe}: a container was left");
+    }
+}
