@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gofer_api::{Api, ApiServer, RunTokens};
+use gofer_core::secrecy::{ExposeSecret, SecretBox};
 use gofer_core::{DynObjectStore, DynRunStore, DynScheduler, DynSecretStore, Engine, Limits};
 use gofer_scheduler_docker::DockerScheduler;
 use gofer_scheduler_podman::PodmanScheduler;
@@ -64,6 +65,8 @@ pub struct Stores {
     pub secrets: Arc<DynSecretStore>,
     /// The object store.
     pub objects: Arc<DynObjectStore>,
+    /// The key run tokens derive from ([`Home::token_key`]).
+    pub token_key: Arc<SecretBox<[u8; 32]>>,
 }
 
 impl Stores {
@@ -76,6 +79,7 @@ impl Stores {
             runs: home.run_store().await?,
             secrets: home.secret_store().await?,
             objects: home.object_store().await?,
+            token_key: Arc::new(home.token_key().await?),
         })
     }
 }
@@ -101,7 +105,9 @@ pub fn build(
         .log_sink(Arc::new(home.log_sink()))
         // `gofer run` serves the API on this instance's socket (gofer-api checks
         // the issuer's tokens).
-        .token_issuer(Arc::new(RunTokens::new()))
+        .token_issuer(Arc::new(RunTokens::keyed(SecretBox::init_with_mut(
+            |k: &mut [u8; 32]| k.copy_from_slice(stores.token_key.expose_secret()),
+        ))))
         .limits(Limits::default().stop_grace(grace))
         .instance_id(slot.id());
     if local_binds {

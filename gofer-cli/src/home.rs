@@ -14,6 +14,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use gofer_core::secrecy::SecretBox;
 use gofer_core::{DynObjectStore, DynRunStore, DynSecretStore, FileLogSink};
 use gofer_secrets::{EncryptionKey, SqliteObjectStore, SqliteSecretStore};
 use gofer_store_sqlite::SqliteRunStore;
@@ -98,7 +99,24 @@ impl Home {
     /// # Errors
     /// [`CliError::Key`] or [`CliError::Store`].
     pub async fn secret_store(&self) -> Result<Arc<DynSecretStore>, CliError> {
-        let key = match std::env::var_os(KEY_ENV) {
+        let key = self.key().await?;
+        let store = SqliteSecretStore::open(self.dir.join("secrets.sqlite3"), key).await?;
+        Ok(Arc::new(store))
+    }
+
+    /// The key the run tokens of `gofer run` derive from (see
+    /// `gofer_api::RunTokens::keyed`): derived from the secret store's key, so a run
+    /// resumed by another process gets the token its containers already hold.
+    ///
+    /// # Errors
+    /// [`CliError::Key`].
+    pub async fn token_key(&self) -> Result<SecretBox<[u8; 32]>, CliError> {
+        Ok(self.key().await?.derive("gofer run tokens"))
+    }
+
+    /// The secret store's key, from [`KEY_ENV`] or `<home>/secret.key`.
+    async fn key(&self) -> Result<EncryptionKey, CliError> {
+        Ok(match std::env::var_os(KEY_ENV) {
             Some(_) => EncryptionKey::from_env(KEY_ENV)?,
             None => {
                 let path = self.dir.join("secret.key");
@@ -106,9 +124,7 @@ impl Home {
                     .await
                     .map_err(|e| CliError::Usage(format!("reading the key: {e}")))??
             }
-        };
-        let store = SqliteSecretStore::open(self.dir.join("secrets.sqlite3"), key).await?;
-        Ok(Arc::new(store))
+        })
     }
 
     /// Opens the object store.

@@ -22,6 +22,10 @@ pub struct Adopted {
     pub slot: Slot,
     /// The resumed runs.
     pub runs: Vec<RunHandle>,
+    /// The API served again on the slot's socket, for the resumed runs' tasks that
+    /// kept running (they hold the socket's directory and, with the token key, a
+    /// token that works again).
+    pub api: Option<gofer_api::ApiServer>,
 }
 
 /// Takes every free slot other than `own` that has unfinished runs in the run store,
@@ -72,13 +76,46 @@ pub async fn adopt(
                 slot.id()
             );
         }
+        let api = if report.runs.is_empty() {
+            None
+        } else {
+            serve_api(&engine).await
+        };
         adopted.push(Adopted {
             engine,
             slot,
             runs: report.runs,
+            api,
         });
     }
     Ok(adopted)
+}
+
+/// The API on an adopted slot's socket; a failure only means the resumed tasks'
+/// calls fail (said on standard error).
+async fn serve_api(engine: &Engine) -> Option<gofer_api::ApiServer> {
+    let dir = engine.api_socket_dir()?;
+    let api = match gofer_api::Api::new(engine.clone()) {
+        Ok(api) => api,
+        Err(e) => {
+            eprintln!("gofer: the resumed runs' tasks get no API: {e}");
+            return None;
+        }
+    };
+    match api.serve_unix(dir).await {
+        Ok(server) => Some(server),
+        Err(e) => {
+            eprintln!("gofer: the resumed runs' tasks get no API: {e}");
+            None
+        }
+    }
+}
+
+/// Stops the APIs of adopted slots and releases the slots.
+pub async fn close(adopted: Vec<Adopted>) {
+    for a in adopted {
+        engine::stop_api(a.api).await;
+    }
 }
 
 /// Waits until every adopted run is complete; Ctrl-C cancels them (with `grace`).
@@ -110,5 +147,6 @@ pub async fn settle(home: &Home, stores: &Stores, choice: EngineChoice) -> Resul
     let grace = Duration::from_secs(10);
     let adopted = adopt(home, stores, choice, &mut None, grace, None).await?;
     finish(&adopted, grace).await;
+    close(adopted).await;
     Ok(())
 }

@@ -219,3 +219,53 @@ command = ["sh", "-c", "echo before; sleep 2; echo after"]
         .containers_on(EngineChoice::Podman, &g.home_id())
         .is_empty());
 }
+
+#[test]
+fn a_killed_runs_task_keeps_its_api_token_working_and_masked() {
+    if !engine() {
+        return;
+    }
+    let g = Gofer::new();
+    let file = g.file(
+        "tok.toml",
+        r#"
+id = "tok"
+[[tasks]]
+id = "caller"
+image = "gofer-test/curl:latest"
+inject_api_token = true
+command = ["sh", "-c", """
+echo "token $GOFER_API_TOKEN"
+for i in $(seq 60); do
+  code=$(curl -s -o /dev/null -w '%{http_code}' --unix-socket "$GOFER_API_SOCKET" \
+    -H "Authorization: Bearer $GOFER_API_TOKEN" \
+    "http://gofer/api/v1/pipelines/$GOFER_PIPELINE_ID/runs/$GOFER_RUN_ID")
+  [ "$code" = 200 ] && [ -f /tmp/after ] && break
+  [ "$code" = 200 ] || touch /tmp/after
+  sleep 0.5
+done
+echo "api $code"
+"""]
+"#,
+    );
+    let p = g.spawn(&["run", file.to_str().unwrap()], "run");
+    p.wait_for("[caller] token [MASKED]");
+    p.signal("KILL");
+    let (code, _, _) = p.finish();
+    assert_eq!(code, None, "killed by the signal");
+
+    // The next command adopts the run: it serves the API on the dead process's socket
+    // and resumes the run's token, so the task's calls work again.
+    let out = g.run(&["run", "get", "tok", "1"]);
+    out.ok();
+    let run = g.run_json("tok", 1);
+    assert_eq!(run["status"], "successful", "{run}");
+    let log = g.run(&["logs", "tok", "1", "caller"]).ok().stdout();
+    assert!(log.contains("token [MASKED]"), "{log}");
+    assert!(log.contains("api 200"), "{log}");
+    assert!(!log.contains("gofer_"), "a token reached the log:\n{log}");
+    assert!(
+        g.containers(&g.home_id()).is_empty(),
+        "a container was left"
+    );
+}

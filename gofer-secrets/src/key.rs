@@ -262,6 +262,31 @@ impl EncryptionKey {
         }
     }
 
+    /// A key for another use, derived from this one: HMAC-SHA256 of this key over
+    /// `"gofer key derivation\0"` and `purpose` (the single-block expand step of
+    /// HKDF). Keys derived for different purposes are unrelated, and none reveals this
+    /// key, so one key the host keeps serves several uses (`gofer` derives the key of
+    /// its run tokens from its secret store's key).
+    ///
+    /// ```
+    /// use gofer_secrets::EncryptionKey;
+    /// use gofer_core::secrecy::ExposeSecret;
+    /// let key = EncryptionKey::generate().unwrap();
+    /// let a = key.derive("run tokens");
+    /// assert_eq!(a.expose_secret(), key.derive("run tokens").expose_secret());
+    /// assert_ne!(a.expose_secret(), key.derive("other").expose_secret());
+    /// ```
+    pub fn derive(&self, purpose: &str) -> SecretBox<[u8; KEY_LEN]> {
+        use hmac::{Hmac, Mac};
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(self.bytes.expose_secret())
+            .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
+        mac.update(b"gofer key derivation\0");
+        mac.update(purpose.as_bytes());
+        mac.update(&[1]);
+        let out = mac.finalize().into_bytes();
+        SecretBox::init_with_mut(|k: &mut [u8; KEY_LEN]| k.copy_from_slice(&out))
+    }
+
     /// The key's public fingerprint (16 hex digits); safe to log and store.
     pub fn id(&self) -> &str {
         &self.id

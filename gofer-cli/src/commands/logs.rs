@@ -110,6 +110,7 @@ pub async fn logs(
         }
     }
     orphans::finish(&adopted, grace).await;
+    orphans::close(adopted).await;
     Ok(ExitCode::SUCCESS)
 }
 

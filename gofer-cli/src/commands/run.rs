@@ -190,7 +190,7 @@ pub async fn run(ctx: &Ctx, args: RunArgs) -> Result<ExitCode, CliError> {
             }
         }
     }
-    drop(adopted);
+    orphans::close(adopted).await;
     engine::stop_api(api).await;
     Ok(ExitCode::from(match done.status {
         RunStatus::Successful => 0,

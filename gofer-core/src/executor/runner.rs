@@ -134,10 +134,35 @@ async fn run_inner(mut ctx: RunCtx, wait: SlotWait) {
     recorder.run_running().await;
     let started = tokio::time::Instant::now();
 
-    // The API token, when a task asks for one.
+    // The API token, when a task asks for one: a resumed run's own again when the
+    // issuer can give it (its running containers hold it), else a new one.
     if let Some(issuer) = &engine.tokens {
         if ctx.pipeline.tasks.iter().any(|t| t.inject_api_token) {
-            ctx.token = Some(match issuer.issue(&pipeline_id, ctx.run_id).await {
+            let mut resumed = None;
+            if ctx.recovered {
+                match issuer.resume(&pipeline_id, ctx.run_id).await {
+                    Ok(t) => resumed = t,
+                    Err(e) => warn!(error = %e, "cannot resume the run's API token"),
+                }
+                let holders = ctx
+                    .pipeline
+                    .tasks
+                    .iter()
+                    .zip(&ctx.resume)
+                    .any(|(t, r)| t.inject_api_token && matches!(r, Resume::Attach { .. }));
+                if resumed.is_none() && holders {
+                    warn!(
+                        "the token issuer cannot resume the run's API token: re-attached \
+                         tasks hold one that no longer works and cannot be masked in their \
+                         logs read again"
+                    );
+                }
+            }
+            let token = match resumed {
+                Some(t) => Ok(t),
+                None => issuer.issue(&pipeline_id, ctx.run_id).await,
+            };
+            ctx.token = Some(match token {
                 Ok(t) => {
                     ctx.add_secrets([t.clone()]);
                     Ok(t)

@@ -29,6 +29,21 @@ pub trait TokenIssuer: fmt::Debug + Send + Sync + 'static {
     /// Any error; it is logged, the run's result does not change.
     async fn revoke(&self, pipeline: &str, run: u64, token: SecretString) -> Result<(), BoxError>;
 
+    /// The token of a run resumed by [`Engine::recover`](crate::Engine::recover)
+    /// after a host restart: the one issued before, which the run's containers
+    /// already hold, made valid again — when the issuer can give it again. The
+    /// engine then masks it in the logs it reads again. `None` (the default): the
+    /// engine issues a new token; containers that kept running through the restart
+    /// still hold the old one, which then neither works nor can be masked in their
+    /// logs read again (the engine warns).
+    ///
+    /// # Errors
+    /// Any error; the engine then issues a new token, as for `None`.
+    async fn resume(&self, pipeline: &str, run: u64) -> Result<Option<SecretString>, BoxError> {
+        let _ = (pipeline, run);
+        Ok(None)
+    }
+
     /// The run a presented token was issued for, while it is valid (issued and not
     /// yet revoked); `None` for any other string. An API serving tasks asks this.
     ///

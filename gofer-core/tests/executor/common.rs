@@ -36,19 +36,34 @@ pub fn cname(pipeline: &str, run: u64, task: &str) -> String {
     gofer_core::naming::task_container_name("test", pipeline, run, task)
 }
 
-/// A token issuer that records what it issued and revoked.
+/// A token issuer that records what it issued, resumed and revoked; with
+/// `resumable`, it gives a resumed run its token again.
 #[derive(Debug, Default)]
 pub struct Tokens {
     pub issued: Mutex<Vec<(u64, String)>>,
     pub revoked: Mutex<Vec<(u64, String)>>,
+    pub resumed: Mutex<Vec<u64>>,
+    pub resumable: bool,
+}
+
+fn token_of(run: u64) -> String {
+    format!("tok-{run}-{:08x}", run.wrapping_mul(0x9e37_79b9))
 }
 
 #[async_trait]
 impl TokenIssuer for Tokens {
     async fn issue(&self, _pipeline: &str, run: u64) -> Result<SecretString, BoxError> {
-        let token = format!("tok-{run}-{:08x}", run.wrapping_mul(0x9e37_79b9));
+        let token = token_of(run);
         self.issued.lock().unwrap().push((run, token.clone()));
         Ok(SecretString::from(token))
+    }
+
+    async fn resume(&self, _pipeline: &str, run: u64) -> Result<Option<SecretString>, BoxError> {
+        if !self.resumable {
+            return Ok(None);
+        }
+        self.resumed.lock().unwrap().push(run);
+        Ok(Some(SecretString::from(token_of(run))))
     }
 
     async fn revoke(&self, _pipeline: &str, run: u64, token: SecretString) -> Result<(), BoxError> {

@@ -513,3 +513,61 @@ async fn a_placeholder_registry_password_survives_a_crash_without_registration()
     let stored = store.unfinished_runs().await.unwrap();
     assert!(stored.is_empty());
 }
+
+/// A run resumed after a crash gets its API token again from an issuer that can give
+/// it (its running container holds it): nothing new is issued, the token is masked in
+/// the log read again, and revoked at the run's end.
+#[tokio::test(start_paused = true)]
+async fn a_resumed_run_keeps_its_api_token_masked() {
+    let fake = fake().image(
+        "tokenish",
+        Behaviour::print_env()
+            .sleep(Duration::from_secs(10))
+            .stdout("after\n"),
+    );
+    let store = InMemoryRunStore::new();
+    let sink = InMemoryLogSink::new();
+    let host = |tokens: Arc<Tokens>| {
+        Engine::builder(Arc::new(fake.clone()))
+            .instance_id("test")
+            .log_sink(Arc::new(sink.clone()))
+            .run_store(Arc::new(store.clone()))
+            .token_issuer(tokens)
+            .build()
+            .unwrap()
+    };
+    let p = Pipeline::new("crashy", "crash test")
+        .task(Task::new("first", "tokenish").inject_api_token(true));
+    let before = Arc::new(Tokens {
+        resumable: true,
+        ..Tokens::default()
+    });
+    let a = host(before.clone());
+    a.recover().await.unwrap();
+    let h = a.start_run(&p, RunOptions::new()).unwrap();
+    until_task(&h, "first", TaskState::Running).await;
+    a.simulate_crash().await;
+    let token = before.issued.lock().unwrap()[0].1.clone();
+
+    let after = Arc::new(Tokens {
+        resumable: true,
+        ..Tokens::default()
+    });
+    let b = host(after.clone());
+    let report = b.recover().await.unwrap();
+    assert_eq!(
+        report.action("crashy", 1, "first"),
+        Some(RecoveryAction::Reattached)
+    );
+    let run = finish(&report.runs[0]).await;
+    assert_eq!(run.status, RunStatus::Successful, "{run:?}");
+    assert!(after.issued.lock().unwrap().is_empty(), "no new token");
+    assert_eq!(*after.resumed.lock().unwrap(), [1]);
+    let log = log_text(&sink, 1, "first");
+    assert!(
+        log.iter().any(|l| l == "GOFER_API_TOKEN=[MASKED]"),
+        "{log:?}"
+    );
+    assert!(log.iter().all(|l| !l.contains(&token)), "{log:?}");
+    assert_eq!(*after.revoked.lock().unwrap(), [(1, token)]);
+}
