@@ -52,7 +52,7 @@ pub use scheduler::{
 pub use service::{Readiness, Service};
 pub use store::{
     allow_list_matches, DynObjectStore, DynSecretStore, GlobalSecretInfo, InMemoryObjectStore,
-    InMemorySecretStore, ObjectStore, SecretStore,
+    InMemorySecretStore, ObjectStore, RunObjectQuota, SecretStore,
 };
 pub use task::{PullPolicy, RegistryAuth, RequiredParentStatus, ResourceLimits, Task};
 pub use validate::{ValidationErrors, ValidationIssue, MIN_MEMORY_BYTES};

@@ -371,14 +371,86 @@ impl SecretStore for InMemorySecretStore {
     }
 }
 
+/// How much one run may keep in run objects; a write beyond it is refused with
+/// [`StoreError::Limit`] naming the run and the limit (what is there stays). Tasks
+/// write run objects through the API, so this is what keeps one run from filling the
+/// host's disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RunObjectQuota {
+    /// Most objects in one run.
+    pub max_objects: usize,
+    /// Most bytes of object values in one run, all objects together.
+    pub max_bytes: u64,
+}
+
+impl Default for RunObjectQuota {
+    /// 1000 objects and 256 MiB per run.
+    fn default() -> Self {
+        Self {
+            max_objects: 1000,
+            max_bytes: 256 << 20,
+        }
+    }
+}
+
+impl RunObjectQuota {
+    /// A quota of `max_objects` objects and `max_bytes` bytes per run.
+    pub fn new(max_objects: usize, max_bytes: u64) -> Self {
+        Self {
+            max_objects,
+            max_bytes,
+        }
+    }
+
+    /// Checks a write of `new_bytes` to a run that holds `others` other objects of
+    /// `other_bytes` bytes together (the object written, if it exists, not counted).
+    ///
+    /// # Errors
+    /// [`StoreError::Limit`] from `store` when the write would pass the quota.
+    pub fn check(
+        &self,
+        store: &'static str,
+        pipeline: &str,
+        run: u64,
+        others: usize,
+        other_bytes: u64,
+        new_bytes: u64,
+    ) -> Result<(), StoreError> {
+        if others >= self.max_objects {
+            return Err(StoreError::Limit {
+                store,
+                message: format!(
+                    "run {run} of pipeline {pipeline:?} holds {others} run objects, the most a run may hold ({})",
+                    self.max_objects
+                ),
+            });
+        }
+        let total = other_bytes.saturating_add(new_bytes);
+        if total > self.max_bytes {
+            return Err(StoreError::Limit {
+                store,
+                message: format!(
+                    "run {run} of pipeline {pipeline:?} would hold {total} bytes of run objects, more than a run may hold ({})",
+                    self.max_bytes
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// An in-memory [`ObjectStore`], suitable for tests and short-lived hosts.
 ///
 /// Keeps the run objects of the last `keep_runs` finished runs of each pipeline
 /// (default 20); older runs' objects are dropped by [`ObjectStore::run_finished`].
+/// Each run holds at most its [`RunObjectQuota`] (default
+/// [`RunObjectQuota::default`]).
 #[derive(Clone)]
 pub struct InMemoryObjectStore {
     inner: Arc<Mutex<ObjectMaps>>,
     keep_runs: usize,
+    quota: RunObjectQuota,
 }
 
 #[derive(Default)]
@@ -393,6 +465,7 @@ impl Default for InMemoryObjectStore {
         Self {
             inner: Arc::default(),
             keep_runs: 20,
+            quota: RunObjectQuota::default(),
         }
     }
 }
@@ -418,6 +491,13 @@ impl InMemoryObjectStore {
     #[must_use]
     pub fn keep_runs(mut self, n: usize) -> Self {
         self.keep_runs = n.max(1);
+        self
+    }
+
+    /// Sets how much one run may keep in run objects.
+    #[must_use]
+    pub fn run_quota(mut self, quota: RunObjectQuota) -> Self {
+        self.quota = quota;
         self
     }
 }
@@ -518,6 +598,22 @@ impl ObjectStore for InMemoryObjectStore {
                 key: key.to_string(),
             });
         }
+        let (others, other_bytes) = m
+            .run
+            .range((pipeline.to_string(), run, String::new())..)
+            .take_while(|((p, r, _), _)| p == pipeline && *r == run)
+            .filter(|((_, _, other), _)| other != key)
+            .fold((0usize, 0u64), |(n, bytes), (_, v)| {
+                (n + 1, bytes.saturating_add(v.len() as u64))
+            });
+        self.quota.check(
+            MEMORY,
+            pipeline,
+            run,
+            others,
+            other_bytes,
+            value.len() as u64,
+        )?;
         m.run.insert(k, value);
         Ok(())
     }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use gofer_core::{ObjectStore, StoreError};
+use gofer_core::{ObjectStore, RunObjectQuota, StoreError};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tracing::Instrument;
 
@@ -37,6 +37,7 @@ pub struct SqliteObjectStore {
     path: Arc<PathBuf>,
     max_pipeline_objects: usize,
     keep_runs: usize,
+    quota: RunObjectQuota,
 }
 
 impl fmt::Debug for SqliteObjectStore {
@@ -45,6 +46,7 @@ impl fmt::Debug for SqliteObjectStore {
             .field("path", &self.path)
             .field("max_pipeline_objects", &self.max_pipeline_objects)
             .field("keep_runs", &self.keep_runs)
+            .field("quota", &self.quota)
             .finish()
     }
 }
@@ -92,6 +94,7 @@ impl SqliteObjectStore {
             path: Arc::new(path),
             max_pipeline_objects: DEFAULT_MAX_PIPELINE_OBJECTS,
             keep_runs: DEFAULT_KEEP_RUNS,
+            quota: RunObjectQuota::default(),
         })
     }
 
@@ -106,6 +109,14 @@ impl SqliteObjectStore {
     #[must_use]
     pub fn keep_runs(mut self, n: usize) -> Self {
         self.keep_runs = n.max(1);
+        self
+    }
+
+    /// Sets how much one run may keep in run objects (default
+    /// [`RunObjectQuota::default`]).
+    #[must_use]
+    pub fn run_quota(mut self, quota: RunObjectQuota) -> Self {
+        self.quota = quota;
         self
     }
 
@@ -289,7 +300,44 @@ impl ObjectStore for SqliteObjectStore {
         check_key(SQLITE, key)?;
         let r = run_param(pipeline, run)?;
         let (p, k) = (pipeline.to_string(), key.to_string());
+        let quota = self.quota;
         self.run("put run object", pipeline, key, move |conn| {
+            // Counted and written in one transaction: another process's writes cannot
+            // slip between.
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(backend(SQLITE, "begin"))?;
+            let (others, other_bytes): (i64, i64) = tx
+                .query_row(
+                    "SELECT COUNT(*), COALESCE(SUM(LENGTH(value)), 0) FROM gofer_run_objects
+                     WHERE pipeline = ?1 AND run = ?2 AND key != ?3",
+                    params![p, r, k],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .map_err(backend(SQLITE, "read"))?;
+            let exists: bool = tx
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM gofer_run_objects WHERE pipeline = ?1 AND run = ?2 AND key = ?3)",
+                    params![p, r, k],
+                    |row| row.get(0),
+                )
+                .map_err(backend(SQLITE, "read"))?;
+            if exists && !force {
+                return Err(StoreError::AlreadyExists {
+                    store: SQLITE,
+                    kind: "run object",
+                    scope: run_scope(&p, run),
+                    key: k,
+                });
+            }
+            quota.check(
+                SQLITE,
+                &p,
+                run,
+                usize::try_from(others).unwrap_or(usize::MAX),
+                u64::try_from(other_bytes).unwrap_or(u64::MAX),
+                value.len() as u64,
+            )?;
             let sql = if force {
                 "INSERT INTO gofer_run_objects (pipeline, run, key, value) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (pipeline, run, key) DO UPDATE SET value = excluded.value"
@@ -297,7 +345,7 @@ impl ObjectStore for SqliteObjectStore {
                 "INSERT INTO gofer_run_objects (pipeline, run, key, value) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (pipeline, run, key) DO NOTHING"
             };
-            let n = conn
+            let n = tx
                 .execute(sql, params![p, r, k, &value[..]])
                 .map_err(backend(SQLITE, "write"))?;
             if n == 0 {
@@ -308,7 +356,7 @@ impl ObjectStore for SqliteObjectStore {
                     key: k,
                 });
             }
-            Ok(())
+            tx.commit().map_err(backend(SQLITE, "commit"))
         })
         .await
     }

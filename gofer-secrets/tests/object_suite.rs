@@ -85,3 +85,19 @@ macro_rules! object_suite {
 
 object_suite!(memory_store, memory);
 object_suite!(sqlite_store, sqlite);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_object_quota_in_memory() {
+    let store = InMemoryObjectStore::new().run_quota(gofer_core::RunObjectQuota::new(3, 10));
+    testing::run_object_quota(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_object_quota_in_sqlite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteObjectStore::open(dir.path().join("objects.db"))
+        .await
+        .expect("open")
+        .run_quota(gofer_core::RunObjectQuota::new(3, 10));
+    testing::run_object_quota(&store).await;
+}

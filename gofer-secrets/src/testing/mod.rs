@@ -35,7 +35,7 @@ mod secret_concurrency;
 
 pub use object::{
     object_concurrent_access, object_errors, pipeline_object_limit, pipeline_objects, run_expiry,
-    run_objects,
+    run_object_quota, run_objects,
 };
 pub use secret::{
     fixture, global_reads, global_writes, pipeline_reads, pipeline_writes, secrets_stay_hidden,

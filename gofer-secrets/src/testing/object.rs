@@ -315,3 +315,67 @@ pub async fn object_concurrent_access(store: &DynObjectStore) {
         assert_eq!(v, value(t, KEYS - 1));
     }
 }
+
+/// With a quota of 3 objects and 10 bytes per run: writes past either are refused with
+/// `Limit` naming the run, and change nothing; overwriting an object counts its new
+/// size only; other runs are not affected.
+///
+/// # Panics
+/// When the store misbehaves. The store must have been made with
+/// `RunObjectQuota::new(3, 10)`.
+pub async fn run_object_quota(store: &DynObjectStore) {
+    let p = "suite-quota";
+    for (k, v) in [("one", b"1234"), ("two", b"5678")] {
+        store
+            .put_run_object(p, 1, k, b(v), false)
+            .await
+            .expect("put");
+    }
+    let refused = |r: Result<(), StoreError>, what: &str| match r {
+        Err(e @ StoreError::Limit { .. }) => {
+            let text = e.to_string();
+            assert!(
+                text.contains("run 1 of pipeline \"suite-quota\""),
+                "{what}: {text}"
+            );
+        }
+        other => panic!("{what}: expected Limit, got {other:?}"),
+    };
+    // 8 bytes held: 3 more pass the 10.
+    refused(
+        store.put_run_object(p, 1, "three", b(b"abc"), false).await,
+        "bytes",
+    );
+    // An overwrite counts the new value, not the old one as well.
+    store
+        .put_run_object(p, 1, "two", b(b"567890"), true)
+        .await
+        .expect("overwrite within the quota");
+    refused(
+        store
+            .put_run_object(p, 1, "two", b(b"56789012345"), true)
+            .await,
+        "an overwrite past the bytes",
+    );
+    store
+        .put_run_object(p, 1, "three", b(b""), false)
+        .await
+        .expect("third");
+    refused(
+        store.put_run_object(p, 1, "four", b(b""), false).await,
+        "count",
+    );
+    // Nothing changed by the refusals.
+    let mut keys = store.list_run_objects(p, 1).await.expect("list");
+    keys.sort();
+    assert_eq!(keys, ["one", "three", "two"]);
+    assert_eq!(
+        store.get_run_object(p, 1, "two").await.expect("get"),
+        b(b"567890")
+    );
+    // Another run has its own quota.
+    store
+        .put_run_object(p, 2, "four", b(b"0123456789"), false)
+        .await
+        .expect("other run");
+}
