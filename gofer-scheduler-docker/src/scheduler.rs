@@ -294,8 +294,9 @@ impl DockerScheduler {
         for wait in OOM_SETTLE {
             tokio::time::sleep(wait).await;
             match self.settle_once(id, code).await {
-                Ok(ExitStatus::Exited { code: 137 }) => {}
-                Ok(other) => return Ok(other),
+                Ok(oom @ ExitStatus::OutOfMemory { .. }) => return Ok(oom),
+                // Still a plain kill; or gone meanwhile: the exit seen stands.
+                Ok(_) => {}
                 Err(_) => break,
             }
         }

@@ -536,6 +536,9 @@ impl Recorder {
             for l in &mut r.logs {
                 *l = LogState::Done;
             }
+            for (l, _) in r.services.values_mut() {
+                *l = LogState::Done;
+            }
         }
         self.bump();
         self.done.send_replace(true);

@@ -219,7 +219,12 @@ pub(crate) fn plan_run(
     for c in found {
         let adopted = match label(&c, LABEL_ROLE) {
             Some("sandbox") => adopt_sandbox,
-            Some("service") => label(&c, LABEL_SERVICE).is_some_and(|s| services.contains(s)),
+            // Only a running service: one that exited (a daemon restart, a crash of
+            // its own) is reaped and started afresh.
+            Some("service") => {
+                c.state == ContainerState::Running
+                    && label(&c, LABEL_SERVICE).is_some_and(|s| services.contains(s))
+            }
             _ => false,
         };
         if !adopted {

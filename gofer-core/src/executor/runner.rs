@@ -231,6 +231,11 @@ async fn run_inner(mut ctx: RunCtx, wait: SlotWait) {
     if let Some(running) = running {
         services::stop_all(&ctx, running).await;
     }
+    if ctx.recovered {
+        // A service container kept for adoption that its service never took (its
+        // variables no longer resolve, the sandbox failed): removed with the run.
+        services::remove_unadopted(&ctx).await;
+    }
     if let Some(name) = &ctx.workspace {
         container::remove_volume(&engine, name).await;
     }

@@ -118,7 +118,8 @@ impl Services {
     }
 }
 
-/// A task that is aborted when dropped (a crashed executor leaves nothing behind).
+/// A task that is aborted when dropped: a crashed executor's service tasks and log
+/// pumps stop with it (a probe's task does not: it removes its container).
 struct Aborting<T>(JoinHandle<T>);
 
 impl<T> Drop for Aborting<T> {
@@ -150,11 +151,18 @@ pub(crate) struct Running {
     stop: watch::Sender<bool>,
     /// The service's index in the pipeline, its task, its container.
     services: Vec<(usize, Aborting<()>, Slot)>,
+    /// Held (read) by every probe's task until its container is removed: taken
+    /// (write) once the services stopped, so no probe outlives the run's cleanup.
+    probes: Probes,
 }
+
+/// See [`Running::probes`].
+type Probes = Arc<tokio::sync::RwLock<()>>;
 
 /// Starts every needed service of the run, each in a task of its own.
 pub(crate) fn start_all(ctx: &Arc<RunCtx>, senders: ServiceSenders) -> Running {
     let (stop, stop_rx) = watch::channel(false);
+    let probes = Probes::default();
     let services = senders
         .0
         .into_iter()
@@ -166,11 +174,16 @@ pub(crate) fn start_all(ctx: &Arc<RunCtx>, senders: ServiceSenders) -> Running {
                 tx,
                 stop_rx.clone(),
                 slot.clone(),
+                probes.clone(),
             ));
             (j, Aborting(task), slot)
         })
         .collect();
-    Running { stop, services }
+    Running {
+        stop,
+        services,
+        probes,
+    }
 }
 
 /// Stops every service of the run at once (every task has ended), waits until each
@@ -192,7 +205,14 @@ pub(crate) async fn stop_all(ctx: &Arc<RunCtx>, running: Running) {
             else {
                 return;
             };
-            container::stop(&ctx.engine, &id, ctx.engine.limits.stop_grace).await;
+            let s = &*ctx.engine.scheduler;
+            let grace = ctx.engine.limits.stop_grace;
+            if let Err(e) = guarded(s, "stop", s.stop(&id, grace)).await {
+                // Not stopped: removed (killed) now, so its output, and the pump,
+                // end; what could not be read is reported as the log's loss.
+                warn!(container = %id, error = %e, "cannot stop the service; removing it");
+                container::remove(&ctx.engine, &id).await;
+            }
             if let Some(exited) = exited {
                 let _ = exited.send(());
             }
@@ -206,6 +226,25 @@ pub(crate) async fn stop_all(ctx: &Arc<RunCtx>, running: Running) {
         }
     });
     futures::future::join_all(stops).await;
+    // Every probe's container is gone before the workspace and sandbox go.
+    drop(running.probes.write().await);
+}
+
+/// Removes the run's service containers still there after [`stop_all`]: in a resumed
+/// run, those kept for adoption that no service took.
+pub(crate) async fn remove_unadopted(ctx: &Arc<RunCtx>) {
+    let s = &*ctx.engine.scheduler;
+    let mut filter = naming::sandbox_labels(&ctx.engine.instance_id, &ctx.pipeline.id, ctx.run_id);
+    filter.insert(naming::LABEL_ROLE.to_string(), "service".to_string());
+    match guarded(s, "list", s.list(&filter)).await {
+        Ok(left) => {
+            for c in left {
+                debug!(container = %c.id, "removing a service container no service adopted");
+                container::remove(&ctx.engine, &c.id).await;
+            }
+        }
+        Err(e) => warn!(error = %e, "cannot list the run's service containers; the next recovery reaps them"),
+    }
 }
 
 /// The name of a service's container.
@@ -252,6 +291,7 @@ async fn run_service(
     tx: watch::Sender<ServiceState>,
     mut stop: watch::Receiver<bool>,
     slot: Slot,
+    probes: Probes,
 ) {
     let service = &ctx.pipeline.services[j];
     let id = &service.id;
@@ -331,7 +371,7 @@ async fn run_service(
                 }
             };
             let ready = tokio::select! {
-                r = run_probe(&ctx, pspec) => match r {
+                r = run_probe(&ctx, pspec, &probes) => match r {
                     Ok(ExitStatus::Exited { code: 0 }) => true,
                     Ok(other) => { last = format!("its readiness command ended with {other:?}"); false }
                     Err(e) => { last = format!("its readiness probe failed: {e}"); false }
@@ -382,9 +422,14 @@ async fn run_service(
 /// Runs one probe container to its end and removes it. The probe lives in a task of
 /// its own: when this future is dropped (the deadline, the run's end) the task sees
 /// the start through, stops waiting and removes the container, so no probe is left.
-async fn run_probe(ctx: &Arc<RunCtx>, spec: ContainerSpec) -> Result<ExitStatus, String> {
+async fn run_probe(
+    ctx: &Arc<RunCtx>,
+    spec: ContainerSpec,
+    probes: &Probes,
+) -> Result<ExitStatus, String> {
     let engine = ctx.engine.clone();
     let recovered = ctx.recovered;
+    let held = probes.clone().read_owned().await;
     // Dropped with this future: the probe's task then stops waiting.
     let (_dropped, gone) = oneshot::channel::<()>();
     let probe = tokio::spawn(async move {
@@ -397,6 +442,7 @@ async fn run_probe(ctx: &Arc<RunCtx>, spec: ContainerSpec) -> Result<ExitStatus,
             _ = gone => Err("the probe is no longer awaited".to_string()),
         };
         container::remove(&engine, &id).await;
+        drop(held);
         exit
     });
     probe
