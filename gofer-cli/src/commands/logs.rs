@@ -9,7 +9,7 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use gofer_core::{LogError, LogKey, LogSink, OutputStream, TaskState};
+use gofer_core::{FileLogSink, LogError, LogKey, LogSink, OutputStream, TaskState};
 
 use crate::commands::Ctx;
 use crate::engine::Stores;
@@ -46,7 +46,7 @@ pub async fn logs(
         // A recovery that re-attaches a task rewrites its log from the start: go back
         // and skip what was already printed.
         let len = std::fs::metadata(&path).map_or(0, |m| m.len());
-        if len < cursor {
+        if len < FileLogSink::cursor_offset(cursor) {
             cursor = 0;
             skip = printed;
         }

@@ -77,7 +77,11 @@ impl LogPipe {
                     }
                 };
                 let mut result = Ok(());
-                while let Some(lines) = rx.blocking_recv() {
+                while let Some(mut lines) = rx.blocking_recv() {
+                    // What queued up during the last write goes out in one write.
+                    while let Ok(more) = rx.try_recv() {
+                        lines.extend(more);
+                    }
                     if let Err(e) = writer.write(&lines) {
                         result = Err(e);
                         break;
