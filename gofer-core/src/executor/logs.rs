@@ -362,6 +362,8 @@ impl LineFramer {
             return;
         };
         let whole = Bytes::copy_from_slice(&rest[..=last_nl]);
+        // One allocation for the lines of the chunk, however short they are.
+        out.reserve(memchr::memchr_iter(b'\n', &whole).count());
         let mut start = 0;
         for nl in memchr::memchr_iter(b'\n', &whole) {
             let mut line = whole.slice(start..nl);

@@ -30,6 +30,8 @@ use super::mask::{MaskPatterns, Masker};
 pub(crate) const IDLE_AFTER_EXIT: Duration = Duration::from_secs(30);
 /// How many times the output is read again after a failed or stalled read.
 pub(crate) const MAX_REREADS: u32 = 3;
+/// At most this many chunks that are already there are taken in one write.
+const READY_CHUNKS: usize = 16;
 /// First wait before a re-read; doubled for each next one.
 const REREAD_BACKOFF: Duration = Duration::from_millis(200);
 
@@ -68,10 +70,17 @@ impl LogFeed {
         }
     }
 
-    /// Takes a chunk, without what an earlier read already delivered.
+    /// Takes a chunk, without what an earlier read already delivered, and writes it.
     pub(crate) async fn take(&mut self, chunk: LogChunk) -> Result<(), String> {
+        self.push(chunk);
+        self.flush().await
+    }
+
+    /// Takes a chunk, without what an earlier read already delivered; its lines are
+    /// written by the next [`LogFeed::flush`].
+    fn push(&mut self, chunk: LogChunk) {
         let Some(chunk) = self.cursor.fresh(chunk) else {
-            return Ok(());
+            return;
         };
         let s = index(chunk.stream);
         let data = chunk.data;
@@ -79,9 +88,9 @@ impl LogFeed {
         self.maskers[s].push(&data, &mut self.masked);
         self.framers[s].push(&self.masked, chunk.timestamp, &mut self.lines);
         self.last = chunk.timestamp;
-        self.flush().await
     }
 
+    /// Writes the lines taken so far.
     async fn flush(&mut self) -> Result<(), String> {
         if self.lines.is_empty() {
             return Ok(());
@@ -156,8 +165,11 @@ pub(crate) async fn pump_logs(
     let incomplete = loop {
         let end = match guarded(scheduler, "logs", scheduler.logs(id)).await {
             Err(e) => ReadEnd::Broken(format!("cannot read the container's logs: {e}")),
-            Ok(mut stream) => {
+            Ok(stream) => {
                 p.cursor.reread();
+                // The chunks already there when one is taken go to the sink in one
+                // write.
+                let mut stream = stream.ready_chunks(READY_CHUNKS);
                 loop {
                     let next = if has_exited {
                         match tokio::time::timeout(IDLE_AFTER_EXIT, stream.next()).await {
@@ -180,18 +192,25 @@ pub(crate) async fn pump_logs(
                             }
                         }
                     };
-                    match next {
-                        None => break ReadEnd::Whole,
-                        Some(Ok(chunk)) => {
-                            if let Err(why) = p.take(chunk).await {
-                                break ReadEnd::Sink(why);
+                    let Some(items) = next else {
+                        break ReadEnd::Whole;
+                    };
+                    let mut failed = None;
+                    for item in items {
+                        match item {
+                            Ok(chunk) => p.push(chunk),
+                            Err(e) => {
+                                // What follows is read again.
+                                failed = Some(e);
+                                break;
                             }
                         }
-                        Some(Err(e)) => {
-                            break ReadEnd::Broken(format!(
-                                "the container's log stream failed: {e}"
-                            ))
-                        }
+                    }
+                    if let Err(why) = p.flush().await {
+                        break ReadEnd::Sink(why);
+                    }
+                    if let Some(e) = failed {
+                        break ReadEnd::Broken(format!("the container's log stream failed: {e}"));
                     }
                 }
             }
