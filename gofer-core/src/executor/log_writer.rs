@@ -12,8 +12,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::logs::{LogError, LogKey, LogLine, LogSink, LogWriter};
 
-/// Batches in flight between the pump and a blocking writer.
-const DEPTH: usize = 16;
+/// Batches in flight between the pump and a blocking writer (each up to
+/// `READY_CHUNKS` chunks of output, see the pump).
+const DEPTH: usize = 4;
 
 enum Kind {
     Inline(Box<dyn LogWriter>),
@@ -77,11 +78,7 @@ impl LogPipe {
                     }
                 };
                 let mut result = Ok(());
-                while let Some(mut lines) = rx.blocking_recv() {
-                    // What queued up during the last write goes out in one write.
-                    while let Ok(more) = rx.try_recv() {
-                        lines.extend(more);
-                    }
+                while let Some(lines) = rx.blocking_recv() {
                     if let Err(e) = writer.write(&lines) {
                         result = Err(e);
                         break;

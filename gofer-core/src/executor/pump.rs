@@ -31,7 +31,7 @@ pub(crate) const IDLE_AFTER_EXIT: Duration = Duration::from_secs(30);
 /// How many times the output is read again after a failed or stalled read.
 pub(crate) const MAX_REREADS: u32 = 3;
 /// At most this many chunks that are already there are taken in one write.
-const READY_CHUNKS: usize = 16;
+const READY_CHUNKS: usize = 4;
 /// First wait before a re-read; doubled for each next one.
 const REREAD_BACKOFF: Duration = Duration::from_millis(200);
 
