@@ -111,7 +111,12 @@ impl Home {
     /// # Errors
     /// [`CliError::Key`].
     pub async fn token_key(&self) -> Result<SecretBox<[u8; 32]>, CliError> {
-        Ok(self.key().await?.derive("gofer run tokens"))
+        // With this data directory's id: homes sharing a key (GOFER_SECRET_KEY) and
+        // numbering runs alike still get different tokens.
+        Ok(self
+            .key()
+            .await?
+            .derive(&format!("gofer run tokens {}", self.id())))
     }
 
     /// The secret store's key, from [`KEY_ENV`] or `<home>/secret.key`.

@@ -119,8 +119,25 @@ pub fn prefix(home_id: &str) -> String {
 /// # Errors
 /// [`CliError::NoSlot`] when every slot is held, [`CliError::Io`].
 pub fn take_free(dir: &Path, prefix: &str) -> Result<Slot, CliError> {
+    take_free_skipping(dir, prefix, &std::collections::BTreeSet::new())
+}
+
+/// Takes the lowest free slot not in `skip` (the slots with unfinished runs: those
+/// are adopted with the engine and sandbox they recorded, not reused with another's).
+///
+/// # Errors
+/// As [`take_free`].
+pub fn take_free_skipping(
+    dir: &Path,
+    prefix: &str,
+    skip: &std::collections::BTreeSet<String>,
+) -> Result<Slot, CliError> {
     for n in 1..=MAX_SLOTS {
-        if let Some(slot) = try_take(dir, &format!("{prefix}{n}"))? {
+        let id = format!("{prefix}{n}");
+        if skip.contains(&id) {
+            continue;
+        }
+        if let Some(slot) = try_take(dir, &id)? {
             return Ok(slot);
         }
     }

@@ -39,6 +39,13 @@ pub struct DockerConfig {
     /// The command a sandbox holder runs: it must keep running until stopped and use
     /// no resources. Run under an init process, so a plain `sleep` is enough.
     pub sandbox_command: Vec<String>,
+    /// The engine's log driver for the containers this scheduler creates (as
+    /// `docker run --log-driver`); `None` (the default) keeps the engine's default
+    /// driver. The live output comes from an attach, not from the driver; the driver's
+    /// log is what [`Scheduler::logs`](gofer_core::Scheduler::logs) reads again after
+    /// a broken stream and for a container adopted after a restart. `"none"` spares the
+    /// engine that copy, and leaves nothing to read again.
+    pub log_driver: Option<String>,
 }
 
 impl Default for DockerConfig {
@@ -52,6 +59,7 @@ impl Default for DockerConfig {
                 "-c".to_string(),
                 "trap 'exit 0' TERM INT; sleep 2147483647 & wait".to_string(),
             ],
+            log_driver: None,
         }
     }
 }
@@ -91,6 +99,13 @@ impl DockerConfig {
         S: Into<String>,
     {
         self.sandbox_command = command.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets [`DockerConfig::log_driver`].
+    #[must_use]
+    pub fn log_driver(mut self, driver: impl Into<String>) -> Self {
+        self.log_driver = Some(driver.into());
         self
     }
 

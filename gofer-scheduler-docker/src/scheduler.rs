@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bollard::errors::Error as BollardError;
+use bollard::models::HostConfigLogConfig;
 use bollard::query_parameters::{
     CreateContainerOptions, ListContainersOptions, RemoveContainerOptions, StopContainerOptions,
 };
@@ -238,7 +239,13 @@ impl DockerScheduler {
     /// first and pulls only when the engine lacks the image (no extra round trip on the
     /// hot path).
     async fn create_pulling(&self, spec: &ContainerSpec) -> Result<String, SchedulerError> {
-        let body = create::body(spec)?;
+        let mut body = create::body(spec)?;
+        if let (Some(driver), Some(host)) = (&self.config.log_driver, &mut body.host_config) {
+            host.log_config = Some(HostConfigLogConfig {
+                typ: Some(driver.clone()),
+                config: None,
+            });
+        }
         let pull = || {
             pull::pull(
                 &self.docker,

@@ -6,10 +6,12 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use futures::StreamExt;
 use gofer_core::{
     Capabilities, ContainerId, ContainerState, ExitStatus, PullPolicy, ResourceLimits, Scheduler,
     SchedulerError,
 };
+use gofer_scheduler_docker::{DockerConfig, DockerScheduler};
 
 #[tokio::test]
 async fn connects_with_a_negotiated_api_version() {
@@ -384,4 +386,39 @@ async fn bind_mounts_reach_the_container_and_read_only_holds() {
     assert!(!dir.join("ro/x").exists());
     cleanup(&s, &case).await;
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The first read after a start with `attach_output` is served by the attach made
+/// before the start, not by the engine's logs endpoint: under the `none` log driver
+/// that endpoint has nothing to give (a read of it fails), yet the first read has
+/// every byte of both streams, from the first.
+#[tokio::test]
+async fn the_first_read_comes_from_the_attach_not_the_logs_endpoint() {
+    let Some(_) = scheduler().await else { return };
+    let s = DockerScheduler::connect(DockerConfig::new().log_driver("none"))
+        .await
+        .unwrap();
+    let case = unique("attach-first");
+    let spec = spec(&case, &case)
+        .command(["sh", "-c", "seq 1 20000; echo err >&2; echo last"])
+        .attach_output(true);
+    let id = s.start(spec).await.unwrap();
+    let (out, err) = output(&s, &id).await;
+    let expected: String = (1..=20000).map(|i| format!("{i}\n")).collect();
+    assert_eq!(out, format!("{expected}last\n"));
+    assert_eq!(err, "err\n");
+    assert!(s.wait(&id).await.unwrap().success());
+    // The logs endpoint, read now, has none of it.
+    match s.logs(&id).await {
+        Err(_) => {}
+        Ok(mut again) => {
+            let first = again.next().await;
+            assert!(
+                matches!(first, Some(Err(_))),
+                "the logs endpoint served {first:?} under the none driver"
+            );
+        }
+    }
+    s.remove(&id, true).await.unwrap();
+    cleanup(&s, &case).await;
 }

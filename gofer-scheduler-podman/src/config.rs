@@ -28,6 +28,13 @@ pub struct PodmanConfig {
     /// How many log chunks may be read ahead of a slow log reader before reading pauses
     /// (back-pressure, nothing is dropped).
     pub log_buffer: usize,
+    /// The log driver of the containers this scheduler creates (as `podman run
+    /// --log-driver`); `None` (the default) keeps Podman's default. The live output
+    /// comes from an attach, not from the driver; the driver's log is what
+    /// [`Scheduler::logs`](gofer_core::Scheduler::logs) reads again after a broken
+    /// stream and for a container adopted after a restart. `"none"` spares conmon that
+    /// copy, and leaves nothing to read again.
+    pub log_driver: Option<String>,
 }
 
 impl Default for PodmanConfig {
@@ -43,6 +50,7 @@ impl PodmanConfig {
             socket: socket.into(),
             wait_interval: Duration::from_millis(10),
             log_buffer: 256,
+            log_driver: None,
         }
     }
 
@@ -97,6 +105,13 @@ impl PodmanConfig {
                 ),
             }),
         }
+    }
+
+    /// Sets [`PodmanConfig::log_driver`].
+    #[must_use]
+    pub fn with_log_driver(mut self, driver: impl Into<String>) -> Self {
+        self.log_driver = Some(driver.into());
+        self
     }
 
     /// Sets [`PodmanConfig::wait_interval`].

@@ -48,6 +48,19 @@ pub(crate) fn create_opts(spec: &ContainerSpec) -> Result<ContainerCreateOpts, S
     Ok(b.build())
 }
 
+/// A create request with the log driver set. (podman-api's `log_configuration`
+/// takes Docker's shape, which libpod does not read: libpod wants `driver`.)
+pub(crate) fn with_log_driver(body: &[u8], driver: &str) -> Result<Vec<u8>, serde_json::Error> {
+    let mut v: serde_json::Value = serde_json::from_slice(body)?;
+    if let Some(o) = v.as_object_mut() {
+        o.insert(
+            "log_configuration".into(),
+            serde_json::json!({ "driver": driver }),
+        );
+    }
+    serde_json::to_vec(&v)
+}
+
 /// Bind mounts (OCI mounts) and named volumes, as libpod takes them apart.
 fn mounts(spec: &ContainerSpec) -> (Vec<ContainerMount>, Vec<NamedVolume>) {
     let mut binds = Vec::new();
@@ -181,6 +194,21 @@ fn network(n: &NetworkMode) -> Option<Namespace> {
 mod tests {
     use super::*;
     use gofer_core::ContainerId;
+
+    #[test]
+    fn a_log_driver_is_set_the_way_libpod_reads_it() {
+        let body = create_opts(&ContainerSpec::new("n", "img"))
+            .unwrap()
+            .serialize_vec()
+            .unwrap();
+        let j: serde_json::Value =
+            serde_json::from_slice(&with_log_driver(&body, "none").unwrap()).unwrap();
+        assert_eq!(
+            j["log_configuration"],
+            serde_json::json!({ "driver": "none" })
+        );
+        assert_eq!(j["image"], "img");
+    }
 
     fn json(spec: &ContainerSpec) -> serde_json::Value {
         serde_json::from_slice(&create_opts(spec).unwrap().serialize_vec().unwrap()).unwrap()

@@ -15,7 +15,7 @@ use tracing::Instrument;
 
 use crate::client::{encode, segment, Api, ApiError};
 use crate::config::PodmanConfig;
-use crate::create::create_opts;
+use crate::create::{create_opts, with_log_driver};
 use crate::guard::RemoveOnDrop;
 use crate::inspect::{map_status, Inspect, ListEntry};
 use crate::pull::pull;
@@ -205,14 +205,17 @@ impl PodmanScheduler {
     }
 
     async fn create_and_start(&self, spec: ContainerSpec) -> Result<ContainerId, SchedulerError> {
-        let body =
-            create_opts(&spec)?
-                .serialize_vec()
-                .map_err(|e| SchedulerError::InvalidRequest {
-                    scheduler: NAME,
-                    field: "spec",
-                    message: e.to_string(),
-                })?;
+        let invalid = |message: String| SchedulerError::InvalidRequest {
+            scheduler: NAME,
+            field: "spec",
+            message,
+        };
+        let mut body = create_opts(&spec)?
+            .serialize_vec()
+            .map_err(|e| invalid(e.to_string()))?;
+        if let Some(driver) = &self.config.log_driver {
+            body = with_log_driver(&body, driver).map_err(|e| invalid(e.to_string()))?;
+        }
         let pull = || {
             pull(
                 &self.api,

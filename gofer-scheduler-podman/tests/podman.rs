@@ -626,3 +626,45 @@ async fn bind_mounts_reach_the_container_and_read_only_holds() {
     assert_clean(&s, &labels).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The first read after a start with `attach_output` is served by the attach made
+/// before the start, not by the logs endpoint: under the `none` log driver that
+/// endpoint has nothing to give (a read of it fails), yet the first read has every
+/// byte of both streams, from the first.
+#[tokio::test]
+async fn the_first_read_comes_from_the_attach_not_the_logs_endpoint() {
+    let Some(_) = common::podman().await else {
+        return;
+    };
+    let config = gofer_scheduler_podman::PodmanConfig::from_env()
+        .unwrap()
+        .with_log_driver("none");
+    let s = gofer_scheduler_podman::PodmanScheduler::connect(config)
+        .await
+        .unwrap();
+    let labels = case_labels("attach-first");
+    let spec = ContainerSpec::new(unique_name("attach-first"), IMAGE)
+        .command(["sh", "-c", "seq 1 20000; echo err >&2; echo last"])
+        .labels(labels.clone())
+        .attach_output(true);
+    let id = s.start(spec).await.unwrap();
+    let (out, err) = read_all(s.logs(&id).await.unwrap()).await;
+    let expected: String = (1..=20000).map(|i| format!("{i}\n")).collect();
+    assert_eq!(out, format!("{expected}last\n"));
+    assert_eq!(err, "err\n");
+    assert!(s.wait(&id).await.unwrap().success());
+    // The logs endpoint, read now, has none of it.
+    match s.logs(&id).await {
+        Err(_) => {}
+        Ok(mut again) => {
+            use futures::StreamExt;
+            let first = again.next().await;
+            assert!(
+                matches!(first, Some(Err(_))),
+                "the logs endpoint served {first:?} under the none driver"
+            );
+        }
+    }
+    cleanup(&s, &id).await;
+    assert_clean(&s, &labels).await;
+}

@@ -65,8 +65,11 @@ pub async fn logs(
     match target(task) {
         Target::Service(service) => {
             stores.runs.get_run(pipeline, run).await?;
+            let key = LogKey::service(pipeline, run, &service);
+            // The pipeline as registered now, or a log the run left (a service the
+            // file has dropped since).
             let known = stores.runs.get_pipeline(pipeline).await?;
-            if !known.services.iter().any(|s| s.id == service) {
+            if !known.services.iter().any(|s| s.id == service) && !sink.path(&key).exists() {
                 return Err(RunError::UnknownService {
                     pipeline: pipeline.to_string(),
                     run,
@@ -74,7 +77,6 @@ pub async fn logs(
                 }
                 .into());
             }
-            let key = LogKey::service(pipeline, run, &service);
             print_log(&sink, &key, follow, || async {
                 // A service's output ends before its run completes.
                 Ok(stores.runs.get_run(pipeline, run).await?.state == RunState::Complete)
@@ -149,7 +151,7 @@ where
         // A recovery that re-attaches a task (or adopts a service) rewrites its log
         // from the start: go back and skip what was already printed.
         let len = std::fs::metadata(&path).map_or(0, |m| m.len());
-        if len < cursor {
+        if len < FileLogSink::cursor_offset(cursor) {
             cursor = 0;
             skip = printed;
         }

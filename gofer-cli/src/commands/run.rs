@@ -49,7 +49,17 @@ pub async fn run(ctx: &Ctx, args: RunArgs) -> Result<ExitCode, CliError> {
     let stores = Stores::open(&ctx.home).await?;
     check_registry_secrets(&loaded, &stores).await?;
     let scheduler = engine::connect(ctx.engine).await?;
-    let mut slot = slots::take_free(&ctx.home.slots_dir(), &slots::prefix(ctx.home.id()))?;
+    // Not a slot whose runs a dead process left: those are adopted below with the
+    // engine and sandbox their slot recorded.
+    let left: std::collections::BTreeSet<String> = stores
+        .runs
+        .unfinished_runs()
+        .await?
+        .into_iter()
+        .map(|u| u.spec.engine)
+        .collect();
+    let mut slot =
+        slots::take_free_skipping(&ctx.home.slots_dir(), &slots::prefix(ctx.home.id()), &left)?;
     let sandbox = loaded.sandbox_image.as_deref();
     slot.record_engine(&ctx.home.slots_dir(), scheduler.name(), sandbox)?;
     let engine = engine::build(

@@ -24,8 +24,9 @@ pub struct LoadedPipeline {
     pub pipeline: Pipeline,
     /// Task id → the placeholder of its registry password (checked before a run).
     pub registry_secrets: Vec<(String, Placeholder)>,
-    /// The image of the run's network sandbox holder: set when the pipeline has
-    /// services (they need the sandbox; the other tasks run in it too).
+    /// The image of the run's network sandbox holder: the file's `sandbox_image`, or
+    /// the first service's image when the pipeline has services (they need the
+    /// sandbox; the other tasks run in it too).
     pub sandbox_image: Option<String>,
 }
 

@@ -126,6 +126,14 @@ impl RunCtx {
             .extend(values);
     }
 
+    /// How many secret values the run knows (it only ever learns more).
+    pub(crate) fn secrets_len(&self) -> usize {
+        self.secrets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
+    }
+
     pub(crate) fn secrets(&self) -> Vec<SecretString> {
         self.secrets
             .lock()

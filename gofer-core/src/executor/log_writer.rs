@@ -12,8 +12,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::logs::{LogError, LogKey, LogLine, LogSink, LogWriter};
 
-/// Batches in flight between the pump and a blocking writer.
-const DEPTH: usize = 16;
+/// Batches in flight between the pump and a blocking writer (each up to
+/// `READY_CHUNKS` chunks of output, see the pump).
+const DEPTH: usize = 4;
 
 enum Kind {
     Inline(Box<dyn LogWriter>),

@@ -128,6 +128,17 @@ pub enum LogError {
         /// Why.
         reason: String,
     },
+    /// The stored log cannot be read: it is not in a form this version reads (written
+    /// by a newer version, or not a log), or it is damaged.
+    #[error("log sink {sink}: cannot read the log at {location}: {reason}")]
+    Unreadable {
+        /// The sink.
+        sink: &'static str,
+        /// Where the log is (a file path).
+        location: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The sink's storage failed.
     #[error("log sink {sink}: {operation} failed: {source}")]
     Io {
@@ -351,6 +362,8 @@ impl LineFramer {
             return;
         };
         let whole = Bytes::copy_from_slice(&rest[..=last_nl]);
+        // One allocation for the lines of the chunk, however short they are.
+        out.reserve(memchr::memchr_iter(b'\n', &whole).count());
         let mut start = 0;
         for nl in memchr::memchr_iter(b'\n', &whole) {
             let mut line = whole.slice(start..nl);
@@ -495,8 +508,11 @@ mod tests {
         sink_roundtrip(&sink);
         let text = fs::read_to_string(sink.path(&LogKey::new("pipe", 3, "task"))).unwrap();
         assert_eq!(
-            text.lines().next().unwrap(),
-            "1700000000.000000005 stdout F one"
+            text,
+            "gofer-log 2\n\
+             1700000000.000000005 stdout F 1 4\none\n\
+             1700000000.000000005 stderr F 1 10\ntwo words\n\
+             1700000000.000000005 stdout F 1 1\n\n"
         );
         fs::remove_dir_all(dir).unwrap();
     }

@@ -224,6 +224,14 @@ impl Masker {
         }
     }
 
+    /// Masks with `patterns` from here on: for a stream read while the run learns
+    /// more secrets (a service's output, which may echo a secret of a task that
+    /// started after it). The bytes held back are scanned again with the new
+    /// patterns; bytes already emitted are not.
+    pub fn set_patterns(&mut self, patterns: MaskPatterns) {
+        self.patterns = patterns;
+    }
+
     /// Adds bytes and appends to `out` everything that can no longer be part of a
     /// secret.
     pub fn push(&mut self, data: &[u8], out: &mut Vec<u8>) {

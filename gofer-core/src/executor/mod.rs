@@ -146,13 +146,15 @@
 // engine, resume (Engine::recover) → runner (a run: slot, token, sandbox, graph)
 // → lifecycle (a task) → container, pump, resolve → ctx → recover (the plan) →
 // handle → recorder, journal, stop, slots, durable, outcome → errors, limits,
-// log_writer, logs, file_sink, mask, token, clock → the run model (crate::run).
+// log_writer, logs, file_sink (→ file_format), mask, token, clock → the run model
+// (crate::run).
 mod clock;
 mod container;
 mod ctx;
 mod durable;
 mod engine;
 mod errors;
+mod file_format;
 mod file_sink;
 mod handle;
 mod journal;

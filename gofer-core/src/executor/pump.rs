@@ -30,6 +30,8 @@ use super::mask::{MaskPatterns, Masker};
 pub(crate) const IDLE_AFTER_EXIT: Duration = Duration::from_secs(30);
 /// How many times the output is read again after a failed or stalled read.
 pub(crate) const MAX_REREADS: u32 = 3;
+/// At most this many chunks that are already there are taken in one write.
+const READY_CHUNKS: usize = 4;
 /// First wait before a re-read; doubled for each next one.
 const REREAD_BACKOFF: Duration = Duration::from_millis(200);
 
@@ -67,10 +69,18 @@ impl LogFeed {
         }
     }
 
-    /// Takes a chunk, without what an earlier read already delivered.
-    async fn take(&mut self, chunk: LogChunk) -> Result<(), String> {
+    /// Masks with `patterns` from here on (see [`Masker::set_patterns`]).
+    fn set_patterns(&mut self, patterns: &MaskPatterns) {
+        for m in &mut self.maskers {
+            m.set_patterns(patterns.clone());
+        }
+    }
+
+    /// Takes a chunk, without what an earlier read already delivered; its lines are
+    /// written by the next [`LogFeed::flush`].
+    fn push(&mut self, chunk: LogChunk) {
         let Some(chunk) = self.cursor.fresh(chunk) else {
-            return Ok(());
+            return;
         };
         let s = index(chunk.stream);
         let data = chunk.data;
@@ -78,9 +88,9 @@ impl LogFeed {
         self.maskers[s].push(&data, &mut self.masked);
         self.framers[s].push(&self.masked, chunk.timestamp, &mut self.lines);
         self.last = chunk.timestamp;
-        self.flush().await
     }
 
+    /// Writes the lines taken so far.
     async fn flush(&mut self) -> Result<(), String> {
         if self.lines.is_empty() {
             return Ok(());
@@ -170,6 +180,7 @@ pub(crate) async fn pump(
         }
     };
     opened();
+    let mut known = ctx.secrets_len();
     let patterns = MaskPatterns::new(ctx.secrets().iter());
     let mut p = LogFeed::new(patterns, pipe, ctx.engine.clock.now());
     let scheduler = &*ctx.engine.scheduler;
@@ -178,8 +189,11 @@ pub(crate) async fn pump(
     let incomplete = loop {
         let end = match guarded(scheduler, "logs", scheduler.logs(id)).await {
             Err(e) => ReadEnd::Broken(format!("cannot read the container's logs: {e}")),
-            Ok(mut stream) => {
+            Ok(stream) => {
                 p.cursor.reread();
+                // The chunks already there when one is taken go to the sink in one
+                // write.
+                let mut stream = stream.ready_chunks(READY_CHUNKS);
                 loop {
                     let next = if has_exited {
                         match tokio::time::timeout(IDLE_AFTER_EXIT, stream.next()).await {
@@ -202,18 +216,31 @@ pub(crate) async fn pump(
                             }
                         }
                     };
-                    match next {
-                        None => break ReadEnd::Whole,
-                        Some(Ok(chunk)) => {
-                            if let Err(why) = p.take(chunk).await {
-                                break ReadEnd::Sink(why);
+                    let Some(items) = next else {
+                        break ReadEnd::Whole;
+                    };
+                    // Secrets the run learned meanwhile (a service outlives tasks
+                    // that start after it) are masked from here on.
+                    if ctx.secrets_len() != known {
+                        known = ctx.secrets_len();
+                        p.set_patterns(&MaskPatterns::new(ctx.secrets().iter()));
+                    }
+                    let mut failed = None;
+                    for item in items {
+                        match item {
+                            Ok(chunk) => p.push(chunk),
+                            Err(e) => {
+                                // What follows is read again.
+                                failed = Some(e);
+                                break;
                             }
                         }
-                        Some(Err(e)) => {
-                            break ReadEnd::Broken(format!(
-                                "the container's log stream failed: {e}"
-                            ))
-                        }
+                    }
+                    if let Err(why) = p.flush().await {
+                        break ReadEnd::Sink(why);
+                    }
+                    if let Some(e) = failed {
+                        break ReadEnd::Broken(format!("the container's log stream failed: {e}"));
                     }
                 }
             }

@@ -243,7 +243,9 @@ pub(crate) async fn remove_unadopted(ctx: &Arc<RunCtx>) {
                 container::remove(&ctx.engine, &c.id).await;
             }
         }
-        Err(e) => warn!(error = %e, "cannot list the run's service containers; the next recovery reaps them"),
+        Err(e) => {
+            warn!(error = %e, "cannot list the run's service containers; the next recovery reaps them")
+        }
     }
 }
 

@@ -548,3 +548,56 @@ async fn a_run_ending_during_a_slow_start_leaves_no_service_or_probe() {
         assert_eq!(fake.containers(), 0, "probe {probe}: a container was left");
     }
 }
+
+/// A service that echoes a secret of a task started after it (a password the task
+/// sent it) has it masked in its log: the service's log is masked with every secret
+/// the run learns while it runs.
+#[tokio::test(start_paused = true)]
+async fn a_service_echoing_a_later_tasks_secret_has_it_masked() {
+    use gofer_core::secrecy::SecretString;
+    use gofer_core::{InMemorySecretStore, SecretStore};
+    let fake = fake()
+        .image(
+            "leaky",
+            Behaviour::new()
+                .sleep(Duration::from_secs(5))
+                .stdout("got hunter2-task-pw\n")
+                .then_run_until_stopped(),
+        )
+        .image("busy", Behaviour::new().sleep(Duration::from_secs(10)))
+        .image("slowish", Behaviour::new().sleep(Duration::from_secs(2)));
+    let secrets = Arc::new(InMemorySecretStore::new());
+    secrets
+        .put_pipeline_secret(
+            PIPE,
+            "task_pw",
+            SecretString::from("hunter2-task-pw".to_string()),
+            false,
+        )
+        .await
+        .unwrap();
+    let (b, sink) = builder(&fake);
+    let e = b
+        .network_sandbox("pause")
+        .secret_store(secrets)
+        .build()
+        .unwrap();
+    let p = Pipeline::new(PIPE, PIPE)
+        .service(Service::new("database", "leaky"))
+        // The client (and its secret) comes a while after the service started.
+        .task(Task::new("warmup", "slowish"))
+        .task(
+            Task::new("client", "busy")
+                .variable("PW", "secret{{task_pw}}")
+                .needs_service("database")
+                .depends_on("warmup", gofer_core::RequiredParentStatus::Success),
+        );
+    let run = finish(&e.start_run(&p, RunOptions::new()).unwrap()).await;
+    assert_eq!(run.status, RunStatus::Successful, "{run:?}");
+    let kept: Vec<String> = sink
+        .lines(&LogKey::service(PIPE, 1, "database"))
+        .iter()
+        .map(|l| l.text().into_owned())
+        .collect();
+    assert_eq!(kept, [format!("got {}", gofer_core::MASK)]);
+}
