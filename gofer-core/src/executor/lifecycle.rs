@@ -312,6 +312,9 @@ async fn watch_exit(ctx: &RunCtx, idx: usize, id: &ContainerId, stop: &mut StopW
         }
     };
     let (grace, outcome) = tokio::select! {
+        // An exit already there (a container that ended while the host was away)
+        // is the outcome, whatever else is ready too.
+        biased;
         exit = container::guarded(s, "wait", s.wait(id)) => match exit {
             Err(e) => (engine.limits.stop_grace, exit_outcome(Err(e))),
             ok => return exit_outcome(ok),

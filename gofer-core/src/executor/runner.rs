@@ -11,7 +11,7 @@ use tracing::{debug, warn, Instrument};
 
 use crate::naming;
 use crate::run::TaskStatus;
-use crate::scheduler::SandboxSpec;
+use crate::scheduler::{ContainerState, SandboxSpec};
 use crate::task::RequiredParentStatus;
 
 use super::container;
@@ -200,13 +200,26 @@ async fn run_inner(mut ctx: RunCtx, wait: SlotWait) {
 
     // The services' channels (the tasks wait on them); started once the context is
     // shared.
-    // A resumed run's tasks already complete need none.
+    // A resumed run's tasks already complete, orphaned, or whose container exited
+    // while the host was away (only collected) need none.
     let to_run = ctx
         .pipeline
         .tasks
         .iter()
         .enumerate()
-        .filter(|(i, _)| !matches!(ctx.resume.get(*i), Some(Resume::Complete(_))))
+        .filter(|(i, _)| {
+            !matches!(
+                ctx.resume.get(*i),
+                Some(
+                    Resume::Complete(_)
+                        | Resume::Orphaned
+                        | Resume::Attach {
+                            state: ContainerState::Exited { .. },
+                            ..
+                        }
+                )
+            )
+        })
         .map(|(_, t)| t);
     let (services, senders) = Services::channels(&ctx.pipeline.services, to_run);
     ctx.services = services;

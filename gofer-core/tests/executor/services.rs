@@ -601,3 +601,71 @@ async fn a_service_echoing_a_later_tasks_secret_has_it_masked() {
         .collect();
     assert_eq!(kept, [format!("got {}", gofer_core::MASK)]);
 }
+
+/// A task whose container ended while the host was away is only collected after the
+/// crash: its real exit is recorded, and its service, which ended meanwhile too, is
+/// not started again for it.
+#[tokio::test(start_paused = true)]
+async fn a_task_collected_after_a_crash_starts_no_service_again() {
+    let fake = fake()
+        .image(
+            "busy",
+            Behaviour::new()
+                .sleep(Duration::from_secs(30))
+                .stdout("done\n"),
+        )
+        // The service ends while the host is away too.
+        .image(
+            "shortdb",
+            Behaviour::new()
+                .stdout("db up\n")
+                .sleep(Duration::from_secs(40)),
+        );
+    let store = InMemoryRunStore::new();
+    let sink = InMemoryLogSink::new();
+    let host = || {
+        Engine::builder(Arc::new(fake.clone()))
+            .instance_id("test")
+            .log_sink(Arc::new(sink.clone()))
+            .run_store(Arc::new(store.clone()))
+            .network_sandbox("pause")
+            .build()
+            .unwrap()
+    };
+    let p = Pipeline::new(PIPE, PIPE)
+        .service(Service::new("database", "shortdb"))
+        .task(Task::new("client", "busy").needs_service("database"));
+    let a = host();
+    a.recover().await.unwrap();
+    let h = a.start_run(&p, RunOptions::new()).unwrap();
+    let mut events = h.events();
+    while let Some(e) = events.next().await {
+        if matches!(&e, Event::Task { task_id, state: TaskState::Running, .. } if &**task_id == "client")
+        {
+            break;
+        }
+    }
+    a.simulate_crash().await;
+    // The task's container ends while no host is there.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+
+    let b = host();
+    let report = b.recover().await.unwrap();
+    assert_eq!(
+        report.action(PIPE, 1, "client"),
+        Some(RecoveryAction::Collected)
+    );
+    let run = finish(&report.runs[0]).await;
+    let t = task(&run, "client");
+    assert_eq!(
+        (t.status, t.exit_code),
+        (TaskStatus::Successful, Some(0)),
+        "{t:?}"
+    );
+    assert_eq!(
+        fake.started_count(&svc_name("database")),
+        1,
+        "not started again"
+    );
+    assert_eq!(fake.containers(), 0);
+}
