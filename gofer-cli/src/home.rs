@@ -99,24 +99,24 @@ impl Home {
     /// # Errors
     /// [`CliError::Key`] or [`CliError::Store`].
     pub async fn secret_store(&self) -> Result<Arc<DynSecretStore>, CliError> {
-        let key = self.key().await?;
-        let store = SqliteSecretStore::open(self.dir.join("secrets.sqlite3"), key).await?;
-        Ok(Arc::new(store))
+        Ok(self.secret_store_and_token_key().await?.0)
     }
 
-    /// The key the run tokens of `gofer run` derive from (see
-    /// `gofer_api::RunTokens::keyed`): derived from the secret store's key, so a run
-    /// resumed by another process gets the token its containers already hold.
+    /// [`Home::secret_store`], and the key the run tokens of `gofer run` derive from
+    /// (see `gofer_api::RunTokens::keyed`), from the same key read once: derived from
+    /// the secret store's key and this data directory's id, so a run resumed by
+    /// another process gets the token its containers already hold, and homes sharing
+    /// a key (`GOFER_SECRET_KEY`) and numbering runs alike still get different ones.
     ///
     /// # Errors
-    /// [`CliError::Key`].
-    pub async fn token_key(&self) -> Result<SecretBox<[u8; 32]>, CliError> {
-        // With this data directory's id: homes sharing a key (GOFER_SECRET_KEY) and
-        // numbering runs alike still get different tokens.
-        Ok(self
-            .key()
-            .await?
-            .derive(&format!("gofer run tokens {}", self.id())))
+    /// [`CliError::Key`] or [`CliError::Store`].
+    pub async fn secret_store_and_token_key(
+        &self,
+    ) -> Result<(Arc<DynSecretStore>, SecretBox<[u8; 32]>), CliError> {
+        let key = self.key().await?;
+        let token_key = key.derive(&format!("gofer run tokens {}", self.id()));
+        let store = SqliteSecretStore::open(self.dir.join("secrets.sqlite3"), key).await?;
+        Ok((Arc::new(store), token_key))
     }
 
     /// The secret store's key, from [`KEY_ENV`] or `<home>/secret.key`.

@@ -6,7 +6,6 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use futures::StreamExt;
 use gofer_core::{
     Capabilities, ContainerId, ContainerState, ExitStatus, PullPolicy, ResourceLimits, Scheduler,
     SchedulerError,
@@ -399,26 +398,6 @@ async fn the_first_read_comes_from_the_attach_not_the_logs_endpoint() {
         .await
         .unwrap();
     let case = unique("attach-first");
-    let spec = spec(&case, &case)
-        .command(["sh", "-c", "seq 1 20000; echo err >&2; echo last"])
-        .attach_output(true);
-    let id = s.start(spec).await.unwrap();
-    let (out, err) = output(&s, &id).await;
-    let expected: String = (1..=20000).map(|i| format!("{i}\n")).collect();
-    assert_eq!(out, format!("{expected}last\n"));
-    assert_eq!(err, "err\n");
-    assert!(s.wait(&id).await.unwrap().success());
-    // The logs endpoint, read now, has none of it.
-    match s.logs(&id).await {
-        Err(_) => {}
-        Ok(mut again) => {
-            let first = again.next().await;
-            assert!(
-                matches!(first, Some(Err(_))),
-                "the logs endpoint served {first:?} under the none driver"
-            );
-        }
-    }
-    s.remove(&id, true).await.unwrap();
+    gofer_core::testing::attach::first_read_comes_from_the_attach(&s, spec(&case, &case)).await;
     cleanup(&s, &case).await;
 }

@@ -643,28 +643,7 @@ async fn the_first_read_comes_from_the_attach_not_the_logs_endpoint() {
         .await
         .unwrap();
     let labels = case_labels("attach-first");
-    let spec = ContainerSpec::new(unique_name("attach-first"), IMAGE)
-        .command(["sh", "-c", "seq 1 20000; echo err >&2; echo last"])
-        .labels(labels.clone())
-        .attach_output(true);
-    let id = s.start(spec).await.unwrap();
-    let (out, err) = read_all(s.logs(&id).await.unwrap()).await;
-    let expected: String = (1..=20000).map(|i| format!("{i}\n")).collect();
-    assert_eq!(out, format!("{expected}last\n"));
-    assert_eq!(err, "err\n");
-    assert!(s.wait(&id).await.unwrap().success());
-    // The logs endpoint, read now, has none of it.
-    match s.logs(&id).await {
-        Err(_) => {}
-        Ok(mut again) => {
-            use futures::StreamExt;
-            let first = again.next().await;
-            assert!(
-                matches!(first, Some(Err(_))),
-                "the logs endpoint served {first:?} under the none driver"
-            );
-        }
-    }
-    cleanup(&s, &id).await;
+    let spec = ContainerSpec::new(unique_name("attach-first"), IMAGE).labels(labels.clone());
+    gofer_core::testing::attach::first_read_comes_from_the_attach(&s, spec).await;
     assert_clean(&s, &labels).await;
 }
