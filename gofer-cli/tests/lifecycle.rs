@@ -12,7 +12,7 @@ id = "nap"
 [[tasks]]
 id = "sleeper"
 image = "IMAGE"
-command = ["sh", "-c", "echo started; trap 'echo got TERM; exit 143' TERM; sleep 30 & wait"]
+command = ["sh", "-c", "trap 'echo got TERM; exit 143' TERM; echo started; sleep 30 & wait"]
 "#;
 
 #[test]

@@ -766,6 +766,12 @@ pub trait Scheduler: fmt::Debug + Send + Sync + 'static {
 
     /// Sends SIGTERM, waits up to `grace`, then kills. Returns once the container has
     /// exited. Stopping an exited container is not an error.
+    ///
+    /// The container's first process is PID 1 of its namespace, and the kernel drops
+    /// a signal sent to it before it has set up its handling (an init it was given, or
+    /// its own trap). A stop that comes in the first moments after the start can
+    /// therefore go unseen and end only when `grace` runs out, as with `docker stop`
+    /// and `podman stop`.
     async fn stop(&self, id: &ContainerId, grace: Duration) -> Result<(), SchedulerError>;
 
     /// Removes the container. A running container needs `force` (which kills it);

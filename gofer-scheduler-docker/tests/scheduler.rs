@@ -6,6 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use gofer_core::testing::stdout_until;
 use gofer_core::{
     Capabilities, ContainerId, ContainerState, ExitStatus, PullPolicy, ResourceLimits, Scheduler,
     SchedulerError,
@@ -165,10 +166,12 @@ async fn stop_lets_a_cooperative_container_exit_on_sigterm() {
         .start(spec(&case, &case).command([
             "sh",
             "-c",
-            "trap 'exit 7' TERM; while true; do sleep 1; done",
+            "trap 'exit 7' TERM; echo ready; while true; do sleep 1; done",
         ]))
         .await
         .unwrap();
+    // The shell is PID 1: a SIGTERM before its trap is set would be dropped.
+    stdout_until(&s, &id, "ready").await.unwrap();
     s.stop(&id, Duration::from_secs(30)).await.unwrap();
     assert_eq!(s.wait(&id).await.unwrap(), ExitStatus::Exited { code: 7 });
     cleanup(&s, &case).await;
@@ -186,10 +189,13 @@ async fn a_stop_with_the_largest_grace_does_not_panic_and_the_container_goes() {
             .start(spec(&case, &format!("{case}-{i}")).init(true).command([
                 "sh",
                 "-c",
-                "trap 'exit 7' TERM; while true; do sleep 0.1; done",
+                "trap 'exit 7' TERM; echo ready; while true; do sleep 0.1; done",
             ]))
             .await
             .unwrap();
+        // A SIGTERM sent before init has set up its handling is dropped, and with this
+        // grace the stop would then wait forever: act once the trap is set.
+        stdout_until(&s, &id, "ready").await.unwrap();
         // A guard against a hang, not a timing assertion: the container exits on
         // SIGTERM at once.
         tokio::time::timeout(Duration::from_secs(120), s.stop(&id, grace))

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use common::{assert_clean, case_labels, cleanup, read_all, unique_name, IMAGE};
 use gofer_core::naming::{engine_filter, sandbox_labels, task_labels};
+use gofer_core::testing::stdout_until;
 use gofer_core::{
     ContainerId, ContainerSpec, ContainerState, ExitStatus, NetworkMode, PullPolicy, PullProgress,
     RegistryAuth, ResourceLimits, SandboxSpec, Scheduler, SchedulerError,
@@ -234,10 +235,13 @@ async fn a_stop_with_the_largest_grace_does_not_panic_and_the_container_goes() {
             .command([
                 "sh",
                 "-c",
-                "trap 'exit 7' TERM; while true; do sleep 0.1; done",
+                "trap 'exit 7' TERM; echo ready; while true; do sleep 0.1; done",
             ])
             .labels(labels.clone());
         let id = s.start(spec).await.unwrap();
+        // A SIGTERM sent before init has set up its handling is dropped, and with this
+        // grace the stop would then wait forever: act once the trap is set.
+        stdout_until(&s, &id, "ready").await.unwrap();
         // A guard against a hang, not a timing assertion: with init, the shell gets
         // SIGTERM and exits at once.
         tokio::time::timeout(Duration::from_secs(120), s.stop(&id, grace))
@@ -261,11 +265,11 @@ async fn stop_ends_a_container_that_honours_term() {
         .command([
             "sh",
             "-c",
-            "trap 'echo bye; exit 7' TERM; while true; do sleep 0.1; done",
+            "trap 'echo bye; exit 7' TERM; echo ready; while true; do sleep 0.1; done",
         ])
         .labels(labels.clone());
     let id = s.start(spec).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await; // let the trap be installed
+    stdout_until(&s, &id, "ready").await.unwrap();
     s.stop(&id, Duration::from_secs(30)).await.unwrap();
     assert_eq!(s.wait(&id).await.unwrap(), ExitStatus::Exited { code: 7 });
     cleanup(&s, &id).await;

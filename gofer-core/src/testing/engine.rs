@@ -335,12 +335,19 @@ pub async fn cancel_with_the_largest_grace(s: Arc<DynScheduler>, image: &str, in
         Pipeline::new("maxgrace", "Largest grace").task(Task::new("trapper", image).command([
             "sh",
             "-c",
-            "trap 'exit 0' TERM; while true; do sleep 0.1; done",
+            "trap 'exit 0' TERM; echo ready; while true; do sleep 0.1; done",
         ]));
     let h = engine
         .start_run(&pipeline, RunOptions::new())
         .expect("a run");
-    until_running(&h, "trapper").await;
+    // A SIGTERM before the shell (PID 1) has set its trap is dropped, and with this
+    // grace the run would then never end: cancel once the trap is set.
+    let mut log = h.logs("trapper").expect("the task exists");
+    while let Some(line) = log.next().await {
+        if line.expect("a log line").text() == "ready" {
+            break;
+        }
+    }
     h.cancel(Duration::MAX);
     let run = h.wait().await.expect("the run ends");
     assert_eq!(run.status, RunStatus::Cancelled, "{run:?}");

@@ -93,27 +93,10 @@ impl<'a> Ctx<'a> {
 
     /// Follows stdout until it holds `marker` (the container signals it is ready).
     pub(crate) async fn stdout_until(&self, id: &ContainerId, marker: &str) -> Result<(), String> {
-        within(&format!("`{marker}` on stdout of {id}"), async {
-            let mut logs = self
-                .s
-                .logs(id)
-                .await
-                .map_err(|e| format!("logs of {id} failed: {e}"))?;
-            let mut out = Vec::new();
-            while let Some(chunk) = logs.next().await {
-                let chunk = chunk.map_err(|e| format!("log stream of {id} failed: {e}"))?;
-                if chunk.stream == OutputStream::Stdout {
-                    out.extend_from_slice(&chunk.data);
-                    if String::from_utf8_lossy(&out).contains(marker) {
-                        return Ok(());
-                    }
-                }
-            }
-            Err(format!(
-                "{id} ended without printing `{marker}`; stdout was {:?}",
-                String::from_utf8_lossy(&out)
-            ))
-        })
+        within(
+            &format!("`{marker}` on stdout of {id}"),
+            crate::testing::stdout_until(self.s, id, marker),
+        )
         .await?
     }
 }
