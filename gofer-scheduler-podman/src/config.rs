@@ -35,6 +35,10 @@ pub struct PodmanConfig {
     /// stream and for a container adopted after a restart. `"none"` spares conmon that
     /// copy, and leaves nothing to read again.
     pub log_driver: Option<String>,
+    /// Whether live output is read straight from conmon's attach socket on this machine
+    /// (the default, as `podman run` does), rather than through the service's attach
+    /// endpoint. The endpoint is used anyway when the socket cannot be reached.
+    pub conmon_attach: bool,
 }
 
 impl Default for PodmanConfig {
@@ -51,6 +55,7 @@ impl PodmanConfig {
             wait_interval: Duration::from_millis(10),
             log_buffer: 256,
             log_driver: None,
+            conmon_attach: true,
         }
     }
 
@@ -111,6 +116,13 @@ impl PodmanConfig {
     #[must_use]
     pub fn with_log_driver(mut self, driver: impl Into<String>) -> Self {
         self.log_driver = Some(driver.into());
+        self
+    }
+
+    /// Sets [`PodmanConfig::conmon_attach`].
+    #[must_use]
+    pub fn with_conmon_attach(mut self, conmon_attach: bool) -> Self {
+        self.conmon_attach = conmon_attach;
         self
     }
 

@@ -21,6 +21,8 @@ pub(crate) struct Inspect {
     pub(crate) name: String,
     /// The state.
     pub(crate) state: InspectState,
+    /// Where conmon keeps the container's sockets (absent from older answers).
+    pub(crate) static_dir: String,
 }
 
 /// `State` of an inspect answer, reduced.

@@ -4,6 +4,7 @@
 
 mod client;
 mod config;
+mod conmon;
 mod create;
 mod guard;
 mod inspect;

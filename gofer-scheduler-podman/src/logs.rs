@@ -1,7 +1,8 @@
 //! A container's output, stdout and stderr kept apart, with nothing lost.
 //!
-//! Live output comes from an attach made before the container starts ([`attach`]),
-//! as `podman run` does: conmon copies the container's output into the attached
+//! Live output comes from an attach made before the container starts (read from
+//! conmon's socket, see `conmon.rs`, or through the service, [`attach`]), as `podman
+//! run` does: conmon copies the container's output into the attached
 //! connection as it is written and closes it after the last byte, so nothing is lost
 //! between attach and start or at exit, and no log file is read back on the way.
 //! What follows serves the reads an attach cannot: a read again after a broken

@@ -15,6 +15,7 @@ use tracing::Instrument;
 
 use crate::client::{encode, segment, Api, ApiError};
 use crate::config::PodmanConfig;
+use crate::conmon::StaticDirs;
 use crate::create::{create_opts, with_log_driver};
 use crate::guard::RemoveOnDrop;
 use crate::inspect::{map_status, Inspect, ListEntry};
@@ -32,6 +33,7 @@ pub struct PodmanScheduler {
     pub(crate) config: PodmanConfig,
     version: Option<String>,
     attached: Attached,
+    static_dirs: Arc<StaticDirs>,
 }
 
 /// Output streams attached before start and not taken by `logs` yet, by container id.
@@ -75,6 +77,7 @@ impl PodmanScheduler {
             config,
             version: None,
             attached: Attached::default(),
+            static_dirs: Arc::default(),
         }
     }
 
@@ -195,6 +198,14 @@ impl PodmanScheduler {
     /// gets the live output from the first byte. An attach that fails is not fatal:
     /// `logs` then reads the container's log, which has every byte too.
     async fn attach_before_start(&self, id: &str) -> Option<LogStream> {
+        if self.config.conmon_attach {
+            match self.attach_to_conmon(id).await {
+                Ok(stream) => return Some(stream),
+                Err(e) => {
+                    tracing::debug!(container = %id, error = %e, "cannot read conmon's attach socket; attaching through the service");
+                }
+            }
+        }
         match crate::logs::attach(&self.api, id).await {
             Ok(stream) => Some(stream),
             Err(e) => {
@@ -202,6 +213,40 @@ impl PodmanScheduler {
                 None
             }
         }
+    }
+
+    /// Initialises container `id` (conmon then serves its attach socket) and connects
+    /// to the socket. The socket's directory is guessed from an earlier container's,
+    /// and asked for when the guess does not hold.
+    async fn attach_to_conmon(&self, id: &str) -> Result<LogStream, String> {
+        match self
+            .api
+            .post(&format!("/containers/{}/init", segment(id)))
+            .await
+        {
+            // 304: already initialised.
+            Err(e) if e.status() != Some(304) => return Err(format!("init: {e}")),
+            _ => {}
+        }
+        let guessed = self
+            .static_dirs
+            .guess(id)
+            .and_then(|dir| crate::conmon::connect(&dir).ok());
+        let socket = match guessed {
+            Some(socket) => socket,
+            None => {
+                let inspect = self
+                    .inspect(id)
+                    .await
+                    .map_err(|e| format!("inspect: {e}"))?;
+                let dir = std::path::PathBuf::from(inspect.static_dir);
+                let socket = crate::conmon::connect(&dir)
+                    .map_err(|e| format!("connect in {}: {e}", dir.display()))?;
+                self.static_dirs.learn(id, &dir);
+                socket
+            }
+        };
+        crate::conmon::stream(socket, id).map_err(|e| e.to_string())
     }
 
     async fn create_and_start(&self, spec: ContainerSpec) -> Result<ContainerId, SchedulerError> {

@@ -13,6 +13,7 @@ use gofer_core::{
     ContainerId, ContainerSpec, ContainerState, ExitStatus, NetworkMode, PullPolicy, PullProgress,
     RegistryAuth, ResourceLimits, SandboxSpec, Scheduler, SchedulerError,
 };
+use gofer_scheduler_podman::{PodmanConfig, PodmanScheduler};
 
 #[tokio::test]
 async fn runs_a_container_with_env_command_and_labels() {
@@ -103,7 +104,17 @@ async fn logs_follow_a_running_container_until_it_exits() {
 /// apart.
 #[tokio::test]
 async fn no_line_is_lost_under_load_attached_or_read_again() {
-    let s = podman_or_skip!();
+    let Some(_) = common::podman().await else {
+        return;
+    };
+    // The attach read from conmon's socket, and through the service.
+    for conmon in [true, false] {
+        let config = PodmanConfig::from_env().unwrap().with_conmon_attach(conmon);
+        no_line_is_lost(PodmanScheduler::connect(config).await.unwrap()).await;
+    }
+}
+
+async fn no_line_is_lost(s: PodmanScheduler) {
     let labels = case_labels("load");
     let n = 100_000;
     let spec = ContainerSpec::new(unique_name("load"), IMAGE)
@@ -640,14 +651,66 @@ async fn the_first_read_comes_from_the_attach_not_the_logs_endpoint() {
     let Some(_) = common::podman().await else {
         return;
     };
-    let config = gofer_scheduler_podman::PodmanConfig::from_env()
-        .unwrap()
-        .with_log_driver("none");
-    let s = gofer_scheduler_podman::PodmanScheduler::connect(config)
-        .await
-        .unwrap();
-    let labels = case_labels("attach-first");
-    let spec = ContainerSpec::new(unique_name("attach-first"), IMAGE).labels(labels.clone());
-    gofer_core::testing::attach::first_read_comes_from_the_attach(&s, spec).await;
-    assert_clean(&s, &labels).await;
+    for conmon in [true, false] {
+        let config = PodmanConfig::from_env()
+            .unwrap()
+            .with_log_driver("none")
+            .with_conmon_attach(conmon);
+        let s = PodmanScheduler::connect(config).await.unwrap();
+        let labels = case_labels("attach-first");
+        let spec = ContainerSpec::new(unique_name("attach-first"), IMAGE).labels(labels.clone());
+        gofer_core::testing::attach::first_read_comes_from_the_attach(&s, spec).await;
+        assert_clean(&s, &labels).await;
+    }
+}
+
+/// The Podman service records an `attach` event for each attach made through it: by
+/// default the live output is read from conmon's socket and there is none, while with
+/// [`PodmanConfig::with_conmon_attach`] off there is one. Both give every byte.
+#[tokio::test]
+async fn live_output_is_read_from_conmon_not_through_the_service() {
+    let Some(_) = common::podman().await else {
+        return;
+    };
+    for conmon in [true, false] {
+        let config = PodmanConfig::from_env().unwrap().with_conmon_attach(conmon);
+        let s = PodmanScheduler::connect(config).await.unwrap();
+        let labels = case_labels("conmon");
+        let spec = ContainerSpec::new(unique_name("conmon"), IMAGE)
+            .command(["sh", "-c", "seq 1 5000; echo err >&2"])
+            .labels(labels.clone())
+            .attach_output(true);
+        let id = s.start(spec).await.unwrap();
+        let (out, err) = read_all(s.logs(&id).await.unwrap()).await;
+        let want: String = (1..=5000).map(|i| format!("{i}\n")).collect();
+        assert!(
+            out == want,
+            "stdout: {} bytes, want {}",
+            out.len(),
+            want.len()
+        );
+        assert_eq!(err, "err\n");
+        assert!(s.wait(&id).await.unwrap().success());
+        let events = std::process::Command::new("podman")
+            .args([
+                "events",
+                "--stream=false",
+                "--since",
+                "10m",
+                "--format",
+                "{{.Status}}",
+            ])
+            .args(["--filter", &format!("container={}", id.0)])
+            .args(["--filter", "event=attach"])
+            .output()
+            .unwrap();
+        let attaches = String::from_utf8_lossy(&events.stdout).lines().count();
+        assert_eq!(
+            attaches,
+            usize::from(!conmon),
+            "conmon attach {conmon}: {events:?}"
+        );
+        cleanup(&s, &id).await;
+        assert_clean(&s, &labels).await;
+    }
 }
