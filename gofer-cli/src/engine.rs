@@ -65,7 +65,7 @@ pub struct Stores {
     pub secrets: Arc<DynSecretStore>,
     /// The object store.
     pub objects: Arc<DynObjectStore>,
-    /// The key run tokens derive from ([`Home::secret_store_and_token_key`]).
+    /// The key run tokens derive from ([`Home::stores_and_token_key`]).
     pub token_key: Arc<SecretBox<[u8; 32]>>,
 }
 
@@ -75,9 +75,9 @@ impl Stores {
     /// # Errors
     /// As [`Home::run_store`], [`Home::secret_store`], [`Home::object_store`].
     pub async fn open(home: &Home) -> Result<Self, CliError> {
-        let (secrets, token_key) = home.secret_store_and_token_key().await?;
+        let (runs, secrets, token_key) = home.stores_and_token_key().await?;
         Ok(Self {
-            runs: home.run_store().await?,
+            runs,
             secrets,
             objects: home.object_store().await?,
             token_key: Arc::new(token_key),

@@ -86,11 +86,16 @@ impl Home {
     /// # Errors
     /// [`CliError::Store`].
     pub async fn run_store(&self) -> Result<Arc<DynRunStore>, CliError> {
+        Ok(Arc::new(self.sqlite_run_store().await?))
+    }
+
+    async fn sqlite_run_store(&self) -> Result<SqliteRunStore, CliError> {
         let dir = self.dir.clone();
-        let store = tokio::task::spawn_blocking(move || SqliteRunStore::open_dir(dir))
-            .await
-            .map_err(|e| CliError::Usage(format!("opening the run store: {e}")))??;
-        Ok(Arc::new(store))
+        Ok(
+            tokio::task::spawn_blocking(move || SqliteRunStore::open_dir(dir))
+                .await
+                .map_err(|e| CliError::Usage(format!("opening the run store: {e}")))??,
+        )
     }
 
     /// Opens the secret store, with the key from [`KEY_ENV`] or `<home>/secret.key`
@@ -99,24 +104,30 @@ impl Home {
     /// # Errors
     /// [`CliError::Key`] or [`CliError::Store`].
     pub async fn secret_store(&self) -> Result<Arc<DynSecretStore>, CliError> {
-        Ok(self.secret_store_and_token_key().await?.0)
+        let store =
+            SqliteSecretStore::open(self.dir.join("secrets.sqlite3"), self.key().await?).await?;
+        Ok(Arc::new(store))
     }
 
-    /// [`Home::secret_store`], and the key the run tokens of `gofer run` derive from
-    /// (see `gofer_api::RunTokens::keyed`), from the same key read once: derived from
-    /// the secret store's key and this data directory's id, so a run resumed by
-    /// another process gets the token its containers already hold, and homes sharing
-    /// a key (`GOFER_SECRET_KEY`) and numbering runs alike still get different ones.
+    /// The run store, the secret store, and the key the run tokens of `gofer run`
+    /// derive from (see `gofer_api::RunTokens::keyed`), with the secret store's key
+    /// read once. The token key is derived from the secret store's key, this data
+    /// directory's id and the run store's id ([`token_key_context`]): a run resumed by
+    /// another process gets the token its containers already hold; homes sharing a key
+    /// (`GOFER_SECRET_KEY`) and numbering runs alike still get different ones; and a
+    /// run store made again (its file deleted) does not give the tokens of the old
+    /// one's runs again.
     ///
     /// # Errors
     /// [`CliError::Key`] or [`CliError::Store`].
-    pub async fn secret_store_and_token_key(
+    pub async fn stores_and_token_key(
         &self,
-    ) -> Result<(Arc<DynSecretStore>, SecretBox<[u8; 32]>), CliError> {
+    ) -> Result<(Arc<DynRunStore>, Arc<DynSecretStore>, SecretBox<[u8; 32]>), CliError> {
+        let runs = self.sqlite_run_store().await?;
         let key = self.key().await?;
-        let token_key = key.derive(&format!("gofer run tokens {}", self.id()));
-        let store = SqliteSecretStore::open(self.dir.join("secrets.sqlite3"), key).await?;
-        Ok((Arc::new(store), token_key))
+        let token_key = key.derive(&token_key_context(self.id(), runs.id()));
+        let secrets = SqliteSecretStore::open(self.dir.join("secrets.sqlite3"), key).await?;
+        Ok((Arc::new(runs), Arc::new(secrets), token_key))
     }
 
     /// The secret store's key, from [`KEY_ENV`] or `<home>/secret.key`.
@@ -139,6 +150,16 @@ impl Home {
     pub async fn object_store(&self) -> Result<Arc<DynObjectStore>, CliError> {
         let store = SqliteObjectStore::open(self.dir.join("objects.sqlite3")).await?;
         Ok(Arc::new(store))
+    }
+}
+
+/// What the run-token key is derived with: the data directory's id and the run
+/// store's. A store from before store ids has the empty one, and keeps the key it had.
+pub(crate) fn token_key_context(home_id: &str, run_store_id: &str) -> String {
+    if run_store_id.is_empty() {
+        format!("gofer run tokens {home_id}")
+    } else {
+        format!("gofer run tokens {home_id} {run_store_id}")
     }
 }
 

@@ -470,3 +470,42 @@ fn services_retries_and_the_workspace_from_a_file_and_their_logs() {
         "a container was left"
     );
 }
+
+/// A run store made again (its file deleted, the data directory and key kept) numbers
+/// runs from 1 again, yet does not hand the tokens of the old store's runs out again.
+#[test]
+fn a_run_store_made_again_gives_new_run_tokens() {
+    if !engine() {
+        return;
+    }
+    let g = Gofer::new();
+    let file = g.file(
+        "tok.toml",
+        r#"
+id = "tok"
+[[tasks]]
+id = "show"
+image = "IMAGE"
+inject_api_token = true
+command = ["sh", "-c", "echo digest $(printf %s \"$GOFER_API_TOKEN\" | sha256sum | cut -c1-16)"]
+"#,
+    );
+    let digest = || {
+        let out = g.run(&["run", file.to_str().unwrap()]);
+        let stdout = out.ok().stdout();
+        assert!(stdout.contains("run 1 of pipeline tok"), "{stdout}");
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("[show] digest "))
+            .unwrap_or_else(|| panic!("no digest: {stdout}"))
+            .to_string()
+    };
+    let first = digest();
+    assert_eq!(first.len(), 16, "{first:?}");
+    let data = g.home.path().join("data");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(data.join(format!("gofer-runs.sqlite3{suffix}")));
+    }
+    let again = digest();
+    assert_ne!(first, again, "run 1 got the old store's run 1 token");
+}

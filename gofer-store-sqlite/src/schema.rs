@@ -58,6 +58,16 @@ CREATE TABLE IF NOT EXISTS task_attempts (
 );
 ";
 
+/// Version 3: the store's own random id (see `SqliteRunStore::id`). A file that
+/// already holds runs when it is migrated gets the empty id, so what was derived from
+/// the store before (the `gofer` command's run-token key) stays as it was.
+const SCHEMA_V3: &str = "
+CREATE TABLE IF NOT EXISTS store (id TEXT NOT NULL);
+INSERT INTO store (id)
+    SELECT CASE WHEN EXISTS (SELECT 1 FROM runs) THEN '' ELSE lower(hex(randomblob(16))) END
+    WHERE NOT EXISTS (SELECT 1 FROM store);
+";
+
 /// The run store's schema for [`gofer_core::sqlite::open`]: the file mode, WAL,
 /// busy timeout, versioning and migrations are the opener's, shared with the secret
 /// store.
@@ -73,7 +83,7 @@ pub(crate) const SCHEMA: Schema =
 pub(crate) const APPLICATION_ID: i32 = 0x676f_5253;
 
 /// Migration steps; step *i* takes the file from version *i* to *i + 1*.
-const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2];
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
 
 /// Files written before `application_id` was set: `user_version` was already the
 /// schema version (1), with the `runs` table present.

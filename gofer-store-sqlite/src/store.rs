@@ -31,6 +31,7 @@ pub const FILE_NAME: &str = "gofer-runs.sqlite3";
 pub struct SqliteRunStore {
     conn: Arc<Mutex<Connection>>,
     path: PathBuf,
+    id: String,
 }
 
 impl std::fmt::Debug for SqliteRunStore {
@@ -89,9 +90,13 @@ impl SqliteRunStore {
         }
         let conn = gofer_core::sqlite::open(&path, &schema::SCHEMA)
             .map_err(|e| e.into_store_error(NAME))?;
+        let id = conn
+            .query_row("SELECT id FROM store", [], |r| r.get(0))
+            .map_err(|e| backend("read the store id", e))?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
             path,
+            id,
         })
     }
 
@@ -106,6 +111,15 @@ impl SqliteRunStore {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// This store's id: 32 random hex digits made when the file was created, so a
+    /// store made again in the same place (after the file was deleted) has another.
+    /// What is unique per run only within one store (a run number) is unique
+    /// everywhere with it. Empty for a file that already held runs when it was
+    /// migrated to this build's schema.
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     /// Runs `f` on the connection on the blocking pool.

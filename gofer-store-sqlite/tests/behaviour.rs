@@ -165,12 +165,30 @@ async fn a_newer_schema_is_refused_with_a_typed_error() {
             open,
             gofer_core::sqlite::OpenError::NewerSchema {
                 found: 99,
-                supported: 2,
+                supported: 3,
                 ..
             }
         ),
         "{open}"
     );
+}
+
+/// The store's id is made with the file and kept by it; a file made again in the same
+/// place (the old one deleted) has another.
+#[tokio::test]
+async fn the_store_id_is_the_files_own() {
+    let dir = TempDir::new();
+    let path = dir.0.join("runs.db");
+    let first = SqliteRunStore::open(&path).unwrap().id().to_string();
+    assert_eq!(first.len(), 32, "{first:?}");
+    assert!(first.bytes().all(|b| b.is_ascii_hexdigit()), "{first:?}");
+    assert_eq!(SqliteRunStore::open(&path).unwrap().id(), first);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    let again = SqliteRunStore::open(&path).unwrap().id().to_string();
+    assert_eq!(again.len(), 32);
+    assert_ne!(again, first);
 }
 
 #[tokio::test]
