@@ -42,7 +42,9 @@ fn digest(token: &str) -> TokenDigest {
 /// resumes them). Without a key, tokens live in memory only: the containers of a
 /// resumed run hold a token the new process does not know, and their calls get 401.
 /// A keyed token is unique per (pipeline, run): give one key to one run store (run
-/// numbers are never reused within one store).
+/// numbers are never reused within one store), for example by deriving it with the
+/// store's id (`SqliteRunStore::id` in `gofer-store-sqlite`), as `gofer` does, so a
+/// store made again in the same place gets another key.
 ///
 /// Nothing here logs or formats a token or the key: `Debug` shows only how many
 /// tokens are live and whether there is a key.
