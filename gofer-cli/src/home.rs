@@ -112,7 +112,7 @@ impl Home {
     /// The run store, the secret store, and the key the run tokens of `gofer run`
     /// derive from (see `gofer_api::RunTokens::keyed`), with the secret store's key
     /// read once. The token key is derived from the secret store's key, this data
-    /// directory's id and the run store's id ([`token_key_context`]): a run resumed by
+    /// directory's id and the run store's id: a run resumed by
     /// another process gets the token its containers already hold; homes sharing a key
     /// (`GOFER_SECRET_KEY`) and numbering runs alike still get different ones; and a
     /// run store made again (its file deleted) does not give the tokens of the old
