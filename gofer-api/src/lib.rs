@@ -11,7 +11,7 @@ mod tokens;
 use std::path::Path;
 use std::sync::Arc;
 
-use gofer_core::Engine;
+use gofer_engine::Engine;
 
 pub use auth::{bearer_token, parse_run, MAX_AUTHORIZATION_LEN};
 pub use error::{ApiError, ErrorBody, MAX_MESSAGE_BYTES};
@@ -96,7 +96,7 @@ impl Api {
 
     /// Serves the API on the Unix socket `<dir>/api.sock` until the returned server
     /// is shut down or dropped. Give the same `dir` to
-    /// [`EngineBuilder::api_socket_dir`](gofer_core::EngineBuilder::api_socket_dir) so
+    /// [`EngineBuilder::api_socket_dir`](gofer_engine::EngineBuilder::api_socket_dir) so
     /// the engine mounts it into the tasks that ask for a token.
     ///
     /// # Errors
@@ -106,7 +106,7 @@ impl Api {
     }
 }
 
-/// A fresh [`RunTokens`] behind an `Arc`, for [`EngineBuilder::token_issuer`](gofer_core::EngineBuilder::token_issuer).
+/// A fresh [`RunTokens`] behind an `Arc`, for [`EngineBuilder::token_issuer`](gofer_engine::EngineBuilder::token_issuer).
 pub fn run_tokens() -> Arc<RunTokens> {
     Arc::new(RunTokens::new())
 }

@@ -9,7 +9,8 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use gofer_core::{DynObjectStore, Engine, TokenIssuer};
+use gofer_core::{DynObjectStore, TokenIssuer};
+use gofer_engine::Engine;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{excerpt, Scope};
@@ -59,7 +60,7 @@ pub(crate) fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
-fn run_handle(state: &ApiState, scope: &Scope) -> Result<gofer_core::RunHandle, ApiError> {
+fn run_handle(state: &ApiState, scope: &Scope) -> Result<gofer_engine::RunHandle, ApiError> {
     state
         .engine
         .run(&scope.grant.pipeline, scope.grant.run)

@@ -12,9 +12,10 @@ use gofer_core::bytes::Bytes;
 use gofer_core::fake::{Behaviour, FakeScheduler};
 use gofer_core::mock::MockObjectStore;
 use gofer_core::{
-    Capabilities, DynObjectStore, Engine, EngineError, InMemoryObjectStore, ObjectStore, Run,
-    RunState, StoreError, TaskExecution, GOFER_API_TOKEN, MASK,
+    Capabilities, DynObjectStore, InMemoryObjectStore, ObjectStore, Run, RunState, StoreError,
+    TaskExecution, GOFER_API_TOKEN, MASK,
 };
+use gofer_engine::{Engine, EngineError};
 
 #[tokio::test]
 async fn the_run_and_its_tasks_as_task_get_shows_them_token_masked() {
@@ -306,7 +307,7 @@ async fn the_socket_is_mounted_and_named_only_for_tasks_given_a_token() {
     let scheduler = Arc::new(FakeScheduler::new().image("busybox", Behaviour::exit(0)));
     let dir = tempfile::tempdir().expect("dir");
     let engine = Engine::builder(scheduler.clone())
-        .log_sink(Arc::new(gofer_core::InMemoryLogSink::new()))
+        .log_sink(Arc::new(gofer_engine::InMemoryLogSink::new()))
         .token_issuer(gofer_api::run_tokens())
         .api_socket_dir(dir.path())
         .build()

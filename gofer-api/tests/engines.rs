@@ -12,9 +12,9 @@ use std::sync::Arc;
 use gofer_api::{Api, RunTokens};
 use gofer_core::naming::LABEL_ENGINE;
 use gofer_core::{
-    DynScheduler, Engine, Pipeline, RequiredParentStatus, Run, RunOptions, RunStatus, Task,
-    TaskStatus,
+    DynScheduler, Pipeline, RequiredParentStatus, Run, RunOptions, RunStatus, Task, TaskStatus,
 };
+use gofer_engine::Engine;
 use gofer_scheduler_docker::DockerScheduler;
 use gofer_scheduler_podman::{PodmanConfig, PodmanScheduler};
 

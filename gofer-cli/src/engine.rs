@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use gofer_api::{Api, ApiServer, RunTokens};
 use gofer_core::secrecy::{ExposeSecret, SecretBox};
-use gofer_core::{DynObjectStore, DynRunStore, DynScheduler, DynSecretStore, Engine, Limits};
+use gofer_core::{DynObjectStore, DynRunStore, DynScheduler, DynSecretStore};
+use gofer_engine::{Engine, Limits};
 use gofer_scheduler_docker::DockerScheduler;
 use gofer_scheduler_podman::PodmanScheduler;
 

@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
-use gofer_core::{EngineError, RecoveryError, RegisterError, RunError, SchedulerError, StoreError};
+use gofer_core::{SchedulerError, StoreError};
+
+use gofer_engine::{EngineError, RecoveryError, RegisterError, RunError};
 use gofer_secrets::KeyError;
 
 use crate::pipeline_file::FileError;
@@ -78,7 +80,7 @@ pub enum CliError {
     Usage(String),
     /// A task's log could not be read.
     #[error(transparent)]
-    Log(#[from] gofer_core::LogError),
+    Log(#[from] gofer_engine::LogError),
     /// Writing the output failed.
     #[error("cannot write the output: {0}")]
     Output(#[source] std::io::Error),

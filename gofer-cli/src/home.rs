@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use gofer_core::secrecy::SecretBox;
-use gofer_core::{DynObjectStore, DynRunStore, DynSecretStore, FileLogSink};
+use gofer_core::{DynObjectStore, DynRunStore, DynSecretStore};
+use gofer_engine::FileLogSink;
 use gofer_secrets::{EncryptionKey, SqliteObjectStore, SqliteSecretStore};
 use gofer_store_sqlite::SqliteRunStore;
 

@@ -5,7 +5,9 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gofer_core::{DynScheduler, Engine, RunHandle};
+use gofer_core::DynScheduler;
+
+use gofer_engine::{Engine, RunHandle};
 
 use crate::cli::EngineChoice;
 use crate::engine::{self, Stores};

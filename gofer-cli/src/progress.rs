@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, SystemTime};
 
-use gofer_core::{LogLine, OutputStream, StatusReason, TaskState, TaskStatus};
+use gofer_core::{OutputStream, StatusReason, TaskState, TaskStatus};
+
+use gofer_engine::LogLine;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Where progress is shown.

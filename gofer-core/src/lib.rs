@@ -3,7 +3,6 @@
 #![deny(missing_docs)]
 
 pub mod error;
-pub mod executor;
 pub mod fake;
 mod id;
 mod interpolate;
@@ -19,18 +18,13 @@ mod store;
 mod task;
 #[cfg(feature = "conformance")]
 pub mod testing;
+mod token;
 mod validate;
 mod validation;
 mod variable;
 pub mod volume;
 
 pub use error::{BoxError, SchedulerError, StoreError};
-pub use executor::{
-    mask_str, BuildError, Engine, EngineBuilder, EngineError, FileLogSink, InMemoryLogSink, Limits,
-    LineFramer, LogError, LogKey, LogLine, LogReader, LogSink, LogWriter, MaskPatterns, Masker,
-    RecoveredTask, RecoveryAction, RecoveryError, RecoveryReport, RegisterError, RunError,
-    RunHandle, TokenGrant, TokenIssuer, DEFAULT_INSTANCE_ID, MAX_LINE_BYTES, MIN_MASK_LEN,
-};
 pub use id::{validate_id, IdError, ID_MAX_LEN, ID_MIN_LEN};
 pub use interpolate::{parse_placeholder, Placeholder, PlaceholderError, PlaceholderKind};
 pub use mount::{check_mounts, Mount, MountSource};
@@ -55,6 +49,7 @@ pub use store::{
     InMemorySecretStore, ObjectStore, RunObjectQuota, SecretStore,
 };
 pub use task::{PullPolicy, RegistryAuth, RequiredParentStatus, ResourceLimits, Task};
+pub use token::{TokenGrant, TokenIssuer};
 pub use validate::{ValidationErrors, ValidationIssue, MIN_MEMORY_BYTES};
 pub use variable::{
     is_valid_env_key, merge_variables, system_variables, EnvValue, Variable, VariableSource,
@@ -65,10 +60,8 @@ pub use variable::{
 /// Re-exported so hosts and backends use the same `secrecy` version.
 pub use secrecy;
 
-pub mod reaper;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
-pub use reaper::{reap, reap_listed, reap_volumes, ReapError, ReapReport, REAP_CONCURRENCY};
 mod validate_cycles;
 mod validate_text;
 pub use validate::{

@@ -4,7 +4,7 @@
 //! is a real state machine that passes the conformance suite, and the in-memory
 //! stores ([`InMemorySecretStore`](crate::InMemorySecretStore),
 //! [`InMemoryObjectStore`](crate::InMemoryObjectStore),
-//! [`InMemoryRunStore`](crate::InMemoryRunStore), [`InMemoryLogSink`](crate::InMemoryLogSink))
+//! [`InMemoryRunStore`](crate::InMemoryRunStore))
 //! keep what they are given. Use a mock for **exact expectations and faults**: a
 //! backend call that fails or panics, a store that fails on the k-th write, a log
 //! stream that errors after N chunks, a call that must happen exactly once with
@@ -16,30 +16,23 @@
 //! | [`SecretStore`] | [`MockSecretStore`] |
 //! | [`ObjectStore`] | [`MockObjectStore`] |
 //! | [`RunStore`] | [`MockRunStore`] |
-//! | [`LogSink`] | [`MockLogSink`] |
-//! | [`LogWriter`] | [`MockLogWriter`] |
 //!
 //! Each mock implements every method of its trait, defaults included
-//! (`create_sandbox`, `start_created`, `run_finished`, `locate`, `reader`, `may_block`): a call without a matching
+//! (`create_sandbox`, `start_created`, `run_finished`): a call without a matching
 //! expectation panics, so script what the code under test calls.
 //!
 //! # Examples
 //!
-//! A scheduler whose start fails, run through the [`Engine`](crate::Engine): the task
-//! ends `Failed` with reason `SchedulerError`, and nothing else was asked of it.
+//! A scheduler whose start fails: the error is what the code under test sees, and
+//! nothing else was asked of it (the crate `gofer-engine` runs the same mock through
+//! its engine, in `gofer_engine::mock`).
 //!
 //! ```
-//! use std::sync::Arc;
 //! use gofer_core::mock::MockScheduler;
-//! use gofer_core::{
-//!     Capabilities, Engine, InMemoryLogSink, Pipeline, RunOptions, RunStatus, SchedulerError,
-//!     StatusReason, Task, TaskStatus,
-//! };
+//! use gofer_core::{ContainerSpec, Scheduler, SchedulerError};
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! let mut scheduler = MockScheduler::new();
-//! scheduler.expect_name().return_const("mock");
-//! scheduler.expect_capabilities().return_const(Capabilities::default());
 //! scheduler
 //!     .expect_start()
 //!     .times(1)
@@ -49,17 +42,8 @@
 //!         image: spec.image,
 //!         message: "not in the registry".into(),
 //!     }));
-//! let engine = Engine::builder(Arc::new(scheduler))
-//!     .log_sink(Arc::new(InMemoryLogSink::new()))
-//!     .build()
-//!     .expect("engine");
-//! let pipeline = Pipeline::new("mocked", "Mocked").task(Task::new("greet", "busybox"));
-//! let run = engine.start_run(&pipeline, RunOptions::new()).expect("start").wait().await.expect("run");
-//! let task = run.task("greet").expect("task");
-//! assert_eq!(task.status, TaskStatus::Failed);
-//! assert_eq!(task.reason, Some(StatusReason::SchedulerError));
-//! assert!(task.message.as_deref().unwrap_or_default().contains("not in the registry"));
-//! assert_eq!(run.status, RunStatus::Failed);
+//! let err = scheduler.start(ContainerSpec::new("c1", "busybox")).await.unwrap_err();
+//! assert!(matches!(err, SchedulerError::NoSuchImage { .. }));
 //! # }
 //! ```
 
@@ -73,9 +57,8 @@ use secrecy::SecretString;
 
 use crate::{
     Capabilities, ContainerId, ContainerSpec, ContainerState, ContainerSummary, Event, ExitStatus,
-    GlobalSecretInfo, LogError, LogKey, LogLine, LogReader, LogSink, LogStream, LogWriter,
-    ObjectStore, Pipeline, Run, RunChange, RunStore, SandboxSpec, Scheduler, SchedulerError,
-    SecretStore, StoreError, TaskDetails, UnfinishedRun,
+    GlobalSecretInfo, LogStream, ObjectStore, Pipeline, Run, RunChange, RunStore, SandboxSpec,
+    Scheduler, SchedulerError, SecretStore, StoreError, TaskDetails, UnfinishedRun,
 };
 
 mock! {
@@ -208,32 +191,3 @@ mock! {
         async fn last_run_ids(&self) -> Result<Vec<(String, u64)>, StoreError>;
     }
 }
-
-mock! {
-    /// A [`LogSink`] whose every call is an expectation.
-    #[derive(Debug)]
-    pub LogSink {}
-
-    impl LogSink for LogSink {
-        fn open(&self, key: &LogKey) -> Result<Box<dyn LogWriter>, LogError>;
-        fn read(&self, key: &LogKey, cursor: u64, max: usize) -> Result<(Vec<LogLine>, u64), LogError>;
-        fn locate(&self, key: &LogKey) -> Option<String>;
-        fn reader(&self, key: &LogKey) -> Result<Box<dyn LogReader>, LogError>;
-        fn may_block(&self) -> bool;
-    }
-}
-
-mock! {
-    /// A [`LogWriter`] whose every call is an expectation (return it from
-    /// [`MockLogSink::expect_open`]).
-    #[derive(Debug)]
-    pub LogWriter {}
-
-    impl LogWriter for LogWriter {
-        fn write(&mut self, lines: &[LogLine]) -> Result<(), LogError>;
-    }
-}
-
-#[cfg(test)]
-#[path = "mock_tests.rs"]
-mod tests;

@@ -114,6 +114,30 @@ pub struct InjectedVariable {
     pub masked: bool,
 }
 
+impl InjectedVariable {
+    /// How `value`, injected under `key` from `source` (substituted from
+    /// `placeholder`, if any), is shown: a secret's value as [`MASK`](crate::MASK).
+    pub fn shown(
+        key: impl Into<String>,
+        value: &crate::EnvValue,
+        source: VariableSource,
+        placeholder: Option<PlaceholderKind>,
+    ) -> Self {
+        let masked = value.is_secret();
+        Self {
+            key: key.into(),
+            value: if masked {
+                crate::MASK.to_string()
+            } else {
+                value.expose().to_string()
+            },
+            source,
+            placeholder,
+            masked,
+        }
+    }
+}
+
 /// A task's container, recorded before it is started (for recovery and reaping).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -122,6 +146,16 @@ pub struct ContainerRef {
     pub name: String,
     /// The engine's id, once started.
     pub id: Option<String>,
+}
+
+impl ContainerRef {
+    /// A container known by its name only (not started yet).
+    pub fn named(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            id: None,
+        }
+    }
 }
 
 /// One finished attempt of a task that was attempted again (see
@@ -200,7 +234,9 @@ pub(crate) fn first_attempt() -> u32 {
 }
 
 impl TaskExecution {
-    pub(crate) fn new(task_id: &str, image: &str) -> Self {
+    /// The execution of a task not yet started: `Processing`, status `Unknown`,
+    /// attempt 1.
+    pub fn new(task_id: &str, image: &str) -> Self {
         Self {
             task_id: task_id.to_string(),
             image: image.to_string(),
@@ -221,7 +257,7 @@ impl TaskExecution {
 
     /// Ends the current attempt as failed (`status`, `reason`, ...) and makes the
     /// next one current, waiting; the variables are kept.
-    pub(crate) fn next_attempt(&mut self, ended: SystemTime, backoff: Duration) {
+    pub fn next_attempt(&mut self, ended: SystemTime, backoff: Duration) {
         let done = TaskAttempt {
             attempt: self.attempt,
             status: self.status,
@@ -265,6 +301,24 @@ pub struct Run {
     /// The task executions, in the pipeline's task order.
     #[serde(default)]
     pub tasks: Vec<TaskExecution>,
+}
+
+impl Run {
+    /// A run that has not started: `Pending`, status `Unknown`, with `tasks` (in the
+    /// pipeline's task order).
+    pub fn pending(pipeline_id: impl Into<String>, run_id: u64, tasks: Vec<TaskExecution>) -> Self {
+        Self {
+            pipeline_id: pipeline_id.into(),
+            run_id,
+            state: RunState::Pending,
+            status: RunStatus::Unknown,
+            reason: None,
+            message: None,
+            started: None,
+            ended: None,
+            tasks,
+        }
+    }
 }
 
 /// The run-level fields of a [`Run`], without its task executions: what a

@@ -128,7 +128,7 @@ pub struct ContainerSpec {
     /// Volumes and host paths to mount (checked with [`crate::check_mounts`]).
     pub mounts: Vec<Mount>,
     /// The grace period the container will be stopped with, as far as it is known at
-    /// create (the executor sets its [`Limits::stop_grace`](crate::Limits::stop_grace)).
+    /// create (the executor sets its `gofer_engine::Limits::stop_grace`).
     /// A backend whose engine fixes the grace when the container is made (Swarm:
     /// [`Capabilities::per_stop_grace`] off) uses it; the others take the grace of
     /// each [`Scheduler::stop`] and may ignore this one.
@@ -588,7 +588,7 @@ pub struct Capabilities {
     /// A bind mount's host path is on the host the engine runs on, so a host file or
     /// socket reaches the container (false where a container may run on another node).
     /// The engine needs it to mount its API socket
-    /// ([`EngineBuilder::api_socket_dir`](crate::EngineBuilder::api_socket_dir)).
+    /// (`gofer_engine::EngineBuilder::api_socket_dir`).
     pub local_bind_mounts: bool,
     /// [`Scheduler::create_volume`], [`Scheduler::remove_volume`] and
     /// [`Scheduler::list_volumes`] work (and volume mounts of the volumes made).

@@ -52,13 +52,13 @@ impl Readiness {
 /// Started when a run begins, before any task that needs it
 /// ([`Task::needs_service`](crate::Task::needs_service)), in the run's network sandbox
 /// (so those tasks reach it on `localhost`; the engine needs
-/// [`EngineBuilder::network_sandbox`](crate::EngineBuilder::network_sandbox)) and with
+/// `gofer_engine::EngineBuilder::network_sandbox`) and with
 /// the run's workspace mounted when the pipeline has one. Its variables are resolved
 /// like a task's (placeholders allowed; system variables with `GOFER_TASK_ID` = the
 /// service id). It is stopped and removed once every task of the run has ended; its
 /// output (masked) is kept live in the log sink under
-/// [`LogKey::service`](crate::LogKey::service), readable while it runs with
-/// [`RunHandle::service_logs`](crate::RunHandle::service_logs). After a host crash,
+/// `gofer_engine::LogKey::service`, readable while it runs with
+/// `gofer_engine::RunHandle::service_logs`. After a host crash,
 /// recovery adopts it while tasks still to run need it. A service that cannot start, is not
 /// ready by its deadline, or exits while tasks need it fails those tasks (reason
 /// [`ServiceUnavailable`](crate::StatusReason::ServiceUnavailable)) with a message

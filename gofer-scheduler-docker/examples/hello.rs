@@ -11,9 +11,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use futures::StreamExt;
-use gofer_core::{
-    DynScheduler, Engine, InMemoryLogSink, Pipeline, RunOptions, RunStatus, SchedulerError, Task,
-};
+use gofer_core::{DynScheduler, Pipeline, RunOptions, RunStatus, SchedulerError, Task};
+use gofer_engine::{Engine, InMemoryLogSink};
 use gofer_scheduler_docker::{DockerConfig, DockerScheduler};
 
 const DEFAULT_IMAGE: &str = "gofer-test/busybox:latest";

@@ -12,11 +12,11 @@ use bollard::query_parameters::EventsOptions;
 use common::*;
 use futures::StreamExt;
 use gofer_core::naming::engine_filter;
-use gofer_core::testing::engine;
 use gofer_core::{
-    DynScheduler, Engine, EngineBuilder, InMemoryLogSink, Pipeline, RunOptions, RunStatus,
-    Scheduler, StatusReason, Task, TaskStatus,
+    DynScheduler, Pipeline, RunOptions, RunStatus, Scheduler, StatusReason, Task, TaskStatus,
 };
+use gofer_engine::testing;
+use gofer_engine::{Engine, EngineBuilder, InMemoryLogSink};
 use gofer_scheduler_docker::DockerScheduler;
 
 /// A unique engine instance id (the executor labels its containers with it).
@@ -105,7 +105,7 @@ async fn a_task_with_a_missing_secret_creates_no_container() {
         .unwrap();
     assert_eq!(run.status, RunStatus::Successful);
     assert_eq!(creates_seen(&s, &id, since).await, 1);
-    engine::assert_nothing_left(&s, &id).await;
+    testing::assert_nothing_left(&s, &id).await;
 }
 
 /// What the image and the engine itself set, beside the contract's variables.
@@ -119,61 +119,61 @@ fn sched(s: &DockerScheduler) -> Arc<DynScheduler> {
 async fn the_seed_hello_world_pipeline_prints_its_greeting() {
     let Some(s) = scheduler().await else { return };
     let id = instance();
-    engine::hello_world(sched(&s), IMAGE, &id).await;
+    testing::hello_world(sched(&s), IMAGE, &id).await;
 }
 
 #[tokio::test]
 async fn a_task_sees_exactly_the_contract_variables() {
     let Some(s) = scheduler().await else { return };
     let id = instance();
-    engine::exact_contract_variables(sched(&s), IMAGE, &id, ENGINE_ENV).await;
+    testing::exact_contract_variables(sched(&s), IMAGE, &id, ENGINE_ENV).await;
 }
 
 #[tokio::test]
 async fn tasks_of_a_sandboxed_run_reach_each_other_on_localhost() {
     let Some(s) = scheduler().await else { return };
     let id = instance();
-    engine::sandboxed_tasks_share_localhost(sched(&s), IMAGE, &id).await;
+    testing::sandboxed_tasks_share_localhost(sched(&s), IMAGE, &id).await;
 }
 
 #[tokio::test]
 async fn the_sandbox_holder_is_removed_when_a_run_is_cancelled() {
     let Some(s) = scheduler().await else { return };
     let id = instance();
-    engine::sandbox_removed_on_cancel(sched(&s), IMAGE, &id).await;
+    testing::sandbox_removed_on_cancel(sched(&s), IMAGE, &id).await;
 }
 
 #[tokio::test]
 async fn the_sandbox_holder_is_removed_when_a_run_fails() {
     let Some(s) = scheduler().await else { return };
     let id = instance();
-    engine::sandbox_removed_on_failure(sched(&s), IMAGE, &id).await;
+    testing::sandbox_removed_on_failure(sched(&s), IMAGE, &id).await;
 }
 
 #[tokio::test]
 async fn a_run_cancelled_with_the_largest_grace_ends_and_leaves_nothing() {
     let Some(s) = scheduler().await else { return };
     let id = instance();
-    engine::cancel_with_the_largest_grace(sched(&s), IMAGE, &id).await;
+    testing::cancel_with_the_largest_grace(sched(&s), IMAGE, &id).await;
 }
 
 #[tokio::test]
 async fn a_task_failing_twice_then_succeeding_counts_its_attempts_in_the_workspace() {
     let Some(s) = scheduler().await else { return };
     let id = instance();
-    engine::retried_task_counts_attempts_in_the_workspace(sched(&s), IMAGE, &id).await;
+    testing::retried_task_counts_attempts_in_the_workspace(sched(&s), IMAGE, &id).await;
 }
 
 #[tokio::test]
 async fn two_tasks_share_a_file_through_the_workspace() {
     let Some(s) = scheduler().await else { return };
     let id = instance();
-    engine::tasks_share_files_through_the_workspace(sched(&s), IMAGE, &id).await;
+    testing::tasks_share_files_through_the_workspace(sched(&s), IMAGE, &id).await;
 }
 
 #[tokio::test]
 async fn a_task_reaches_a_service_on_localhost_after_its_readiness() {
     let Some(s) = scheduler().await else { return };
     let id = instance();
-    engine::task_reaches_a_service_on_localhost(sched(&s), IMAGE, &id).await;
+    testing::task_reaches_a_service_on_localhost(sched(&s), IMAGE, &id).await;
 }

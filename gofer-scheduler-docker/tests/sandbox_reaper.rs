@@ -104,7 +104,7 @@ async fn the_reaper_removes_only_its_engine_instance_containers() {
             .unwrap();
         made.push(id);
     }
-    let report = gofer_core::reap(&s, &naming::engine_filter(&engine)).await;
+    let report = gofer_engine::reap(&s, &naming::engine_filter(&engine)).await;
     assert!(report.is_complete(), "{:?}", report.failed);
     let reaped = report.removed;
     let mut reaped_ids: Vec<_> = reaped.iter().map(|c| c.id.clone()).collect();
@@ -122,7 +122,7 @@ async fn the_reaper_removes_only_its_engine_instance_containers() {
         .is_empty());
     // The other instance's container is untouched.
     assert_eq!(s.state(&made[2]).await.unwrap(), ContainerState::Running);
-    let again = gofer_core::reap(&s, &naming::engine_filter(&engine)).await;
+    let again = gofer_engine::reap(&s, &naming::engine_filter(&engine)).await;
     assert!(again.removed.is_empty() && again.is_complete());
     cleanup(&s, &case).await;
 }

@@ -12,9 +12,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use futures::StreamExt;
-use gofer_core::{
-    DynScheduler, Engine, InMemoryLogSink, Pipeline, RunOptions, RunStatus, SchedulerError, Task,
-};
+use gofer_core::{DynScheduler, Pipeline, RunOptions, RunStatus, SchedulerError, Task};
+use gofer_engine::{Engine, InMemoryLogSink};
 use gofer_scheduler_podman::{PodmanConfig, PodmanScheduler};
 
 const DEFAULT_IMAGE: &str = "gofer-test/busybox:latest";

@@ -10,11 +10,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use common::IMAGE;
 use futures::StreamExt;
 use gofer_core::naming::LABEL_ENGINE;
-use gofer_core::testing::engine;
-use gofer_core::{
-    DynScheduler, Engine, EngineBuilder, InMemoryLogSink, Pipeline, RunOptions, RunStatus,
-    StatusReason, Task,
-};
+use gofer_core::{DynScheduler, Pipeline, RunOptions, RunStatus, StatusReason, Task};
+use gofer_engine::testing;
+use gofer_engine::{Engine, EngineBuilder, InMemoryLogSink};
 use gofer_scheduler_podman::PodmanScheduler;
 use podman_api::opts::EventsOpts;
 
@@ -111,7 +109,7 @@ async fn a_task_with_a_missing_secret_creates_no_container() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(seen, 1);
-    engine::assert_nothing_left(&s, &id).await;
+    testing::assert_nothing_left(&s, &id).await;
 }
 
 /// What the image and Podman itself set (Podman adds `container=podman`), beside the
@@ -126,61 +124,61 @@ fn sched(s: &PodmanScheduler) -> Arc<DynScheduler> {
 async fn the_seed_hello_world_pipeline_prints_its_greeting() {
     let s = podman_or_skip!();
     let id = instance("hello");
-    engine::hello_world(sched(&s), IMAGE, &id).await;
+    testing::hello_world(sched(&s), IMAGE, &id).await;
 }
 
 #[tokio::test]
 async fn a_task_sees_exactly_the_contract_variables() {
     let s = podman_or_skip!();
     let id = instance("env");
-    engine::exact_contract_variables(sched(&s), IMAGE, &id, ENGINE_ENV).await;
+    testing::exact_contract_variables(sched(&s), IMAGE, &id, ENGINE_ENV).await;
 }
 
 #[tokio::test]
 async fn tasks_of_a_sandboxed_run_reach_each_other_on_localhost() {
     let s = podman_or_skip!();
     let id = instance("pod");
-    engine::sandboxed_tasks_share_localhost(sched(&s), IMAGE, &id).await;
+    testing::sandboxed_tasks_share_localhost(sched(&s), IMAGE, &id).await;
 }
 
 #[tokio::test]
 async fn the_sandbox_holder_is_removed_when_a_run_is_cancelled() {
     let s = podman_or_skip!();
     let id = instance("cancel");
-    engine::sandbox_removed_on_cancel(sched(&s), IMAGE, &id).await;
+    testing::sandbox_removed_on_cancel(sched(&s), IMAGE, &id).await;
 }
 
 #[tokio::test]
 async fn the_sandbox_holder_is_removed_when_a_run_fails() {
     let s = podman_or_skip!();
     let id = instance("fail");
-    engine::sandbox_removed_on_failure(sched(&s), IMAGE, &id).await;
+    testing::sandbox_removed_on_failure(sched(&s), IMAGE, &id).await;
 }
 
 #[tokio::test]
 async fn a_run_cancelled_with_the_largest_grace_ends_and_leaves_nothing() {
     let s = podman_or_skip!();
     let id = instance("maxgrace");
-    engine::cancel_with_the_largest_grace(sched(&s), IMAGE, &id).await;
+    testing::cancel_with_the_largest_grace(sched(&s), IMAGE, &id).await;
 }
 
 #[tokio::test]
 async fn a_task_failing_twice_then_succeeding_counts_its_attempts_in_the_workspace() {
     let s = podman_or_skip!();
     let id = instance("retry");
-    engine::retried_task_counts_attempts_in_the_workspace(sched(&s), IMAGE, &id).await;
+    testing::retried_task_counts_attempts_in_the_workspace(sched(&s), IMAGE, &id).await;
 }
 
 #[tokio::test]
 async fn two_tasks_share_a_file_through_the_workspace() {
     let s = podman_or_skip!();
     let id = instance("share");
-    engine::tasks_share_files_through_the_workspace(sched(&s), IMAGE, &id).await;
+    testing::tasks_share_files_through_the_workspace(sched(&s), IMAGE, &id).await;
 }
 
 #[tokio::test]
 async fn a_task_reaches_a_service_on_localhost_after_its_readiness() {
     let s = podman_or_skip!();
     let id = instance("service");
-    engine::task_reaches_a_service_on_localhost(sched(&s), IMAGE, &id).await;
+    testing::task_reaches_a_service_on_localhost(sched(&s), IMAGE, &id).await;
 }

@@ -503,7 +503,7 @@ async fn reaper_removes_only_this_engine_instances_containers() {
             .labels(labels);
         ids.push(s.start(spec).await.unwrap());
     }
-    let report = gofer_core::reap(&s, &engine_filter(&mine)).await;
+    let report = gofer_engine::reap(&s, &engine_filter(&mine)).await;
     assert!(report.is_complete(), "{:?}", report.failed);
     let mut reaped: Vec<_> = report.removed.iter().map(|c| c.id.clone()).collect();
     reaped.sort();

@@ -13,12 +13,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use common::*;
 use gofer_core::naming::LABEL_TASK;
-use gofer_core::testing::engine::assert_nothing_left;
 use gofer_core::{
     Capabilities, ContainerId, ContainerSpec, ContainerState, ContainerSummary, DynScheduler,
-    Engine, ExitStatus, InMemoryLogSink, LogStream, Pipeline, RunOptions, RunStatus, SandboxSpec,
-    Scheduler, SchedulerError, Task,
+    ExitStatus, LogStream, Pipeline, RunOptions, RunStatus, SandboxSpec, Scheduler, SchedulerError,
+    Task,
 };
+use gofer_engine::testing::assert_nothing_left;
+use gofer_engine::{Engine, InMemoryLogSink};
 use gofer_scheduler_swarm::{SwarmScheduler, CONSTRAINTS_ENV};
 
 /// The swarm, noting for each started service the task it runs and, before removal,

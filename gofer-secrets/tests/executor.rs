@@ -6,9 +6,9 @@ use bytes::Bytes;
 use gofer_core::fake::{Behaviour, FakeScheduler, Step};
 use gofer_core::secrecy::SecretString;
 use gofer_core::{
-    Engine, InMemoryLogSink, LogKey, ObjectStore, Pipeline, RunOptions, RunStatus, SecretStore,
-    StatusReason, Task, TaskStatus, MASK,
+    ObjectStore, Pipeline, RunOptions, RunStatus, SecretStore, StatusReason, Task, TaskStatus, MASK,
 };
+use gofer_engine::{Engine, InMemoryLogSink, LogKey};
 use gofer_secrets::{EncryptionKey, SqliteObjectStore, SqliteSecretStore};
 
 const INSTANCE: &str = "secrets-test";

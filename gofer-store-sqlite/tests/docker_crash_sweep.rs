@@ -23,9 +23,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use gofer_core::naming::{engine_filter, task_container_name_attempt, LABEL_ENGINE};
 use gofer_core::{
-    Engine, FileLogSink, LogKey, LogSink, Pipeline, PullPolicy, RequiredParentStatus, RetryPolicy,
-    RunOptions, RunStatus, RunStore, Scheduler, Task,
+    Pipeline, PullPolicy, RequiredParentStatus, RetryPolicy, RunOptions, RunStatus, RunStore,
+    Scheduler, Task,
 };
+use gofer_engine::{Engine, FileLogSink, LogKey, LogSink};
 use gofer_scheduler_docker::DockerScheduler;
 use gofer_store_sqlite::SqliteRunStore;
 

@@ -21,9 +21,10 @@ use futures::StreamExt;
 use gofer_core::naming::engine_filter;
 use gofer_core::{
     Capabilities, ContainerId, ContainerSpec, ContainerState, ContainerSummary, DynScheduler,
-    Engine, ExitStatus, FileLogSink, LogKey, LogSink, LogStream, Pipeline, PullPolicy, RunOptions,
-    RunStatus, RunStore, Scheduler, SchedulerError, Task, TaskState,
+    ExitStatus, LogStream, Pipeline, PullPolicy, RunOptions, RunStatus, RunStore, Scheduler,
+    SchedulerError, Task, TaskState,
 };
+use gofer_engine::{Engine, FileLogSink, LogKey, LogSink};
 use gofer_scheduler_docker::DockerScheduler;
 use gofer_store_sqlite::SqliteRunStore;
 

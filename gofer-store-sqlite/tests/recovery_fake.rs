@@ -8,10 +8,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use gofer_core::fake::{Behaviour, FakeScheduler};
-use gofer_core::{
-    Engine, Event, FileLogSink, LogKey, LogSink, Pipeline, RecoveryAction, RunOptions, RunState,
-    RunStatus, RunStore, Task, TaskState,
-};
+use gofer_core::{Event, Pipeline, RunOptions, RunState, RunStatus, RunStore, Task, TaskState};
+use gofer_engine::{Engine, FileLogSink, LogKey, LogSink, RecoveryAction};
 use gofer_store_sqlite::SqliteRunStore;
 
 struct DataDir(PathBuf);

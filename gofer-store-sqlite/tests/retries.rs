@@ -9,10 +9,8 @@ use std::time::Duration;
 
 use gofer_core::fake::{Behaviour, FakeScheduler};
 use gofer_core::naming::task_container_name_attempt;
-use gofer_core::{
-    Engine, FileLogSink, LogKey, LogSink, Pipeline, RetryPolicy, RunOptions, RunStatus, RunStore,
-    Task, TaskStatus,
-};
+use gofer_core::{Pipeline, RetryPolicy, RunOptions, RunStatus, RunStore, Task, TaskStatus};
+use gofer_engine::{Engine, FileLogSink, LogKey, LogSink};
 use gofer_store_sqlite::SqliteRunStore;
 
 struct DataDir(PathBuf);

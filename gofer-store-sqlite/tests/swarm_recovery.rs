@@ -23,9 +23,10 @@ use futures::StreamExt;
 use gofer_core::naming::{engine_filter, LABEL_ROLE};
 use gofer_core::{
     Capabilities, ContainerId, ContainerSpec, ContainerState, ContainerSummary, DynScheduler,
-    Engine, ExitStatus, FileLogSink, LogKey, LogSink, LogStream, Pipeline, PullPolicy, RunOptions,
-    RunStatus, RunStore, SandboxSpec, Scheduler, SchedulerError, Task, TaskState,
+    ExitStatus, LogStream, Pipeline, PullPolicy, RunOptions, RunStatus, RunStore, SandboxSpec,
+    Scheduler, SchedulerError, Task, TaskState,
 };
+use gofer_engine::{Engine, FileLogSink, LogKey, LogSink};
 use gofer_scheduler_swarm::{SwarmConfig, SwarmScheduler};
 use gofer_store_sqlite::SqliteRunStore;
 

@@ -21,9 +21,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use futures::StreamExt;
 use gofer_core::{
-    ContainerSpec, DynScheduler, Engine, InMemoryLogSink, Limits, NetworkMode, Pipeline,
-    RunOptions, RunStatus, SandboxSpec, Scheduler, Task,
+    ContainerSpec, DynScheduler, NetworkMode, Pipeline, RunOptions, RunStatus, SandboxSpec,
+    Scheduler, Task,
 };
+use gofer_engine::{Engine, InMemoryLogSink, Limits};
 use gofer_scheduler_docker::DockerScheduler;
 
 const DEFAULT_IMAGE: &str = "gofer-test/busybox:latest";

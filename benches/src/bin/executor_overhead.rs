@@ -15,9 +15,9 @@ use anyhow::Context;
 use futures::StreamExt;
 use gofer_core::fake::{Behaviour, FakeScheduler};
 use gofer_core::{
-    naming, ContainerSpec, Engine, InMemoryLogSink, Pipeline, RequiredParentStatus, RunOptions,
-    RunStatus, Scheduler, Task,
+    naming, ContainerSpec, Pipeline, RequiredParentStatus, RunOptions, RunStatus, Scheduler, Task,
 };
+use gofer_engine::{Engine, InMemoryLogSink};
 
 const WIDE: usize = 10_000;
 const CHAIN: usize = 1_000;

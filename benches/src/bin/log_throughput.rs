@@ -25,9 +25,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
-use gofer_core::{
-    DynScheduler, Engine, FileLogSink, LogKey, LogSink, Pipeline, RunOptions, RunStatus, Task,
-};
+use gofer_core::{DynScheduler, Pipeline, RunOptions, RunStatus, Task};
+use gofer_engine::{Engine, FileLogSink, LogKey, LogSink};
 use gofer_scheduler_docker::DockerScheduler;
 use gofer_scheduler_podman::PodmanScheduler;
 

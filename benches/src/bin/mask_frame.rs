@@ -16,7 +16,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use gofer_core::secrecy::SecretString;
-use gofer_core::{LineFramer, LogLine, MaskPatterns, Masker, OutputStream};
+use gofer_core::OutputStream;
+use gofer_engine::{LineFramer, LogLine, MaskPatterns, Masker};
 
 const READ: usize = 32 * 1024;
 const GOAL_GIB_S: f64 = 1.0;

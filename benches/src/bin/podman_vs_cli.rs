@@ -17,9 +17,9 @@ use anyhow::{bail, Context};
 use futures::stream::{self, StreamExt};
 use gofer_core::naming::engine_filter;
 use gofer_core::{
-    ContainerSpec, DynScheduler, Engine, InMemoryLogSink, Limits, NetworkMode, Pipeline,
-    RunOptions, RunStatus, Scheduler, Task,
+    ContainerSpec, DynScheduler, NetworkMode, Pipeline, RunOptions, RunStatus, Scheduler, Task,
 };
+use gofer_engine::{Engine, InMemoryLogSink, Limits};
 use gofer_scheduler_podman::PodmanScheduler;
 
 const IMAGE: &str = "gofer-test/busybox:latest";

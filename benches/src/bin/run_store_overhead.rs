@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use gofer_core::fake::{Behaviour, FakeScheduler};
 use gofer_core::{
-    DynRunStore, Engine, InMemoryLogSink, InMemoryRunStore, Pipeline, RequiredParentStatus,
-    RunOptions, RunStatus, Task,
+    DynRunStore, InMemoryRunStore, Pipeline, RequiredParentStatus, RunOptions, RunStatus, Task,
 };
+use gofer_engine::{Engine, InMemoryLogSink};
 use gofer_store_sqlite::SqliteRunStore;
 
 const WIDE: usize = 2_000;

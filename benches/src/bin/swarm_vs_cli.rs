@@ -20,9 +20,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use gofer_core::{
-    DynScheduler, Engine, InMemoryLogSink, Limits, Pipeline, RunOptions, RunStatus, Task,
-};
+use gofer_core::{DynScheduler, Pipeline, RunOptions, RunStatus, Task};
+use gofer_engine::{Engine, InMemoryLogSink, Limits};
 use gofer_scheduler_docker::DockerScheduler;
 use gofer_scheduler_swarm::{SwarmConfig, SwarmScheduler};
 

@@ -12,9 +12,9 @@ use axum::Router;
 use gofer_api::{Api, ErrorBody, RunTokens};
 use gofer_core::fake::{Behaviour, FakeScheduler};
 use gofer_core::{
-    DynObjectStore, Engine, InMemoryLogSink, InMemoryObjectStore, Pipeline, RunHandle, RunOptions,
-    Task, TaskState, GOFER_API_TOKEN,
+    DynObjectStore, InMemoryObjectStore, Pipeline, RunOptions, Task, TaskState, GOFER_API_TOKEN,
 };
+use gofer_engine::{Engine, InMemoryLogSink, RunHandle};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 

@@ -11,9 +11,9 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use gofer_core::{
-    FileLogSink, LogError, LogKey, LogSink, OutputStream, RunError, RunState, TaskState,
-};
+use gofer_core::{OutputStream, RunState, TaskState};
+
+use gofer_engine::{FileLogSink, LogError, LogKey, LogSink, RunError};
 
 use crate::commands::Ctx;
 use crate::engine::Stores;

@@ -6,9 +6,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use gofer_core::secrecy::SecretString;
-use gofer_core::{
-    Event, LogLine, PlaceholderKind, RunHandle, RunOptions, RunStatus, StoreError, TaskStatus,
-};
+use gofer_core::{Event, PlaceholderKind, RunOptions, RunStatus, StoreError, TaskStatus};
+use gofer_engine::{LogLine, RunHandle};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
@@ -33,7 +32,7 @@ const RECORD_WAIT: Duration = Duration::from_secs(30);
 enum Msg {
     Event(Event),
     Log(Arc<str>, LogLine),
-    LogError(Arc<str>, gofer_core::LogError),
+    LogError(Arc<str>, gofer_engine::LogError),
 }
 
 /// Runs `gofer run FILE`.

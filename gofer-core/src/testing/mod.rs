@@ -2,7 +2,6 @@
 
 pub mod attach;
 pub mod conformance;
-pub mod engine;
 pub mod runstore;
 
 use futures::StreamExt;

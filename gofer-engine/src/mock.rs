@@ -1,0 +1,84 @@
+//! [`mockall`] mocks of the engine's traits ([`LogSink`], [`LogWriter`]), for a host's
+//! tests. Feature `mock` (it turns on `gofer-core/mock`, whose `gofer_core::mock` has the
+//! mocks of the contract's traits: `MockScheduler`, the stores).
+//!
+//! | trait | mock |
+//! | --- | --- |
+//! | [`LogSink`] | [`MockLogSink`] |
+//! | [`LogWriter`] | [`MockLogWriter`] |
+//!
+//! Each mock implements every method of its trait, defaults included (`locate`,
+//! `reader`, `may_block`): a call without a matching expectation panics.
+//!
+//! # Examples
+//!
+//! A scheduler whose start fails, run through the [`Engine`](crate::Engine): the task
+//! ends `Failed` with reason `SchedulerError`, and nothing else was asked of it.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use gofer_core::mock::MockScheduler;
+//! use gofer_core::{
+//!     Capabilities, Pipeline, RunOptions, RunStatus, SchedulerError, StatusReason, Task, TaskStatus,
+//! };
+//! use gofer_engine::{Engine, InMemoryLogSink};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let mut scheduler = MockScheduler::new();
+//! scheduler.expect_name().return_const("mock");
+//! scheduler.expect_capabilities().return_const(Capabilities::default());
+//! scheduler
+//!     .expect_start()
+//!     .times(1)
+//!     .withf(|spec| spec.image == "busybox")
+//!     .returning(|spec| Err(SchedulerError::NoSuchImage {
+//!         scheduler: "mock",
+//!         image: spec.image,
+//!         message: "not in the registry".into(),
+//!     }));
+//! let engine = Engine::builder(Arc::new(scheduler))
+//!     .log_sink(Arc::new(InMemoryLogSink::new()))
+//!     .build()
+//!     .expect("engine");
+//! let pipeline = Pipeline::new("mocked", "Mocked").task(Task::new("greet", "busybox"));
+//! let run = engine.start_run(&pipeline, RunOptions::new()).expect("start").wait().await.expect("run");
+//! let task = run.task("greet").expect("task");
+//! assert_eq!(task.status, TaskStatus::Failed);
+//! assert_eq!(task.reason, Some(StatusReason::SchedulerError));
+//! assert!(task.message.as_deref().unwrap_or_default().contains("not in the registry"));
+//! assert_eq!(run.status, RunStatus::Failed);
+//! # }
+//! ```
+
+use mockall::mock;
+
+use crate::{LogError, LogKey, LogLine, LogReader, LogSink, LogWriter};
+
+mock! {
+    /// A [`LogSink`] whose every call is an expectation.
+    #[derive(Debug)]
+    pub LogSink {}
+
+    impl LogSink for LogSink {
+        fn open(&self, key: &LogKey) -> Result<Box<dyn LogWriter>, LogError>;
+        fn read(&self, key: &LogKey, cursor: u64, max: usize) -> Result<(Vec<LogLine>, u64), LogError>;
+        fn locate(&self, key: &LogKey) -> Option<String>;
+        fn reader(&self, key: &LogKey) -> Result<Box<dyn LogReader>, LogError>;
+        fn may_block(&self) -> bool;
+    }
+}
+
+mock! {
+    /// A [`LogWriter`] whose every call is an expectation (return it from
+    /// [`MockLogSink::expect_open`]).
+    #[derive(Debug)]
+    pub LogWriter {}
+
+    impl LogWriter for LogWriter {
+        fn write(&mut self, lines: &[LogLine]) -> Result<(), LogError>;
+    }
+}
+
+#[cfg(test)]
+#[path = "mock_tests.rs"]
+mod tests;

@@ -1,0 +1,143 @@
+//! What the runs of an engine share ([`Shared`]) and what the tasks of one run share
+//! ([`RunCtx`]).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
+
+use secrecy::SecretString;
+use tokio::sync::Semaphore;
+
+use gofer_core::BoxError;
+use gofer_core::Pipeline;
+use gofer_core::RunOptions;
+use gofer_core::{ContainerId, DynScheduler};
+use gofer_core::{DynObjectStore, DynSecretStore};
+
+use crate::durable::clock::Clock;
+use crate::durable::durability::Durability;
+use crate::durable::plan::Resume;
+use crate::durable::recorder::Recorder;
+use crate::logs::sink::LogSink;
+use crate::run::handle::RunHandle;
+use crate::run::limits::Limits;
+use crate::run::resolve::Placeholders;
+use crate::run::services::Services;
+use crate::run::slots::Slots;
+use crate::run::stop::{StopSignal, StopWatch, TaskStops};
+use gofer_core::TokenIssuer;
+
+/// Everything an engine's runs share; built once by the engine builder.
+pub(crate) struct Shared {
+    pub(crate) scheduler: Arc<DynScheduler>,
+    pub(crate) secrets: Arc<DynSecretStore>,
+    pub(crate) objects: Arc<DynObjectStore>,
+    pub(crate) sink: Arc<dyn LogSink>,
+    pub(crate) tokens: Option<Arc<dyn TokenIssuer>>,
+    pub(crate) limits: Limits,
+    pub(crate) instance_id: String,
+    pub(crate) sandbox_image: Option<String>,
+    /// Task containers running at once, when capped.
+    pub(crate) containers: Option<Arc<Semaphore>>,
+    pub(crate) slots: Slots,
+    pub(crate) durable: Option<Durability>,
+    pub(crate) clock: Clock,
+    /// Whether a task whose log is incomplete ends Failed.
+    pub(crate) fail_on_incomplete_log: bool,
+    /// Containers whose removal failed and is being retried.
+    pub(crate) pending_removals: Arc<AtomicUsize>,
+    /// The runs in progress, by pipeline and run number ([`Engine::run`](crate::Engine::run)).
+    pub(crate) live: Mutex<HashMap<(String, u64), RunHandle>>,
+    /// The host directory whose `api.sock` serves the API to tasks that ask for a token.
+    pub(crate) api_socket_dir: Option<PathBuf>,
+}
+
+/// Why the run's API token could not be issued (shared by every task asking for it).
+pub(crate) type TokenFailure = Arc<BoxError>;
+
+/// Everything the tasks of one run share.
+pub(crate) struct RunCtx {
+    pub(crate) engine: Arc<Shared>,
+    pub(crate) pipeline: Pipeline,
+    pub(crate) run_id: u64,
+    pub(crate) options: RunOptions,
+    /// Every placeholder of the run's variables, parsed once.
+    pub(crate) placeholders: Placeholders,
+    pub(crate) recorder: Arc<Recorder>,
+    pub(crate) stop: Arc<StopSignal>,
+    /// Each task's own stop (`RunHandle::cancel_task`).
+    pub(crate) task_stops: Arc<TaskStops>,
+    /// The run's API token: `None` when none was asked for, `Err` when issuing failed.
+    pub(crate) token: Option<Result<SecretString, TokenFailure>>,
+    /// The run's network sandbox.
+    pub(crate) sandbox: Option<ContainerId>,
+    /// The run's workspace volume, when the pipeline has one.
+    pub(crate) workspace: Option<String>,
+    /// The run's services, as the tasks needing them see them.
+    pub(crate) services: Services,
+    /// Every secret value the run has seen, for its log masker.
+    secrets: Mutex<Vec<SecretString>>,
+    /// How each task goes on, for a run resumed by recovery (empty otherwise).
+    pub(crate) resume: Vec<Resume>,
+    /// Resumed by recovery: containers already under a task's name are adopted.
+    pub(crate) recovered: bool,
+}
+
+impl RunCtx {
+    pub(crate) fn new(
+        engine: Arc<Shared>,
+        pipeline: Pipeline,
+        run_id: u64,
+        options: RunOptions,
+        recorder: Arc<Recorder>,
+    ) -> Self {
+        Self {
+            placeholders: Placeholders::parse(&pipeline, &options),
+            task_stops: Arc::new(TaskStops::new(pipeline.tasks.len())),
+            engine,
+            pipeline,
+            run_id,
+            options,
+            recorder,
+            stop: Arc::new(StopSignal::new()),
+            token: None,
+            sandbox: None,
+            workspace: None,
+            services: Services::default(),
+            secrets: Mutex::new(Vec::new()),
+            resume: Vec::new(),
+            recovered: false,
+        }
+    }
+
+    /// Task `idx`'s view of the stops: the run's and its own.
+    pub(crate) fn task_stop(&self, idx: usize) -> StopWatch {
+        match self.task_stops.signal(idx) {
+            Some(own) => self.stop.subscribe_with(own),
+            None => self.stop.subscribe(),
+        }
+    }
+
+    pub(crate) fn add_secrets(&self, values: impl IntoIterator<Item = SecretString>) {
+        self.secrets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend(values);
+    }
+
+    /// How many secret values the run knows (it only ever learns more).
+    pub(crate) fn secrets_len(&self) -> usize {
+        self.secrets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
+    }
+
+    pub(crate) fn secrets(&self) -> Vec<SecretString> {
+        self.secrets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}

@@ -1,0 +1,342 @@
+//! One task's life: resolve its variables, wait for a container slot, start (or adopt)
+//! its container, pump its log while awaiting its exit, record the outcome, remove the
+//! container.
+
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+use tracing::{debug, warn, Instrument};
+
+use gofer_core::naming;
+use gofer_core::Mount;
+use gofer_core::RegistryAuth;
+use gofer_core::API_MOUNT_DIR;
+use gofer_core::WORKSPACE_PATH;
+use gofer_core::{ContainerId, ContainerSpec, Env, NetworkMode};
+use gofer_core::{RetryOn, RetryPolicy};
+use gofer_core::{StatusReason, TaskState, TaskStatus};
+
+use crate::durable::outcome::{exit_outcome, stop_outcome, Outcome, Phase};
+use crate::durable::plan::Resume;
+use crate::logs::mask::{mask_str, MaskPatterns};
+use crate::logs::sink::LogKey;
+use crate::run::container;
+use crate::run::ctx::RunCtx;
+use crate::run::pump::pump_logs;
+use crate::run::resolve::{resolve, Lookup};
+use crate::run::stop::StopWatch;
+
+/// Runs task `idx` of the run to completion, attempt after attempt as its retry
+/// policy allows, and returns its status (its last attempt's).
+pub(crate) async fn execute_task(ctx: Arc<RunCtx>, idx: usize) -> TaskStatus {
+    let task = &ctx.pipeline.tasks[idx];
+    let span = tracing::debug_span!("task", task = %task.id);
+    // A resumed run goes on with the attempt it recorded (its container, if any, is
+    // adopted); later attempts start afresh.
+    let mut resumed = true;
+    loop {
+        let attempt = ctx.recorder.attempt(idx);
+        // The container slot is held until the completion is recorded, so that
+        // recorded Running tasks never exceed the engine's cap; it is released before
+        // the exited container is removed, so the next task's start overlaps that
+        // removal.
+        let mut permit = None;
+        let mut container = None;
+        let mut outcome = run_task(&ctx, idx, resumed, &mut permit, &mut container)
+            .instrument(span.clone())
+            .await;
+        resumed = false;
+        // Messages quote backend errors: mask any secret value a backend might echo.
+        if let Some(message) = outcome.message.as_mut() {
+            let secrets = ctx.secrets();
+            if !secrets.is_empty() {
+                *message = mask_str(&MaskPatterns::new(secrets.iter()), message);
+            }
+        }
+        let status = outcome.status;
+        let stop = ctx.task_stop(idx);
+        let retry = task
+            .retry
+            .as_ref()
+            .filter(|p| attempt < p.attempts && stop.current().is_none() && retried(p, &outcome));
+        let backoff = retry.map(|p| p.backoff_after(attempt));
+        match backoff {
+            Some(backoff) => {
+                debug!(attempt, ?backoff, "attempt failed; retrying");
+                ctx.recorder.attempt_failed(idx, outcome, backoff).await;
+            }
+            None => ctx.recorder.task_complete(idx, outcome).await,
+        }
+        drop(permit);
+        // The container is removed only once its outcome is durable: a host that dies
+        // in between finds it on recovery and collects it again.
+        if let Some(id) = container {
+            match ctx.recorder.flush().await {
+                Ok(()) => container::remove(&ctx.engine, &id).await,
+                Err(e) => {
+                    warn!(container = %id, error = %e, "outcome not recorded; container kept")
+                }
+            }
+        }
+        let Some(backoff) = backoff else {
+            return status;
+        };
+        // The backoff; a cancel of the run or of the task ends it, and the task.
+        let mut stop = stop;
+        tokio::select! {
+            // `sleep` saturates a deadline too far away to represent.
+            () = tokio::time::sleep(backoff) => {}
+            s = stop.stopped() => {
+                let o = stop_outcome(s, Phase::NotStarted);
+                let status = o.status;
+                ctx.recorder.task_complete(idx, o).await;
+                return status;
+            }
+        }
+    }
+}
+
+/// Whether `policy` retries an attempt that ended with `o`.
+fn retried(policy: &RetryPolicy, o: &Outcome) -> bool {
+    if !matches!(o.status, TaskStatus::Failed | TaskStatus::Unknown) {
+        return false;
+    }
+    match (&policy.retry_on, o.reason) {
+        (_, Some(StatusReason::FailedPrecondition | StatusReason::Cancelled)) => false,
+        (RetryOn::ExitCodes(codes), Some(StatusReason::AbnormalExit { code })) => {
+            codes.contains(&code)
+        }
+        (RetryOn::ExitCodes(_), _) => false,
+        (RetryOn::SchedulerErrors, reason) => reason == Some(StatusReason::SchedulerError),
+        // `RetryOn` is non-exhaustive: `AnyFailure` and what may come.
+        (_, _) => true,
+    }
+}
+
+/// The container spec of task `idx`.
+fn container_spec(
+    ctx: &RunCtx,
+    idx: usize,
+    name: String,
+    env: Env,
+    registry_auth: Option<RegistryAuth>,
+    attempt: u32,
+) -> ContainerSpec {
+    let task = &ctx.pipeline.tasks[idx];
+    let engine = &ctx.engine;
+    let mut spec = ContainerSpec::new(name, task.image.clone())
+        .pull_policy(task.pull_policy)
+        .registry_auth(registry_auth)
+        .env(env)
+        .labels(naming::task_attempt_labels(
+            &engine.instance_id,
+            &ctx.pipeline.id,
+            ctx.run_id,
+            &task.id,
+            attempt,
+        ))
+        .resources(task.resources)
+        .init(true)
+        .stop_grace(engine.limits.stop_grace)
+        // The log pump opens the output right after the start and reads it as it
+        // comes. (Services are followed through the engine's logs, which hold their
+        // output from the start, and probes are never read: neither is attached, as an
+        // unread attach can hold a container.)
+        .attach_output(true);
+    spec.entrypoint = task.entrypoint.clone();
+    spec.command = task.command.clone();
+    if let Some(sandbox) = &ctx.sandbox {
+        spec = spec.network(NetworkMode::Sandbox(sandbox.clone()));
+    }
+    // The host's API socket directory, for a task given a token.
+    if let (true, Some(Ok(_)), Some(dir)) =
+        (task.inject_api_token, &ctx.token, &engine.api_socket_dir)
+    {
+        spec = spec.mount(Mount::bind(dir.clone(), API_MOUNT_DIR));
+    }
+    if let Some(volume) = &ctx.workspace {
+        spec = spec.mount(Mount::volume(volume.clone(), WORKSPACE_PATH));
+    }
+    spec
+}
+
+async fn run_task(
+    ctx: &Arc<RunCtx>,
+    idx: usize,
+    resumed: bool,
+    permit: &mut Option<tokio::sync::OwnedSemaphorePermit>,
+    container: &mut Option<ContainerId>,
+) -> Outcome {
+    let task = &ctx.pipeline.tasks[idx];
+    let engine = &ctx.engine;
+    let mut stop = ctx.task_stop(idx);
+
+    // A resumed run: the task's container may already exist, or be gone.
+    let attach = match ctx.resume.get(idx).filter(|_| resumed) {
+        Some(Resume::Orphaned) => return Outcome::orphaned(),
+        Some(Resume::Attach { id, state }) => Some((id.clone(), *state)),
+        _ => None,
+    };
+
+    // Variables, substituted now that the parents are done (for an existing
+    // container, only to know the secret values its log must be masked with).
+    let attempt = ctx.recorder.attempt(idx);
+    let name = naming::task_container_name_attempt(
+        &engine.instance_id,
+        &ctx.pipeline.id,
+        ctx.run_id,
+        &task.id,
+        attempt,
+    );
+    let lookup = Lookup {
+        secrets: &*engine.secrets,
+        objects: &*engine.objects,
+        pipeline: &ctx.pipeline.id,
+        run: ctx.run_id,
+        options: &ctx.options,
+        placeholders: &ctx.placeholders,
+        token: ctx.token.as_ref(),
+        api_socket: engine.api_socket_dir.is_some(),
+        attempt: Some(attempt),
+    };
+    let (env, registry_auth) = match (resolve(&lookup, idx, task).await, &attach) {
+        (Ok(r), None) => {
+            ctx.add_secrets(r.secrets);
+            let log = engine.sink.locate(&LogKey::attempt(
+                ctx.pipeline.id.clone(),
+                ctx.run_id,
+                &task.id,
+                ctx.recorder.attempt(idx),
+            ));
+            ctx.recorder
+                .task_prepared(idx, r.shown, name.clone(), log)
+                .await;
+            (r.env, r.registry_auth)
+        }
+        (Ok(r), Some(_)) => {
+            ctx.add_secrets(r.secrets);
+            (Env::new(), None)
+        }
+        (Err(e), None) => return Outcome::precondition(e.to_string()),
+        (Err(e), Some(_)) => {
+            warn!(error = %e, "cannot resolve the variables again; log masking may be incomplete");
+            (Env::new(), None)
+        }
+    };
+
+    // The services it needs, ready (not for a container that already exists).
+    if attach.is_none() && !task.services.is_empty() {
+        tokio::select! {
+            r = ctx.services.ready(&task.services) => {
+                if let Err(why) = r {
+                    return Outcome::service_unavailable(why);
+                }
+            }
+            s = stop.stopped() => return stop_outcome(s, Phase::NotStarted),
+        }
+    }
+
+    // A container slot.
+    *permit = match &engine.containers {
+        None => None,
+        Some(sem) => tokio::select! {
+            p = sem.clone().acquire_owned() => p.ok(),
+            s = stop.stopped() => return stop_outcome(s, Phase::NotStarted),
+        },
+    };
+    if let Some(s) = stop.current() {
+        if attach.is_none() {
+            return stop_outcome(s, Phase::NotStarted);
+        }
+    }
+
+    let id = match attach {
+        Some((id, state)) => {
+            if let Err(e) = container::adopt(engine, &id, state).await {
+                return Outcome::scheduler_error(format!("cannot start the container: {e}"));
+            }
+            debug!(container = %id, "re-attached");
+            if ctx.recorder.task_state(idx) != TaskState::Running {
+                ctx.recorder.task_running(idx, &id.0).await;
+            }
+            id
+        }
+        None => {
+            // Recorded as starting, durably, before the container exists.
+            if let Err(e) = ctx.recorder.flush().await {
+                return Outcome::scheduler_error(e.to_string());
+            }
+            let spec = container_spec(ctx, idx, name, env, registry_auth, attempt);
+            let id = match container::start(engine, spec, ctx.recovered).await {
+                Ok(id) => id,
+                Err(e) => {
+                    return Outcome::scheduler_error(format!("cannot start the container: {e}"))
+                }
+            };
+            debug!(container = %id, "started");
+            ctx.recorder.task_running(idx, &id.0).await;
+            id
+        }
+    };
+    // Removed by the caller, once the outcome is durable.
+    *container = Some(id.clone());
+
+    // The log flows while the exit is awaited, and for as long as it takes after.
+    let (exited_tx, exited_rx) = oneshot::channel();
+    let exit = async {
+        let o = watch_exit(ctx, idx, &id, &mut stop).await;
+        let _ = exited_tx.send(());
+        o
+    };
+    let (incomplete, mut outcome) = tokio::join!(pump_logs(ctx, idx, &id, exited_rx), exit);
+    if let Some(why) = incomplete {
+        ctx.recorder.log_incomplete(idx, why.clone()).await;
+        if engine.fail_on_incomplete_log {
+            outcome = outcome.fail_incomplete_log(&why);
+        }
+    }
+    outcome
+}
+
+/// Waits for the container's exit, stopping it on the task's timeout or a stop of
+/// the run.
+async fn watch_exit(ctx: &RunCtx, idx: usize, id: &ContainerId, stop: &mut StopWatch) -> Outcome {
+    let task = &ctx.pipeline.tasks[idx];
+    let engine = &ctx.engine;
+    let s = &*engine.scheduler;
+    let timeout = async {
+        match task.timeout {
+            // `sleep` saturates a deadline too far away to represent.
+            Some(t) => tokio::time::sleep(t).await,
+            None => std::future::pending().await,
+        }
+    };
+    let (grace, outcome) = tokio::select! {
+        // An exit already there (a container that ended while the host was away)
+        // is the outcome, whatever else is ready too.
+        biased;
+        exit = container::guarded(s, "wait", s.wait(id)) => match exit {
+            Err(e) => (engine.limits.stop_grace, exit_outcome(Err(e))),
+            ok => return exit_outcome(ok),
+        },
+        () = timeout => (
+            engine.limits.stop_grace,
+            Outcome::task_timeout(task.timeout.unwrap_or_default()),
+        ),
+        st = stop.stopped() => (st.grace, stop_outcome(st, Phase::Running)),
+        why = ctx.services.failed(&task.services) => (
+            engine.limits.stop_grace,
+            Outcome::service_unavailable(why),
+        ),
+    };
+    // A stop asked for later with a shorter grace (a second cancel) cuts this one
+    // short: the container is stopped again with that grace.
+    let mut grace = grace;
+    loop {
+        tokio::select! {
+            () = container::stop(engine, id, grace) => break,
+            st = stop.shortened(grace) => grace = st.grace,
+        }
+    }
+    outcome
+}

@@ -1,0 +1,475 @@
+//! Executes one run: pipeline slot, API token, network sandbox, the task graph,
+//! cancellation and the run timeout, cleanup.
+
+use std::collections::{HashMap, VecDeque};
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use futures::FutureExt;
+use tokio::task::JoinSet;
+use tracing::{debug, warn, Instrument};
+
+use gofer_core::naming;
+use gofer_core::RequiredParentStatus;
+use gofer_core::TaskStatus;
+use gofer_core::{ContainerState, SandboxSpec};
+
+use crate::durable::outcome::{decide_status, stop_outcome, stop_reason, Outcome, Phase};
+use crate::durable::plan::Resume;
+use crate::durable::recorder::Recorder;
+use crate::run::container;
+use crate::run::ctx::{RunCtx, Shared};
+use crate::run::handle::RunHandle;
+use crate::run::lifecycle::execute_task;
+use crate::run::services::{self, Services};
+use crate::run::slots::SlotWait;
+use crate::run::stop::{Stop, StopCause, StopWatch};
+use gofer_core::volume::{VolumeScope, VolumeSpec};
+
+/// Marks the run aborted if the executor's future is dropped before it completed, and
+/// takes the run off the engine's live runs however it ends.
+struct AbortGuard {
+    recorder: Arc<Recorder>,
+    engine: Arc<Shared>,
+    key: (String, u64),
+}
+
+impl Drop for AbortGuard {
+    fn drop(&mut self) {
+        self.recorder.abort();
+        self.engine
+            .live
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.key);
+    }
+}
+
+/// Spawns the run's executor (tracked, with a run store, so a simulated crash can
+/// stop it) and returns a handle on the run.
+pub(crate) fn launch(
+    engine: &Arc<Shared>,
+    rt: &tokio::runtime::Handle,
+    ctx: RunCtx,
+    wait: SlotWait,
+) -> RunHandle {
+    let recorder = ctx.recorder.clone();
+    let handle = RunHandle::new(
+        ctx.pipeline.id.clone(),
+        ctx.run_id,
+        recorder.clone(),
+        ctx.stop.clone(),
+        ctx.task_stops.clone(),
+        engine.sink.clone(),
+        ctx.pipeline.services.iter().map(|s| s.id.clone()).collect(),
+    );
+    engine
+        .live
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(
+            (handle.pipeline_id().to_string(), handle.run_id()),
+            handle.clone(),
+        );
+    let task = rt.spawn(execute_run(ctx, wait));
+    if let Some(d) = &engine.durable {
+        d.track(task, &recorder);
+    }
+    handle
+}
+
+async fn execute_run(ctx: RunCtx, wait: SlotWait) {
+    let span = tracing::info_span!("run", pipeline = %ctx.pipeline.id, run = ctx.run_id);
+    let guard = AbortGuard {
+        recorder: ctx.recorder.clone(),
+        engine: ctx.engine.clone(),
+        key: (ctx.pipeline.id.clone(), ctx.run_id),
+    };
+    run_inner(ctx, wait).instrument(span).await;
+    drop(guard);
+}
+
+/// Records the end of the run, with its status decided from its tasks and its stop.
+async fn complete(recorder: &Recorder, stop: Option<Stop>) {
+    let status = decide_status(&recorder.task_statuses(), stop.map(|s| s.cause));
+    let (reason, message) = stop.map(stop_reason).unzip();
+    recorder.run_complete(status, reason, message).await;
+    debug!(?status, "run complete");
+}
+
+async fn run_inner(mut ctx: RunCtx, wait: SlotWait) {
+    let recorder = ctx.recorder.clone();
+    let engine = ctx.engine.clone();
+    let pipeline_id = ctx.pipeline.id.clone();
+    let mut stop_rx = ctx.stop.subscribe();
+
+    // Pending: wait for a pipeline slot, or for a cancel.
+    let _slot = match wait {
+        SlotWait::Free => engine.slots.permit(&pipeline_id, false),
+        SlotWait::Granted => engine.slots.permit(&pipeline_id, true),
+        SlotWait::Queued(mut rx) => {
+            tokio::select! {
+                r = &mut rx => {
+                    if r.is_err() {
+                        // Cannot happen (the engine outlives its runs); run without a slot.
+                        warn!("pipeline slot queue dropped");
+                    }
+                    engine.slots.permit(&pipeline_id, r.is_ok())
+                }
+                stop = stop_rx.stopped() => {
+                    rx.close();
+                    if rx.try_recv().is_ok() {
+                        // A slot was handed over at the same moment: pass it on.
+                        engine.slots.release(&pipeline_id);
+                    }
+                    for idx in 0..recorder.task_ids.len() {
+                        recorder.task_complete(idx, stop_outcome(stop, Phase::NotStarted)).await;
+                    }
+                    complete(&recorder, Some(stop)).await;
+                    return;
+                }
+            }
+        }
+    };
+    recorder.run_running().await;
+    let started = tokio::time::Instant::now();
+
+    // The API token, when a task asks for one: a resumed run's own again when the
+    // issuer can give it (its running containers hold it), else a new one.
+    if let Some(issuer) = &engine.tokens {
+        if ctx.pipeline.tasks.iter().any(|t| t.inject_api_token) {
+            let mut resumed = None;
+            if ctx.recovered {
+                match issuer.resume(&pipeline_id, ctx.run_id).await {
+                    Ok(t) => resumed = t,
+                    Err(e) => warn!(error = %e, "cannot resume the run's API token"),
+                }
+                let holders = ctx
+                    .pipeline
+                    .tasks
+                    .iter()
+                    .zip(&ctx.resume)
+                    .any(|(t, r)| t.inject_api_token && matches!(r, Resume::Attach { .. }));
+                if resumed.is_none() && holders {
+                    warn!(
+                        "the token issuer cannot resume the run's API token: re-attached \
+                         tasks hold one that no longer works and cannot be masked in their \
+                         logs read again"
+                    );
+                }
+            }
+            let token = match resumed {
+                Some(t) => Ok(t),
+                None => issuer.issue(&pipeline_id, ctx.run_id).await,
+            };
+            ctx.token = Some(match token {
+                Ok(t) => {
+                    ctx.add_secrets([t.clone()]);
+                    Ok(t)
+                }
+                Err(e) => Err(Arc::new(e)),
+            });
+        }
+    }
+
+    // The network sandbox.
+    let mut sandbox_error = None;
+    if let Some(image) = &engine.sandbox_image {
+        let spec = SandboxSpec::new(
+            naming::sandbox_container_name(&engine.instance_id, &pipeline_id, ctx.run_id),
+            image.clone(),
+        )
+        .labels(naming::sandbox_labels(
+            &engine.instance_id,
+            &pipeline_id,
+            ctx.run_id,
+        ));
+        match container::sandbox(&engine, spec, ctx.recovered).await {
+            Ok(id) => ctx.sandbox = Some(id),
+            Err(e) => sandbox_error = Some(format!("cannot create the run's network sandbox: {e}")),
+        }
+    }
+
+    // The shared workspace, when the pipeline asks for one.
+    if sandbox_error.is_none() && ctx.pipeline.workspace {
+        match create_workspace(&engine, &ctx).await {
+            Ok(name) => ctx.workspace = Some(name),
+            Err(message) => sandbox_error = Some(message),
+        }
+    }
+
+    // The services' channels (the tasks wait on them); started once the context is
+    // shared.
+    // A resumed run's tasks already complete, orphaned, or whose container exited
+    // while the host was away (only collected) need none.
+    let to_run = ctx
+        .pipeline
+        .tasks
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| {
+            !matches!(
+                ctx.resume.get(*i),
+                Some(
+                    Resume::Complete(_)
+                        | Resume::Orphaned
+                        | Resume::Attach {
+                            state: ContainerState::Exited { .. },
+                            ..
+                        }
+                )
+            )
+        })
+        .map(|(_, t)| t);
+    let (services, senders) = Services::channels(&ctx.pipeline.services, to_run);
+    ctx.services = services;
+
+    let ctx = Arc::new(ctx);
+    let running = (sandbox_error.is_none()).then(|| services::start_all(&ctx, senders));
+    if let Some(message) = sandbox_error {
+        for idx in 0..recorder.task_ids.len() {
+            recorder
+                .task_complete(idx, Outcome::scheduler_error(message.clone()))
+                .await;
+        }
+    } else {
+        let timeout = ctx.options.timeout_value().or(engine.limits.run_timeout);
+        // A timeout too far away to represent as an instant is no timeout.
+        let deadline = timeout.and_then(|t| started.checked_add(t));
+        run_graph(&ctx, &mut stop_rx, deadline).await;
+    }
+
+    // Cleanup: the services (every task has ended), the workspace (its containers are
+    // removed), the sandbox, the token, the run's objects.
+    if let Some(running) = running {
+        services::stop_all(&ctx, running).await;
+    }
+    if ctx.recovered {
+        // A service container kept for adoption that its service never took (its
+        // variables no longer resolve, the sandbox failed): removed with the run.
+        services::remove_unadopted(&ctx).await;
+    }
+    if let Some(name) = &ctx.workspace {
+        container::remove_volume(&engine, name).await;
+    }
+    if let Some(id) = &ctx.sandbox {
+        container::remove(&engine, id).await;
+    }
+    if let (Some(issuer), Some(Ok(token))) = (&engine.tokens, &ctx.token) {
+        if let Err(e) = issuer.revoke(&pipeline_id, ctx.run_id, token.clone()).await {
+            warn!(error = %e, "cannot revoke the run's API token");
+        }
+    }
+    if let Err(e) = engine.objects.run_finished(&pipeline_id, ctx.run_id).await {
+        warn!(error = %e, "object store run_finished failed");
+    }
+    complete(&recorder, ctx.stop.current()).await;
+}
+
+/// Makes the run's workspace volume (a resumed run finds it made: creating it again
+/// is not an error); the error is the message every task then fails with.
+async fn create_workspace(engine: &Arc<Shared>, ctx: &RunCtx) -> Result<String, String> {
+    let s = &*engine.scheduler;
+    let caps = s.capabilities();
+    if !caps.volumes || caps.volume_scope != VolumeScope::Engine {
+        return Err(format!(
+            "the pipeline asks for a shared workspace, but scheduler {} {}",
+            s.name(),
+            if caps.volumes {
+                "keeps a volume on one node (volume scope Node): tasks on other nodes would not share it"
+            } else {
+                "cannot make volumes (capability `volumes`)"
+            }
+        ));
+    }
+    let name = naming::workspace_volume_name(&engine.instance_id, &ctx.pipeline.id, ctx.run_id);
+    let spec = VolumeSpec::new(name.clone()).labels(naming::workspace_labels(
+        &engine.instance_id,
+        &ctx.pipeline.id,
+        ctx.run_id,
+    ));
+    match container::guarded(s, "create_volume", s.create_volume(spec)).await {
+        Ok(()) => Ok(name),
+        Err(e) => Err(format!("cannot create the run's workspace volume: {e}")),
+    }
+}
+
+/// Why a child cannot run after its parents, naming the first unmet parent.
+fn unmet_condition(
+    ctx: &RunCtx,
+    idx: usize,
+    statuses: &[Option<TaskStatus>],
+    index: &dyn Fn(&str) -> usize,
+) -> Option<String> {
+    let task = &ctx.pipeline.tasks[idx];
+    for (parent, need) in &task.depends_on {
+        let status = statuses[index(parent)].unwrap_or(TaskStatus::Unknown);
+        let ok = match need {
+            RequiredParentStatus::Any => matches!(
+                status,
+                TaskStatus::Successful | TaskStatus::Failed | TaskStatus::Skipped
+            ),
+            RequiredParentStatus::Success => status == TaskStatus::Successful,
+            RequiredParentStatus::Failure => status == TaskStatus::Failed,
+        };
+        if !ok {
+            let need = match need {
+                RequiredParentStatus::Any => "Successful, Failed or Skipped",
+                RequiredParentStatus::Success => "Successful",
+                RequiredParentStatus::Failure => "Failed",
+            };
+            return Some(format!(
+                "parent task {parent:?} ended {status}; this task requires it to be {need}"
+            ));
+        }
+    }
+    None
+}
+
+/// The task graph's bookkeeping: which tasks wait on how many parents.
+struct Graph {
+    children: Vec<Vec<u32>>,
+    pending_parents: Vec<usize>,
+    statuses: Vec<Option<TaskStatus>>,
+    ready: VecDeque<usize>,
+    done: usize,
+}
+
+impl Graph {
+    fn finish(&mut self, i: usize, status: TaskStatus) {
+        self.statuses[i] = Some(status);
+        self.done += 1;
+        for &c in &self.children[i] {
+            let c = c as usize;
+            self.pending_parents[c] -= 1;
+            if self.pending_parents[c] == 0 {
+                self.ready.push_back(c);
+            }
+        }
+    }
+}
+
+/// Runs the task graph to completion: each task starts when all its parents are
+/// complete; the loop is driven by task completions, the stop signal and the deadline.
+async fn run_graph(
+    ctx: &Arc<RunCtx>,
+    stop_rx: &mut StopWatch,
+    deadline: Option<tokio::time::Instant>,
+) {
+    let tasks = &ctx.pipeline.tasks;
+    let n = tasks.len();
+    let index_map: HashMap<&str, usize> = tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.id.as_str(), i))
+        .collect();
+    let index = |id: &str| index_map.get(id).copied().unwrap_or(0);
+    let mut g = Graph {
+        children: vec![Vec::new(); n],
+        pending_parents: tasks.iter().map(|t| t.depends_on.len()).collect(),
+        statuses: vec![None; n],
+        ready: VecDeque::new(),
+        done: 0,
+    };
+    for (i, t) in tasks.iter().enumerate() {
+        for parent in t.depends_on.keys() {
+            g.children[index(parent)].push(i as u32);
+        }
+    }
+    // A resumed run: tasks already complete count as finished.
+    for (i, r) in ctx.resume.iter().enumerate() {
+        if let Resume::Complete(status) = r {
+            g.finish(i, *status);
+        }
+    }
+    g.ready.clear();
+    g.ready
+        .extend((0..n).filter(|i| g.pending_parents[*i] == 0 && g.statuses[*i].is_none()));
+    let mut set: JoinSet<(usize, TaskStatus)> = JoinSet::new();
+    let mut stop_seen = stop_rx.current().is_some();
+    // Tasks handed to `execute_task` (which then records their end itself).
+    let mut started = vec![false; n];
+
+    while g.done < n {
+        while let Some(i) = g.ready.pop_front() {
+            if g.statuses[i].is_some() {
+                // Ended before its parents did (its own cancel).
+                continue;
+            }
+            if let Some(stop) = stop_rx.current().or_else(|| ctx.task_stops.current(i)) {
+                ctx.recorder
+                    .task_complete(i, stop_outcome(stop, Phase::NotStarted))
+                    .await;
+                g.finish(i, TaskStatus::Cancelled);
+                continue;
+            }
+            if let Some(message) = unmet_condition(ctx, i, &g.statuses, &index) {
+                ctx.recorder
+                    .task_complete(i, Outcome::skipped(message))
+                    .await;
+                g.finish(i, TaskStatus::Skipped);
+                continue;
+            }
+            let task_ctx = ctx.clone();
+            started[i] = true;
+            set.spawn(async move {
+                let status = match AssertUnwindSafe(execute_task(task_ctx.clone(), i))
+                    .catch_unwind()
+                    .await
+                {
+                    Ok(status) => status,
+                    Err(_) => {
+                        task_ctx
+                            .recorder
+                            .task_complete(i, Outcome::panicked())
+                            .await;
+                        TaskStatus::Unknown
+                    }
+                };
+                (i, status)
+            });
+        }
+        if g.done >= n {
+            break;
+        }
+        tokio::select! {
+            joined = set.join_next() => match joined {
+                Some(Ok((i, status))) => g.finish(i, status),
+                Some(Err(e)) => {
+                    // Cannot happen: task futures catch their own panics.
+                    warn!(error = %e, "task future failed");
+                }
+                None => {
+                    warn!("task graph stalled");
+                    break;
+                }
+            },
+            () = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            }, if !stop_seen => {
+                ctx.stop.request(Stop { cause: StopCause::Timeout, grace: ctx.engine.limits.stop_grace });
+                stop_seen = true;
+            }
+            _ = stop_rx.stopped(), if !stop_seen => {
+                stop_seen = true;
+            }
+            () = ctx.task_stops.requested() => {
+                // A task cancelled before it started ends now, not when its parents do.
+                for (i, &was_started) in started.iter().enumerate() {
+                    if was_started || g.statuses[i].is_some() {
+                        continue;
+                    }
+                    if let Some(stop) = ctx.task_stops.current(i) {
+                        ctx.recorder
+                            .task_complete(i, stop_outcome(stop, Phase::NotStarted))
+                            .await;
+                        g.finish(i, TaskStatus::Cancelled);
+                    }
+                }
+            }
+        }
+    }
+}
