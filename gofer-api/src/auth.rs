@@ -9,7 +9,7 @@ use axum::http::{header, HeaderMap};
 use gofer_core::TokenGrant;
 
 use crate::error::ApiError;
-use crate::routes::ApiState;
+use crate::state::ApiState;
 
 /// The longest `Authorization` header value looked at; longer ones are refused
 /// unread (a token is 49 characters).

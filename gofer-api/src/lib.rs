@@ -6,6 +6,7 @@ mod auth;
 mod error;
 mod routes;
 mod serve;
+mod state;
 mod tokens;
 
 use std::path::Path;
@@ -35,7 +36,7 @@ pub enum BuildError {
 /// tasks that hold their run's `GOFER_API_TOKEN`.
 #[derive(Clone)]
 pub struct Api {
-    state: routes::ApiState,
+    state: state::ApiState,
 }
 
 impl std::fmt::Debug for Api {
@@ -61,7 +62,7 @@ impl Api {
             .ok_or(BuildError::NoTokenIssuer)?;
         let objects = engine.object_store().clone();
         Ok(Self {
-            state: routes::ApiState {
+            state: state::ApiState {
                 engine,
                 issuer,
                 objects,

@@ -1,7 +1,5 @@
 //! The routes and their handlers.
 
-use std::sync::Arc;
-
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
@@ -9,22 +7,11 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use gofer_core::{DynObjectStore, TokenIssuer};
-use gofer_engine::Engine;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{excerpt, Scope};
 use crate::error::ApiError;
-
-/// What every handler shares.
-#[derive(Clone)]
-pub(crate) struct ApiState {
-    pub(crate) engine: Engine,
-    pub(crate) issuer: Arc<dyn TokenIssuer>,
-    pub(crate) objects: Arc<DynObjectStore>,
-    pub(crate) pipeline_writes: bool,
-    pub(crate) max_body: usize,
-}
+use crate::state::ApiState;
 
 /// The answer of the list routes: `{"keys": [...]}`, sorted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -20,10 +20,10 @@ use gofer_core::{Run, RunOptions, TaskExecution};
 use crate::durable::clock::Clock;
 use crate::durable::durability::Durability;
 use crate::durable::journal::Journal;
+use crate::durable::plan::RecoveryError;
 use crate::durable::recorder::Recorder;
 use crate::logs::file_sink::FileLogSink;
 use crate::logs::sink::LogSink;
-use crate::recovery::{RecoveryError, RecoveryReport};
 use crate::run::ctx::{RunCtx, Shared};
 use crate::run::errors::{EngineError, RunError};
 use crate::run::handle::RunHandle;
@@ -237,17 +237,6 @@ impl EngineBuilder {
                     .map(|d| std::path::absolute(&d).unwrap_or(d)),
             }),
         })
-    }
-
-    /// Builds the engine and runs [`Engine::recover`] on it, so it can start runs at
-    /// once (with or without a run store).
-    ///
-    /// # Errors
-    /// [`BuildError`] with the setting or the recovery that failed.
-    pub async fn build_and_recover(self) -> Result<(Engine, RecoveryReport), BuildError> {
-        let engine = self.build()?;
-        let report = engine.recover().await?;
-        Ok((engine, report))
     }
 }
 

@@ -18,7 +18,7 @@ mod run;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use durable::plan::{RecoveredTask, RecoveryAction};
+pub use durable::plan::{RecoveredTask, RecoveryAction, RecoveryError};
 pub use durable::reaper::{
     reap, reap_listed, reap_volumes, ReapError, ReapReport, REAP_CONCURRENCY,
 };
@@ -29,7 +29,7 @@ pub use logs::mask::{mask_str, MaskPatterns, Masker, MIN_MASK_LEN};
 pub use logs::sink::{
     InMemoryLogSink, LogError, LogKey, LogLine, LogReader, LogSink, LogWriter, MAX_LINE_BYTES,
 };
-pub use recovery::{RecoveryError, RecoveryReport, RegisterError};
+pub use recovery::{RecoveryReport, RegisterError};
 pub use run::errors::{EngineError, RunError};
 pub use run::handle::RunHandle;
 pub use run::limits::Limits;

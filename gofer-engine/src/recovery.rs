@@ -14,14 +14,15 @@ use gofer_core::Pipeline;
 use gofer_core::{RunState, TaskState};
 
 use crate::durable::journal::Journal;
+use crate::durable::plan::RecoveryError;
 use crate::durable::plan::{group_by_run, plan_run, RecoveredTask, RecoveryAction};
 use crate::durable::recorder::Recorder;
-use crate::engine::Engine;
+use crate::engine::{BuildError, Engine, EngineBuilder};
 use crate::run::container::{self, guarded};
 use crate::run::ctx::{RunCtx, Shared};
 use crate::run::handle::RunHandle;
 use crate::run::runner::launch;
-use gofer_core::{SchedulerError, StoreError, ValidationErrors};
+use gofer_core::{StoreError, ValidationErrors};
 
 /// What [`Engine::recover`](Engine::recover) did.
 #[derive(Debug, Default)]
@@ -47,21 +48,6 @@ impl RecoveryReport {
     }
 }
 
-/// Why recovery could not run.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum RecoveryError {
-    /// The run store failed.
-    #[error("recovery: {0}")]
-    Store(#[from] StoreError),
-    /// The scheduler could not list this engine's containers.
-    #[error("recovery: cannot list the engine's containers: {0}")]
-    Scheduler(#[from] SchedulerError),
-    /// `recover` was called outside a Tokio runtime.
-    #[error("recover must be called from within a Tokio runtime")]
-    NoRuntime,
-}
-
 /// Why a pipeline could not be registered.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -72,6 +58,19 @@ pub enum RegisterError {
     /// The run store failed.
     #[error("cannot register the pipeline: {0}")]
     Store(#[from] StoreError),
+}
+
+impl EngineBuilder {
+    /// Builds the engine and runs [`Engine::recover`] on it, so it can start runs at
+    /// once (with or without a run store).
+    ///
+    /// # Errors
+    /// [`BuildError`] with the setting or the recovery that failed.
+    pub async fn build_and_recover(self) -> Result<(Engine, RecoveryReport), BuildError> {
+        let engine = self.build()?;
+        let report = engine.recover().await?;
+        Ok((engine, report))
+    }
 }
 
 impl Engine {

@@ -4,6 +4,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use gofer_core::{SchedulerError, StoreError};
+
 use gofer_core::naming::{
     LABEL_ATTEMPT, LABEL_PIPELINE, LABEL_ROLE, LABEL_RUN, LABEL_SERVICE, LABEL_TASK,
 };
@@ -42,6 +44,21 @@ pub struct RecoveredTask {
     pub task: String,
     /// What was done.
     pub action: RecoveryAction,
+}
+
+/// Why recovery could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecoveryError {
+    /// The run store failed.
+    #[error("recovery: {0}")]
+    Store(#[from] StoreError),
+    /// The scheduler could not list this engine's containers.
+    #[error("recovery: cannot list the engine's containers: {0}")]
+    Scheduler(#[from] SchedulerError),
+    /// `recover` was called outside a Tokio runtime.
+    #[error("recover must be called from within a Tokio runtime")]
+    NoRuntime,
 }
 
 /// How a recovered task goes on.

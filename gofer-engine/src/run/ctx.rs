@@ -23,7 +23,7 @@ use crate::logs::sink::LogSink;
 use crate::run::handle::RunHandle;
 use crate::run::limits::Limits;
 use crate::run::resolve::Placeholders;
-use crate::run::services::Services;
+use crate::run::service_state::Services;
 use crate::run::slots::Slots;
 use crate::run::stop::{StopSignal, StopWatch, TaskStops};
 use gofer_core::TokenIssuer;
