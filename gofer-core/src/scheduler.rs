@@ -698,6 +698,7 @@ impl Capabilities {
 /// Every method is safe to call concurrently for different containers. Errors are
 /// [`SchedulerError`]s; a caller that gets an error from [`Scheduler::start`] owns no
 /// container (the backend removes whatever it half-made).
+#[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
 pub trait Scheduler: fmt::Debug + Send + Sync + 'static {
     /// A short backend name (`"docker"`, `"podman"`, `"fake"`), used in errors and spans.

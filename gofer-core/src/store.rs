@@ -72,6 +72,7 @@ fn glob_match(p: &[u8], s: &[u8]) -> bool {
 /// Pipeline secrets belong to one pipeline. Global secrets are shared and carry an
 /// allow-list of pipeline-id patterns; [`SecretStore::get_global_secret`] checks it.
 /// Read-only stores return [`StoreError::NotSupported`] from writes.
+#[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
 pub trait SecretStore: fmt::Debug + Send + Sync + 'static {
     /// Reads a pipeline secret.
@@ -139,6 +140,7 @@ pub type DynSecretStore = dyn SecretStore;
 ///
 /// Run objects are scoped to one run of a pipeline; a parent task can leave one for
 /// its children. [`ObjectStore::run_finished`] lets a store expire old runs' objects.
+#[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
 pub trait ObjectStore: fmt::Debug + Send + Sync + 'static {
     /// Reads a pipeline object.

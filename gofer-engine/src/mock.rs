@@ -7,8 +7,9 @@
 //! | [`LogSink`] | [`MockLogSink`] |
 //! | [`LogWriter`] | [`MockLogWriter`] |
 //!
-//! Each mock implements every method of its trait, defaults included (`locate`,
-//! `reader`, `may_block`): a call without a matching expectation panics.
+//! Generated from the traits themselves (`mockall::automock`), each mock has every
+//! method of its trait, defaults included (`locate`, `reader`, `may_block`): a call
+//! without a matching expectation panics.
 //!
 //! # Examples
 //!
@@ -50,34 +51,7 @@
 //! # }
 //! ```
 
-use mockall::mock;
-
-use crate::{LogError, LogKey, LogLine, LogReader, LogSink, LogWriter};
-
-mock! {
-    /// A [`LogSink`] whose every call is an expectation.
-    #[derive(Debug)]
-    pub LogSink {}
-
-    impl LogSink for LogSink {
-        fn open(&self, key: &LogKey) -> Result<Box<dyn LogWriter>, LogError>;
-        fn read(&self, key: &LogKey, cursor: u64, max: usize) -> Result<(Vec<LogLine>, u64), LogError>;
-        fn locate(&self, key: &LogKey) -> Option<String>;
-        fn reader(&self, key: &LogKey) -> Result<Box<dyn LogReader>, LogError>;
-        fn may_block(&self) -> bool;
-    }
-}
-
-mock! {
-    /// A [`LogWriter`] whose every call is an expectation (return it from
-    /// [`MockLogSink::expect_open`]).
-    #[derive(Debug)]
-    pub LogWriter {}
-
-    impl LogWriter for LogWriter {
-        fn write(&mut self, lines: &[LogLine]) -> Result<(), LogError>;
-    }
-}
+pub use crate::logs::sink::{MockLogSink, MockLogWriter};
 
 #[cfg(test)]
 #[path = "mock_tests.rs"]

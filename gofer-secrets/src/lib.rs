@@ -11,8 +11,6 @@ mod sqlite_object;
 mod sqlite_rows;
 mod sqlite_schema;
 mod sqlite_secret;
-#[cfg(feature = "testing")]
-pub mod testing;
 mod validate;
 
 pub use env::{EnvSecretStore, DEFAULT_ENV_PREFIX, ENV};

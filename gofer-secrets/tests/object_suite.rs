@@ -1,8 +1,8 @@
 //! The ObjectStore behaviour suite against the in-memory store of gofer-core and
 //! the SQLite store of this crate.
 
+use gofer_core::testing::stores as testing;
 use gofer_core::{DynObjectStore, InMemoryObjectStore};
-use gofer_secrets::testing;
 use gofer_secrets::SqliteObjectStore;
 use tempfile::TempDir;
 

@@ -1,8 +1,8 @@
 //! The SecretStore behaviour suite against every store of this crate and the
 //! in-memory store of gofer-core.
 
+use gofer_core::testing::stores::{self as testing, fixture};
 use gofer_core::{DynSecretStore, InMemorySecretStore};
-use gofer_secrets::testing::{self, fixture};
 use gofer_secrets::{EncryptionKey, EnvSecretStore, FileSecretStore, SqliteSecretStore};
 use tempfile::TempDir;
 

@@ -35,6 +35,7 @@ use crate::run::{Event, Run};
 /// execution"`) for a missing record, `AlreadyExists` for a run number that is taken,
 /// `Backend` when the storage fails (retryable). Every method is safe to call
 /// concurrently.
+#[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
 pub trait RunStore: fmt::Debug + Send + Sync + 'static {
     /// A short store name (`"memory"`, `"sqlite"`), used in errors.

@@ -3,6 +3,7 @@
 pub mod attach;
 pub mod conformance;
 pub mod runstore;
+pub mod stores;
 
 use futures::StreamExt;
 

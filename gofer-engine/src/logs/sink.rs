@@ -170,6 +170,7 @@ impl LogError {
 /// [`LogSink::may_block`] says otherwise, the engine calls them on blocking threads
 /// (each task's writer on its own, fed by a bounded channel, so a slow sink slows the
 /// task's log pump instead of growing memory), never on the async worker threads.
+#[cfg_attr(feature = "mock", mockall::automock)]
 pub trait LogSink: fmt::Debug + Send + Sync + 'static {
     /// Creates (or truncates) the log of one task execution.
     ///
@@ -235,6 +236,7 @@ impl LogReader for CursorReader {
 }
 
 /// Appends to one task execution's log.
+#[cfg_attr(feature = "mock", mockall::automock)]
 pub trait LogWriter: Send {
     /// Appends lines; they are readable when this returns.
     ///

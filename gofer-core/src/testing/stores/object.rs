@@ -1,8 +1,8 @@
-//! The [`ObjectStore`](gofer_core::ObjectStore) behaviour suite.
+//! The [`ObjectStore`](crate::ObjectStore) behaviour suite.
 
+use crate::{DynObjectStore, StoreError};
 use bytes::Bytes;
 use futures::future::join_all;
-use gofer_core::{DynObjectStore, StoreError};
 
 fn b(v: &'static [u8]) -> Bytes {
     Bytes::from_static(v)

@@ -1,5 +1,5 @@
-//! Behaviour suites every [`SecretStore`](gofer_core::SecretStore) and
-//! [`ObjectStore`](gofer_core::ObjectStore) must pass (feature `testing`).
+//! Behaviour suites every [`SecretStore`](crate::SecretStore) and
+//! [`ObjectStore`](crate::ObjectStore) must pass (feature `testing`).
 //!
 //! Each case is a free `async fn` taking the store as `&DynSecretStore` or
 //! `&DynObjectStore`; differences between stores are plain arguments (`writable`,
@@ -8,14 +8,13 @@
 //! they may share one store.
 //!
 //! Read paths need known content: a writable store is filled with [`seed`], a
-//! read-only store is built from [`fixture`] by the caller (the crate's own tests
-//! show how for [`EnvSecretStore`](crate::EnvSecretStore) and
-//! [`FileSecretStore`](crate::FileSecretStore)).
+//! read-only store is built from [`fixture`] by the caller (the tests of the crate
+//! `gofer-secrets` show how for its `EnvSecretStore` and `FileSecretStore`).
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! use gofer_core::{InMemoryObjectStore, InMemorySecretStore};
-//! use gofer_secrets::testing;
+//! use gofer_core::testing::stores as testing;
 //!
 //! let secrets = InMemorySecretStore::new();
 //! testing::seed(&secrets, &testing::fixture()).await;

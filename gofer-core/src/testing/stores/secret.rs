@@ -1,6 +1,6 @@
-//! The [`SecretStore`](gofer_core::SecretStore) behaviour suite.
+//! The [`SecretStore`](crate::SecretStore) behaviour suite.
 
-use gofer_core::{DynSecretStore, GlobalSecretInfo, StoreError};
+use crate::{DynSecretStore, GlobalSecretInfo, StoreError};
 use secrecy::{ExposeSecret, SecretString};
 
 /// One pipeline secret of the [`fixture`].

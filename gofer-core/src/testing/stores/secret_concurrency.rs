@@ -1,7 +1,7 @@
-//! The concurrency case of the [`SecretStore`](gofer_core::SecretStore) suite.
+//! The concurrency case of the [`SecretStore`](crate::SecretStore) suite.
 
+use crate::DynSecretStore;
 use futures::future::join_all;
-use gofer_core::DynSecretStore;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::secret::fixture;
