@@ -8,14 +8,12 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
-use gofer_core::is_valid_env_key;
 use gofer_core::runstore::{DynRunStore, RunChange, RunSpec};
-use gofer_core::validate_id;
-use gofer_core::DynScheduler;
-use gofer_core::Pipeline;
-use gofer_core::{parse_placeholder, PlaceholderError};
-use gofer_core::{DynObjectStore, DynSecretStore, InMemoryObjectStore, InMemorySecretStore};
-use gofer_core::{Run, RunOptions, TaskExecution};
+use gofer_core::{
+    is_valid_env_key, parse_placeholder, validate_id, DynObjectStore, DynScheduler, DynSecretStore,
+    InMemoryObjectStore, InMemorySecretStore, Pipeline, PlaceholderError, Run, RunOptions,
+    TaskExecution,
+};
 
 use crate::durable::clock::Clock;
 use crate::durable::durability::Durability;

@@ -3,8 +3,9 @@ use std::sync::Arc;
 use crate::{Engine, InMemoryLogSink, RecoveryError};
 use gofer_core::fake::FakeScheduler;
 use gofer_core::mock::{MockRunStore, MockScheduler};
-use gofer_core::{Capabilities, SchedulerError, StoreError};
-use gofer_core::{Pipeline, RunOptions, StatusReason, Task};
+use gofer_core::{
+    Capabilities, Pipeline, RunOptions, SchedulerError, StatusReason, StoreError, Task,
+};
 
 #[tokio::test]
 async fn a_failing_start_fails_the_task_and_nothing_else_is_asked() {

@@ -7,11 +7,10 @@ use std::sync::Arc;
 
 use tracing::{info, warn};
 
-use gofer_core::naming;
 use gofer_core::runstore::{DynRunStore, UnfinishedRun};
-use gofer_core::ContainerSummary;
-use gofer_core::Pipeline;
-use gofer_core::{RunState, TaskState};
+use gofer_core::{
+    naming, ContainerSummary, Pipeline, RunState, StoreError, TaskState, ValidationErrors,
+};
 
 use crate::durable::journal::Journal;
 use crate::durable::plan::RecoveryError;
@@ -22,7 +21,6 @@ use crate::run::container::{self, guarded};
 use crate::run::ctx::{RunCtx, Shared};
 use crate::run::handle::RunHandle;
 use crate::run::runner::launch;
-use gofer_core::{StoreError, ValidationErrors};
 
 /// What [`Engine::recover`](Engine::recover) did.
 #[derive(Debug, Default)]

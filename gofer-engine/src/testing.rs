@@ -21,8 +21,9 @@ use futures::StreamExt;
 
 use crate::{Engine, EngineBuilder, InMemoryLogSink, RunHandle};
 use gofer_core::naming::engine_filter;
-use gofer_core::{DynScheduler, Pipeline, Task};
-use gofer_core::{Event, RunOptions, RunStatus, StatusReason, TaskState, TaskStatus};
+use gofer_core::{
+    DynScheduler, Event, Pipeline, RunOptions, RunStatus, StatusReason, Task, TaskState, TaskStatus,
+};
 
 fn builder(s: &Arc<DynScheduler>, instance: &str) -> EngineBuilder {
     Engine::builder(s.clone())

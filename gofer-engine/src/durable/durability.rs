@@ -8,8 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use tokio::task::JoinHandle;
 
 use gofer_core::runstore::{DynRunStore, RunSpec};
-use gofer_core::Pipeline;
-use gofer_core::RegistryAuth;
+use gofer_core::{Pipeline, RegistryAuth};
 
 use crate::durable::recorder::Recorder;
 

@@ -5,9 +5,7 @@
 
 use std::time::Duration;
 
-use gofer_core::ExitStatus;
-use gofer_core::SchedulerError;
-use gofer_core::{Run, RunStatus, StatusReason, TaskStatus};
+use gofer_core::{ExitStatus, RunStatus, SchedulerError, StatusReason, TaskStatus};
 
 /// Why a run is being stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,12 +225,6 @@ pub(crate) fn decide_status<'a>(
             }
         }
     }
-}
-
-/// [`decide_status`] over a whole run.
-#[allow(dead_code)]
-pub(crate) fn run_status(run: &Run, stop: Option<StopCause>) -> RunStatus {
-    decide_status(run.tasks.iter().map(|t| &t.status), stop)
 }
 
 /// The run's reason and message when it was stopped.

@@ -4,13 +4,14 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use gofer_core::{SchedulerError, StoreError};
+use gofer_core::{
+    ContainerId, ContainerState, ContainerSummary, Run, SchedulerError, StoreError, TaskState,
+    TaskStatus,
+};
 
 use gofer_core::naming::{
     LABEL_ATTEMPT, LABEL_PIPELINE, LABEL_ROLE, LABEL_RUN, LABEL_SERVICE, LABEL_TASK,
 };
-use gofer_core::{ContainerId, ContainerState, ContainerSummary};
-use gofer_core::{Run, TaskState, TaskStatus};
 
 /// What recovery did with one task execution that was not complete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

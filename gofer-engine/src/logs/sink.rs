@@ -8,8 +8,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
-use gofer_core::BoxError;
-use gofer_core::OutputStream;
+use gofer_core::{BoxError, OutputStream};
 
 /// Longest line kept whole, in bytes; a longer line is split into pieces of this size,
 /// each but the last marked [`LogLine::partial`]. Nothing is dropped.

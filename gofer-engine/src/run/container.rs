@@ -12,8 +12,9 @@ use std::time::Duration;
 use futures::FutureExt;
 use tracing::{debug, warn};
 
-use gofer_core::SchedulerError;
-use gofer_core::{ContainerId, ContainerSpec, ContainerState, DynScheduler, SandboxSpec};
+use gofer_core::{
+    ContainerId, ContainerSpec, ContainerState, DynScheduler, SandboxSpec, SchedulerError,
+};
 
 use crate::run::ctx::Shared;
 

@@ -9,11 +9,9 @@ use std::sync::{Arc, Mutex};
 use secrecy::SecretString;
 use tokio::sync::Semaphore;
 
-use gofer_core::BoxError;
-use gofer_core::Pipeline;
-use gofer_core::RunOptions;
-use gofer_core::{ContainerId, DynScheduler};
-use gofer_core::{DynObjectStore, DynSecretStore};
+use gofer_core::{
+    BoxError, ContainerId, DynObjectStore, DynScheduler, DynSecretStore, Pipeline, RunOptions,
+};
 
 use crate::durable::clock::Clock;
 use crate::durable::durability::Durability;

@@ -1,7 +1,6 @@
 //! Why an engine could not be built, or a run not started or followed.
 
-use gofer_core::IdError;
-use gofer_core::ValidationErrors;
+use gofer_core::{IdError, ValidationErrors};
 
 /// Why a run could not be started, or could not be followed.
 #[derive(Debug, thiserror::Error)]

@@ -7,14 +7,10 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 use tracing::{debug, warn, Instrument};
 
-use gofer_core::naming;
-use gofer_core::Mount;
-use gofer_core::RegistryAuth;
-use gofer_core::API_MOUNT_DIR;
-use gofer_core::WORKSPACE_PATH;
-use gofer_core::{ContainerId, ContainerSpec, Env, NetworkMode};
-use gofer_core::{RetryOn, RetryPolicy};
-use gofer_core::{StatusReason, TaskState, TaskStatus};
+use gofer_core::{
+    naming, ContainerId, ContainerSpec, Env, Mount, NetworkMode, RegistryAuth, RetryOn,
+    RetryPolicy, StatusReason, TaskState, TaskStatus, API_MOUNT_DIR, WORKSPACE_PATH,
+};
 
 use crate::durable::outcome::{exit_outcome, stop_outcome, Outcome, Phase};
 use crate::durable::plan::Resume;

@@ -9,17 +9,15 @@ use std::sync::Arc;
 
 use secrecy::SecretString;
 
-use gofer_core::Env;
-use gofer_core::Pipeline;
 use gofer_core::{
     merge_variables, system_variables, EnvValue, Variable, VariableSource, API_MOUNT_DIR,
     API_SOCKET_NAME, GOFER_API_SOCKET, GOFER_API_URL, GOFER_TASK_ATTEMPT,
 };
-use gofer_core::{parse_placeholder, Placeholder, PlaceholderError, PlaceholderKind};
-use gofer_core::{BoxError, StoreError};
-use gofer_core::{DynObjectStore, DynSecretStore};
-use gofer_core::{InjectedVariable, RunOptions};
-use gofer_core::{RegistryAuth, Task};
+use gofer_core::{
+    parse_placeholder, BoxError, DynObjectStore, DynSecretStore, InjectedVariable, Placeholder,
+    PlaceholderError, PlaceholderKind, RegistryAuth, RunOptions, StoreError, Task,
+};
+use gofer_core::{Env, Pipeline};
 
 /// Why a task's variables could not be resolved; the task fails with reason
 /// `FailedPrecondition` and no container is created.
@@ -55,14 +53,6 @@ pub(crate) enum ResolveError {
         prefix: &'static str,
         name: String,
     },
-}
-
-impl ResolveError {
-    /// Whether trying again may help (the store failed, rather than refused).
-    #[allow(dead_code)]
-    pub(crate) fn is_retryable(&self) -> bool {
-        matches!(self, Self::Lookup { source, .. } if source.is_retryable())
-    }
 }
 
 type Parsed = Result<Option<Placeholder>, PlaceholderError>;

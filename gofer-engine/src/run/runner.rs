@@ -9,10 +9,7 @@ use futures::FutureExt;
 use tokio::task::JoinSet;
 use tracing::{debug, warn, Instrument};
 
-use gofer_core::naming;
-use gofer_core::RequiredParentStatus;
-use gofer_core::TaskStatus;
-use gofer_core::{ContainerState, SandboxSpec};
+use gofer_core::{naming, ContainerState, RequiredParentStatus, SandboxSpec, TaskStatus};
 
 use crate::durable::outcome::{decide_status, stop_outcome, stop_reason, Outcome, Phase};
 use crate::durable::plan::Resume;

@@ -9,12 +9,10 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
-use gofer_core::naming;
-use gofer_core::Mount;
-use gofer_core::Service;
-use gofer_core::Task;
-use gofer_core::WORKSPACE_PATH;
-use gofer_core::{ContainerId, ContainerSpec, ContainerState, ExitStatus, NetworkMode};
+use gofer_core::{
+    naming, ContainerId, ContainerSpec, ContainerState, ExitStatus, Mount, NetworkMode, Service,
+    Task, WORKSPACE_PATH,
+};
 
 use crate::logs::sink::LogKey;
 use crate::run::container::{self, guarded};
