@@ -12,10 +12,10 @@
 //!
 //! | trait | mock |
 //! | --- | --- |
-//! | [`Scheduler`] | [`MockScheduler`] |
-//! | [`SecretStore`] | [`MockSecretStore`] |
-//! | [`ObjectStore`] | [`MockObjectStore`] |
-//! | [`RunStore`] | [`MockRunStore`] |
+//! | [`Scheduler`](crate::Scheduler) | [`MockScheduler`] |
+//! | [`SecretStore`](crate::SecretStore) | [`MockSecretStore`] |
+//! | [`ObjectStore`](crate::ObjectStore) | [`MockObjectStore`] |
+//! | [`RunStore`](crate::RunStore) | [`MockRunStore`] |
 //!
 //! The mocks are generated from the traits themselves (`mockall::automock` on each,
 //! under this feature), so each has every method of its trait, defaults included

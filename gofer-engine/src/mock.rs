@@ -1,11 +1,11 @@
-//! [`mockall`] mocks of the engine's traits ([`LogSink`], [`LogWriter`]), for a host's
+//! [`mockall`] mocks of the engine's traits ([`LogSink`](crate::LogSink), [`LogWriter`](crate::LogWriter)), for a host's
 //! tests. Feature `mock` (it turns on `gofer-core/mock`, whose `gofer_core::mock` has the
 //! mocks of the contract's traits: `MockScheduler`, the stores).
 //!
 //! | trait | mock |
 //! | --- | --- |
-//! | [`LogSink`] | [`MockLogSink`] |
-//! | [`LogWriter`] | [`MockLogWriter`] |
+//! | [`LogSink`](crate::LogSink) | [`MockLogSink`] |
+//! | [`LogWriter`](crate::LogWriter) | [`MockLogWriter`] |
 //!
 //! Generated from the traits themselves (`mockall::automock`), each mock has every
 //! method of its trait, defaults included (`locate`, `reader`, `may_block`): a call

@@ -13,6 +13,8 @@
 //! # }
 //! ```
 
+pub mod crash;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;

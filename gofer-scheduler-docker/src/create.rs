@@ -2,17 +2,13 @@
 
 use std::collections::HashMap;
 
-use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
-use gofer_core::{ContainerSpec, MountSource, NetworkMode, SchedulerError};
+use bollard::models::{ContainerCreateBody, HostConfig};
+use gofer_core::{ContainerSpec, NetworkMode, SchedulerError};
 
 use crate::NAME;
 
 fn invalid(field: &'static str, message: String) -> SchedulerError {
-    SchedulerError::InvalidRequest {
-        scheduler: NAME,
-        field,
-        message,
-    }
+    gofer_bollard::invalid(NAME, field, message)
 }
 
 /// The engine's `network_mode` for a network choice (`None` is the default bridge).
@@ -22,38 +18,6 @@ pub(crate) fn network_mode(network: &NetworkMode) -> Option<String> {
         NetworkMode::Sandbox(id) => Some(format!("container:{id}")),
         _ => None,
     }
-}
-
-/// The engine's mounts for `spec.mounts` (checked by [`gofer_core::check_mounts`]).
-pub(crate) fn mounts(spec: &ContainerSpec) -> Result<Option<Vec<Mount>>, SchedulerError> {
-    gofer_core::check_mounts(NAME, &spec.mounts)?;
-    if spec.mounts.is_empty() {
-        return Ok(None);
-    }
-    let mut out = Vec::with_capacity(spec.mounts.len());
-    for m in &spec.mounts {
-        let (typ, source) = match &m.source {
-            MountSource::Volume(name) => (MountType::VOLUME, name.clone()),
-            MountSource::Bind(path) => (
-                MountType::BIND,
-                path.to_str().unwrap_or_default().to_string(),
-            ),
-            other => {
-                return Err(invalid(
-                    "mounts",
-                    format!("mount source {other:?} is not supported"),
-                ))
-            }
-        };
-        out.push(Mount {
-            typ: Some(typ),
-            source: Some(source),
-            target: Some(m.target.clone()),
-            read_only: Some(m.read_only),
-            ..Default::default()
-        });
-    }
-    Ok(Some(out))
 }
 
 /// The create request for `spec`.
@@ -111,7 +75,7 @@ pub(crate) fn body(spec: &ContainerSpec) -> Result<ContainerCreateBody, Schedule
             ))
         }
     };
-    let mounts = mounts(spec)?;
+    let mounts = gofer_bollard::mounts(NAME, spec)?;
     let labels: HashMap<String, String> = spec
         .labels
         .iter()
@@ -144,6 +108,7 @@ pub(crate) fn body(spec: &ContainerSpec) -> Result<ContainerCreateBody, Schedule
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bollard::models::MountType;
     use gofer_core::ResourceLimits;
 
     #[test]

@@ -1,37 +1,11 @@
 //! Mapping of the engine's errors onto [`SchedulerError`].
 
 use bollard::errors::Error as BollardError;
-use gofer_core::{Env, SchedulerError, MASK};
+pub(crate) use gofer_bollard::status;
+use gofer_bollard::{is_connection, message, says_unauthorized};
+use gofer_core::{Env, SchedulerError};
 
 use crate::NAME;
-
-/// The HTTP status the engine answered with, when the error is an engine answer.
-pub(crate) fn status(err: &BollardError) -> Option<u16> {
-    match err {
-        BollardError::DockerResponseServerError { status_code, .. } => Some(*status_code),
-        _ => None,
-    }
-}
-
-/// The engine's own message, when the error is an engine answer.
-fn message(err: &BollardError) -> String {
-    match err {
-        BollardError::DockerResponseServerError { message, .. } => message.clone(),
-        BollardError::DockerStreamError { error } => error.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// Whether the engine could not be reached at all.
-fn is_connection(err: &BollardError) -> bool {
-    matches!(
-        err,
-        BollardError::HyperLegacyError { .. }
-            | BollardError::SocketNotFoundError(_)
-            | BollardError::IOError { .. }
-            | BollardError::RequestTimeoutError
-    )
-}
 
 /// A connection failure or a generic engine failure of `operation`.
 pub(crate) fn engine(endpoint: &str, operation: &'static str, err: BollardError) -> SchedulerError {
@@ -68,22 +42,6 @@ pub(crate) fn container(
     }
 }
 
-/// Whether a message from the engine says the registry refused access.
-fn says_unauthorized(msg: &str) -> bool {
-    let m = msg.to_ascii_lowercase();
-    [
-        "unauthorized",
-        "no basic auth credentials",
-        "authentication required",
-        "access denied",
-        "denied: ",
-        "incorrect username or password",
-        "forbidden",
-    ]
-    .iter()
-    .any(|needle| m.contains(needle))
-}
-
 /// Whether a message from the engine says the image does not exist.
 fn says_not_found(msg: &str) -> bool {
     let m = msg.to_ascii_lowercase();
@@ -97,32 +55,9 @@ fn says_not_found(msg: &str) -> bool {
     .any(|needle| m.contains(needle))
 }
 
-/// Replaces every occurrence of `secret` in `text` by [`MASK`].
-pub(crate) fn scrub(text: String, secret: Option<&str>) -> String {
-    match secret {
-        Some(s) if !s.is_empty() && text.contains(s) => text.replace(s, MASK),
-        _ => text,
-    }
-}
-
-/// The engine's answer with every secret value of `env` masked out of its message
-/// (the engine may quote a request back).
+/// The engine's answer with every secret value of `env` masked out of its message.
 pub(crate) fn scrub_env(err: BollardError, env: &Env) -> BollardError {
-    match err {
-        BollardError::DockerResponseServerError {
-            status_code,
-            mut message,
-        } => {
-            for value in env.values().filter(|v| v.is_secret()) {
-                message = scrub(message, Some(value.expose()));
-            }
-            BollardError::DockerResponseServerError {
-                status_code,
-                message,
-            }
-        }
-        other => other,
-    }
+    gofer_bollard::scrub_request(err, env, None)
 }
 
 /// Maps a pull failure of `image`: refused access → unauthorized, unknown image → no
@@ -136,7 +71,10 @@ pub(crate) fn pull(
     if is_connection(&err) {
         return engine(endpoint, "pull", err);
     }
-    let msg = scrub(message(&err), secret);
+    let msg = match secret {
+        Some(p) => gofer_bollard::scrub(message(&err), p),
+        None => message(&err),
+    };
     let code = status(&err);
     if matches!(code, Some(401 | 403)) || says_unauthorized(&msg) {
         SchedulerError::Unauthorized {
@@ -176,6 +114,7 @@ pub(crate) fn missing_image(image: &str, err: &BollardError) -> SchedulerError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gofer_core::MASK;
 
     fn server(status_code: u16, message: &str) -> BollardError {
         BollardError::DockerResponseServerError {
@@ -225,23 +164,6 @@ mod tests {
         let shown = format!("{e} {e:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains(MASK), "{shown}");
-    }
-
-    #[test]
-    fn secret_env_values_are_masked_out_of_engine_answers() {
-        let env = Env::from([
-            (
-                "PW".to_string(),
-                gofer_core::EnvValue::Secret("hunter2".to_string().into()),
-            ),
-            ("PLAIN".to_string(), "visible".into()),
-        ]);
-        let e = scrub_env(server(400, "bad env PW=hunter2 PLAIN=visible"), &env);
-        let shown = e.to_string();
-        assert!(
-            !shown.contains("hunter2") && shown.contains("visible"),
-            "{shown}"
-        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use bollard::models::HostConfigLogConfig;
 use bollard::query_parameters::{
     CreateContainerOptions, ListContainersOptions, RemoveContainerOptions, StopContainerOptions,
 };
-use bollard::{ClientVersion, Docker};
+use bollard::Docker;
 use futures::StreamExt;
 use gofer_core::{
     Capabilities, ContainerId, ContainerSpec, ContainerState, ContainerSummary, ExitStatus,
@@ -69,14 +69,6 @@ impl fmt::Debug for DockerScheduler {
     }
 }
 
-fn connection(endpoint: &str, source: BollardError) -> SchedulerError {
-    SchedulerError::Connection {
-        scheduler: NAME,
-        endpoint: endpoint.to_string(),
-        source: Box::new(source),
-    }
-}
-
 impl DockerScheduler {
     /// Connects with [`DockerConfig::default`]: `DOCKER_HOST` or the default socket.
     ///
@@ -98,30 +90,9 @@ impl DockerScheduler {
     #[tracing::instrument(skip_all, fields(scheduler = NAME))]
     pub async fn connect(config: DockerConfig) -> Result<Self, SchedulerError> {
         let endpoint = config.endpoint();
-        let version = ClientVersion {
-            major_version: config.api_version.0,
-            minor_version: config.api_version.1,
-        };
-        let timeout = config.request_timeout.as_secs().max(1);
-        let docker = if endpoint.starts_with("unix://") || endpoint.starts_with('/') {
-            Docker::connect_with_unix(&endpoint, timeout, &version)
-        } else if endpoint.starts_with("tcp://") || endpoint.starts_with("http://") {
-            Docker::connect_with_http(&endpoint, timeout, &version)
-        } else {
-            return Err(SchedulerError::InvalidRequest {
-                scheduler: NAME,
-                field: "host",
-                message: format!(
-                    "unsupported endpoint {endpoint:?} (use unix://, tcp:// or http://)"
-                ),
-            });
-        }
-        .map_err(|e| connection(&endpoint, e))?;
-        let docker = docker
-            .negotiate_version()
-            .await
-            .map_err(|e| connection(&endpoint, e))?;
-        let info = docker.info().await.map_err(|e| connection(&endpoint, e))?;
+        let (docker, info) =
+            gofer_bollard::connect(NAME, &endpoint, config.api_version, config.request_timeout)
+                .await?;
         let capabilities = Capabilities::none()
             .with_memory_limit(info.memory_limit.unwrap_or(false))
             .with_cpu_limit(info.cpu_cfs_quota.unwrap_or(false))

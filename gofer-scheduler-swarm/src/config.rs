@@ -2,11 +2,7 @@
 
 use std::time::Duration;
 
-/// The API version used when [`SwarmConfig::api_version`] is not set: Docker 20.10.
-pub const DEFAULT_API_VERSION: (usize, usize) = (1, 41);
-
-/// The default endpoint when neither [`SwarmConfig::host`] nor `DOCKER_HOST` is set.
-pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
+pub use gofer_bollard::{DEFAULT_API_VERSION, DEFAULT_HOST};
 
 /// Settings of a [`SwarmScheduler`](crate::SwarmScheduler).
 ///
@@ -134,9 +130,6 @@ impl SwarmConfig {
     /// The endpoint this config connects to: [`SwarmConfig::host`], else
     /// `DOCKER_HOST`, else [`DEFAULT_HOST`].
     pub fn endpoint(&self) -> String {
-        self.host
-            .clone()
-            .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()))
-            .unwrap_or_else(|| DEFAULT_HOST.to_string())
+        gofer_bollard::endpoint(self.host.as_deref())
     }
 }

@@ -2,17 +2,15 @@
 
 use std::collections::HashMap;
 
-use bollard::auth::DockerCredentials;
 use bollard::models::{
-    EndpointSpec, EndpointSpecModeEnum, Limit, Mount, MountType, NetworkAttachmentConfig,
-    ResourceObject, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated,
-    ServiceSpecUpdateConfig, ServiceSpecUpdateConfigFailureActionEnum,
-    ServiceSpecUpdateConfigOrderEnum, TaskSpec, TaskSpecContainerSpec, TaskSpecPlacement,
-    TaskSpecResources, TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum,
+    EndpointSpec, EndpointSpecModeEnum, Limit, NetworkAttachmentConfig, ResourceObject,
+    ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, ServiceSpecUpdateConfig,
+    ServiceSpecUpdateConfigFailureActionEnum, ServiceSpecUpdateConfigOrderEnum, TaskSpec,
+    TaskSpecContainerSpec, TaskSpecPlacement, TaskSpecResources, TaskSpecRestartPolicy,
+    TaskSpecRestartPolicyConditionEnum,
 };
 use gofer_core::naming::LABEL_TASK;
-use gofer_core::{ContainerSpec, MountSource, NetworkMode, RegistryAuth, SchedulerError};
-use secrecy::ExposeSecret;
+use gofer_core::{ContainerSpec, NetworkMode, SchedulerError};
 
 use crate::ids::{self, Target};
 use crate::{SwarmConfig, NAME};
@@ -33,36 +31,7 @@ pub const CONSTRAINTS_ENV: &str = "GOFER_SWARM_CONSTRAINTS";
 pub(crate) const STOP_CONSTRAINT: &str = "node.id==gofer-stopped";
 
 fn invalid(field: &'static str, message: String) -> SchedulerError {
-    SchedulerError::InvalidRequest {
-        scheduler: NAME,
-        field,
-        message,
-    }
-}
-
-/// The registry host of an image reference, if it names one.
-fn registry_host(image: &str) -> Option<&str> {
-    let (first, rest) = image.split_once('/')?;
-    let is_host = first.contains('.') || first.contains(':') || first == "localhost";
-    (is_host && !rest.is_empty()).then_some(first)
-}
-
-/// The credentials as the manager wants them in the `X-Registry-Auth` header of the
-/// create; it hands them to the nodes that pull the image.
-///
-/// `DockerCredentials` shows the password in `Debug`: the value lives only for the
-/// duration of the create request and is never logged.
-pub(crate) fn credentials(image: &str, auth: &RegistryAuth) -> DockerCredentials {
-    DockerCredentials {
-        username: Some(auth.username.clone()),
-        password: Some(auth.password.expose_secret().to_string()),
-        serveraddress: Some(
-            registry_host(image)
-                .unwrap_or("https://index.docker.io/v1/")
-                .to_string(),
-        ),
-        ..Default::default()
-    }
+    gofer_bollard::invalid(NAME, field, message)
 }
 
 /// The placement constraints a spec asks for through [`CONSTRAINTS_ENV`].
@@ -205,7 +174,7 @@ pub(crate) fn service(
                 tty: Some(false),
                 open_stdin: Some(false),
                 stop_grace_period: Some(grace),
-                mounts: mounts(spec)?,
+                mounts: gofer_bollard::mounts(NAME, spec)?,
                 ..Default::default()
             }),
             resources: limits(spec, config)?,
@@ -264,43 +233,10 @@ pub(crate) fn is_stopped(spec: &ServiceSpec) -> bool {
         .is_some_and(|c| c.iter().any(|c| c == STOP_CONSTRAINT))
 }
 
-/// The swarm's mounts (a bind is a path on the node the task runs on; a volume is
-/// local to that node) for `spec.mounts`
-/// (checked by [`gofer_core::check_mounts`]).
-pub(crate) fn mounts(spec: &ContainerSpec) -> Result<Option<Vec<Mount>>, SchedulerError> {
-    gofer_core::check_mounts(NAME, &spec.mounts)?;
-    if spec.mounts.is_empty() {
-        return Ok(None);
-    }
-    let mut out = Vec::with_capacity(spec.mounts.len());
-    for m in &spec.mounts {
-        let (typ, source) = match &m.source {
-            MountSource::Volume(name) => (MountType::VOLUME, name.clone()),
-            MountSource::Bind(path) => (
-                MountType::BIND,
-                path.to_str().unwrap_or_default().to_string(),
-            ),
-            other => {
-                return Err(invalid(
-                    "mounts",
-                    format!("mount source {other:?} is not supported"),
-                ))
-            }
-        };
-        out.push(Mount {
-            typ: Some(typ),
-            source: Some(source),
-            target: Some(m.target.clone()),
-            read_only: Some(m.read_only),
-            ..Default::default()
-        });
-    }
-    Ok(Some(out))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bollard::models::MountType;
     use gofer_core::ResourceLimits;
     use std::time::Duration;
 
@@ -464,19 +400,5 @@ mod tests {
                 ..
             })
         ));
-    }
-
-    #[test]
-    fn credentials_carry_the_registry() {
-        let c = credentials(
-            "localhost:5001/private/busybox:latest",
-            &RegistryAuth::new("u", "p"),
-        );
-        assert_eq!(c.serveraddress.as_deref(), Some("localhost:5001"));
-        let c = credentials("busybox", &RegistryAuth::new("u", "p"));
-        assert_eq!(
-            c.serveraddress.as_deref(),
-            Some("https://index.docker.io/v1/")
-        );
     }
 }

@@ -2,7 +2,9 @@
 //! error, which names the service and the node.
 
 use bollard::errors::Error as BollardError;
-use gofer_core::{Env, SchedulerError, MASK};
+use gofer_bollard::is_connection;
+pub(crate) use gofer_bollard::{message, says_unauthorized, scrub_request, status};
+use gofer_core::SchedulerError;
 
 use crate::NAME;
 
@@ -87,34 +89,6 @@ impl SwarmError {
     }
 }
 
-/// The HTTP status the manager answered with, when the error is an answer.
-pub(crate) fn status(err: &BollardError) -> Option<u16> {
-    match err {
-        BollardError::DockerResponseServerError { status_code, .. } => Some(*status_code),
-        _ => None,
-    }
-}
-
-/// The manager's own message, when the error is an answer.
-pub(crate) fn message(err: &BollardError) -> String {
-    match err {
-        BollardError::DockerResponseServerError { message, .. } => message.clone(),
-        BollardError::DockerStreamError { error } => error.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// Whether the manager could not be reached at all.
-fn is_connection(err: &BollardError) -> bool {
-    matches!(
-        err,
-        BollardError::HyperLegacyError { .. }
-            | BollardError::SocketNotFoundError(_)
-            | BollardError::IOError { .. }
-            | BollardError::RequestTimeoutError
-    )
-}
-
 /// A connection failure or a failure of `operation` on the service `service`.
 pub(crate) fn api(
     endpoint: &str,
@@ -168,51 +142,6 @@ pub(crate) fn says_no_such_image(msg: &str) -> bool {
     m.contains("no such image")
         || m.contains("manifest unknown")
         || m.contains("not found: manifest")
-}
-
-/// Whether a task error says the registry refused access.
-pub(crate) fn says_unauthorized(msg: &str) -> bool {
-    let m = msg.to_ascii_lowercase();
-    [
-        "unauthorized",
-        "no basic auth credentials",
-        "authentication required",
-        "access denied",
-    ]
-    .iter()
-    .any(|needle| m.contains(needle))
-}
-
-/// Replaces every occurrence of `secret` in `text` by [`MASK`].
-pub(crate) fn scrub(text: String, secret: &str) -> String {
-    if !secret.is_empty() && text.contains(secret) {
-        text.replace(secret, MASK)
-    } else {
-        text
-    }
-}
-
-/// The manager's answer with every secret value of `env` (and the registry password)
-/// masked out of its message: the manager may quote a request back.
-pub(crate) fn scrub_request(err: BollardError, env: &Env, password: Option<&str>) -> BollardError {
-    match err {
-        BollardError::DockerResponseServerError {
-            status_code,
-            mut message,
-        } => {
-            for value in env.values().filter(|v| v.is_secret()) {
-                message = scrub(message, value.expose());
-            }
-            if let Some(p) = password {
-                message = scrub(message, p);
-            }
-            BollardError::DockerResponseServerError {
-                status_code,
-                message,
-            }
-        }
-        other => other,
-    }
 }
 
 #[cfg(test)]
@@ -275,27 +204,5 @@ mod tests {
         ));
         assert!(!says_no_such_image("task: non-zero exit (3)"));
         assert!(says_unauthorized("Head ...: no basic auth credentials"));
-    }
-
-    #[test]
-    fn secrets_are_masked_out_of_answers() {
-        let env = Env::from([
-            (
-                "PW".to_string(),
-                gofer_core::EnvValue::Secret("hunter2".to_string().into()),
-            ),
-            ("PLAIN".to_string(), "visible".into()),
-        ]);
-        let e = scrub_request(
-            server(400, "bad env PW=hunter2 PLAIN=visible auth=reg-pass"),
-            &env,
-            Some("reg-pass"),
-        );
-        let shown = e.to_string();
-        assert!(
-            !shown.contains("hunter2") && !shown.contains("reg-pass"),
-            "{shown}"
-        );
-        assert!(shown.contains("visible") && shown.contains(MASK), "{shown}");
     }
 }

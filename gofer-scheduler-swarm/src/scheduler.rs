@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use bollard::errors::Error as BollardError;
 use bollard::models::{Service, Task};
 use bollard::query_parameters::ListTasksOptions;
-use bollard::{ClientVersion, Docker};
+use bollard::Docker;
 use gofer_core::{
     Capabilities, ContainerId, ContainerSpec, ContainerState, ContainerSummary, ExitStatus,
     LogStream, NetworkMode, SandboxNetwork, SandboxSpec, Scheduler, SchedulerError, VolumeScope,
@@ -70,14 +70,6 @@ impl fmt::Debug for SwarmScheduler {
 /// The longest pause between two looks at a starting task.
 const START_POLL_MAX: Duration = Duration::from_millis(25);
 
-fn connection(endpoint: &str, source: BollardError) -> SchedulerError {
-    SchedulerError::Connection {
-        scheduler: NAME,
-        endpoint: endpoint.to_string(),
-        source: Box::new(source),
-    }
-}
-
 /// Removes a service whose start did not finish (the start's future was dropped).
 struct HalfMade {
     docker: Docker,
@@ -107,30 +99,9 @@ impl SwarmScheduler {
     #[tracing::instrument(skip_all, fields(scheduler = NAME))]
     pub async fn connect(config: SwarmConfig) -> Result<Self, SchedulerError> {
         let endpoint = config.endpoint();
-        let version = ClientVersion {
-            major_version: config.api_version.0,
-            minor_version: config.api_version.1,
-        };
-        let timeout = config.request_timeout.as_secs().max(1);
-        let docker = if endpoint.starts_with("unix://") || endpoint.starts_with('/') {
-            Docker::connect_with_unix(&endpoint, timeout, &version)
-        } else if endpoint.starts_with("tcp://") || endpoint.starts_with("http://") {
-            Docker::connect_with_http(&endpoint, timeout, &version)
-        } else {
-            return Err(SchedulerError::InvalidRequest {
-                scheduler: NAME,
-                field: "host",
-                message: format!(
-                    "unsupported endpoint {endpoint:?} (use unix://, tcp:// or http://)"
-                ),
-            });
-        }
-        .map_err(|e| connection(&endpoint, e))?;
-        let docker = docker
-            .negotiate_version()
-            .await
-            .map_err(|e| connection(&endpoint, e))?;
-        let info = docker.info().await.map_err(|e| connection(&endpoint, e))?;
+        let (docker, info) =
+            gofer_bollard::connect(NAME, &endpoint, config.api_version, config.request_timeout)
+                .await?;
         let swarm = info.swarm.unwrap_or_default();
         if swarm.control_available != Some(true) {
             let state = swarm
@@ -384,7 +355,7 @@ impl Scheduler for SwarmScheduler {
         let credentials = spec
             .registry_auth
             .as_ref()
-            .map(|a| create::credentials(&spec.image, a));
+            .map(|a| gofer_bollard::credentials(&spec.image, a));
         let id = self
             .docker
             .create_service(service, credentials)

@@ -28,9 +28,9 @@ pub struct Capabilities {
     pub memory_limit: bool,
     /// CPU limits are enforced.
     pub cpu_limit: bool,
-    /// [`Scheduler::create_sandbox`] works.
+    /// [`Scheduler::create_sandbox`](crate::Scheduler::create_sandbox) works.
     pub network_sandbox: bool,
-    /// What kind of sandbox [`Scheduler::create_sandbox`] makes (meaningful with
+    /// What kind of sandbox [`Scheduler::create_sandbox`](crate::Scheduler::create_sandbox) makes (meaningful with
     /// [`Capabilities::network_sandbox`]).
     pub sandbox_network: SandboxNetwork,
     /// Running a command in a running container.
@@ -39,20 +39,20 @@ pub struct Capabilities {
     pub attach: bool,
     /// Registry credentials are honoured on pull.
     pub registry_auth: bool,
-    /// [`ContainerSpec::mounts`] are honoured (bind and named-volume mounts).
+    /// [`ContainerSpec::mounts`](crate::ContainerSpec::mounts) are honoured (bind and named-volume mounts).
     pub mounts: bool,
     /// A bind mount's host path is on the host the engine runs on, so a host file or
     /// socket reaches the container (false where a container may run on another node).
     /// The engine needs it to mount its API socket
     /// (`gofer_engine::EngineBuilder::api_socket_dir`).
     pub local_bind_mounts: bool,
-    /// [`Scheduler::create_volume`], [`Scheduler::remove_volume`] and
-    /// [`Scheduler::list_volumes`] work (and volume mounts of the volumes made).
+    /// [`Scheduler::create_volume`](crate::Scheduler::create_volume), [`Scheduler::remove_volume`](crate::Scheduler::remove_volume) and
+    /// [`Scheduler::list_volumes`](crate::Scheduler::list_volumes) work (and volume mounts of the volumes made).
     pub volumes: bool,
     /// Where a volume's content is seen (see [`VolumeScope`]).
     pub volume_scope: VolumeScope,
-    /// The `grace` of each [`Scheduler::stop`] call is honoured. Off, the engine fixes
-    /// the grace when the container is made and uses [`ContainerSpec::stop_grace`]
+    /// The `grace` of each [`Scheduler::stop`](crate::Scheduler::stop) call is honoured. Off, the engine fixes
+    /// the grace when the container is made and uses [`ContainerSpec::stop_grace`](crate::ContainerSpec::stop_grace)
     /// for every stop: a stop with another grace (a cancel's own) still sends SIGTERM
     /// at once and kills after the create-time grace.
     pub per_stop_grace: bool,

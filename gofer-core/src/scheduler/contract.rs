@@ -77,7 +77,7 @@ pub trait Scheduler: fmt::Debug + Send + Sync + 'static {
     /// engine's log-reading API (often much slower) is not on the path. Later calls,
     /// and calls for other containers (such as those adopted by crash recovery), read
     /// the output again from its start. A caller that restarts a read skips what it
-    /// already has (see [`OutputCursor`]), so both kinds of stream must deliver the
+    /// already has (see [`OutputCursor`](crate::OutputCursor)), so both kinds of stream must deliver the
     /// same bytes per stream.
     ///
     /// An attached container is held back while nobody reads its output (the engine
@@ -108,7 +108,7 @@ pub trait Scheduler: fmt::Debug + Send + Sync + 'static {
     ) -> Result<Vec<ContainerSummary>, SchedulerError>;
 
     /// Creates and starts a network sandbox holder (see [`SandboxSpec`]) and returns its
-    /// id, to be used as [`NetworkMode::Sandbox`]. Remove it with [`Scheduler::remove`].
+    /// id, to be used as [`NetworkMode::Sandbox`](crate::NetworkMode::Sandbox). Remove it with [`Scheduler::remove`].
     ///
     /// Backends without [`Capabilities::network_sandbox`] return
     /// [`SchedulerError::NotSupported`] (the default).

@@ -179,4 +179,43 @@ mod log_chunk_tests {
             assert_eq!(&c.data[..], m);
         }
     }
+
+    fn out(stream: OutputStream, data: &'static [u8]) -> LogChunk {
+        LogChunk {
+            stream,
+            timestamp: SystemTime::now(),
+            data: Bytes::from_static(data),
+        }
+    }
+
+    /// The cursor both bollard backends read their logs again with: a second read
+    /// delivers only what the first did not.
+    #[test]
+    fn a_repeated_read_delivers_only_what_is_new() {
+        use OutputStream::*;
+        let mut cursor = OutputCursor::new();
+        assert!(cursor.fresh(out(Stdout, b"ab")).is_some());
+        cursor.reread();
+        let mut got = Vec::new();
+        for c in [
+            out(Stdout, b"a"),
+            out(Stderr, b"E1"),
+            out(Stdout, b"bcd"),
+            out(Stdout, b"ef"),
+        ] {
+            if let Some(c) = cursor.fresh(c) {
+                got.push((c.stream, c.data));
+            }
+        }
+        assert_eq!(
+            got,
+            vec![
+                (Stderr, Bytes::from_static(b"E1")),
+                (Stdout, Bytes::from_static(b"cd")),
+                (Stdout, Bytes::from_static(b"ef")),
+            ]
+        );
+        assert_eq!((cursor.delivered(Stdout), cursor.delivered(Stderr)), (6, 2));
+        assert_eq!((cursor.seen(Stdout), cursor.seen(Stderr)), (6, 2));
+    }
 }

@@ -79,10 +79,10 @@ pub enum NetworkMode {
     Default,
     /// No network at all (loopback only).
     None,
-    /// Join the run's sandbox made by [`Scheduler::create_sandbox`]: share its network
-    /// namespace ([`SandboxNetwork::SharedNamespace`]) or attach to its run network
-    /// ([`SandboxNetwork::RunNetwork`]), as the backend's
-    /// [`Capabilities::sandbox_network`] says.
+    /// Join the run's sandbox made by [`Scheduler::create_sandbox`](crate::Scheduler::create_sandbox): share its network
+    /// namespace ([`SandboxNetwork::SharedNamespace`](crate::SandboxNetwork::SharedNamespace)) or attach to its run network
+    /// ([`SandboxNetwork::RunNetwork`](crate::SandboxNetwork::RunNetwork)), as the backend's
+    /// [`Capabilities::sandbox_network`](crate::Capabilities::sandbox_network) says.
     Sandbox(ContainerId),
 }
 
@@ -120,13 +120,13 @@ pub struct ContainerSpec {
     /// The grace period the container will be stopped with, as far as it is known at
     /// create (the executor sets its `gofer_engine::Limits::stop_grace`).
     /// A backend whose engine fixes the grace when the container is made (Swarm:
-    /// [`Capabilities::per_stop_grace`] off) uses it; the others take the grace of
-    /// each [`Scheduler::stop`] and may ignore this one.
+    /// [`Capabilities::per_stop_grace`](crate::Capabilities::per_stop_grace) off) uses it; the others take the grace of
+    /// each [`Scheduler::stop`](crate::Scheduler::stop) and may ignore this one.
     pub stop_grace: Option<Duration>,
     /// Where to report pull progress.
     pub pull_progress: Option<PullProgressFn>,
     /// The caller reads the output at once: the backend may attach to the container
-    /// before starting it and serve the first [`Scheduler::logs`] from that attach
+    /// before starting it and serve the first [`Scheduler::logs`](crate::Scheduler::logs) from that attach
     /// (see there). Off by default; the engine sets it for every task.
     pub attach_output: bool,
 }
@@ -174,7 +174,7 @@ impl ContainerSpec {
         }
     }
 
-    /// Sets [`ContainerSpec::attach_output`]: the caller opens [`Scheduler::logs`]
+    /// Sets [`ContainerSpec::attach_output`]: the caller opens [`Scheduler::logs`](crate::Scheduler::logs)
     /// right after the start and reads it.
     #[must_use]
     pub fn attach_output(mut self, on: bool) -> Self {

@@ -57,7 +57,7 @@ pub enum ContainerState {
     },
 }
 
-/// One container found by [`Scheduler::list`].
+/// One container found by [`Scheduler::list`](crate::Scheduler::list).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ContainerSummary {

@@ -1,0 +1,131 @@
+//! The crash-recovery fixture the real-backend tests of this crate share: a
+//! [`CrashCase`] (data directory, instance id) on a backend, the host's run store and
+//! log read back, and the check that a recovered run finished whole with nothing left.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::ffi::OsStr;
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use gofer_core::naming::engine_filter;
+use gofer_core::{ContainerSummary, DynScheduler, Pipeline, PullPolicy, RunStatus, RunStore, Task};
+use gofer_engine::testing::crash::{CrashCase, HostProcess};
+use gofer_engine::{FileLogSink, LogKey, LogSink};
+use gofer_store_sqlite::SqliteRunStore;
+
+pub const IMAGE: &str = "gofer-test/busybox:latest";
+pub const PIPELINE: &str = "recovery";
+pub const TASK: &str = "sleeper";
+
+/// One task that prints `before`, sleeps 3 s and prints `after`.
+pub fn pipeline() -> Pipeline {
+    Pipeline::new(PIPELINE, "Crash recovery").task(
+        Task::new(TASK, IMAGE)
+            .command(["sh", "-c", "echo before; sleep 3; echo after"])
+            .pull_policy(PullPolicy::Never),
+    )
+}
+
+/// The host's log sink in its data directory.
+pub fn log_sink(dir: &Path) -> FileLogSink {
+    FileLogSink::new(dir.join("logs"))
+}
+
+/// Connects to the backend again (for the cleanup, on a runtime of its own).
+pub type Connect = fn() -> Pin<Box<dyn Future<Output = Option<Arc<DynScheduler>>> + Send>>;
+
+/// A [`CrashCase`] on one backend; on drop, every container of the instance is removed.
+pub struct Fixture {
+    pub case: CrashCase,
+    pub scheduler: Arc<DynScheduler>,
+    connect: Connect,
+    /// More variables for the host (its case).
+    pub extra: Vec<(&'static str, &'static str)>,
+}
+
+impl Fixture {
+    pub fn new(prefix: &str, scheduler: Arc<DynScheduler>, connect: Connect) -> Self {
+        Self {
+            case: CrashCase::new(prefix),
+            scheduler,
+            connect,
+            extra: Vec::new(),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.case.dir
+    }
+
+    pub fn host(&self, hook: Option<&str>) -> HostProcess {
+        let extra: Vec<(&str, &OsStr)> = self
+            .extra
+            .iter()
+            .map(|(k, v)| (*k, OsStr::new(v)))
+            .collect();
+        self.case.host(hook, &extra)
+    }
+
+    pub async fn containers(&self) -> Vec<ContainerSummary> {
+        self.scheduler
+            .list(&engine_filter(&self.case.instance))
+            .await
+            .unwrap()
+    }
+
+    pub fn log(&self, run: u64) -> Vec<String> {
+        self.log_of(&LogKey::new(PIPELINE, run, TASK))
+    }
+
+    pub fn log_of(&self, key: &LogKey) -> Vec<String> {
+        let (lines, _) = log_sink(self.dir()).read(key, 0, 1000).unwrap();
+        lines.iter().map(|l| l.text().into_owned()).collect()
+    }
+
+    /// Asserts the finished run (reported, recorded, its whole log once) and that no
+    /// labelled container (service, network) is left.
+    pub async fn assert_finished_whole(&self, reports: &[String]) {
+        assert!(
+            reports.iter().any(|r| r == "DONE Successful"),
+            "run did not finish Successful: {reports:?}"
+        );
+        assert_eq!(
+            self.log(1),
+            ["before", "after"],
+            "the whole log, each line once"
+        );
+        let store = SqliteRunStore::open_dir(self.dir()).unwrap();
+        let run = store.get_run(PIPELINE, 1).await.unwrap();
+        assert_eq!(run.status, RunStatus::Successful);
+        assert!(store.unfinished_runs().await.unwrap().is_empty());
+        let left: Vec<String> = self
+            .containers()
+            .await
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let instance = self.case.instance.clone();
+        let connect = self.connect;
+        // Clean up on a fresh thread with its own connection: drop may run inside the
+        // test's runtime.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let Some(s) = connect().await else { return };
+                let _ = gofer_engine::reap(&*s, &engine_filter(&instance)).await;
+            });
+        })
+        .join();
+    }
+}
