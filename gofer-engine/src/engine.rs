@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,6 +21,7 @@ use crate::durable::plan::RecoveryError;
 use crate::durable::recorder::Recorder;
 use crate::logs::file_sink::FileLogSink;
 use crate::logs::sink::LogSink;
+use crate::run::container::Containers;
 use crate::run::ctx::{RunCtx, Shared};
 use crate::run::errors::{EngineError, RunError};
 use crate::run::handle::RunHandle;
@@ -201,7 +201,7 @@ impl EngineBuilder {
                 &self.instance_id,
             ))
         });
-        let containers = (self.limits.max_running_containers > 0).then(|| {
+        let container_slots = (self.limits.max_running_containers > 0).then(|| {
             Arc::new(Semaphore::new(
                 self.limits
                     .max_running_containers
@@ -210,7 +210,7 @@ impl EngineBuilder {
         });
         Ok(Engine {
             inner: Arc::new(Shared {
-                scheduler: self.scheduler,
+                containers: Containers::new(self.scheduler),
                 secrets: self
                     .secrets
                     .unwrap_or_else(|| Arc::new(InMemorySecretStore::new())),
@@ -222,12 +222,11 @@ impl EngineBuilder {
                 limits: self.limits,
                 instance_id: self.instance_id,
                 sandbox_image: self.sandbox_image,
-                containers,
+                container_slots,
                 slots: Slots::default(),
                 durable: self.store.map(Durability::new),
                 clock: Clock::new(),
                 fail_on_incomplete_log: self.fail_on_incomplete_log,
-                pending_removals: Arc::new(AtomicUsize::new(0)),
                 live: Mutex::new(HashMap::new()),
                 // Mounts need an absolute host path.
                 api_socket_dir: self
@@ -265,7 +264,7 @@ impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
             .field("instance_id", &self.inner.instance_id)
-            .field("scheduler", &self.inner.scheduler.name())
+            .field("scheduler", &self.inner.containers.scheduler().name())
             .field("limits", &self.inner.limits)
             .finish_non_exhaustive()
     }
@@ -318,7 +317,7 @@ impl Engine {
     /// being retried in the background; each is retried with backoff until the engine
     /// answers again.
     pub fn pending_removals(&self) -> usize {
-        self.inner.pending_removals.load(Ordering::SeqCst)
+        self.inner.containers.pending_removals()
     }
 
     /// Validates the pipeline and the options, gives the run the pipeline's next run

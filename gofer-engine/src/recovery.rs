@@ -17,7 +17,7 @@ use crate::durable::plan::RecoveryError;
 use crate::durable::plan::{group_by_run, plan_run, RecoveredTask, RecoveryAction};
 use crate::durable::recorder::Recorder;
 use crate::engine::{BuildError, Engine, EngineBuilder};
-use crate::run::container::{self, guarded};
+use crate::run::container::guarded;
 use crate::run::ctx::{RunCtx, Shared};
 use crate::run::handle::RunHandle;
 use crate::run::runner::launch;
@@ -126,7 +126,7 @@ impl Engine {
         if inner.durable.as_ref().is_some_and(|d| d.recovered()) {
             return Ok(report);
         }
-        let s = &*inner.scheduler;
+        let s = inner.containers.scheduler();
         let filter = naming::engine_filter(&inner.instance_id);
         let containers = guarded(s, "list", s.list(&filter)).await?;
         let Some(d) = &inner.durable else {
@@ -219,7 +219,7 @@ impl Engine {
 /// reaper), after their containers went, noting what it removed. A volume that cannot
 /// be removed now is left for the next recovery, reported in the log.
 async fn reap_volumes(inner: &Arc<Shared>, keep: &[(String, u64)], report: &mut RecoveryReport) {
-    let s = &*inner.scheduler;
+    let s = inner.containers.scheduler();
     if !s.capabilities().volumes {
         return;
     }
@@ -259,12 +259,12 @@ async fn reap(inner: &Arc<Shared>, containers: Vec<ContainerSummary>, report: &m
     if containers.is_empty() {
         return;
     }
-    let done = crate::durable::reaper::reap_listed(&*inner.scheduler, containers).await;
+    let done = crate::durable::reaper::reap_listed(inner.containers.scheduler(), containers).await;
     report.reaped.extend(done.removed_names());
     for failure in done.failed {
         warn!(error = %failure, "cannot reap a container; retrying in the background");
         if let crate::durable::reaper::ReapError::Remove { id, .. } = failure {
-            container::retry_removal(inner.clone(), id);
+            inner.containers.retry_removal(id);
         }
     }
 }

@@ -3,14 +3,13 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 
 use secrecy::SecretString;
 use tokio::sync::Semaphore;
 
 use gofer_core::{
-    BoxError, ContainerId, DynObjectStore, DynScheduler, DynSecretStore, Pipeline, RunOptions,
+    BoxError, ContainerId, DynObjectStore, DynSecretStore, Pipeline, RunOptions,
 };
 
 use crate::durable::clock::Clock;
@@ -18,6 +17,7 @@ use crate::durable::durability::Durability;
 use crate::durable::plan::Resume;
 use crate::durable::recorder::Recorder;
 use crate::logs::sink::LogSink;
+use crate::run::container::Containers;
 use crate::run::handle::RunHandle;
 use crate::run::limits::Limits;
 use crate::run::resolve::Placeholders;
@@ -28,7 +28,8 @@ use gofer_core::TokenIssuer;
 
 /// Everything an engine's runs share; built once by the engine builder.
 pub(crate) struct Shared {
-    pub(crate) scheduler: Arc<DynScheduler>,
+    /// What starts, stops and removes containers.
+    pub(crate) containers: Containers,
     pub(crate) secrets: Arc<DynSecretStore>,
     pub(crate) objects: Arc<DynObjectStore>,
     pub(crate) sink: Arc<dyn LogSink>,
@@ -37,14 +38,12 @@ pub(crate) struct Shared {
     pub(crate) instance_id: String,
     pub(crate) sandbox_image: Option<String>,
     /// Task containers running at once, when capped.
-    pub(crate) containers: Option<Arc<Semaphore>>,
+    pub(crate) container_slots: Option<Arc<Semaphore>>,
     pub(crate) slots: Slots,
     pub(crate) durable: Option<Durability>,
     pub(crate) clock: Clock,
     /// Whether a task whose log is incomplete ends Failed.
     pub(crate) fail_on_incomplete_log: bool,
-    /// Containers whose removal failed and is being retried.
-    pub(crate) pending_removals: Arc<AtomicUsize>,
     /// The runs in progress, by pipeline and run number ([`Engine::run`](crate::Engine::run)).
     pub(crate) live: Mutex<HashMap<(String, u64), RunHandle>>,
     /// The host directory whose `api.sock` serves the API to tasks that ask for a token.

@@ -68,7 +68,7 @@ pub(crate) async fn execute_task(ctx: Arc<RunCtx>, idx: usize) -> TaskStatus {
         // in between finds it on recovery and collects it again.
         if let Some(id) = container {
             match ctx.recorder.flush().await {
-                Ok(()) => container::remove(&ctx.engine, &id).await,
+                Ok(()) => ctx.engine.containers.remove(&id).await,
                 Err(e) => {
                     warn!(container = %id, error = %e, "outcome not recorded; container kept")
                 }
@@ -233,7 +233,7 @@ async fn run_task(
     }
 
     // A container slot.
-    *permit = match &engine.containers {
+    *permit = match &engine.container_slots {
         None => None,
         Some(sem) => tokio::select! {
             p = sem.clone().acquire_owned() => p.ok(),
@@ -248,7 +248,7 @@ async fn run_task(
 
     let id = match attach {
         Some((id, state)) => {
-            if let Err(e) = container::adopt(engine, &id, state).await {
+            if let Err(e) = engine.containers.adopt(&id, state).await {
                 return Outcome::scheduler_error(format!("cannot start the container: {e}"));
             }
             debug!(container = %id, "re-attached");
@@ -263,7 +263,7 @@ async fn run_task(
                 return Outcome::scheduler_error(e.to_string());
             }
             let spec = container_spec(ctx, idx, name, env, registry_auth, attempt);
-            let id = match container::start(engine, spec, ctx.recovered).await {
+            let id = match engine.containers.start(spec, ctx.recovered).await {
                 Ok(id) => id,
                 Err(e) => {
                     return Outcome::scheduler_error(format!("cannot start the container: {e}"))
@@ -299,7 +299,7 @@ async fn run_task(
 async fn watch_exit(ctx: &RunCtx, idx: usize, id: &ContainerId, stop: &mut StopWatch) -> Outcome {
     let task = &ctx.pipeline.tasks[idx];
     let engine = &ctx.engine;
-    let s = &*engine.scheduler;
+    let s = engine.containers.scheduler();
     let timeout = async {
         match task.timeout {
             // `sleep` saturates a deadline too far away to represent.
@@ -330,7 +330,7 @@ async fn watch_exit(ctx: &RunCtx, idx: usize, id: &ContainerId, stop: &mut StopW
     let mut grace = grace;
     loop {
         tokio::select! {
-            () = container::stop(engine, id, grace) => break,
+            () = engine.containers.stop(id, grace) => break,
             st = stop.shortened(grace) => grace = st.grace,
         }
     }

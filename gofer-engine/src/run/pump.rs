@@ -175,7 +175,7 @@ pub(crate) async fn pump(
             warn!(error = %e, "cannot open the log; the container's output is not kept");
             // Take and drop the output stream: an attached container is not kept
             // waiting for a reader that never comes.
-            let scheduler = &*ctx.engine.scheduler;
+            let scheduler = ctx.engine.containers.scheduler();
             drop(guarded(scheduler, "logs", scheduler.logs(id)).await);
             return Some(format!("cannot open the log sink: {e}"));
         }
@@ -184,7 +184,7 @@ pub(crate) async fn pump(
     let mut known = ctx.secrets_len();
     let patterns = MaskPatterns::new(ctx.secrets().iter());
     let mut p = LogFeed::new(patterns, pipe, ctx.engine.clock.now());
-    let scheduler = &*ctx.engine.scheduler;
+    let scheduler = ctx.engine.containers.scheduler();
     let mut rereads = 0u32;
     let mut has_exited = false;
     let incomplete = loop {

@@ -182,7 +182,7 @@ async fn run_inner(mut ctx: RunCtx, wait: SlotWait) {
             &pipeline_id,
             ctx.run_id,
         ));
-        match container::sandbox(&engine, spec, ctx.recovered).await {
+        match engine.containers.sandbox(spec, ctx.recovered).await {
             Ok(id) => ctx.sandbox = Some(id),
             Err(e) => sandbox_error = Some(format!("cannot create the run's network sandbox: {e}")),
         }
@@ -248,10 +248,10 @@ async fn run_inner(mut ctx: RunCtx, wait: SlotWait) {
         services::remove_unadopted(&ctx).await;
     }
     if let Some(name) = &ctx.workspace {
-        container::remove_volume(&engine, name).await;
+        engine.containers.remove_volume(name).await;
     }
     if let Some(id) = &ctx.sandbox {
-        container::remove(&engine, id).await;
+        engine.containers.remove(id).await;
     }
     if let (Some(issuer), Some(Ok(token))) = (&engine.tokens, &ctx.token) {
         if let Err(e) = issuer.revoke(&pipeline_id, ctx.run_id, token.clone()).await {
@@ -267,7 +267,7 @@ async fn run_inner(mut ctx: RunCtx, wait: SlotWait) {
 /// Makes the run's workspace volume (a resumed run finds it made: creating it again
 /// is not an error); the error is the message every task then fails with.
 async fn create_workspace(engine: &Arc<Shared>, ctx: &RunCtx) -> Result<String, String> {
-    let s = &*engine.scheduler;
+    let s = engine.containers.scheduler();
     let caps = s.capabilities();
     if !caps.volumes || caps.volume_scope != VolumeScope::Engine {
         return Err(format!(

@@ -15,7 +15,7 @@ use gofer_core::{
 };
 
 use crate::logs::sink::LogKey;
-use crate::run::container::{self, guarded};
+use crate::run::container::guarded;
 use crate::run::ctx::RunCtx;
 use crate::run::pump::pump;
 use crate::run::resolve::{resolve, Lookup};
@@ -108,13 +108,13 @@ pub(crate) async fn stop_all(ctx: &Arc<RunCtx>, running: Running) {
             else {
                 return;
             };
-            let s = &*ctx.engine.scheduler;
+            let s = ctx.engine.containers.scheduler();
             let grace = ctx.engine.limits.stop_grace;
             if let Err(e) = guarded(s, "stop", s.stop(&id, grace)).await {
                 // Not stopped: removed (killed) now, so its output, and the pump,
                 // end; what could not be read is reported as the log's loss.
                 warn!(container = %id, error = %e, "cannot stop the service; removing it");
-                container::remove(&ctx.engine, &id).await;
+                ctx.engine.containers.remove(&id).await;
             }
             if let Some(exited) = exited {
                 let _ = exited.send(());
@@ -125,7 +125,7 @@ pub(crate) async fn stop_all(ctx: &Arc<RunCtx>, running: Running) {
             };
             let service = &ctx.pipeline.services[j].id;
             ctx.recorder.service_log_done(service, incomplete).await;
-            container::remove(&ctx.engine, &id).await;
+            ctx.engine.containers.remove(&id).await;
         }
     });
     futures::future::join_all(stops).await;
@@ -136,14 +136,14 @@ pub(crate) async fn stop_all(ctx: &Arc<RunCtx>, running: Running) {
 /// Removes the run's service containers still there after [`stop_all`]: in a resumed
 /// run, those kept for adoption that no service took.
 pub(crate) async fn remove_unadopted(ctx: &Arc<RunCtx>) {
-    let s = &*ctx.engine.scheduler;
+    let s = ctx.engine.containers.scheduler();
     let mut filter = naming::sandbox_labels(&ctx.engine.instance_id, &ctx.pipeline.id, ctx.run_id);
     filter.insert(naming::LABEL_ROLE.to_string(), "service".to_string());
     match guarded(s, "list", s.list(&filter)).await {
         Ok(left) => {
             for c in left {
                 debug!(container = %c.id, "removing a service container no service adopted");
-                container::remove(&ctx.engine, &c.id).await;
+                ctx.engine.containers.remove(&c.id).await;
             }
         }
         Err(e) => {
@@ -237,7 +237,7 @@ async fn run_service(
     // Seen through even when the run ends meanwhile: a start dropped after the engine
     // got it could leave a container no one knows of. Once it is in the slot,
     // `stop_all` stops and removes it.
-    let cid = match container::start(engine, spec, ctx.recovered).await {
+    let cid = match engine.containers.start(spec, ctx.recovered).await {
         Ok(cid) => cid,
         Err(e) => return fail(format!("service {id:?} cannot start: {e}")),
     };
@@ -252,7 +252,7 @@ async fn run_service(
     if *stop.borrow() {
         return;
     }
-    let s = &*engine.scheduler;
+    let s = engine.containers.scheduler();
 
     if let Some(readiness) = &service.readiness {
         let started = tokio::time::Instant::now();
@@ -338,15 +338,15 @@ async fn run_probe(
     // Dropped with this future: the probe's task then stops waiting.
     let (_dropped, gone) = oneshot::channel::<()>();
     let probe = tokio::spawn(async move {
-        let s = &*engine.scheduler;
-        let id = container::start(&engine, spec, recovered)
+        let s = engine.containers.scheduler();
+        let id = engine.containers.start(spec, recovered)
             .await
             .map_err(|e| e.to_string())?;
         let exit = tokio::select! {
             exit = guarded(s, "wait", s.wait(&id)) => exit.map_err(|e| e.to_string()),
             _ = gone => Err("the probe is no longer awaited".to_string()),
         };
-        container::remove(&engine, &id).await;
+        engine.containers.remove(&id).await;
         drop(held);
         exit
     });
