@@ -18,7 +18,6 @@ use gofer_core::{
     ContainerId, ContainerSpec, ContainerState, DynScheduler, SandboxSpec, SchedulerError,
 };
 
-
 /// First wait before a failed removal is tried again; doubled up to
 /// [`REMOVAL_RETRY_MAX`].
 const REMOVAL_RETRY_FIRST: Duration = Duration::from_secs(1);
@@ -79,7 +78,7 @@ impl Containers {
     /// deterministic name (a start that reached the engine just before the host died) is
     /// adopted instead — started if it was only created — so the task never runs twice.
     pub(crate) async fn start(
-            &self,
+        &self,
         spec: ContainerSpec,
         recovered: bool,
     ) -> Result<ContainerId, SchedulerError> {
@@ -108,7 +107,7 @@ impl Containers {
     /// Makes an existing container of a task run: one left `Created` by a host that died
     /// is started (at most once); a running or exited one is followed as it is.
     pub(crate) async fn adopt(
-            &self,
+        &self,
         id: &ContainerId,
         state: ContainerState,
     ) -> Result<(), SchedulerError> {
@@ -122,7 +121,7 @@ impl Containers {
 
     /// Creates the run's network sandbox; in a resumed run, the existing one is adopted.
     pub(crate) async fn sandbox(
-            &self,
+        &self,
         spec: SandboxSpec,
         recovered: bool,
     ) -> Result<ContainerId, SchedulerError> {
@@ -183,7 +182,8 @@ impl Containers {
                 let name = name.to_string();
                 self.retry_in_background(format!("volume {name}"), move |s| {
                     let name = name.clone();
-                    async move { guarded(&*s, "remove_volume", s.remove_volume(&name)).await }.boxed()
+                    async move { guarded(&*s, "remove_volume", s.remove_volume(&name)).await }
+                        .boxed()
                 });
             }
         }
@@ -192,7 +192,7 @@ impl Containers {
     /// Retries a failed removal in the background, with growing waits, until it succeeds,
     /// the thing is gone, or [`REMOVAL_RETRY_FOR`] passed (the next recovery reaps it).
     fn retry_in_background(
-            &self,
+        &self,
         what: String,
         remove: impl Fn(Arc<DynScheduler>) -> futures::future::BoxFuture<'static, Result<(), SchedulerError>>
             + Send

@@ -8,9 +8,7 @@ use std::sync::{Arc, Mutex};
 use secrecy::SecretString;
 use tokio::sync::Semaphore;
 
-use gofer_core::{
-    BoxError, ContainerId, DynObjectStore, DynSecretStore, Pipeline, RunOptions,
-};
+use gofer_core::{BoxError, ContainerId, DynObjectStore, DynSecretStore, Pipeline, RunOptions};
 
 use crate::durable::clock::Clock;
 use crate::durable::durability::Durability;
@@ -20,7 +18,9 @@ use crate::logs::sink::LogSink;
 use crate::run::container::Containers;
 use crate::run::handle::RunHandle;
 use crate::run::limits::Limits;
+use crate::run::pump::Output;
 use crate::run::resolve::Placeholders;
+use crate::run::secrets::RunSecrets;
 use crate::run::service_state::Services;
 use crate::run::slots::Slots;
 use crate::run::stop::{StopSignal, StopWatch, TaskStops};
@@ -74,7 +74,7 @@ pub(crate) struct RunCtx {
     /// The run's services, as the tasks needing them see them.
     pub(crate) services: Services,
     /// Every secret value the run has seen, for its log masker.
-    secrets: Mutex<Vec<SecretString>>,
+    pub(crate) secrets: RunSecrets,
     /// How each task goes on, for a run resumed by recovery (empty otherwise).
     pub(crate) resume: Vec<Resume>,
     /// Resumed by recovery: containers already under a task's name are adopted.
@@ -102,7 +102,7 @@ impl RunCtx {
             sandbox: None,
             workspace: None,
             services: Services::default(),
-            secrets: Mutex::new(Vec::new()),
+            secrets: RunSecrets::default(),
             resume: Vec::new(),
             recovered: false,
         }
@@ -116,25 +116,13 @@ impl RunCtx {
         }
     }
 
-    pub(crate) fn add_secrets(&self, values: impl IntoIterator<Item = SecretString>) {
-        self.secrets
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .extend(values);
-    }
-
-    /// How many secret values the run knows (it only ever learns more).
-    pub(crate) fn secrets_len(&self) -> usize {
-        self.secrets
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .len()
-    }
-
-    pub(crate) fn secrets(&self) -> Vec<SecretString> {
-        self.secrets
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+    /// What the run's log pumps read from and write to.
+    pub(crate) fn output(&self) -> Output<'_> {
+        Output {
+            containers: &self.engine.containers,
+            sink: &self.engine.sink,
+            clock: self.engine.clock,
+            secrets: &self.secrets,
+        }
     }
 }

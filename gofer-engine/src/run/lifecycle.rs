@@ -14,11 +14,10 @@ use gofer_core::{
 
 use crate::durable::outcome::{exit_outcome, stop_outcome, Outcome, Phase};
 use crate::durable::plan::Resume;
-use crate::logs::mask::{mask_str, MaskPatterns};
 use crate::logs::sink::LogKey;
 use crate::run::container;
 use crate::run::ctx::RunCtx;
-use crate::run::pump::pump_logs;
+use crate::run::pump::pump;
 use crate::run::resolve::{resolve, Lookup};
 use crate::run::stop::StopWatch;
 
@@ -44,10 +43,7 @@ pub(crate) async fn execute_task(ctx: Arc<RunCtx>, idx: usize) -> TaskStatus {
         resumed = false;
         // Messages quote backend errors: mask any secret value a backend might echo.
         if let Some(message) = outcome.message.as_mut() {
-            let secrets = ctx.secrets();
-            if !secrets.is_empty() {
-                *message = mask_str(&MaskPatterns::new(secrets.iter()), message);
-            }
+            *message = ctx.secrets.mask(message);
         }
         let status = outcome.status;
         let stop = ctx.task_stop(idx);
@@ -197,7 +193,7 @@ async fn run_task(
     };
     let (env, registry_auth) = match (resolve(&lookup, idx, task).await, &attach) {
         (Ok(r), None) => {
-            ctx.add_secrets(r.secrets);
+            ctx.secrets.add(r.secrets);
             let log = engine.sink.locate(&LogKey::attempt(
                 ctx.pipeline.id.clone(),
                 ctx.run_id,
@@ -210,7 +206,7 @@ async fn run_task(
             (r.env, r.registry_auth)
         }
         (Ok(r), Some(_)) => {
-            ctx.add_secrets(r.secrets);
+            ctx.secrets.add(r.secrets);
             (Env::new(), None)
         }
         (Err(e), None) => return Outcome::precondition(e.to_string()),
@@ -335,4 +331,32 @@ async fn watch_exit(ctx: &RunCtx, idx: usize, id: &ContainerId, stop: &mut StopW
         }
     }
     outcome
+}
+
+/// Streams the container's output into the task's log until the output ends; returns
+/// why the log is incomplete, when it is.
+pub(crate) async fn pump_logs(
+    ctx: &RunCtx,
+    idx: usize,
+    id: &ContainerId,
+    exited: oneshot::Receiver<()>,
+) -> Option<String> {
+    let task = &ctx.pipeline.tasks[idx];
+    let key = LogKey::attempt(
+        ctx.pipeline.id.clone(),
+        ctx.run_id,
+        &task.id,
+        ctx.recorder.attempt(idx),
+    );
+    let recorder = ctx.recorder.clone();
+    let notify: Arc<dyn Fn() + Send + Sync> = Arc::new(move || recorder.log_written());
+    pump(
+        ctx.output(),
+        key,
+        notify,
+        || ctx.recorder.log_opened(idx),
+        id,
+        exited,
+    )
+    .await
 }

@@ -19,6 +19,7 @@ pub(crate) mod limits;
 pub(crate) mod pump;
 pub(crate) mod resolve;
 pub(crate) mod runner;
+pub(crate) mod secrets;
 pub(crate) mod service_state;
 pub(crate) mod services;
 pub(crate) mod slots;

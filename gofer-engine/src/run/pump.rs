@@ -19,12 +19,14 @@ use tracing::{debug, warn};
 
 use gofer_core::{ContainerId, LogChunk, OutputCursor, OutputStream};
 
+use crate::durable::clock::Clock;
 use crate::logs::framer::LineFramer;
 use crate::logs::mask::{MaskPatterns, Masker};
 use crate::logs::pipe::LogPipe;
+use crate::logs::sink::LogSink;
 use crate::logs::sink::{LogKey, LogLine};
-use crate::run::container::guarded;
-use crate::run::ctx::RunCtx;
+use crate::run::container::{guarded, Containers};
+use crate::run::secrets::RunSecrets;
 
 /// How long the output may stay silent after the container exited before the pump
 /// stops following and reads it again.
@@ -129,32 +131,13 @@ enum ReadEnd {
     Sink(String),
 }
 
-/// Streams the container's output into the task's log until the output ends; returns
-/// why the log is incomplete, when it is.
-pub(crate) async fn pump_logs(
-    ctx: &RunCtx,
-    idx: usize,
-    id: &ContainerId,
-    exited: oneshot::Receiver<()>,
-) -> Option<String> {
-    let task = &ctx.pipeline.tasks[idx];
-    let key = LogKey::attempt(
-        ctx.pipeline.id.clone(),
-        ctx.run_id,
-        &task.id,
-        ctx.recorder.attempt(idx),
-    );
-    let recorder = ctx.recorder.clone();
-    let notify: Arc<dyn Fn() + Send + Sync> = Arc::new(move || recorder.log_written());
-    pump(
-        ctx,
-        key,
-        notify,
-        || ctx.recorder.log_opened(idx),
-        id,
-        exited,
-    )
-    .await
+/// What a pump reads from and writes to: the containers' output, the log sink, the
+/// clock its line timestamps fall back to, and the run's secret values to mask.
+pub(crate) struct Output<'a> {
+    pub(crate) containers: &'a Containers,
+    pub(crate) sink: &'a Arc<dyn LogSink>,
+    pub(crate) clock: Clock,
+    pub(crate) secrets: &'a RunSecrets,
 }
 
 /// Streams the container's output into the log of `key` until the output ends;
@@ -162,29 +145,28 @@ pub(crate) async fn pump_logs(
 /// `opened` once the log is open; `exited` resolves (or is dropped) once the container
 /// exited.
 pub(crate) async fn pump(
-    ctx: &RunCtx,
+    out: Output<'_>,
     key: LogKey,
     notify: Arc<dyn Fn() + Send + Sync>,
     opened: impl FnOnce(),
     id: &ContainerId,
     mut exited: oneshot::Receiver<()>,
 ) -> Option<String> {
-    let pipe = match LogPipe::open(ctx.engine.sink.clone(), key, notify).await {
+    let pipe = match LogPipe::open(out.sink.clone(), key, notify).await {
         Ok(p) => p,
         Err(e) => {
             warn!(error = %e, "cannot open the log; the container's output is not kept");
             // Take and drop the output stream: an attached container is not kept
             // waiting for a reader that never comes.
-            let scheduler = ctx.engine.containers.scheduler();
+            let scheduler = out.containers.scheduler();
             drop(guarded(scheduler, "logs", scheduler.logs(id)).await);
             return Some(format!("cannot open the log sink: {e}"));
         }
     };
     opened();
-    let mut known = ctx.secrets_len();
-    let patterns = MaskPatterns::new(ctx.secrets().iter());
-    let mut p = LogFeed::new(patterns, pipe, ctx.engine.clock.now());
-    let scheduler = ctx.engine.containers.scheduler();
+    let mut known = out.secrets.len();
+    let mut p = LogFeed::new(out.secrets.patterns(), pipe, out.clock.now());
+    let scheduler = out.containers.scheduler();
     let mut rereads = 0u32;
     let mut has_exited = false;
     let incomplete = loop {
@@ -222,9 +204,9 @@ pub(crate) async fn pump(
                     };
                     // Secrets the run learned meanwhile (a service outlives tasks
                     // that start after it) are masked from here on.
-                    if ctx.secrets_len() != known {
-                        known = ctx.secrets_len();
-                        p.set_patterns(&MaskPatterns::new(ctx.secrets().iter()));
+                    if out.secrets.len() != known {
+                        known = out.secrets.len();
+                        p.set_patterns(&out.secrets.patterns());
                     }
                     let mut failed = None;
                     for item in items {

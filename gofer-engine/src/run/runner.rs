@@ -162,7 +162,7 @@ async fn run_inner(mut ctx: RunCtx, wait: SlotWait) {
             };
             ctx.token = Some(match token {
                 Ok(t) => {
-                    ctx.add_secrets([t.clone()]);
+                    ctx.secrets.add([t.clone()]);
                     Ok(t)
                 }
                 Err(e) => Err(Arc::new(e)),

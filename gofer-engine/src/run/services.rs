@@ -228,7 +228,7 @@ async fn run_service(
         Ok(r) => r,
         Err(e) => return fail(format!("service {id:?} cannot start: {e}")),
     };
-    ctx.add_secrets(resolved.secrets);
+    ctx.secrets.add(resolved.secrets);
     let name = container_name(&ctx, id);
     let mut spec =
         spec_for(&ctx, name.clone(), &service.image, "service", service).env(resolved.env);
@@ -339,7 +339,9 @@ async fn run_probe(
     let (_dropped, gone) = oneshot::channel::<()>();
     let probe = tokio::spawn(async move {
         let s = engine.containers.scheduler();
-        let id = engine.containers.start(spec, recovered)
+        let id = engine
+            .containers
+            .start(spec, recovered)
             .await
             .map_err(|e| e.to_string())?;
         let exit = tokio::select! {
@@ -367,5 +369,5 @@ async fn keep_log(
     let recorder = ctx.recorder.clone();
     let notify: Arc<dyn Fn() + Send + Sync> = Arc::new(move || recorder.log_written());
     let opened = || ctx.recorder.service_log_opened(&service);
-    pump(&ctx, key, notify, opened, &id, exited).await
+    pump(ctx.output(), key, notify, opened, &id, exited).await
 }
