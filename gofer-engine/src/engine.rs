@@ -20,6 +20,7 @@ use crate::durable::journal::Journal;
 use crate::durable::plan::RecoveryError;
 use crate::durable::recorder::Recorder;
 use crate::logs::file_sink::FileLogSink;
+use crate::logs::pipe::Writers;
 use crate::logs::sink::LogSink;
 use crate::run::container::Containers;
 use crate::run::ctx::{RunCtx, Shared};
@@ -223,6 +224,7 @@ impl EngineBuilder {
                 instance_id: self.instance_id,
                 sandbox_image: self.sandbox_image,
                 container_slots,
+                log_writers: Writers::default(),
                 slots: Slots::default(),
                 durable: self.store.map(Durability::new),
                 clock: Clock::new(),

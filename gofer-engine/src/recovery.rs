@@ -211,6 +211,8 @@ impl Engine {
     pub async fn simulate_crash(&self) {
         if let Some(d) = &self.inner.durable {
             d.crash().await;
+            // As a dead process writes nothing: the aborted runs' log writers are gone.
+            self.inner.log_writers.idle().await;
         }
     }
 }

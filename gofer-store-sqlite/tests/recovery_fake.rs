@@ -1,5 +1,11 @@
 //! Crash recovery through a SQLite file and a file log sink, on the FakeScheduler:
 //! the first host dies mid-run, a second one opens the same data directory.
+//!
+//! The first task runs until the test stops it (it traps the stop, prints `after` and
+//! exits 0), so it is still running when the second host recovers however slow the
+//! machine is: the fake's containers keep real time, and a task that ended on a timer
+//! while the second host was still opening the file was collected instead of
+//! re-attached on a loaded machine.
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
@@ -8,7 +14,10 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use gofer_core::fake::{Behaviour, FakeScheduler};
-use gofer_core::{Event, Pipeline, RunOptions, RunState, RunStatus, RunStore, Task, TaskState};
+use gofer_core::naming::engine_filter;
+use gofer_core::{
+    Event, Pipeline, RunOptions, RunState, RunStatus, RunStore, Scheduler, Task, TaskState,
+};
 use gofer_engine::{Engine, FileLogSink, LogKey, LogSink, RecoveryAction};
 use gofer_store_sqlite::SqliteRunStore;
 
@@ -37,16 +46,21 @@ async fn a_run_survives_its_host_through_the_sqlite_file() {
     let dir =
         DataDir(std::env::temp_dir().join(format!("gofer-sqlite-recovery-{}", std::process::id())));
     let _ = std::fs::remove_dir_all(&dir.0);
-    let fake = FakeScheduler::new().image(
-        "slow",
-        Behaviour::new()
-            .stdout("before\n")
-            .sleep(Duration::from_millis(400))
-            .stdout("after\n"),
-    );
+    let fake = FakeScheduler::new()
+        .image(
+            "held",
+            Behaviour::new()
+                .stdout("before\n")
+                .then_run_until_stopped()
+                .trap_term(Behaviour::new().stdout("after\n").exit_code(0)),
+        )
+        .image(
+            "quick",
+            Behaviour::new().stdout("before\n").stdout("after\n"),
+        );
     let pipeline = Pipeline::new("durable", "durable").tasks([
-        Task::new("first", "slow"),
-        Task::new("second", "slow").depends_on("first", gofer_core::RequiredParentStatus::Success),
+        Task::new("first", "held"),
+        Task::new("second", "quick").depends_on("first", gofer_core::RequiredParentStatus::Success),
     ]);
 
     {
@@ -71,6 +85,12 @@ async fn a_run_survives_its_host_through_the_sqlite_file() {
         report.action("durable", 1, "first"),
         Some(RecoveryAction::Reattached)
     );
+    // Re-attached: now the first task may end (its trap prints the rest of its log).
+    let held = fake.list(&engine_filter("sqlfake")).await.unwrap();
+    assert_eq!(held.len(), 1, "only the first task's container: {held:?}");
+    fake.stop(&held[0].id, Duration::from_secs(10))
+        .await
+        .unwrap();
     let run = report.runs[0].wait().await.unwrap();
     assert_eq!(run.status, RunStatus::Successful, "{run:?}");
     let key = LogKey::new("durable", 1, "first");

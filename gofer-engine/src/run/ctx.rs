@@ -14,6 +14,7 @@ use crate::durable::clock::Clock;
 use crate::durable::durability::Durability;
 use crate::durable::plan::Resume;
 use crate::durable::recorder::Recorder;
+use crate::logs::pipe::Writers;
 use crate::logs::sink::LogSink;
 use crate::run::container::Containers;
 use crate::run::handle::RunHandle;
@@ -33,6 +34,8 @@ pub(crate) struct Shared {
     pub(crate) secrets: Arc<DynSecretStore>,
     pub(crate) objects: Arc<DynObjectStore>,
     pub(crate) sink: Arc<dyn LogSink>,
+    /// The log writer threads still running (a simulated crash waits for them).
+    pub(crate) log_writers: Writers,
     pub(crate) tokens: Option<Arc<dyn TokenIssuer>>,
     pub(crate) limits: Limits,
     pub(crate) instance_id: String,
@@ -123,6 +126,7 @@ impl RunCtx {
             sink: &self.engine.sink,
             clock: self.engine.clock,
             secrets: &self.secrets,
+            writers: &self.engine.log_writers,
         }
     }
 }

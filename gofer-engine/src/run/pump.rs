@@ -22,7 +22,7 @@ use gofer_core::{ContainerId, LogChunk, OutputCursor, OutputStream};
 use crate::durable::clock::Clock;
 use crate::logs::framer::LineFramer;
 use crate::logs::mask::{MaskPatterns, Masker};
-use crate::logs::pipe::LogPipe;
+use crate::logs::pipe::{LogPipe, Writers};
 use crate::logs::sink::LogSink;
 use crate::logs::sink::{LogKey, LogLine};
 use crate::run::container::{guarded, Containers};
@@ -138,6 +138,8 @@ pub(crate) struct Output<'a> {
     pub(crate) sink: &'a Arc<dyn LogSink>,
     pub(crate) clock: Clock,
     pub(crate) secrets: &'a RunSecrets,
+    /// The engine's log writer threads.
+    pub(crate) writers: &'a Writers,
 }
 
 /// Streams the container's output into the log of `key` until the output ends;
@@ -152,7 +154,7 @@ pub(crate) async fn pump(
     id: &ContainerId,
     mut exited: oneshot::Receiver<()>,
 ) -> Option<String> {
-    let pipe = match LogPipe::open(out.sink.clone(), key, notify).await {
+    let pipe = match LogPipe::open(out.sink.clone(), key, notify, out.writers).await {
         Ok(p) => p,
         Err(e) => {
             warn!(error = %e, "cannot open the log; the container's output is not kept");
