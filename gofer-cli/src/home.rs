@@ -82,14 +82,6 @@ impl Home {
         FileLogSink::new(self.logs_dir())
     }
 
-    /// Opens the run store.
-    ///
-    /// # Errors
-    /// [`CliError::Store`].
-    pub async fn run_store(&self) -> Result<Arc<DynRunStore>, CliError> {
-        Ok(Arc::new(self.sqlite_run_store().await?))
-    }
-
     async fn sqlite_run_store(&self) -> Result<SqliteRunStore, CliError> {
         let dir = self.dir.clone();
         Ok(

@@ -2,19 +2,22 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub mod cli;
-pub mod commands;
-pub mod engine;
-pub mod error;
-pub mod home;
-pub mod orphans;
-pub mod pipeline_file;
-pub mod progress;
-pub mod slots;
-pub mod view;
+pub(crate) mod cli;
+pub(crate) mod commands;
+pub(crate) mod engine;
+pub(crate) mod error;
+pub(crate) mod home;
+pub(crate) mod orphans;
+pub(crate) mod pipeline_file;
+pub(crate) mod progress;
+pub(crate) mod slots;
+pub(crate) mod view;
 
-pub use cli::Cli;
+pub use cli::{Cli, EngineChoice};
+pub use commands::run::{EXIT_CANCELLED, EXIT_FAILED};
+pub use engine::connect as connect_engine;
 pub use error::CliError;
+pub use pipeline_file::parse::Format as PipelineFormat;
 
 /// Exit code of a command that could not do its job (a bad file, no engine, a store
 /// error).

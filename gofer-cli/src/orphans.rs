@@ -18,10 +18,10 @@ use crate::slots::{self, Slot};
 /// A dead process's slot, now held by this process, with the runs it resumed.
 #[derive(Debug)]
 pub struct Adopted {
-    /// The engine of the slot.
-    pub engine: Engine,
+    /// The engine of the slot (held until this is dropped).
+    pub _engine: Engine,
     /// The slot (held until this is dropped).
-    pub slot: Slot,
+    pub _slot: Slot,
     /// The resumed runs.
     pub runs: Vec<RunHandle>,
     /// The API served again on the slot's socket, for the resumed runs' tasks that
@@ -84,8 +84,8 @@ pub async fn adopt(
             serve_api(&engine).await
         };
         adopted.push(Adopted {
-            engine,
-            slot,
+            _engine: engine,
+            _slot: slot,
             runs: report.runs,
             api,
         });

@@ -114,19 +114,11 @@ pub fn prefix(home_id: &str) -> String {
     format!("cli-{home_id}-")
 }
 
-/// Takes the free slot with the lowest number (names start with `prefix`).
-///
-/// # Errors
-/// [`CliError::NoSlot`] when every slot is held, [`CliError::Io`].
-pub fn take_free(dir: &Path, prefix: &str) -> Result<Slot, CliError> {
-    take_free_skipping(dir, prefix, &std::collections::BTreeSet::new())
-}
-
-/// Takes the lowest free slot not in `skip` (the slots with unfinished runs: those
+/// Takes the free slot with the lowest number (names start with `prefix`) not in `skip` (the slots with unfinished runs: those
 /// are adopted with the engine and sandbox they recorded, not reused with another's).
 ///
 /// # Errors
-/// As [`take_free`].
+/// [`CliError::NoSlot`] when every slot is held, [`CliError::Io`].
 pub fn take_free_skipping(
     dir: &Path,
     prefix: &str,
@@ -179,6 +171,10 @@ impl StartLock {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    fn take_free(dir: &Path, prefix: &str) -> Result<Slot, CliError> {
+        take_free_skipping(dir, prefix, &std::collections::BTreeSet::new())
+    }
 
     #[test]
     fn a_held_slot_is_not_handed_out_again_until_released() {

@@ -183,7 +183,7 @@ command = ["sh", "-c", "echo start $GOFER_RUN_ID; sleep 2; echo done $GOFER_RUN_
 
 #[test]
 fn a_killed_run_is_recovered_on_the_engine_it_ran_on() {
-    use gofer_cli::cli::EngineChoice;
+    use gofer_cli::EngineChoice;
     if !support::engine_named(EngineChoice::Podman) {
         return;
     }

@@ -276,7 +276,7 @@ fn every_example_file_is_valid() {
     let mut seen = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
-        if gofer_cli::pipeline_file::Format::of(&path).is_some() {
+        if gofer_cli::PipelineFormat::of(&path).is_some() {
             g.run(&["validate", path.to_str().unwrap()]).ok();
             seen += 1;
         }
@@ -286,7 +286,7 @@ fn every_example_file_is_valid() {
 
 #[test]
 fn a_registry_password_comes_from_the_secret_store() {
-    use gofer_cli::cli::EngineChoice;
+    use gofer_cli::EngineChoice;
     if !support::engine_named(EngineChoice::Docker) {
         return;
     }

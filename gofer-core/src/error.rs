@@ -208,6 +208,49 @@ pub enum StoreError {
     },
 }
 
+/// The errors the run stores share, with the store name filled in.
+impl StoreError {
+    /// `NotFound` for a run.
+    pub fn run_not_found(store: &'static str, pipeline: &str, run: u64) -> Self {
+        Self::NotFound {
+            store,
+            kind: "run",
+            scope: Some(format!("pipeline {pipeline:?}")),
+            key: run.to_string(),
+        }
+    }
+
+    /// `NotFound` for a task execution.
+    pub fn task_not_found(store: &'static str, pipeline: &str, run: u64, task: &str) -> Self {
+        Self::NotFound {
+            store,
+            kind: "task execution",
+            scope: Some(format!("run {run} of pipeline {pipeline:?}")),
+            key: task.to_string(),
+        }
+    }
+
+    /// `NotFound` for a pipeline.
+    pub fn pipeline_not_found(store: &'static str, id: &str) -> Self {
+        Self::NotFound {
+            store,
+            kind: "pipeline",
+            scope: None,
+            key: id.to_string(),
+        }
+    }
+
+    /// `AlreadyExists` for a run number that is taken.
+    pub fn run_exists(store: &'static str, pipeline: &str, run: u64) -> Self {
+        Self::AlreadyExists {
+            store,
+            kind: "run",
+            scope: Some(format!("pipeline {pipeline:?}")),
+            key: run.to_string(),
+        }
+    }
+}
+
 fn scope_suffix(scope: &Option<String>) -> String {
     scope
         .as_ref()

@@ -2,27 +2,36 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub mod error;
+// Namespaces of their own (their items are reached through them only).
 pub mod fake;
+#[cfg(feature = "mock")]
+pub mod mock;
+pub mod naming;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+#[cfg(feature = "conformance")]
+pub mod testing;
+
+// The contract's modules; their items are re-exported below, once each.
+mod error;
 mod id;
 mod interpolate;
 mod mount;
-pub mod naming;
 mod pipeline;
 mod retry;
 mod run;
-pub mod runstore;
-pub mod scheduler;
+mod runstore;
+mod scheduler;
 mod service;
 mod store;
 mod task;
-#[cfg(feature = "conformance")]
-pub mod testing;
 mod token;
 mod validate;
+mod validate_cycles;
+mod validate_text;
 mod validation;
 mod variable;
-pub mod volume;
+mod volume;
 
 pub use error::{BoxError, SchedulerError, StoreError};
 pub use id::{validate_id, IdError, ID_MAX_LEN, ID_MIN_LEN};
@@ -35,8 +44,8 @@ pub use run::{
     StatusReason, TaskAttempt, TaskExecution, TaskState, TaskStatus,
 };
 pub use runstore::{
-    DynRunStore, InMemoryRunStore, RunChange, RunSpec, RunStore, StoredRegistryAuth, TaskDetails,
-    UnfinishedRun,
+    without_credentials, DynRunStore, InMemoryRunStore, RunChange, RunSpec, RunStore,
+    StoredRegistryAuth, TaskDetails, UnfinishedRun,
 };
 pub use scheduler::{
     Capabilities, ContainerId, ContainerSpec, ContainerState, ContainerSummary, DynScheduler, Env,
@@ -50,26 +59,19 @@ pub use store::{
 };
 pub use task::{PullPolicy, RegistryAuth, RequiredParentStatus, ResourceLimits, Task};
 pub use token::{TokenGrant, TokenIssuer};
-pub use validate::{ValidationErrors, ValidationIssue, MIN_MEMORY_BYTES};
+pub use validate::{
+    ValidationErrors, ValidationIssue, CYCLE_SHOWN, EXCERPT_CHARS, MAX_ARG_BYTES,
+    MAX_COMMAND_BYTES, MAX_CPUS, MAX_ENVIRONMENT_BYTES, MIN_CPUS, MIN_MEMORY_BYTES,
+};
 pub use variable::{
     is_valid_env_key, merge_variables, system_variables, EnvValue, Variable, VariableSource,
     API_MOUNT_DIR, API_SOCKET_NAME, GOFER_API_SOCKET, GOFER_API_TOKEN, GOFER_API_URL,
     GOFER_PIPELINE_ID, GOFER_RUN_ID, GOFER_TASK_ATTEMPT, GOFER_TASK_ID, GOFER_TASK_IMAGE, MASK,
 };
+pub use volume::check_volume_name;
 
 /// Re-exported so hosts and backends use the same `secrecy` version.
 pub use secrecy;
-
-#[cfg(feature = "sqlite")]
-pub mod sqlite;
-mod validate_cycles;
-mod validate_text;
-pub use validate::{
-    CYCLE_SHOWN, EXCERPT_CHARS, MAX_ARG_BYTES, MAX_COMMAND_BYTES, MAX_CPUS, MAX_ENVIRONMENT_BYTES,
-    MIN_CPUS,
-};
-#[cfg(feature = "mock")]
-pub mod mock;
 
 /// Re-exported so hosts implement the traits (`#[gofer_core::async_trait::async_trait]`,
 /// or `use gofer_core::async_trait::async_trait;`) without adding `async-trait`.

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
-use gofer_core::runstore::{DynRunStore, RunChange, RunSpec};
 use gofer_core::{
     is_valid_env_key, parse_placeholder, validate_id, DynObjectStore, DynScheduler, DynSecretStore,
     InMemoryObjectStore, InMemorySecretStore, Pipeline, PlaceholderError, Run, RunOptions,
     TaskExecution,
 };
+use gofer_core::{DynRunStore, RunChange, RunSpec};
 
 use crate::durable::clock::Clock;
 use crate::durable::durability::Durability;

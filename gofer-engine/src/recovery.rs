@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use tracing::{info, warn};
 
-use gofer_core::runstore::{DynRunStore, UnfinishedRun};
 use gofer_core::{
     naming, ContainerSummary, Pipeline, RunState, StoreError, TaskState, ValidationErrors,
 };
+use gofer_core::{DynRunStore, UnfinishedRun};
 
 use crate::durable::journal::Journal;
 use crate::durable::plan::RecoveryError;

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use bollard::models::VolumeCreateRequest;
 use bollard::query_parameters::{ListVolumesOptions, RemoveVolumeOptions};
 use bollard::Docker;
-use gofer_core::volume::check_volume_name;
+use gofer_core::check_volume_name;
 use gofer_core::{SchedulerError, VolumeSpec, VolumeSummary};
 
 use crate::{error, NAME};

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use containers_api::conn::hyper::Method;
-use gofer_core::volume::check_volume_name;
+use gofer_core::check_volume_name;
 use gofer_core::{SchedulerError, VolumeSpec, VolumeSummary};
 
 use crate::client::{encode, segment, Api, ApiError};

@@ -5,8 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use gofer_core::runstore::errors::{pipeline_not_found, run_exists, run_not_found, task_not_found};
-use gofer_core::runstore::without_credentials;
+use gofer_core::without_credentials;
 use gofer_core::{
     Event, Pipeline, Run, RunChange, RunSpec, RunState, RunStore, StoreError, TaskDetails,
     TaskExecution, UnfinishedRun,
@@ -163,7 +162,7 @@ fn apply_one(
     let sql = |e| backend("apply", e);
     if let RunChange::Created { run: r, spec } = c {
         if run_exists_in(tx, pipeline, run)? {
-            return Err(run_exists(NAME, pipeline, run_id));
+            return Err(StoreError::run_exists(NAME, pipeline, run_id));
         }
         let mut head = r.clone();
         head.tasks.clear();
@@ -201,7 +200,7 @@ fn apply_one(
     }
     if !known.contains(&(pipeline.to_string(), run_id)) {
         if !run_exists_in(tx, pipeline, run)? {
-            return Err(run_not_found(NAME, pipeline, run_id));
+            return Err(StoreError::run_not_found(NAME, pipeline, run_id));
         }
         known.insert((pipeline.to_string(), run_id));
     }
@@ -264,7 +263,7 @@ fn apply_one(
         }
     };
     match updated {
-        (0, task) => Err(task_not_found(NAME, pipeline, run_id, task)),
+        (0, task) => Err(StoreError::task_not_found(NAME, pipeline, run_id, task)),
         _ => Ok(()),
     }
 }
@@ -363,7 +362,7 @@ fn load_run(conn: &Connection, pipeline: &str, run_id: u64) -> Result<Run, Store
         )
         .optional()
         .map_err(|e| backend("get run", e))?;
-    let body = body.ok_or_else(|| run_not_found(NAME, pipeline, run_id))?;
+    let body = body.ok_or_else(|| StoreError::run_not_found(NAME, pipeline, run_id))?;
     let mut r: Run = from_json("get run", &body)?;
     r.tasks = load_tasks(conn, pipeline, run)?;
     Ok(r)
@@ -422,7 +421,7 @@ impl RunStore for SqliteRunStore {
                 .map_err(|e| backend("get pipeline", e))?;
             from_json(
                 "get pipeline",
-                &body.ok_or_else(|| pipeline_not_found(NAME, &id))?,
+                &body.ok_or_else(|| StoreError::pipeline_not_found(NAME, &id))?,
             )
         })
         .await
@@ -501,8 +500,8 @@ impl RunStore for SqliteRunStore {
                         .optional()
                         .map_err(|e| backend("get task", e))?;
                     Err(match exists {
-                        Some(_) => task_not_found(NAME, &pipeline, run, &task),
-                        None => run_not_found(NAME, &pipeline, run),
+                        Some(_) => StoreError::task_not_found(NAME, &pipeline, run, &task),
+                        None => StoreError::run_not_found(NAME, &pipeline, run),
                     })
                 }
             }
@@ -523,7 +522,7 @@ impl RunStore for SqliteRunStore {
                 .optional()
                 .map_err(|e| backend("events", e))?;
             if exists.is_none() {
-                return Err(run_not_found(NAME, &pipeline, run));
+                return Err(StoreError::run_not_found(NAME, &pipeline, run));
             }
             let mut stmt = conn
                 .prepare_cached(

@@ -2,7 +2,7 @@
 
 mod history;
 mod logs;
-mod run;
+pub(crate) mod run;
 mod secret;
 
 use std::io::Write;
@@ -14,8 +14,6 @@ use crate::cli::{Cli, Command, EngineChoice, Output, RunHistory, TaskCommand};
 use crate::error::CliError;
 use crate::home::Home;
 use crate::pipeline_file;
-
-pub use run::{EXIT_CANCELLED, EXIT_FAILED};
 
 /// What every command gets.
 #[derive(Debug)]

@@ -3,13 +3,10 @@
 
 mod convert;
 mod format;
-mod parse;
+pub(crate) mod parse;
 #[cfg(test)]
 mod tests;
 
-pub use convert::{convert, load, LoadedPipeline};
-pub use format::{
-    json_schema, ParentStatus, PipelineFile, PullPolicyFile, RegistryAuthFile, ResourcesFile,
-    TaskFile,
-};
-pub use parse::{parse_text, read, FileError, Format, Position};
+pub(crate) use convert::{load, LoadedPipeline};
+pub(crate) use format::json_schema;
+pub(crate) use parse::FileError;

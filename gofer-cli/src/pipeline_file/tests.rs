@@ -6,7 +6,9 @@ use std::path::Path;
 
 use gofer_core::{PlaceholderKind, PullPolicy, RequiredParentStatus};
 
-use super::*;
+use super::convert::*;
+use super::format::*;
+use super::parse::*;
 
 fn parse(name: &str, text: &str) -> Result<LoadedPipeline, FileError> {
     let path = Path::new(name);

@@ -14,16 +14,16 @@ pub const IMAGE: &str = "gofer-test/busybox:latest";
 /// Whether a container engine is reachable. In CI (`CI=true`) a missing engine
 /// fails the test; elsewhere the test is skipped with the reason printed.
 pub fn engine() -> bool {
-    engine_named(gofer_cli::cli::EngineChoice::Auto)
+    engine_named(gofer_cli::EngineChoice::Auto)
 }
 
 /// As [`engine`], for one engine.
-pub fn engine_named(choice: gofer_cli::cli::EngineChoice) -> bool {
+pub fn engine_named(choice: gofer_cli::EngineChoice) -> bool {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    match rt.block_on(gofer_cli::engine::connect(choice)) {
+    match rt.block_on(gofer_cli::connect_engine(choice)) {
         Ok(_) => true,
         Err(e) => {
             assert!(
@@ -111,17 +111,17 @@ impl Gofer {
 
     /// The names of containers on the engine whose names hold `needle`.
     pub fn containers(&self, needle: &str) -> Vec<String> {
-        self.containers_on(gofer_cli::cli::EngineChoice::Auto, needle)
+        self.containers_on(gofer_cli::EngineChoice::Auto, needle)
     }
 
     /// As [`Gofer::containers`], on one engine.
-    pub fn containers_on(&self, choice: gofer_cli::cli::EngineChoice, needle: &str) -> Vec<String> {
+    pub fn containers_on(&self, choice: gofer_cli::EngineChoice, needle: &str) -> Vec<String> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
         rt.block_on(async {
-            let s = gofer_cli::engine::connect(choice).await.unwrap();
+            let s = gofer_cli::connect_engine(choice).await.unwrap();
             s.list(&Default::default())
                 .await
                 .unwrap()

@@ -9,7 +9,6 @@ use crate::error::StoreError;
 use crate::pipeline::Pipeline;
 use crate::run::{Event, Run, RunState};
 
-use super::errors::{pipeline_not_found, run_exists, run_not_found, task_not_found};
 use super::record::{without_credentials, RunChange, RunSpec, TaskDetails, UnfinishedRun};
 use super::RunStore;
 
@@ -58,7 +57,7 @@ fn apply_one(
     let key = (pipeline.to_string(), run_id);
     if let RunChange::Created { run, spec } = c {
         if runs.contains_key(&key) {
-            return Err(run_exists(NAME, pipeline, run_id));
+            return Err(StoreError::run_exists(NAME, pipeline, run_id));
         }
         runs.insert(
             key,
@@ -73,14 +72,14 @@ fn apply_one(
     }
     let entry = runs
         .get_mut(&key)
-        .ok_or_else(|| run_not_found(NAME, pipeline, run_id))?;
+        .ok_or_else(|| StoreError::run_not_found(NAME, pipeline, run_id))?;
     let task_index = |entry: &RunEntry, task: &str| {
         entry
             .run
             .tasks
             .iter()
             .position(|t| t.task_id == task)
-            .ok_or_else(|| task_not_found(NAME, pipeline, run_id, task))
+            .ok_or_else(|| StoreError::task_not_found(NAME, pipeline, run_id, task))
     };
     match c {
         RunChange::Created { .. } => {}
@@ -115,7 +114,7 @@ impl RunStore for InMemoryRunStore {
             let existing = maps.runs.get(&key).map(|e| &e.run);
             if let RunChange::Created { run, .. } = c {
                 if existing.is_some() || created.contains_key(&key) {
-                    return Err(run_exists(NAME, p, r));
+                    return Err(StoreError::run_exists(NAME, p, r));
                 }
                 created.insert(key, run);
                 continue;
@@ -124,7 +123,7 @@ impl RunStore for InMemoryRunStore {
                 .get(&key)
                 .copied()
                 .or(existing)
-                .ok_or_else(|| run_not_found(NAME, p, r))?;
+                .ok_or_else(|| StoreError::run_not_found(NAME, p, r))?;
             let task = match c {
                 RunChange::Task { task, .. } => Some(task.task_id.as_str()),
                 RunChange::Log { task, .. } => Some(task.as_str()),
@@ -132,7 +131,7 @@ impl RunStore for InMemoryRunStore {
             };
             if let Some(task) = task {
                 if !run.tasks.iter().any(|t| t.task_id == task) {
-                    return Err(task_not_found(NAME, p, r, task));
+                    return Err(StoreError::task_not_found(NAME, p, r, task));
                 }
             }
         }
@@ -153,7 +152,7 @@ impl RunStore for InMemoryRunStore {
             .pipelines
             .get(id)
             .cloned()
-            .ok_or_else(|| pipeline_not_found(NAME, id))
+            .ok_or_else(|| StoreError::pipeline_not_found(NAME, id))
     }
 
     async fn list_pipelines(&self) -> Result<Vec<String>, StoreError> {
@@ -165,7 +164,7 @@ impl RunStore for InMemoryRunStore {
             .runs
             .get(&(pipeline.to_string(), run))
             .map(|e| e.run.clone())
-            .ok_or_else(|| run_not_found(NAME, pipeline, run))
+            .ok_or_else(|| StoreError::run_not_found(NAME, pipeline, run))
     }
 
     async fn list_runs(&self, pipeline: &str) -> Result<Vec<Run>, StoreError> {
@@ -188,13 +187,13 @@ impl RunStore for InMemoryRunStore {
         let entry = maps
             .runs
             .get(&(pipeline.to_string(), run))
-            .ok_or_else(|| run_not_found(NAME, pipeline, run))?;
+            .ok_or_else(|| StoreError::run_not_found(NAME, pipeline, run))?;
         let i = entry
             .run
             .tasks
             .iter()
             .position(|t| t.task_id == task)
-            .ok_or_else(|| task_not_found(NAME, pipeline, run, task))?;
+            .ok_or_else(|| StoreError::task_not_found(NAME, pipeline, run, task))?;
         Ok(TaskDetails::new(
             pipeline,
             run,
@@ -208,7 +207,7 @@ impl RunStore for InMemoryRunStore {
             .runs
             .get(&(pipeline.to_string(), run))
             .map(|e| e.events.clone())
-            .ok_or_else(|| run_not_found(NAME, pipeline, run))
+            .ok_or_else(|| StoreError::run_not_found(NAME, pipeline, run))
     }
 
     async fn unfinished_runs(&self) -> Result<Vec<UnfinishedRun>, StoreError> {

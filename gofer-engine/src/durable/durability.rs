@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use tokio::task::JoinHandle;
 
-use gofer_core::runstore::{DynRunStore, RunSpec};
+use gofer_core::{DynRunStore, RunSpec};
 use gofer_core::{Pipeline, RegistryAuth};
 
 use crate::durable::recorder::Recorder;

@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use tokio::sync::{watch, Notify};
 use tracing::warn;
 
-use gofer_core::runstore::{DynRunStore, RunChange};
 use gofer_core::StoreError;
+use gofer_core::{DynRunStore, RunChange};
 
 /// Most changes written in one transaction.
 const MAX_BATCH: usize = 512;
@@ -184,8 +184,8 @@ impl Drop for WriterGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gofer_core::runstore::InMemoryRunStore;
     use gofer_core::Event;
+    use gofer_core::InMemoryRunStore;
     use std::time::SystemTime;
 
     /// A run store that does not answer: the queue stops growing at the capacity

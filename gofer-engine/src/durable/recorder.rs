@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::watch;
 
-use gofer_core::runstore::RunChange;
+use gofer_core::RunChange;
 use gofer_core::{
     ContainerRef, Event, InjectedVariable, Run, RunHeader, RunState, RunStatus, StatusReason,
     TaskExecution, TaskState, TaskStatus,

@@ -22,7 +22,7 @@ use crate::run::service_state::Services;
 use crate::run::services;
 use crate::run::slots::SlotWait;
 use crate::run::stop::{Stop, StopCause, StopWatch};
-use gofer_core::volume::{VolumeScope, VolumeSpec};
+use gofer_core::{VolumeScope, VolumeSpec};
 
 /// Marks the run aborted if the executor's future is dropped before it completed, and
 /// takes the run off the engine's live runs however it ends.
