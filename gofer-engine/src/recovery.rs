@@ -193,11 +193,11 @@ impl Engine {
             let recorder = Arc::new(Recorder::resumed(u.run, events, journal, inner.clock));
             rt.spawn(writer);
             let mut ctx = RunCtx::new(inner.clone(), pipeline, key.1, u.spec.options(), recorder);
-            ctx.recovered = true;
+            ctx.plan.recovered = true;
             if !pending {
-                ctx.resume = plan.resume;
+                ctx.plan.resume = plan.resume;
             }
-            let (_, wait) = inner.slots.take(&ctx.pipeline, false);
+            let (_, wait) = inner.slots.take(&ctx.plan.pipeline, false);
             report.runs.push(launch(inner, &rt, ctx, wait));
         }
         d.set_recovered();

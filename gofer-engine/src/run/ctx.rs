@@ -56,18 +56,23 @@ pub(crate) struct Shared {
 /// Why the run's API token could not be issued (shared by every task asking for it).
 pub(crate) type TokenFailure = Arc<BoxError>;
 
-/// Everything the tasks of one run share.
-pub(crate) struct RunCtx {
-    pub(crate) engine: Arc<Shared>,
+/// What a run is, fixed when it starts (or is resumed): only read afterwards.
+pub(crate) struct RunPlan {
     pub(crate) pipeline: Pipeline,
     pub(crate) run_id: u64,
     pub(crate) options: RunOptions,
     /// Every placeholder of the run's variables, parsed once.
     pub(crate) placeholders: Placeholders,
-    pub(crate) recorder: Arc<Recorder>,
-    pub(crate) stop: Arc<StopSignal>,
-    /// Each task's own stop (`RunHandle::cancel_task`).
-    pub(crate) task_stops: Arc<TaskStops>,
+    /// How each task goes on, for a run resumed by recovery (empty otherwise).
+    pub(crate) resume: Vec<Resume>,
+    /// Resumed by recovery: containers already under a task's name are adopted.
+    pub(crate) recovered: bool,
+}
+
+/// What the runner prepares for the tasks before any of them starts (the token, the
+/// sandbox, the workspace, the services' states): set once, then only read.
+#[derive(Default)]
+pub(crate) struct RunSetup {
     /// The run's API token: `None` when none was asked for, `Err` when issuing failed.
     pub(crate) token: Option<Result<SecretString, TokenFailure>>,
     /// The run's network sandbox.
@@ -76,12 +81,28 @@ pub(crate) struct RunCtx {
     pub(crate) workspace: Option<String>,
     /// The run's services, as the tasks needing them see them.
     pub(crate) services: Services,
+}
+
+/// How the run, and each of its tasks, is asked to stop.
+pub(crate) struct RunStops {
+    /// The run's (`RunHandle::cancel`, the run timeout).
+    pub(crate) run: Arc<StopSignal>,
+    /// Each task's own (`RunHandle::cancel_task`).
+    pub(crate) tasks: Arc<TaskStops>,
+}
+
+/// What the tasks of one run share, in parts a reader can tell apart: the engine's
+/// shared state, the run's plan (read only), what the runner set up (read only once
+/// tasks run), its stops, its record (every change goes through the recorder) and the
+/// secret values it has seen (tasks only add to them).
+pub(crate) struct RunCtx {
+    pub(crate) engine: Arc<Shared>,
+    pub(crate) plan: RunPlan,
+    pub(crate) setup: RunSetup,
+    pub(crate) stops: RunStops,
+    pub(crate) recorder: Arc<Recorder>,
     /// Every secret value the run has seen, for its log masker.
     pub(crate) secrets: RunSecrets,
-    /// How each task goes on, for a run resumed by recovery (empty otherwise).
-    pub(crate) resume: Vec<Resume>,
-    /// Resumed by recovery: containers already under a task's name are adopted.
-    pub(crate) recovered: bool,
 }
 
 impl RunCtx {
@@ -93,29 +114,30 @@ impl RunCtx {
         recorder: Arc<Recorder>,
     ) -> Self {
         Self {
-            placeholders: Placeholders::parse(&pipeline, &options),
-            task_stops: Arc::new(TaskStops::new(pipeline.tasks.len())),
+            stops: RunStops {
+                run: Arc::new(StopSignal::new()),
+                tasks: Arc::new(TaskStops::new(pipeline.tasks.len())),
+            },
+            plan: RunPlan {
+                placeholders: Placeholders::parse(&pipeline, &options),
+                pipeline,
+                run_id,
+                options,
+                resume: Vec::new(),
+                recovered: false,
+            },
             engine,
-            pipeline,
-            run_id,
-            options,
+            setup: RunSetup::default(),
             recorder,
-            stop: Arc::new(StopSignal::new()),
-            token: None,
-            sandbox: None,
-            workspace: None,
-            services: Services::default(),
             secrets: RunSecrets::default(),
-            resume: Vec::new(),
-            recovered: false,
         }
     }
 
     /// Task `idx`'s view of the stops: the run's and its own.
     pub(crate) fn task_stop(&self, idx: usize) -> StopWatch {
-        match self.task_stops.signal(idx) {
-            Some(own) => self.stop.subscribe_with(own),
-            None => self.stop.subscribe(),
+        match self.stops.tasks.signal(idx) {
+            Some(own) => self.stops.run.subscribe_with(own),
+            None => self.stops.run.subscribe(),
         }
     }
 

@@ -1,6 +1,14 @@
 //! One task's life: resolve its variables, wait for a container slot, start (or adopt)
 //! its container, pump its log while awaiting its exit, record the outcome, remove the
 //! container.
+//!
+//! What a task may touch, through its run's [`RunCtx`]: it reads `plan` (the pipeline,
+//! its options and placeholders, how a resumed run goes on) and `setup` (the token,
+//! sandbox, workspace and services the runner prepared); it writes only its own
+//! record (`recorder`, by its index) and adds the secret values it resolved to
+//! `secrets`; it watches its stops (`task_stop`); of the engine it uses the containers
+//! (`engine.containers`, `engine.container_slots`), the stores its variables are
+//! looked up in, and the log output (`output()`).
 
 use std::sync::Arc;
 
@@ -24,7 +32,7 @@ use crate::run::stop::StopWatch;
 /// Runs task `idx` of the run to completion, attempt after attempt as its retry
 /// policy allows, and returns its status (its last attempt's).
 pub(crate) async fn execute_task(ctx: Arc<RunCtx>, idx: usize) -> TaskStatus {
-    let task = &ctx.pipeline.tasks[idx];
+    let task = &ctx.plan.pipeline.tasks[idx];
     let span = tracing::debug_span!("task", task = %task.id);
     // A resumed run goes on with the attempt it recorded (its container, if any, is
     // adopted); later attempts start afresh.
@@ -114,7 +122,7 @@ fn container_spec(
     registry_auth: Option<RegistryAuth>,
     attempt: u32,
 ) -> ContainerSpec {
-    let task = &ctx.pipeline.tasks[idx];
+    let task = &ctx.plan.pipeline.tasks[idx];
     let engine = &ctx.engine;
     let mut spec = ContainerSpec::new(name, task.image.clone())
         .pull_policy(task.pull_policy)
@@ -122,8 +130,8 @@ fn container_spec(
         .env(env)
         .labels(naming::task_attempt_labels(
             &engine.instance_id,
-            &ctx.pipeline.id,
-            ctx.run_id,
+            &ctx.plan.pipeline.id,
+            ctx.plan.run_id,
             &task.id,
             attempt,
         ))
@@ -137,16 +145,18 @@ fn container_spec(
         .attach_output(true);
     spec.entrypoint = task.entrypoint.clone();
     spec.command = task.command.clone();
-    if let Some(sandbox) = &ctx.sandbox {
+    if let Some(sandbox) = &ctx.setup.sandbox {
         spec = spec.network(NetworkMode::Sandbox(sandbox.clone()));
     }
     // The host's API socket directory, for a task given a token.
-    if let (true, Some(Ok(_)), Some(dir)) =
-        (task.inject_api_token, &ctx.token, &engine.api_socket_dir)
-    {
+    if let (true, Some(Ok(_)), Some(dir)) = (
+        task.inject_api_token,
+        &ctx.setup.token,
+        &engine.api_socket_dir,
+    ) {
         spec = spec.mount(Mount::bind(dir.clone(), API_MOUNT_DIR));
     }
-    if let Some(volume) = &ctx.workspace {
+    if let Some(volume) = &ctx.setup.workspace {
         spec = spec.mount(Mount::volume(volume.clone(), WORKSPACE_PATH));
     }
     spec
@@ -159,12 +169,12 @@ async fn run_task(
     permit: &mut Option<tokio::sync::OwnedSemaphorePermit>,
     container: &mut Option<ContainerId>,
 ) -> Outcome {
-    let task = &ctx.pipeline.tasks[idx];
+    let task = &ctx.plan.pipeline.tasks[idx];
     let engine = &ctx.engine;
     let mut stop = ctx.task_stop(idx);
 
     // A resumed run: the task's container may already exist, or be gone.
-    let attach = match ctx.resume.get(idx).filter(|_| resumed) {
+    let attach = match ctx.plan.resume.get(idx).filter(|_| resumed) {
         Some(Resume::Orphaned) => return Outcome::orphaned(),
         Some(Resume::Attach { id, state }) => Some((id.clone(), *state)),
         _ => None,
@@ -175,19 +185,19 @@ async fn run_task(
     let attempt = ctx.recorder.attempt(idx);
     let name = naming::task_container_name_attempt(
         &engine.instance_id,
-        &ctx.pipeline.id,
-        ctx.run_id,
+        &ctx.plan.pipeline.id,
+        ctx.plan.run_id,
         &task.id,
         attempt,
     );
     let lookup = Lookup {
         secrets: &*engine.secrets,
         objects: &*engine.objects,
-        pipeline: &ctx.pipeline.id,
-        run: ctx.run_id,
-        options: &ctx.options,
-        placeholders: &ctx.placeholders,
-        token: ctx.token.as_ref(),
+        pipeline: &ctx.plan.pipeline.id,
+        run: ctx.plan.run_id,
+        options: &ctx.plan.options,
+        placeholders: &ctx.plan.placeholders,
+        token: ctx.setup.token.as_ref(),
         api_socket: engine.api_socket_dir.is_some(),
         attempt: Some(attempt),
     };
@@ -195,8 +205,8 @@ async fn run_task(
         (Ok(r), None) => {
             ctx.secrets.add(r.secrets);
             let log = engine.sink.locate(&LogKey::attempt(
-                ctx.pipeline.id.clone(),
-                ctx.run_id,
+                ctx.plan.pipeline.id.clone(),
+                ctx.plan.run_id,
                 &task.id,
                 ctx.recorder.attempt(idx),
             ));
@@ -219,7 +229,7 @@ async fn run_task(
     // The services it needs, ready (not for a container that already exists).
     if attach.is_none() && !task.services.is_empty() {
         tokio::select! {
-            r = ctx.services.ready(&task.services) => {
+            r = ctx.setup.services.ready(&task.services) => {
                 if let Err(why) = r {
                     return Outcome::service_unavailable(why);
                 }
@@ -259,7 +269,7 @@ async fn run_task(
                 return Outcome::scheduler_error(e.to_string());
             }
             let spec = container_spec(ctx, idx, name, env, registry_auth, attempt);
-            let id = match engine.containers.start(spec, ctx.recovered).await {
+            let id = match engine.containers.start(spec, ctx.plan.recovered).await {
                 Ok(id) => id,
                 Err(e) => {
                     return Outcome::scheduler_error(format!("cannot start the container: {e}"))
@@ -293,7 +303,7 @@ async fn run_task(
 /// Waits for the container's exit, stopping it on the task's timeout or a stop of
 /// the run.
 async fn watch_exit(ctx: &RunCtx, idx: usize, id: &ContainerId, stop: &mut StopWatch) -> Outcome {
-    let task = &ctx.pipeline.tasks[idx];
+    let task = &ctx.plan.pipeline.tasks[idx];
     let engine = &ctx.engine;
     let s = engine.containers.scheduler();
     let timeout = async {
@@ -316,7 +326,7 @@ async fn watch_exit(ctx: &RunCtx, idx: usize, id: &ContainerId, stop: &mut StopW
             Outcome::task_timeout(task.timeout.unwrap_or_default()),
         ),
         st = stop.stopped() => (st.grace, stop_outcome(st, Phase::Running)),
-        why = ctx.services.failed(&task.services) => (
+        why = ctx.setup.services.failed(&task.services) => (
             engine.limits.stop_grace,
             Outcome::service_unavailable(why),
         ),
@@ -341,10 +351,10 @@ pub(crate) async fn pump_logs(
     id: &ContainerId,
     exited: oneshot::Receiver<()>,
 ) -> Option<String> {
-    let task = &ctx.pipeline.tasks[idx];
+    let task = &ctx.plan.pipeline.tasks[idx];
     let key = LogKey::attempt(
-        ctx.pipeline.id.clone(),
-        ctx.run_id,
+        ctx.plan.pipeline.id.clone(),
+        ctx.plan.run_id,
         &task.id,
         ctx.recorder.attempt(idx),
     );

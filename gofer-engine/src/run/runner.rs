@@ -53,13 +53,18 @@ pub(crate) fn launch(
 ) -> RunHandle {
     let recorder = ctx.recorder.clone();
     let handle = RunHandle::new(
-        ctx.pipeline.id.clone(),
-        ctx.run_id,
+        ctx.plan.pipeline.id.clone(),
+        ctx.plan.run_id,
         recorder.clone(),
-        ctx.stop.clone(),
-        ctx.task_stops.clone(),
+        ctx.stops.run.clone(),
+        ctx.stops.tasks.clone(),
         engine.sink.clone(),
-        ctx.pipeline.services.iter().map(|s| s.id.clone()).collect(),
+        ctx.plan
+            .pipeline
+            .services
+            .iter()
+            .map(|s| s.id.clone())
+            .collect(),
     );
     engine
         .live
@@ -77,11 +82,11 @@ pub(crate) fn launch(
 }
 
 async fn execute_run(ctx: RunCtx, wait: SlotWait) {
-    let span = tracing::info_span!("run", pipeline = %ctx.pipeline.id, run = ctx.run_id);
+    let span = tracing::info_span!("run", pipeline = %ctx.plan.pipeline.id, run = ctx.plan.run_id);
     let guard = AbortGuard {
         recorder: ctx.recorder.clone(),
         engine: ctx.engine.clone(),
-        key: (ctx.pipeline.id.clone(), ctx.run_id),
+        key: (ctx.plan.pipeline.id.clone(), ctx.plan.run_id),
     };
     run_inner(ctx, wait).instrument(span).await;
     drop(guard);
@@ -98,8 +103,8 @@ async fn complete(recorder: &Recorder, stop: Option<Stop>) {
 async fn run_inner(mut ctx: RunCtx, wait: SlotWait) {
     let recorder = ctx.recorder.clone();
     let engine = ctx.engine.clone();
-    let pipeline_id = ctx.pipeline.id.clone();
-    let mut stop_rx = ctx.stop.subscribe();
+    let pipeline_id = ctx.plan.pipeline.id.clone();
+    let mut stop_rx = ctx.stops.run.subscribe();
 
     // Pending: wait for a pipeline slot, or for a cancel.
     let _slot = match wait {
@@ -135,18 +140,19 @@ async fn run_inner(mut ctx: RunCtx, wait: SlotWait) {
     // The API token, when a task asks for one: a resumed run's own again when the
     // issuer can give it (its running containers hold it), else a new one.
     if let Some(issuer) = &engine.tokens {
-        if ctx.pipeline.tasks.iter().any(|t| t.inject_api_token) {
+        if ctx.plan.pipeline.tasks.iter().any(|t| t.inject_api_token) {
             let mut resumed = None;
-            if ctx.recovered {
-                match issuer.resume(&pipeline_id, ctx.run_id).await {
+            if ctx.plan.recovered {
+                match issuer.resume(&pipeline_id, ctx.plan.run_id).await {
                     Ok(t) => resumed = t,
                     Err(e) => warn!(error = %e, "cannot resume the run's API token"),
                 }
                 let holders = ctx
+                    .plan
                     .pipeline
                     .tasks
                     .iter()
-                    .zip(&ctx.resume)
+                    .zip(&ctx.plan.resume)
                     .any(|(t, r)| t.inject_api_token && matches!(r, Resume::Attach { .. }));
                 if resumed.is_none() && holders {
                     warn!(
@@ -158,9 +164,9 @@ async fn run_inner(mut ctx: RunCtx, wait: SlotWait) {
             }
             let token = match resumed {
                 Some(t) => Ok(t),
-                None => issuer.issue(&pipeline_id, ctx.run_id).await,
+                None => issuer.issue(&pipeline_id, ctx.plan.run_id).await,
             };
-            ctx.token = Some(match token {
+            ctx.setup.token = Some(match token {
                 Ok(t) => {
                     ctx.secrets.add([t.clone()]);
                     Ok(t)
@@ -174,24 +180,24 @@ async fn run_inner(mut ctx: RunCtx, wait: SlotWait) {
     let mut sandbox_error = None;
     if let Some(image) = &engine.sandbox_image {
         let spec = SandboxSpec::new(
-            naming::sandbox_container_name(&engine.instance_id, &pipeline_id, ctx.run_id),
+            naming::sandbox_container_name(&engine.instance_id, &pipeline_id, ctx.plan.run_id),
             image.clone(),
         )
         .labels(naming::sandbox_labels(
             &engine.instance_id,
             &pipeline_id,
-            ctx.run_id,
+            ctx.plan.run_id,
         ));
-        match engine.containers.sandbox(spec, ctx.recovered).await {
-            Ok(id) => ctx.sandbox = Some(id),
+        match engine.containers.sandbox(spec, ctx.plan.recovered).await {
+            Ok(id) => ctx.setup.sandbox = Some(id),
             Err(e) => sandbox_error = Some(format!("cannot create the run's network sandbox: {e}")),
         }
     }
 
     // The shared workspace, when the pipeline asks for one.
-    if sandbox_error.is_none() && ctx.pipeline.workspace {
+    if sandbox_error.is_none() && ctx.plan.pipeline.workspace {
         match create_workspace(&engine, &ctx).await {
-            Ok(name) => ctx.workspace = Some(name),
+            Ok(name) => ctx.setup.workspace = Some(name),
             Err(message) => sandbox_error = Some(message),
         }
     }
@@ -201,13 +207,14 @@ async fn run_inner(mut ctx: RunCtx, wait: SlotWait) {
     // A resumed run's tasks already complete, orphaned, or whose container exited
     // while the host was away (only collected) need none.
     let to_run = ctx
+        .plan
         .pipeline
         .tasks
         .iter()
         .enumerate()
         .filter(|(i, _)| {
             !matches!(
-                ctx.resume.get(*i),
+                ctx.plan.resume.get(*i),
                 Some(
                     Resume::Complete(_)
                         | Resume::Orphaned
@@ -219,8 +226,8 @@ async fn run_inner(mut ctx: RunCtx, wait: SlotWait) {
             )
         })
         .map(|(_, t)| t);
-    let (services, senders) = Services::channels(&ctx.pipeline.services, to_run);
-    ctx.services = services;
+    let (services, senders) = Services::channels(&ctx.plan.pipeline.services, to_run);
+    ctx.setup.services = services;
 
     let ctx = Arc::new(ctx);
     let running = (sandbox_error.is_none()).then(|| services::start_all(&ctx, senders));
@@ -231,7 +238,11 @@ async fn run_inner(mut ctx: RunCtx, wait: SlotWait) {
                 .await;
         }
     } else {
-        let timeout = ctx.options.timeout_value().or(engine.limits.run_timeout);
+        let timeout = ctx
+            .plan
+            .options
+            .timeout_value()
+            .or(engine.limits.run_timeout);
         // A timeout too far away to represent as an instant is no timeout.
         let deadline = timeout.and_then(|t| started.checked_add(t));
         run_graph(&ctx, &mut stop_rx, deadline).await;
@@ -242,26 +253,33 @@ async fn run_inner(mut ctx: RunCtx, wait: SlotWait) {
     if let Some(running) = running {
         services::stop_all(&ctx, running).await;
     }
-    if ctx.recovered {
+    if ctx.plan.recovered {
         // A service container kept for adoption that its service never took (its
         // variables no longer resolve, the sandbox failed): removed with the run.
         services::remove_unadopted(&ctx).await;
     }
-    if let Some(name) = &ctx.workspace {
+    if let Some(name) = &ctx.setup.workspace {
         engine.containers.remove_volume(name).await;
     }
-    if let Some(id) = &ctx.sandbox {
+    if let Some(id) = &ctx.setup.sandbox {
         engine.containers.remove(id).await;
     }
-    if let (Some(issuer), Some(Ok(token))) = (&engine.tokens, &ctx.token) {
-        if let Err(e) = issuer.revoke(&pipeline_id, ctx.run_id, token.clone()).await {
+    if let (Some(issuer), Some(Ok(token))) = (&engine.tokens, &ctx.setup.token) {
+        if let Err(e) = issuer
+            .revoke(&pipeline_id, ctx.plan.run_id, token.clone())
+            .await
+        {
             warn!(error = %e, "cannot revoke the run's API token");
         }
     }
-    if let Err(e) = engine.objects.run_finished(&pipeline_id, ctx.run_id).await {
+    if let Err(e) = engine
+        .objects
+        .run_finished(&pipeline_id, ctx.plan.run_id)
+        .await
+    {
         warn!(error = %e, "object store run_finished failed");
     }
-    complete(&recorder, ctx.stop.current()).await;
+    complete(&recorder, ctx.stops.run.current()).await;
 }
 
 /// Makes the run's workspace volume (a resumed run finds it made: creating it again
@@ -280,11 +298,12 @@ async fn create_workspace(engine: &Arc<Shared>, ctx: &RunCtx) -> Result<String, 
             }
         ));
     }
-    let name = naming::workspace_volume_name(&engine.instance_id, &ctx.pipeline.id, ctx.run_id);
+    let name =
+        naming::workspace_volume_name(&engine.instance_id, &ctx.plan.pipeline.id, ctx.plan.run_id);
     let spec = VolumeSpec::new(name.clone()).labels(naming::workspace_labels(
         &engine.instance_id,
-        &ctx.pipeline.id,
-        ctx.run_id,
+        &ctx.plan.pipeline.id,
+        ctx.plan.run_id,
     ));
     match container::guarded(s, "create_volume", s.create_volume(spec)).await {
         Ok(()) => Ok(name),
@@ -299,7 +318,7 @@ fn unmet_condition(
     statuses: &[Option<TaskStatus>],
     index: &dyn Fn(&str) -> usize,
 ) -> Option<String> {
-    let task = &ctx.pipeline.tasks[idx];
+    let task = &ctx.plan.pipeline.tasks[idx];
     for (parent, need) in &task.depends_on {
         let status = statuses[index(parent)].unwrap_or(TaskStatus::Unknown);
         let ok = match need {
@@ -354,7 +373,7 @@ async fn run_graph(
     stop_rx: &mut StopWatch,
     deadline: Option<tokio::time::Instant>,
 ) {
-    let tasks = &ctx.pipeline.tasks;
+    let tasks = &ctx.plan.pipeline.tasks;
     let n = tasks.len();
     let index_map: HashMap<&str, usize> = tasks
         .iter()
@@ -375,7 +394,7 @@ async fn run_graph(
         }
     }
     // A resumed run: tasks already complete count as finished.
-    for (i, r) in ctx.resume.iter().enumerate() {
+    for (i, r) in ctx.plan.resume.iter().enumerate() {
         if let Resume::Complete(status) = r {
             g.finish(i, *status);
         }
@@ -394,7 +413,7 @@ async fn run_graph(
                 // Ended before its parents did (its own cancel).
                 continue;
             }
-            if let Some(stop) = stop_rx.current().or_else(|| ctx.task_stops.current(i)) {
+            if let Some(stop) = stop_rx.current().or_else(|| ctx.stops.tasks.current(i)) {
                 ctx.recorder
                     .task_complete(i, stop_outcome(stop, Phase::NotStarted))
                     .await;
@@ -448,19 +467,19 @@ async fn run_graph(
                     None => std::future::pending().await,
                 }
             }, if !stop_seen => {
-                ctx.stop.request(Stop { cause: StopCause::Timeout, grace: ctx.engine.limits.stop_grace });
+                ctx.stops.run.request(Stop { cause: StopCause::Timeout, grace: ctx.engine.limits.stop_grace });
                 stop_seen = true;
             }
             _ = stop_rx.stopped(), if !stop_seen => {
                 stop_seen = true;
             }
-            () = ctx.task_stops.requested() => {
+            () = ctx.stops.tasks.requested() => {
                 // A task cancelled before it started ends now, not when its parents do.
                 for (i, &was_started) in started.iter().enumerate() {
                     if was_started || g.statuses[i].is_some() {
                         continue;
                     }
-                    if let Some(stop) = ctx.task_stops.current(i) {
+                    if let Some(stop) = ctx.stops.tasks.current(i) {
                         ctx.recorder
                             .task_complete(i, stop_outcome(stop, Phase::NotStarted))
                             .await;

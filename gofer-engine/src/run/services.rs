@@ -123,7 +123,7 @@ pub(crate) async fn stop_all(ctx: &Arc<RunCtx>, running: Running) {
                 Ok(incomplete) => incomplete,
                 Err(e) => Some(format!("the service's log pump failed: {e}")),
             };
-            let service = &ctx.pipeline.services[j].id;
+            let service = &ctx.plan.pipeline.services[j].id;
             ctx.recorder.service_log_done(service, incomplete).await;
             ctx.engine.containers.remove(&id).await;
         }
@@ -137,7 +137,11 @@ pub(crate) async fn stop_all(ctx: &Arc<RunCtx>, running: Running) {
 /// run, those kept for adoption that no service took.
 pub(crate) async fn remove_unadopted(ctx: &Arc<RunCtx>) {
     let s = ctx.engine.containers.scheduler();
-    let mut filter = naming::sandbox_labels(&ctx.engine.instance_id, &ctx.pipeline.id, ctx.run_id);
+    let mut filter = naming::sandbox_labels(
+        &ctx.engine.instance_id,
+        &ctx.plan.pipeline.id,
+        ctx.plan.run_id,
+    );
     filter.insert(naming::LABEL_ROLE.to_string(), "service".to_string());
     match guarded(s, "list", s.list(&filter)).await {
         Ok(left) => {
@@ -156,14 +160,18 @@ pub(crate) async fn remove_unadopted(ctx: &Arc<RunCtx>) {
 fn container_name(ctx: &RunCtx, service: &str) -> String {
     naming::service_container_name(
         &ctx.engine.instance_id,
-        &ctx.pipeline.id,
-        ctx.run_id,
+        &ctx.plan.pipeline.id,
+        ctx.plan.run_id,
         service,
     )
 }
 
 fn labels(ctx: &RunCtx, service: &str, role: &str) -> std::collections::BTreeMap<String, String> {
-    let mut l = naming::sandbox_labels(&ctx.engine.instance_id, &ctx.pipeline.id, ctx.run_id);
+    let mut l = naming::sandbox_labels(
+        &ctx.engine.instance_id,
+        &ctx.plan.pipeline.id,
+        ctx.plan.run_id,
+    );
     l.insert(naming::LABEL_ROLE.to_string(), role.to_string());
     l.insert(naming::LABEL_SERVICE.to_string(), service.to_string());
     l
@@ -181,10 +189,10 @@ fn spec_for(
         .pull_policy(service.pull_policy)
         .labels(labels(ctx, &service.id, role))
         .init(true);
-    if let Some(sandbox) = &ctx.sandbox {
+    if let Some(sandbox) = &ctx.setup.sandbox {
         spec = spec.network(NetworkMode::Sandbox(sandbox.clone()));
     }
-    if let Some(volume) = &ctx.workspace {
+    if let Some(volume) = &ctx.setup.workspace {
         spec = spec.mount(Mount::volume(volume.clone(), WORKSPACE_PATH));
     }
     spec
@@ -198,13 +206,13 @@ async fn run_service(
     slot: Slot,
     probes: Probes,
 ) {
-    let service = &ctx.pipeline.services[j];
+    let service = &ctx.plan.pipeline.services[j];
     let id = &service.id;
     let fail = |why: String| {
         debug!(service = %id, %why, "service failed");
         let _ = tx.send(ServiceState::Failed(why));
     };
-    if ctx.sandbox.is_none() {
+    if ctx.setup.sandbox.is_none() {
         return fail(format!(
             "service {id:?} cannot start: services need the engine's network sandbox \
              (EngineBuilder::network_sandbox), which is how tasks reach them on localhost"
@@ -215,16 +223,16 @@ async fn run_service(
     let lookup = Lookup {
         secrets: &*engine.secrets,
         objects: &*engine.objects,
-        pipeline: &ctx.pipeline.id,
-        run: ctx.run_id,
-        options: &ctx.options,
-        placeholders: &ctx.placeholders,
-        token: ctx.token.as_ref(),
+        pipeline: &ctx.plan.pipeline.id,
+        run: ctx.plan.run_id,
+        options: &ctx.plan.options,
+        placeholders: &ctx.plan.placeholders,
+        token: ctx.setup.token.as_ref(),
         // A service gets no API token, so no API socket either.
         api_socket: false,
         attempt: None,
     };
-    let resolved = match resolve(&lookup, ctx.pipeline.tasks.len() + j, &as_task).await {
+    let resolved = match resolve(&lookup, ctx.plan.pipeline.tasks.len() + j, &as_task).await {
         Ok(r) => r,
         Err(e) => return fail(format!("service {id:?} cannot start: {e}")),
     };
@@ -237,7 +245,7 @@ async fn run_service(
     // Seen through even when the run ends meanwhile: a start dropped after the engine
     // got it could leave a container no one knows of. Once it is in the slot,
     // `stop_all` stops and removes it.
-    let cid = match engine.containers.start(spec, ctx.recovered).await {
+    let cid = match engine.containers.start(spec, ctx.plan.recovered).await {
         Ok(cid) => cid,
         Err(e) => return fail(format!("service {id:?} cannot start: {e}")),
     };
@@ -333,7 +341,7 @@ async fn run_probe(
     probes: &Probes,
 ) -> Result<ExitStatus, String> {
     let engine = ctx.engine.clone();
-    let recovered = ctx.recovered;
+    let recovered = ctx.plan.recovered;
     let held = probes.clone().read_owned().await;
     // Dropped with this future: the probe's task then stops waiting.
     let (_dropped, gone) = oneshot::channel::<()>();
@@ -365,7 +373,7 @@ async fn keep_log(
     id: ContainerId,
     exited: oneshot::Receiver<()>,
 ) -> Option<String> {
-    let key = LogKey::service(ctx.pipeline.id.clone(), ctx.run_id, &service);
+    let key = LogKey::service(ctx.plan.pipeline.id.clone(), ctx.plan.run_id, &service);
     let recorder = ctx.recorder.clone();
     let notify: Arc<dyn Fn() + Send + Sync> = Arc::new(move || recorder.log_written());
     let opened = || ctx.recorder.service_log_opened(&service);
