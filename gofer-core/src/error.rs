@@ -197,7 +197,7 @@ pub enum StoreError {
     },
     /// The store's file cannot be used and retrying will not help: it is damaged
     /// (for example truncated), belongs to something else, or was written by newer
-    /// code. The source says which (for SQLite stores a `gofer_core::sqlite::OpenError`).
+    /// code. The source says which (for SQLite stores a `gofer_sqlite::OpenError`).
     #[error("{store}: unusable database: {source}")]
     Unusable {
         /// The store.

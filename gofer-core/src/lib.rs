@@ -7,8 +7,6 @@ pub mod fake;
 #[cfg(feature = "mock")]
 pub mod mock;
 pub mod naming;
-#[cfg(feature = "sqlite")]
-pub mod sqlite;
 #[cfg(feature = "conformance")]
 pub mod testing;
 

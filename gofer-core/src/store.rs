@@ -140,6 +140,14 @@ pub type DynSecretStore = dyn SecretStore;
 ///
 /// Run objects are scoped to one run of a pipeline; a parent task can leave one for
 /// its children. [`ObjectStore::run_finished`] lets a store expire old runs' objects.
+///
+/// The two scopes have methods of their own rather than one scope argument, on
+/// purpose: their rules differ (a pipeline's objects live until deleted and count
+/// against a per-pipeline limit; a run's objects count against a per-run
+/// [`RunObjectQuota`] and expire with [`ObjectStore::run_finished`]), a store keeps them
+/// apart (the SQLite store in two tables), and each method's contract then states
+/// exactly one set of rules, where a scope argument would make every method say "for a
+/// pipeline ..., for a run ...".
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
 pub trait ObjectStore: fmt::Debug + Send + Sync + 'static {

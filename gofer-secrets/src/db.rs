@@ -24,12 +24,11 @@ pub(crate) fn backend(
 }
 
 /// Opens (creating if needed) the database at `path` with
-/// [`gofer_core::sqlite::open`]: a new file is created whole with mode `0600`, WAL
+/// [`gofer_sqlite::open`]: a new file is created whole with mode `0600`, WAL
 /// is required, the schema is migrated, and a damaged file (empty, truncated, a
 /// garbage header, a corrupt page) is refused with [`StoreError::Unusable`].
 pub(crate) fn open(store: &'static str, path: &Path) -> Result<Connection, StoreError> {
-    gofer_core::sqlite::open(path, &crate::sqlite_schema::SCHEMA)
-        .map_err(|e| e.into_store_error(store))
+    gofer_sqlite::open(path, &crate::sqlite_schema::SCHEMA).map_err(|e| e.into_store_error(store))
 }
 
 /// State shared by the handles of one store: a connection plus whatever else must

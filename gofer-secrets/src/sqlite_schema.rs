@@ -1,6 +1,6 @@
 //! The schema of a gofer-secrets SQLite file and its migrations.
 
-use gofer_core::sqlite::Schema;
+use gofer_sqlite::Schema;
 use rusqlite::Connection;
 
 /// The schema of a gofer-secrets file. The secret and the object store share it, so

@@ -59,7 +59,7 @@ impl SqliteSecretStore {
     /// # Errors
     /// [`StoreError::Integrity`] when the file is under another key,
     /// [`StoreError::Unusable`] when it is damaged, is not a gofer-secrets file or has
-    /// a newer schema (the source is a [`gofer_core::sqlite::OpenError`]),
+    /// a newer schema (the source is a [`gofer_sqlite::OpenError`]),
     /// [`StoreError::Backend`] when it cannot be opened.
     pub async fn open(path: impl AsRef<Path>, key: EncryptionKey) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();

@@ -6,9 +6,9 @@
 mod common;
 
 use common::*;
-use gofer_core::sqlite::OpenError;
 use gofer_core::{SecretStore, StoreError};
 use gofer_secrets::{SqliteObjectStore, SqliteSecretStore};
+use gofer_sqlite::OpenError;
 use secrecy::ExposeSecret;
 
 /// A store file holding a few secrets, checkpointed so everything is in the file.

@@ -1,6 +1,6 @@
 //! The database schema and its migrations.
 
-use gofer_core::sqlite::Schema;
+use gofer_sqlite::Schema;
 use rusqlite::Connection;
 
 /// Version 1: runs, their tasks and events.
@@ -68,7 +68,7 @@ INSERT INTO store (id)
     WHERE NOT EXISTS (SELECT 1 FROM store);
 ";
 
-/// The run store's schema for [`gofer_core::sqlite::open`]: the file mode, WAL,
+/// The run store's schema for [`gofer_sqlite::open`]: the file mode, WAL,
 /// busy timeout, versioning and migrations are the opener's, shared with the secret
 /// store.
 ///

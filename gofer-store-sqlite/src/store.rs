@@ -72,7 +72,7 @@ fn from_json<T: serde::de::DeserializeOwned>(
 
 impl SqliteRunStore {
     /// Opens (or creates) the database at `path`, creating its parent directory,
-    /// with [`gofer_core::sqlite::open`]: a new file is created whole with mode
+    /// with [`gofer_sqlite::open`]: a new file is created whole with mode
     /// `0600`, WAL is required, and the schema is migrated to this build's version.
     ///
     /// Blocking: call it at start-up, or from `spawn_blocking`.
@@ -81,14 +81,14 @@ impl SqliteRunStore {
     /// [`StoreError::Unusable`] when the file is damaged (empty, truncated), is not a
     /// run store, or has a newer schema than this build; [`StoreError::Backend`] when
     /// it cannot be opened or created (the source is a
-    /// [`gofer_core::sqlite::OpenError`]).
+    /// [`gofer_sqlite::OpenError`]).
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| backend("create directory", e))?;
         }
-        let conn = gofer_core::sqlite::open(&path, &schema::SCHEMA)
-            .map_err(|e| e.into_store_error(NAME))?;
+        let conn =
+            gofer_sqlite::open(&path, &schema::SCHEMA).map_err(|e| e.into_store_error(NAME))?;
         let id = conn
             .query_row("SELECT id FROM store", [], |r| r.get(0))
             .map_err(|e| backend("read the store id", e))?;

@@ -158,12 +158,12 @@ async fn a_newer_schema_is_refused_with_a_typed_error() {
         panic!("not Unusable: {err}");
     };
     let open = source
-        .downcast_ref::<gofer_core::sqlite::OpenError>()
+        .downcast_ref::<gofer_sqlite::OpenError>()
         .expect("an OpenError");
     assert!(
         matches!(
             open,
-            gofer_core::sqlite::OpenError::NewerSchema {
+            gofer_sqlite::OpenError::NewerSchema {
                 found: 99,
                 supported: 3,
                 ..

@@ -1,47 +1,13 @@
-//! One way to open a SQLite database, shared by every gofer crate that keeps one
-//! (the run store, the secret and object stores). Feature `sqlite`.
-//!
-//! [`open`] gives every database the same treatment:
-//!
-//! - **Creation is atomic and private.** A new database is built in a temporary file
-//!   (mode `0600` on Unix) beside the target, its whole schema applied, and only then
-//!   linked into place. So a file at the path is either a complete gofer database or
-//!   damage: an existing file that is empty, shorter than its header says, or has no
-//!   SQLite header is refused with [`OpenError::Damaged`], never opened as an empty
-//!   store. An existing file readable by others is tightened to `0600`; SQLite gives
-//!   the `-wal` and `-shm` files the main file's mode.
-//! - **WAL is required**: a file system where SQLite cannot use a write-ahead log is
-//!   an error ([`OpenError::NoWal`]), with `synchronous = FULL` (a committed change
-//!   survives a power cut) and foreign keys on.
-//! - **One busy timeout**: [`BUSY_TIMEOUT`] (30 s) for every connection.
-//! - **One schema-version scheme**: `PRAGMA application_id` says which [`Schema`] the
-//!   file holds ([`OpenError::OtherApplication`] otherwise) and `PRAGMA user_version`
-//!   how many of its migrations were applied.
-//! - **One migration path**: [`Schema::migrations`] is an ordered list of SQL steps;
-//!   step *i* takes the file from version *i* to *i + 1* in one transaction of its own.
-//!   A file newer than the code knows is refused with [`OpenError::NewerSchema`].
-//!
-//! ```
-//! use gofer_core::sqlite::{open, Schema};
-//! const NOTES: Schema = Schema::new("notes", 0x6e6f_7465, &[
-//!     "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL);",
-//!     "ALTER TABLE notes ADD COLUMN author TEXT;",
-//! ]);
-//! let dir = std::env::temp_dir().join(format!("gofer-sqlite-doc-{}", std::process::id()));
-//! std::fs::create_dir_all(&dir)?;
-//! let conn = open(&dir.join("notes.db"), &NOTES)?;
-//! let version: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-//! assert_eq!(version, 2);
-//! # drop(conn); std::fs::remove_dir_all(&dir)?;
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
-use crate::StoreError;
+use gofer_core::StoreError;
 
 /// Re-exported so stores use the same `rusqlite` as the opener.
 pub use rusqlite;
@@ -404,10 +370,8 @@ fn migrate(conn: &Connection, path: &Path, schema: &Schema) -> Result<(), OpenEr
     Ok(())
 }
 
-#[path = "sqlite_file.rs"]
 mod file;
 use file::{check_file, create};
 
 #[cfg(test)]
-#[path = "sqlite_tests.rs"]
 mod tests;
