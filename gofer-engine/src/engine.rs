@@ -22,13 +22,13 @@ use crate::durable::recorder::Recorder;
 use crate::logs::file_sink::FileLogSink;
 use crate::logs::pipe::Writers;
 use crate::logs::sink::LogSink;
+use crate::run::admission::Admission;
 use crate::run::container::Containers;
 use crate::run::ctx::{RunCtx, Shared};
 use crate::run::errors::{EngineError, RunError};
 use crate::run::handle::RunHandle;
 use crate::run::limits::Limits;
 use crate::run::runner::launch;
-use crate::run::slots::Slots;
 use gofer_core::TokenIssuer;
 
 /// Builds an [`Engine`].
@@ -225,7 +225,7 @@ impl EngineBuilder {
                 sandbox_image: self.sandbox_image,
                 container_slots,
                 log_writers: Writers::default(),
-                slots: Slots::default(),
+                admission: Admission::default(),
                 durable: self.store.map(Durability::new),
                 clock: Clock::new(),
                 fail_on_incomplete_log: self.fail_on_incomplete_log,
@@ -361,7 +361,7 @@ impl Engine {
             return Err(RunError::NotRecovered);
         }
 
-        let (run_id, wait) = self.inner.slots.take(pipeline, true);
+        let (run_id, wait) = self.inner.admission.take(pipeline, true);
 
         let tasks = pipeline
             .tasks

@@ -130,7 +130,7 @@ impl Engine {
         let filter = naming::engine_filter(&inner.instance_id);
         let containers = guarded(s, "list", s.list(&filter)).await?;
         let Some(d) = &inner.durable else {
-            if inner.slots.started_any() {
+            if inner.admission.started_any() {
                 // Its own runs' containers carry the same label: leave them alone.
                 return Ok(report);
             }
@@ -139,7 +139,7 @@ impl Engine {
             return Ok(report);
         };
         for (pipeline, last) in d.store.last_run_ids().await? {
-            inner.slots.seed_next_run(&pipeline, last);
+            inner.admission.seed_next_run(&pipeline, last);
         }
         let unfinished: Vec<UnfinishedRun> = d
             .store
@@ -197,7 +197,7 @@ impl Engine {
             if !pending {
                 ctx.plan.resume = plan.resume;
             }
-            let (_, wait) = inner.slots.take(&ctx.plan.pipeline, false);
+            let (_, wait) = inner.admission.take(&ctx.plan.pipeline, false);
             report.runs.push(launch(inner, &rt, ctx, wait));
         }
         d.set_recovered();

@@ -16,6 +16,7 @@ use crate::durable::plan::Resume;
 use crate::durable::recorder::Recorder;
 use crate::logs::pipe::Writers;
 use crate::logs::sink::LogSink;
+use crate::run::admission::Admission;
 use crate::run::container::Containers;
 use crate::run::handle::RunHandle;
 use crate::run::limits::Limits;
@@ -23,7 +24,6 @@ use crate::run::pump::Output;
 use crate::run::resolve::Placeholders;
 use crate::run::secrets::RunSecrets;
 use crate::run::service_state::Services;
-use crate::run::slots::Slots;
 use crate::run::stop::{StopSignal, StopWatch, TaskStops};
 use gofer_core::TokenIssuer;
 
@@ -42,7 +42,8 @@ pub(crate) struct Shared {
     pub(crate) sandbox_image: Option<String>,
     /// Task containers running at once, when capped.
     pub(crate) container_slots: Option<Arc<Semaphore>>,
-    pub(crate) slots: Slots,
+    /// Run numbers and each pipeline's parallelism.
+    pub(crate) admission: Admission,
     pub(crate) durable: Option<Durability>,
     pub(crate) clock: Clock,
     /// Whether a task whose log is incomplete ends Failed.

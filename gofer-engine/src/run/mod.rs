@@ -7,9 +7,10 @@
 //! May import `crate::durable` (to record what happens), `crate::logs` (to keep the
 //! output) and gofer-core; nothing above it.
 //!
-//! Top to bottom: `runner` → `lifecycle` → `services` → `pump`, `container`, `resolve`
-//! → `ctx` (what a run's tasks share) → `handle`, `service_state`, `stop`, `slots`,
-//! `limits`, `errors`.
+//! Top to bottom: `runner` → `lifecycle` → `services` → `ctx` (what a run's tasks
+//! share, in parts) → `pump` → `container`, `resolve`, `handle`, `service_state`,
+//! `secrets`, `stop`, `admission`, `limits`, `errors`.
+pub(crate) mod admission;
 pub(crate) mod container;
 pub(crate) mod ctx;
 pub(crate) mod errors;
@@ -22,5 +23,4 @@ pub(crate) mod runner;
 pub(crate) mod secrets;
 pub(crate) mod service_state;
 pub(crate) mod services;
-pub(crate) mod slots;
 pub(crate) mod stop;

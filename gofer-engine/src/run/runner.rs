@@ -14,13 +14,13 @@ use gofer_core::{naming, ContainerState, RequiredParentStatus, SandboxSpec, Task
 use crate::durable::outcome::{decide_status, stop_outcome, stop_reason, Outcome, Phase};
 use crate::durable::plan::Resume;
 use crate::durable::recorder::Recorder;
+use crate::run::admission::AdmissionWait;
 use crate::run::container;
 use crate::run::ctx::{RunCtx, Shared};
 use crate::run::handle::RunHandle;
 use crate::run::lifecycle::execute_task;
 use crate::run::service_state::Services;
 use crate::run::services;
-use crate::run::slots::SlotWait;
 use crate::run::stop::{Stop, StopCause, StopWatch};
 use gofer_core::{VolumeScope, VolumeSpec};
 
@@ -49,7 +49,7 @@ pub(crate) fn launch(
     engine: &Arc<Shared>,
     rt: &tokio::runtime::Handle,
     ctx: RunCtx,
-    wait: SlotWait,
+    wait: AdmissionWait,
 ) -> RunHandle {
     let recorder = ctx.recorder.clone();
     let handle = RunHandle::new(
@@ -81,7 +81,7 @@ pub(crate) fn launch(
     handle
 }
 
-async fn execute_run(ctx: RunCtx, wait: SlotWait) {
+async fn execute_run(ctx: RunCtx, wait: AdmissionWait) {
     let span = tracing::info_span!("run", pipeline = %ctx.plan.pipeline.id, run = ctx.plan.run_id);
     let guard = AbortGuard {
         recorder: ctx.recorder.clone(),
@@ -100,7 +100,7 @@ async fn complete(recorder: &Recorder, stop: Option<Stop>) {
     debug!(?status, "run complete");
 }
 
-async fn run_inner(mut ctx: RunCtx, wait: SlotWait) {
+async fn run_inner(mut ctx: RunCtx, wait: AdmissionWait) {
     let recorder = ctx.recorder.clone();
     let engine = ctx.engine.clone();
     let pipeline_id = ctx.plan.pipeline.id.clone();
@@ -108,22 +108,22 @@ async fn run_inner(mut ctx: RunCtx, wait: SlotWait) {
 
     // Pending: wait for a pipeline slot, or for a cancel.
     let _slot = match wait {
-        SlotWait::Free => engine.slots.permit(&pipeline_id, false),
-        SlotWait::Granted => engine.slots.permit(&pipeline_id, true),
-        SlotWait::Queued(mut rx) => {
+        AdmissionWait::Free => engine.admission.permit(&pipeline_id, false),
+        AdmissionWait::Granted => engine.admission.permit(&pipeline_id, true),
+        AdmissionWait::Queued(mut rx) => {
             tokio::select! {
                 r = &mut rx => {
                     if r.is_err() {
                         // Cannot happen (the engine outlives its runs); run without a slot.
                         warn!("pipeline slot queue dropped");
                     }
-                    engine.slots.permit(&pipeline_id, r.is_ok())
+                    engine.admission.permit(&pipeline_id, r.is_ok())
                 }
                 stop = stop_rx.stopped() => {
                     rx.close();
                     if rx.try_recv().is_ok() {
                         // A slot was handed over at the same moment: pass it on.
-                        engine.slots.release(&pipeline_id);
+                        engine.admission.release(&pipeline_id);
                     }
                     for idx in 0..recorder.task_ids.len() {
                         recorder.task_complete(idx, stop_outcome(stop, Phase::NotStarted)).await;

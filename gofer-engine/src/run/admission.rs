@@ -1,4 +1,5 @@
-//! Pipeline parallelism: run numbers and the slots of each pipeline's running runs.
+//! Admission: run numbers, and which runs of a pipeline may leave Pending under its
+//! parallelism (first come, first served).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -8,7 +9,7 @@ use tokio::sync::oneshot;
 use gofer_core::Pipeline;
 
 #[derive(Default)]
-struct PipelineSlots {
+struct PipelineRuns {
     next_run: u64,
     running: u32,
     queue: VecDeque<oneshot::Sender<()>>,
@@ -16,12 +17,12 @@ struct PipelineSlots {
 
 /// Every pipeline's run numbers and slots. Cheap to clone; clones share.
 #[derive(Clone, Default)]
-pub(crate) struct Slots {
-    map: Arc<Mutex<HashMap<String, PipelineSlots>>>,
+pub(crate) struct Admission {
+    map: Arc<Mutex<HashMap<String, PipelineRuns>>>,
 }
 
 /// How a new run gets its pipeline slot.
-pub(crate) enum SlotWait {
+pub(crate) enum AdmissionWait {
     /// Unlimited parallelism.
     Free,
     /// A slot was free.
@@ -30,8 +31,8 @@ pub(crate) enum SlotWait {
     Queued(oneshot::Receiver<()>),
 }
 
-impl Slots {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, PipelineSlots>> {
+impl Admission {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, PipelineRuns>> {
         self.map
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -50,21 +51,21 @@ impl Slots {
     }
 
     /// A pipeline slot for a run (and, for a new run, its number).
-    pub(crate) fn take(&self, pipeline: &Pipeline, new_run: bool) -> (u64, SlotWait) {
+    pub(crate) fn take(&self, pipeline: &Pipeline, new_run: bool) -> (u64, AdmissionWait) {
         let mut map = self.lock();
         let slots = map.entry(pipeline.id.clone()).or_default();
         if new_run {
             slots.next_run = slots.next_run.saturating_add(1);
         }
         let wait = if pipeline.parallelism == 0 {
-            SlotWait::Free
+            AdmissionWait::Free
         } else if slots.running < pipeline.parallelism {
             slots.running += 1;
-            SlotWait::Granted
+            AdmissionWait::Granted
         } else {
             let (tx, rx) = oneshot::channel();
             slots.queue.push_back(tx);
-            SlotWait::Queued(rx)
+            AdmissionWait::Queued(rx)
         };
         (slots.next_run, wait)
     }
@@ -94,7 +95,7 @@ impl Slots {
 
 /// A pipeline-parallelism slot held by a running run; freed on drop.
 pub(crate) struct SlotPermit {
-    slots: Option<Slots>,
+    slots: Option<Admission>,
     pipeline: String,
 }
 
