@@ -20,6 +20,7 @@ fi
 
 step() { echo; echo "==> $*"; "$@"; }
 step cargo fmt --all -- --check
+step python3 scripts/import-circles.py   # no import circle between the files of a crate
 step cargo clippy --workspace --all-targets --all-features -- -D warnings
 RUSTDOCFLAGS="-D warnings" step cargo doc --workspace --all-features --no-deps
 step cargo test --workspace --all-features --no-fail-fast
