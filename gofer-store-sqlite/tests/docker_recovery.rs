@@ -24,8 +24,8 @@ use gofer_store_sqlite::SqliteRunStore;
 const CASE_ENV: &str = "GOFER_RECOVERY_CASE";
 
 /// A service whose page is a token drawn when it starts, and a task that fetches it
-/// before and after a pause: the same token twice means the same service container
-/// served both fetches.
+/// first, then again when it is stopped (held, as [`common::HELD`]): the same token
+/// twice means the same service container served both fetches.
 fn service_pipeline() -> Pipeline {
     let fetch = "busybox timeout 5 busybox wget -q -O - http://127.0.0.1:8080/";
     Pipeline::new(PIPELINE, "Crash recovery with a service")
@@ -49,7 +49,10 @@ fn service_pipeline() -> Pipeline {
                 .command([
                     "sh".to_string(),
                     "-c".to_string(),
-                    format!("echo before $({fetch}); sleep 3; echo after $({fetch})"),
+                    format!(
+                        "trap 'echo after $({fetch}); exit 0' TERM; echo before $({fetch}); \
+                         while true; do sleep 0.1; done"
+                    ),
                 ])
                 .pull_policy(PullPolicy::Never)
                 .needs_service("web"),
@@ -120,12 +123,7 @@ async fn host_killed_mid_run_recovers_and_finishes_with_the_whole_log() {
     let running: Vec<_> = f.containers().await;
     assert_eq!(running.len(), 1, "the task's container outlives its host");
 
-    let (status, reports) = f.host(None).wait();
-    assert!(status.success(), "second host failed: {reports:?}");
-    assert!(
-        reports.iter().any(|r| r == "ACTION sleeper Reattached"),
-        "{reports:?}"
-    );
+    let (_, reports) = f.recover_and_release("Reattached").await;
     f.assert_finished_whole(&reports).await;
 }
 
@@ -146,12 +144,7 @@ async fn host_killed_between_recorded_starting_and_container_start() {
     }
     assert!(f.containers().await.is_empty(), "no container was created");
 
-    let (status, reports) = f.host(None).wait();
-    assert!(status.success(), "second host failed: {reports:?}");
-    assert!(
-        reports.iter().any(|r| r == "ACTION sleeper Restarted"),
-        "{reports:?}"
-    );
+    let (_, reports) = f.recover_and_release("Restarted").await;
     f.assert_finished_whole(&reports).await;
 }
 
@@ -163,6 +156,7 @@ async fn host_killed_while_away_container_exits_is_collected() {
     first.until("LOG before");
     first.kill();
     // The container finishes while no host is there.
+    f.release_task().await;
     let c = f.containers().await.pop().expect("the task's container");
     let exit = f.scheduler.wait(&c.id).await.unwrap();
     assert_eq!(exit, ExitStatus::Exited { code: 0 });
@@ -198,12 +192,7 @@ async fn host_killed_mid_run_adopts_the_service_its_task_uses() {
         "the service and the task outlive their host: {roles:?}"
     );
 
-    let (status, reports) = f.host(None).wait();
-    assert!(status.success(), "second host failed: {reports:?}");
-    assert!(
-        reports.iter().any(|r| r == "ACTION sleeper Reattached"),
-        "{reports:?}"
-    );
+    let (_, reports) = f.recover_and_release("Reattached").await;
     assert!(
         reports.iter().any(|r| r == "DONE Successful"),
         "{reports:?}"

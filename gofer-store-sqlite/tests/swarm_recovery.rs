@@ -104,12 +104,7 @@ async fn host_killed_mid_run_recovers_reattached_and_finishes_with_the_whole_log
     assert_eq!(live.len(), 2, "and so does the run network: {live:?}");
     let service = before[0].id.clone();
 
-    let (status, reports) = f.host(None).wait();
-    assert!(status.success(), "second host failed: {reports:?}");
-    assert!(
-        reports.iter().any(|r| r == "ACTION sleeper Reattached"),
-        "{reports:?}"
-    );
+    let (_, reports) = f.recover_and_release("Reattached").await;
     // Re-attached: no second service was made for the task (the first one's id is the
     // one the run store holds).
     let store = SqliteRunStore::open_dir(f.dir()).unwrap();
@@ -127,6 +122,7 @@ async fn host_killed_while_away_task_ends_is_collected() {
     first.until("LOG before");
     first.kill();
     // The task finishes while no host is there.
+    f.release_task().await;
     let live = f.containers().await;
     let c = services(&live).pop().expect("the task's service").clone();
     let exit = f.scheduler.wait(&c.id).await.unwrap();
@@ -161,11 +157,6 @@ async fn host_killed_between_recorded_starting_and_service_create() {
         "no service was created"
     );
 
-    let (status, reports) = f.host(None).wait();
-    assert!(status.success(), "second host failed: {reports:?}");
-    assert!(
-        reports.iter().any(|r| r == "ACTION sleeper Restarted"),
-        "{reports:?}"
-    );
+    let (_, reports) = f.recover_and_release("Restarted").await;
     f.assert_finished_whole(&reports).await;
 }

@@ -8,8 +8,9 @@ use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
-use gofer_core::naming::engine_filter;
+use gofer_core::naming::{engine_filter, LABEL_ROLE};
 use gofer_core::{ContainerSummary, DynScheduler, Pipeline, PullPolicy, RunStatus, RunStore, Task};
 use gofer_engine::testing::crash::{CrashCase, HostProcess};
 use gofer_engine::{FileLogSink, LogKey, LogSink};
@@ -19,11 +20,18 @@ pub const IMAGE: &str = "gofer-test/busybox:latest";
 pub const PIPELINE: &str = "recovery";
 pub const TASK: &str = "sleeper";
 
-/// One task that prints `before`, sleeps 3 s and prints `after`.
+/// A task that sets its trap, prints `before` and runs until it is stopped; the stop
+/// makes it print `after` and exit 0. So it is still running when a second host
+/// recovers, however slow the machine is, and it ends when the test says (a stop sent
+/// once `before` is in the log always finds the trap set).
+pub const HELD: &str =
+    "trap 'echo after; exit 0' TERM; echo before; while true; do sleep 0.1; done";
+
+/// One [`HELD`] task.
 pub fn pipeline() -> Pipeline {
     Pipeline::new(PIPELINE, "Crash recovery").task(
         Task::new(TASK, IMAGE)
-            .command(["sh", "-c", "echo before; sleep 3; echo after"])
+            .command(["sh", "-c", HELD])
             .pull_policy(PullPolicy::Never),
     )
 }
@@ -66,6 +74,40 @@ impl Fixture {
             .map(|(k, v)| (*k, OsStr::new(v)))
             .collect();
         self.case.host(hook, &extra)
+    }
+
+    /// Stops the task's container (its trap ends it with exit 0), as the test's way to
+    /// let the task end; `role` picks it among the run's containers.
+    pub async fn release_task(&self) {
+        let task: Vec<ContainerSummary> = self
+            .containers()
+            .await
+            .into_iter()
+            .filter(|c| c.labels.get(LABEL_ROLE).map(String::as_str) == Some("task"))
+            .collect();
+        assert_eq!(task.len(), 1, "one task container to release: {task:?}");
+        self.scheduler
+            .stop(&task[0].id, Duration::from_secs(30))
+            .await
+            .unwrap();
+    }
+
+    /// Starts the host again and lets its [`HELD`] task end once the host follows it
+    /// (its log says `before`): the host's exit and every report it made, which must
+    /// include `ACTION sleeper <action>`.
+    pub async fn recover_and_release(
+        &self,
+        action: &str,
+    ) -> (std::process::ExitStatus, Vec<String>) {
+        let mut host = self.host(None);
+        let mut reports = host.until("LOG before");
+        let want = format!("ACTION {TASK} {action}");
+        assert!(reports.contains(&want), "{want}: {reports:?}");
+        self.release_task().await;
+        let (status, rest) = host.wait();
+        reports.extend(rest);
+        assert!(status.success(), "second host failed: {reports:?}");
+        (status, reports)
     }
 
     pub async fn containers(&self) -> Vec<ContainerSummary> {
