@@ -21,6 +21,7 @@ use crate::durable::plan::RecoveryError;
 use crate::durable::recorder::Recorder;
 use crate::logs::file_sink::FileLogSink;
 use crate::logs::pipe::Writers;
+use crate::logs::redact::SecretRegistry;
 use crate::logs::sink::LogSink;
 use crate::run::admission::Admission;
 use crate::run::container::Containers;
@@ -46,6 +47,7 @@ pub struct EngineBuilder {
     store: Option<Arc<DynRunStore>>,
     fail_on_incomplete_log: bool,
     api_socket_dir: Option<PathBuf>,
+    registry: Option<SecretRegistry>,
 }
 
 /// The default engine instance id.
@@ -66,6 +68,7 @@ impl EngineBuilder {
             store: None,
             fail_on_incomplete_log: true,
             api_socket_dir: None,
+            registry: None,
         }
     }
 
@@ -145,6 +148,15 @@ impl EngineBuilder {
     /// with [`EngineError::ApiSocketNotSupported`].
     pub fn api_socket_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.api_socket_dir = Some(dir.into());
+        self
+    }
+
+    /// Registers every secret value a run sees (substituted secrets, its API token,
+    /// registry passwords) in `registry` while the run lives and for the registry's
+    /// grace period after, so the host's own logs can be masked with it
+    /// ([`SecretRegistry::make_writer`] under a `tracing_subscriber::fmt` layer).
+    pub fn secret_registry(mut self, registry: SecretRegistry) -> Self {
+        self.registry = Some(registry);
         self
     }
 
@@ -234,6 +246,7 @@ impl EngineBuilder {
                 api_socket_dir: self
                     .api_socket_dir
                     .map(|d| std::path::absolute(&d).unwrap_or(d)),
+                registry: self.registry,
             }),
         })
     }

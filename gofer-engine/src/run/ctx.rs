@@ -15,6 +15,7 @@ use crate::durable::durability::Durability;
 use crate::durable::plan::Resume;
 use crate::durable::recorder::Recorder;
 use crate::logs::pipe::Writers;
+use crate::logs::redact::SecretRegistry;
 use crate::logs::sink::LogSink;
 use crate::run::admission::Admission;
 use crate::run::container::Containers;
@@ -34,6 +35,8 @@ pub(crate) struct Shared {
     pub(crate) secrets: Arc<DynSecretStore>,
     pub(crate) objects: Arc<DynObjectStore>,
     pub(crate) sink: Arc<dyn LogSink>,
+    /// Where the runs register their secret values for the host's own logs.
+    pub(crate) registry: Option<SecretRegistry>,
     /// The log writer threads still running (a simulated crash waits for them).
     pub(crate) log_writers: Writers,
     pub(crate) tokens: Option<Arc<dyn TokenIssuer>>,
@@ -127,10 +130,10 @@ impl RunCtx {
                 resume: Vec::new(),
                 recovered: false,
             },
+            secrets: RunSecrets::new(engine.registry.as_ref().map(|r| r.register([]))),
             engine,
             setup: RunSetup::default(),
             recorder,
-            secrets: RunSecrets::default(),
         }
     }
 

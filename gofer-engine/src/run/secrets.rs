@@ -7,20 +7,37 @@ use std::sync::{Mutex, MutexGuard};
 use secrecy::SecretString;
 
 use crate::logs::mask::{mask_str, MaskPatterns};
+use crate::logs::redact::Registration;
 
-/// The secret values of one run.
-#[derive(Default)]
-pub(crate) struct RunSecrets(Mutex<Vec<SecretString>>);
+/// The secret values of one run; with the engine's [`SecretRegistry`], registered
+/// there too while the run lives (and for the registry's grace after).
+///
+/// [`SecretRegistry`]: crate::SecretRegistry
+pub(crate) struct RunSecrets {
+    values: Mutex<Vec<SecretString>>,
+    registration: Option<Registration>,
+}
 
 impl RunSecrets {
+    pub(crate) fn new(registration: Option<Registration>) -> Self {
+        Self {
+            values: Mutex::new(Vec::new()),
+            registration,
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Vec<SecretString>> {
-        self.0
+        self.values
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Learns more values.
     pub(crate) fn add(&self, values: impl IntoIterator<Item = SecretString>) {
+        let values: Vec<SecretString> = values.into_iter().collect();
+        if let Some(r) = &self.registration {
+            r.add(values.iter().cloned());
+        }
         self.lock().extend(values);
     }
 

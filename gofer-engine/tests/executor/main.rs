@@ -11,6 +11,7 @@ mod logs;
 mod mocked;
 mod recovery;
 mod recovery_faults;
+mod redact;
 mod retry;
 mod scale;
 mod services;
