@@ -22,6 +22,16 @@ pub struct Cli {
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Text)]
     pub output: Output,
 
+    /// Logs what gofer does to stderr: `-v` info, `-vv` debug, `-vvv` trace (gofer's
+    /// own targets; `GOFER_LOG` or `RUST_LOG` set a full filter). Secret values are
+    /// masked; task logs stay on stdout.
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count, help_heading = "Logging")]
+    pub verbose: u8,
+
+    /// Writes the logs to this file (appended) instead of stderr; at least `-v`.
+    #[arg(long, global = true, value_name = "FILE", help_heading = "Logging")]
+    pub log_file: Option<PathBuf>,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

@@ -111,6 +111,7 @@ pub fn build(
             |k: &mut [u8; 32]| k.copy_from_slice(stores.token_key.expose_secret()),
         ))))
         .limits(Limits::default().stop_grace(grace))
+        .secret_registry(crate::logging::registry())
         .instance_id(slot.id());
     if local_binds {
         builder = builder.api_socket_dir(home.api_dir(slot.id()));

@@ -7,6 +7,7 @@ pub(crate) mod commands;
 pub(crate) mod engine;
 pub(crate) mod error;
 pub(crate) mod home;
+pub(crate) mod logging;
 pub(crate) mod orphans;
 pub(crate) mod pipeline_file;
 pub(crate) mod progress;
@@ -25,6 +26,10 @@ pub const EXIT_ERROR: u8 = 2;
 
 /// Runs `gofer` with these arguments on a new Tokio runtime; returns the exit code.
 pub fn main_with(cli: Cli) -> std::process::ExitCode {
+    if let Err(e) = logging::init(cli.verbose, cli.log_file.as_deref()) {
+        eprintln!("gofer: {}", error_chain(&e));
+        return std::process::ExitCode::from(EXIT_ERROR);
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
