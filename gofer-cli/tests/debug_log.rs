@@ -1,6 +1,7 @@
 //! `gofer -v`, `GOFER_LOG` and `--log-file` on the real engine: the logs hold gofer's
 //! and the client library's records, never a secret value, and never mix into the
 //! task log lines on stdout.
+#![allow(clippy::unwrap_used)]
 
 mod support;
 
