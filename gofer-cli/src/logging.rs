@@ -3,7 +3,7 @@
 //! always through the engine's masking writer, never on stdout (where task logs go).
 //!
 //! Without `-v`, `GOFER_LOG`, `RUST_LOG` or `--log-file` nothing is logged. The client
-//! libraries that log request bodies ([`CLIENT_BODY_TARGETS`]: bollard, podman-api,
+//! libraries that log request bodies (`CLIENT_BODY_TARGETS`: bollard, podman-api,
 //! hyper, tonic, ...) stay at `info` unless the filter names them: their debug records
 //! hold every container environment value. Those values are masked anyway (every
 //! secret a run sees is in the process's [`SecretRegistry`]), but what is not printed
@@ -14,7 +14,9 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::OnceLock;
 
-use gofer_engine::{SecretRegistry, CLIENT_BODY_TARGETS};
+#[cfg(test)]
+use gofer_engine::CLIENT_BODY_TARGETS;
+use gofer_engine::{cap_client_targets, SecretRegistry};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
@@ -31,8 +33,8 @@ pub(crate) fn registry() -> SecretRegistry {
 /// `RUST_LOG`), with the body-logging targets capped at `info` where the filter does
 /// not name them and would let their debug records through.
 pub(crate) fn filter_spec(verbose: u8, spec: Option<&str>) -> String {
-    let mut spec = match spec {
-        Some(s) if !s.trim().is_empty() => s.trim().to_string(),
+    match spec {
+        Some(s) if !s.trim().is_empty() => cap_client_targets(s),
         _ => {
             let level = match verbose {
                 0 | 1 => "info",
@@ -42,21 +44,7 @@ pub(crate) fn filter_spec(verbose: u8, spec: Option<&str>) -> String {
             // Only gofer's own targets (`gofer_engine`, `gofer_cli`, ...) get louder.
             format!("warn,gofer={level}")
         }
-    };
-    let verbose_default = spec.split(',').any(|d| {
-        let d = d.trim().to_ascii_lowercase();
-        !d.contains('=') && matches!(d.as_str(), "debug" | "trace")
-    });
-    for target in CLIENT_BODY_TARGETS {
-        let named = spec.split(',').any(|d| {
-            let t = d.split(['=', '[']).next().unwrap_or("").trim();
-            t == *target || t.starts_with(&format!("{target}::"))
-        });
-        if verbose_default && !named {
-            spec.push_str(&format!(",{target}=info"));
-        }
     }
-    spec
 }
 
 /// Installs the subscriber when logging is asked for (see the module docs); a

@@ -1,19 +1,54 @@
-//! `gofer -v`, `GOFER_LOG` and `--log-file` on the real engine: the logs hold gofer's
-//! and the client library's records, never a secret value, and never mix into the
-//! task log lines on stdout.
+//! `gofer -v`, `GOFER_LOG` and `--log-file` on the real engines: the logs hold gofer's
+//! and the client libraries' records, and never a secret value (a pipeline secret, a
+//! global secret, a registry password, each also base64-encoded in the task's output),
+//! on stderr, in the file or among the task log lines on stdout.
 #![allow(clippy::unwrap_used)]
 
 mod support;
 
+use gofer_cli::EngineChoice;
 use support::*;
 
 const VALUE: &str = "trace-s3cret-value-41";
-/// The value's base64 (the task prints it, as a leak would).
-const VALUE_B64: &str = "dHJhY2UtczNjcmV0LXZhbHVlLTQx";
+const GLOBAL: &str = "global-tr4ce-value-97";
+/// The auth registry's password (scripts/setup-docker.sh, setup-podman.sh).
+const REGISTRY_PASSWORD: &str = "s3cret";
+
+fn b64(s: &str) -> String {
+    // Enough of base64 for a test: the standard alphabet, with padding.
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in s.as_bytes().chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
 
 fn pipeline(g: &Gofer) -> std::path::PathBuf {
     g.run_with_input(&["secret", "set", "pw", "--pipeline", "tracelog"], VALUE)
         .ok();
+    g.run_with_input(
+        &["secret", "set", "gpw", "--global", "--allow", "tracelog"],
+        GLOBAL,
+    )
+    .ok();
+    g.run_with_input(
+        &["secret", "set", "reg_pass", "-p", "tracelog"],
+        REGISTRY_PASSWORD,
+    )
+    .ok();
     g.file(
         "tracelog.yaml",
         r#"
@@ -22,62 +57,94 @@ tasks:
   - id: leak
     image: IMAGE
     inject_api_token: true
-    command: [sh, -c, 'echo "pw=$PW"; printf %s "$PW" | base64; echo "$PW" | fold -w 7; echo done']
+    command: [sh, -c, 'echo "pw=$PW g=$GPW"; printf %s "$PW" | base64; printf %s "$GPW" | base64; echo "$PW" | fold -w 7; echo done']
     variables:
       PW: secret{{pw}}
+      GPW: global_secret{{gpw}}
+  - id: pull
+    image: localhost:5001/private/busybox:latest
+    pull_policy: always
+    command: [echo, pulled with credentials]
+    registry_auth: {username: gofer, password: "secret{{reg_pass}}"}
 "#,
     )
 }
 
 fn no_value(what: &str, text: &str) {
-    assert!(!text.contains(VALUE), "the secret value in {what}:\n{text}");
+    for v in [VALUE, GLOBAL] {
+        assert!(!text.contains(v), "a secret value in {what}:\n{text}");
+        assert!(!text.contains(&b64(v)), "a base64 value in {what}:\n{text}");
+    }
     assert!(
-        !text.contains(VALUE_B64),
-        "the base64 value in {what}:\n{text}"
+        !text.contains(&format!(":{REGISTRY_PASSWORD}"))
+            && !text.contains(&format!("\"{REGISTRY_PASSWORD}\"")),
+        "the registry password in {what}:\n{text}"
     );
 }
 
-#[test]
-fn trace_logs_to_a_file_hold_the_client_records_masked() {
-    if !engine() {
-        return;
-    }
+/// A run at trace level on `engine` with the client libraries named, to a log file.
+fn trace_to_a_file(name: &str, clients: &str) -> (String, Out) {
     let g = Gofer::new();
     let file = pipeline(&g);
     let log = g.home.path().join("gofer.log");
-    let out = support::Out(
-        g.cmd()
-            // bollard named: its request bodies (with the container's environment)
-            // are logged, and must reach the file masked.
-            .env("GOFER_LOG", "trace,bollard=trace")
-            .args([
-                "run",
-                file.to_str().unwrap(),
-                "--log-file",
-                log.to_str().unwrap(),
-            ])
-            .output()
-            .unwrap(),
-    );
+    let out = Out(g
+        .cmd()
+        .env("GOFER_LOG", format!("trace,{clients}"))
+        .args([
+            "--engine",
+            name,
+            "run",
+            file.to_str().unwrap(),
+            "--log-file",
+            log.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap());
     out.ok();
-    let text = read(&log);
+    let stdout = out.stdout();
     assert!(
-        text.lines().any(|l| l.contains("gofer_")),
+        stdout.contains("[leak] done") && stdout.contains("[pull] pulled with credentials"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("TRACE") && !stdout.contains("DEBUG"),
+        "log records on stdout:\n{stdout}"
+    );
+    no_value("stdout", &stdout);
+    no_value("stderr", &out.stderr());
+    let text = read(&log);
+    no_value("the log file", &text);
+    assert!(
+        text.lines().any(|l| l.contains("gofer_engine")),
         "gofer's records:\n{text}"
     );
+    (text, out)
+}
+
+#[test]
+fn docker_at_trace_the_logs_hold_bollards_bodies_masked_and_no_value() {
+    if !engine_named(EngineChoice::Docker) {
+        return;
+    }
+    let (text, _) = trace_to_a_file("docker", "bollard=trace");
+    // bollard logs the create body, with the container's environment: masked.
     assert!(
         text.lines()
             .any(|l| l.contains("bollard") && l.contains("[MASKED]")),
         "bollard's records, masked:\n{text}"
     );
-    no_value("the log file", &text);
-    no_value("stderr", &out.stderr());
-    let stdout = out.stdout();
-    no_value("stdout", &stdout);
-    assert!(stdout.contains("[leak] done"), "{stdout}");
+}
+
+#[test]
+fn podman_at_trace_the_logs_hold_the_clients_records_and_no_value() {
+    if !engine_named(EngineChoice::Podman) {
+        return;
+    }
+    let (text, _) = trace_to_a_file("podman", "podman_api=trace,containers_api=trace");
     assert!(
-        !stdout.contains("TRACE") && !stdout.contains("DEBUG"),
-        "log records on stdout:\n{stdout}"
+        text.lines()
+            .any(|l| l.contains("containers_api") || l.contains("podman_api")),
+        "the Podman client's records:\n{text}"
     );
 }
 
@@ -88,14 +155,13 @@ fn verbose_logs_go_to_stderr_only() {
     }
     let g = Gofer::new();
     let file = pipeline(&g);
-    let out = support::Out(
-        g.cmd()
-            .env_remove("GOFER_LOG")
-            .env_remove("RUST_LOG")
-            .args(["-vvv", "run", file.to_str().unwrap()])
-            .output()
-            .unwrap(),
-    );
+    let out = Out(g
+        .cmd()
+        .env_remove("GOFER_LOG")
+        .env_remove("RUST_LOG")
+        .args(["-vvv", "run", file.to_str().unwrap()])
+        .output()
+        .unwrap());
     out.ok();
     let stderr = out.stderr();
     assert!(
@@ -105,7 +171,12 @@ fn verbose_logs_go_to_stderr_only() {
         "gofer's records on stderr:\n{stderr}"
     );
     // -vvv raises gofer's targets only: the client library stays quiet.
-    assert!(!stderr.lines().any(|l| l.contains("bollard")), "{stderr}");
+    assert!(
+        !stderr
+            .lines()
+            .any(|l| l.contains("bollard") || l.contains("containers_api")),
+        "{stderr}"
+    );
     no_value("stderr", &stderr);
     let stdout = out.stdout();
     no_value("stdout", &stdout);
@@ -113,4 +184,10 @@ fn verbose_logs_go_to_stderr_only() {
         !stdout.contains("TRACE") && !stdout.contains("DEBUG"),
         "log records on stdout:\n{stdout}"
     );
+}
+
+#[test]
+fn the_test_base64_is_base64() {
+    assert_eq!(b64("trace-s3cret-value-41"), "dHJhY2UtczNjcmV0LXZhbHVlLTQx");
+    assert_eq!(b64("ab"), "YWI=");
 }

@@ -27,8 +27,8 @@ pub use logs::file_sink::FileLogSink;
 pub use logs::framer::LineFramer;
 pub use logs::mask::{mask_str, MaskPatterns, Masker, MIN_MASK_LEN};
 pub use logs::redact::{
-    MaskingMakeWriter, MaskingWriter, Registration, SecretRegistry, CLIENT_BODY_TARGETS,
-    DEFAULT_GRACE,
+    cap_client_targets, MaskingMakeWriter, MaskingWriter, Registration, SecretRegistry,
+    CLIENT_BODY_TARGETS, DEFAULT_GRACE,
 };
 pub use logs::sink::{
     InMemoryLogSink, LogError, LogKey, LogLine, LogReader, LogSink, LogWriter, MAX_LINE_BYTES,

@@ -38,6 +38,39 @@ pub const CLIENT_BODY_TARGETS: &[&str] = &[
     "tonic",
 ];
 
+/// `filter` (a `tracing_subscriber::EnvFilter` spec, `RUST_LOG`'s syntax) with every
+/// [`CLIENT_BODY_TARGETS`] target it does not name capped at `info`, when its default
+/// level (a directive without a target) is `debug` or `trace`; a quieter filter is
+/// returned as it is. So `trace` means "everything but request bodies", and
+/// `trace,bollard=trace` asks for bollard's bodies by name.
+///
+/// ```
+/// let f = gofer_engine::cap_client_targets("trace");
+/// assert!(f.starts_with("trace,") && f.contains(",bollard=info"));
+/// assert!(!gofer_engine::cap_client_targets("debug,bollard=trace").contains("bollard=info"));
+/// assert_eq!(gofer_engine::cap_client_targets("warn,gofer=debug"), "warn,gofer=debug");
+/// ```
+pub fn cap_client_targets(filter: &str) -> String {
+    let mut spec = filter.trim().to_string();
+    let loud_default = spec.split(',').any(|d| {
+        let d = d.trim().to_ascii_lowercase();
+        !d.contains('=') && matches!(d.as_str(), "debug" | "trace")
+    });
+    if !loud_default {
+        return spec;
+    }
+    for target in CLIENT_BODY_TARGETS {
+        let named = spec.split(',').any(|d| {
+            let t = d.split(['=', '[']).next().unwrap_or("").trim();
+            t == *target || t.starts_with(&format!("{target}::"))
+        });
+        if !named {
+            spec.push_str(&format!(",{target}=info"));
+        }
+    }
+    spec
+}
+
 struct Entry {
     id: u64,
     values: Vec<SecretString>,
