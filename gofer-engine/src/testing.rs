@@ -14,6 +14,7 @@
 //! ```
 
 pub mod crash;
+pub mod traced;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
