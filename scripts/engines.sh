@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Makes sure the container engines the tests and the main job need are up:
 # Docker (+ the local registries and the busybox test image), Podman, and a two-node
-# Docker Swarm beside the main engine (scripts/setup-swarm.sh; needs Docker first).
+# Docker Swarm beside the main engine (scripts/setup-swarm.sh; needs Docker first), and
+# a containerd of the tests' own (scripts/setup-containerd.sh; needs Docker first for
+# the test images).
 # Starts what is missing when it can (root, no systemd needed); otherwise says what is
-# missing and how to get it. Usage: scripts/engines.sh [docker|podman|swarm|all]   (default: all)
+# missing and how to get it. Usage: scripts/engines.sh [docker|podman|swarm|containerd|all]
+# (default: all)
 # Exit status: 0 when every requested engine answers, 1 otherwise.
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -19,6 +22,9 @@ podman_up() {
 }
 
 swarm_up() { "$here/setup-swarm.sh" status >/dev/null 2>&1; }
+containerd_up() {
+  ctr --address "${CONTAINERD_ADDRESS:-/run/gofer-containerd/containerd.sock}" version >/dev/null 2>&1
+}
 swarm_setup() { "$here/setup-swarm.sh" start; }
 
 ensure() {
@@ -47,9 +53,11 @@ case "$want" in
   docker) ensure docker docker_up "$here/setup-docker.sh" || status=1 ;;
   podman) ensure podman podman_up "$here/setup-podman.sh" || status=1 ;;
   swarm)  ensure swarm swarm_up swarm_setup || status=1 ;;
+  containerd) ensure containerd containerd_up "$here/setup-containerd.sh" || status=1 ;;
   all)    ensure docker docker_up "$here/setup-docker.sh" || status=1
           ensure podman podman_up "$here/setup-podman.sh" || status=1
-          ensure swarm swarm_up swarm_setup || status=1 ;;
-  *) echo "usage: $0 [docker|podman|swarm|all]" >&2; exit 2 ;;
+          ensure swarm swarm_up swarm_setup || status=1
+          ensure containerd containerd_up "$here/setup-containerd.sh" || status=1 ;;
+  *) echo "usage: $0 [docker|podman|swarm|containerd|all]" >&2; exit 2 ;;
 esac
 exit $status

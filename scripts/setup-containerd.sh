@@ -24,7 +24,10 @@ ctr_() { ctr --address "$SOCK" --namespace "$NS" "$@"; }
 engine_up() { have ctr && ctr --address "$SOCK" version >/dev/null 2>&1; }
 image_in() { ctr_ images ls -q 2>/dev/null | grep -qx "docker.io/$1"; }
 images_in() { for i in "${IMAGES[@]}"; do image_in "$i" || return 1; done; }
-all_up() { engine_up && images_in && [ -x /usr/lib/cni/bridge ] && [ -x /usr/lib/cni/host-local ]; }
+all_up() {
+  engine_up && images_in && [ -x /usr/lib/cni/bridge ] && [ -x /usr/lib/cni/host-local ] &&
+    [ -x /usr/lib/cni/firewall ] && [ -x /usr/bin/tini-static ]
+}
 ready() { echo "containerd ready: $(ctr --address "$SOCK" version 2>/dev/null | awk '/Server/{s=1} s&&/Version/{print $2; exit}') at $SOCK"; }
 
 if all_up; then ready; exit 0; fi
@@ -38,7 +41,7 @@ mkdir -p "$ENGINE_WORK" /run/gofer-containerd
 export DEBIAN_FRONTEND=noninteractive
 
 pkgs=()
-for p in containerd runc containernetworking-plugins iptables; do
+for p in containerd runc containernetworking-plugins iptables iproute2 tini; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || pkgs+=("$p")
 done
 if ((${#pkgs[@]})); then

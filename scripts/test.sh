@@ -10,6 +10,20 @@ cd "$(dirname "$0")/.."
 stop_swarm() { [ "$(id -u)" -ne 0 ] || ./scripts/setup-swarm.sh stop >/dev/null 2>&1 || true; }
 trap stop_swarm EXIT
 
+# Building needs protoc (containerd-client generates its gRPC bindings at build time).
+if ! command -v protoc >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq protobuf-compiler >/dev/null
+  else
+    echo "test.sh: protoc is missing: sudo apt-get install protobuf-compiler" >&2
+    exit 1
+  fi
+fi
+
+# The tests' own containerd (scripts/setup-containerd.sh), for the containerd backend's
+# tests and the command's `--engine containerd`.
+export CONTAINERD_ADDRESS=${CONTAINERD_ADDRESS:-/run/gofer-containerd/containerd.sock}
+
 if ! ./scripts/engines.sh all; then
   if [ "${CI:-}" = "true" ]; then
     echo "test.sh: engines are missing; the real-engine tests will fail (CI=true)" >&2

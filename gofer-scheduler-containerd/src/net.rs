@@ -75,6 +75,12 @@ impl Cni {
         if !path.exists() {
             run("ip", &["netns", "add", netns]).await?;
         }
+        // A namespace made by `ip netns` has its loopback down (runc brings it up only
+        // in namespaces it makes itself); peers of a sandbox meet on 127.0.0.1.
+        if let Err(e) = run("ip", &["-n", netns, "link", "set", "lo", "up"]).await {
+            let _ = self.remove(netns, container).await;
+            return Err(e);
+        }
         if let Err(e) = self.add(&path, container).await {
             let _ = self.remove(netns, container).await;
             return Err(e);
