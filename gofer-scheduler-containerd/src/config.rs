@@ -39,8 +39,6 @@ pub struct ContainerdConfig {
     /// [`ContainerSpec::init`](gofer_core::ContainerSpec::init) (tini; `None` looks for
     /// `/usr/bin/tini-static`, then `/usr/bin/docker-init`).
     pub init_binary: Option<PathBuf>,
-    /// The logging binary the shim starts for each container (see [`Logger`]).
-    pub logger: Logger,
     /// Registries reached over plain HTTP (besides `localhost` and `127.0.0.1`, which
     /// always are, as with Docker).
     pub insecure_registries: Vec<String>,
@@ -66,7 +64,6 @@ impl ContainerdConfig {
             subnet: "10.91.0.0/16".to_string(),
             bridge: "gofer0".to_string(),
             init_binary: None,
-            logger: Logger::find(),
             insecure_registries: Vec::new(),
         }
     }
@@ -112,13 +109,6 @@ impl ContainerdConfig {
         self
     }
 
-    /// Sets [`ContainerdConfig::logger`].
-    #[must_use]
-    pub fn with_logger(mut self, logger: Logger) -> Self {
-        self.logger = logger;
-        self
-    }
-
     /// Sets [`ContainerdConfig::init_binary`].
     #[must_use]
     pub fn with_init_binary(mut self, path: impl Into<PathBuf>) -> Self {
@@ -132,48 +122,3 @@ impl ContainerdConfig {
     }
 }
 
-/// How the shim starts the logging binary of a container: `program arg <dir>`, which
-/// must call [`run_logger`](crate::run_logger) with `<dir>`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Logger {
-    /// The executable.
-    pub program: PathBuf,
-    /// The argument before the directory.
-    pub arg: String,
-}
-
-/// The name of the logging binary this crate builds.
-pub const LOGGER_BINARY: &str = "gofer-containerd-logger";
-
-impl Logger {
-    /// `program arg <dir>`.
-    pub fn new(program: impl Into<PathBuf>, arg: impl Into<String>) -> Self {
-        Self {
-            program: program.into(),
-            arg: arg.into(),
-        }
-    }
-
-    /// The crate's own binary ([`LOGGER_BINARY`]`dir <dir>`): the path in
-    /// `GOFER_CONTAINERD_LOGGER`, else beside the running executable, else on `PATH`
-    /// (else the bare name, which the shim then fails to start, saying so).
-    pub fn find() -> Self {
-        let program = std::env::var_os("GOFER_CONTAINERD_LOGGER")
-            .map(PathBuf::from)
-            .or_else(|| {
-                let exe = std::env::current_exe().ok()?;
-                let dir = exe.parent()?;
-                // Beside the executable, or beside a test binary's `deps/` directory.
-                [dir.join(LOGGER_BINARY), dir.parent()?.join(LOGGER_BINARY)]
-                    .into_iter()
-                    .find(|p| p.is_file())
-            })
-            .or_else(|| {
-                std::env::split_paths(&std::env::var_os("PATH")?)
-                    .map(|d| d.join(LOGGER_BINARY))
-                    .find(|p| p.is_file())
-            })
-            .unwrap_or_else(|| PathBuf::from(LOGGER_BINARY));
-        Self::new(program, "dir")
-    }
-}

@@ -974,6 +974,6 @@ mod tests {
     #[test]
     fn lease_expiry_is_rfc3339() {
         let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_616_000);
-        assert_eq!(humantime_rfc3339(t), "2026-12-08T04:40:00Z");
+        assert_eq!(humantime_rfc3339(t), "2026-12-07T04:00:00Z");
     }
 }

@@ -13,8 +13,7 @@ mod oci;
 mod scheduler;
 mod volumes;
 
-pub use config::{ContainerdConfig, Logger, DEFAULT_NAMESPACE, DEFAULT_SOCKET, LOGGER_BINARY};
-pub use logger::run_logger;
+pub use config::{ContainerdConfig, DEFAULT_NAMESPACE, DEFAULT_SOCKET};
 pub use scheduler::ContainerdScheduler;
 
 /// This backend's name, used in errors and spans.

@@ -1,91 +1,45 @@
-//! The logging binary the runc shim starts for each container (containerd's
-//! `binary://` stdio): it gets the container's stdout and stderr as pipes (fds 3 and 4)
+//! The logging process the runc shim starts for each container (containerd's
+//! `binary://` stdio). It gets the container's stdout and stderr as pipes (fds 3 and 4)
 //! and a readiness pipe (fd 5), and copies each stream into its own file in the
-//! container's directory, as it arrives. It is a child of the shim, not of the host,
-//! so output keeps being written while the host process is down; the shim closes the
-//! pipes when the task is deleted, and the logger exits once it has written the last
-//! byte (it outlasts the shim's SIGTERM, which comes right after, for that).
+//! container's directory as it arrives. It is a child of the shim, not of the host, so
+//! output keeps being written while the host process is down; the shim closes the pipes
+//! when the task is deleted, and the copy ends once the last byte is written (it
+//! ignores the shim's SIGTERM, which comes right after, for that).
 //!
-//! Run it as `gofer-containerd-logger dir <container directory>` (the binary this crate
-//! builds), or from any binary that calls [`run_logger`] (the `gofer` command does, as
-//! `gofer __containerd-log <dir>`).
+//! It is the host's `/bin/sh` with two `cat`s: nothing to install or find beside the
+//! host program. (The shim's `file://` stdio would need no process at all, but it writes
+//! both streams into one file.)
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 use gofer_core::OutputStream;
 
 use crate::logs;
 
-/// Copies the shim's pipes into the output files in `dir` until both end.
-///
-/// # Errors
-///
-/// When a pipe or a file cannot be opened or written.
-pub fn run_logger(dir: &Path) -> std::io::Result<()> {
-    // The shim sends SIGTERM right after closing the pipes; what is still in them must
-    // reach the files first. A handler that only sets a flag keeps the signal from
-    // ending the process; the end of both pipes ends it.
-    signal_hook::flag::register(
-        signal_hook::consts::SIGTERM,
-        Arc::new(AtomicBool::new(false)),
-    )?;
-    // The descriptors are inherited; reopening them through /proc needs no unsafe code.
-    let stdout = File::open("/proc/self/fd/3")?;
-    let stderr = File::open("/proc/self/fd/4")?;
-    let open = |s: OutputStream| {
-        OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(logs::file(dir, s))
-    };
-    let out_file = open(OutputStream::Stdout)?;
-    let err_file = open(OutputStream::Stderr)?;
-    // Ready: the shim waits for a byte (or the end) on the readiness pipe.
-    OpenOptions::new()
-        .write(true)
-        .open("/proc/self/fd/5")?
-        .write_all(b"1")?;
-    let err_copy = std::thread::spawn(move || copy(stderr, err_file));
-    let out_result = copy(stdout, out_file);
-    let err_result = err_copy
-        .join()
-        .unwrap_or_else(|_| Err(std::io::Error::other("stderr copy panicked")));
-    out_result.and(err_result)
+/// Single-quotes a word for `sh`.
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-fn copy(mut from: File, mut to: File) -> std::io::Result<()> {
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        match from.read(&mut buf) {
-            Ok(0) => return Ok(()),
-            Ok(n) => to.write_all(&buf[..n])?,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
+/// The `sh -c` script of the logging process for the container directory `dir`.
+pub(crate) fn script(dir: &Path) -> String {
+    let out = quote(&logs::file(dir, OutputStream::Stdout).to_string_lossy());
+    let err = quote(&logs::file(dir, OutputStream::Stderr).to_string_lossy());
+    // Ready once the copies run: the shim waits for a byte on fd 5.
+    format!("trap '' TERM; cat <&3 >>{out} & cat <&4 >>{err} & printf 1 >&5; exec 5>&-; wait")
 }
 
-/// The `binary://` URI that starts `program` with `arg <dir>` (containerd turns the
-/// URI's one query pair into those two arguments).
-pub(crate) fn uri(program: &Path, arg: &str, dir: &Path) -> String {
-    format!(
-        "binary://{}?{}={}",
-        encode(&program.to_string_lossy()),
-        encode(arg),
-        encode(&dir.to_string_lossy())
-    )
+/// The `binary://` URI that starts the logging process (containerd turns the URI's one
+/// query pair into the two arguments `-c <script>`).
+pub(crate) fn uri(dir: &Path) -> String {
+    format!("binary:///bin/sh?-c={}", encode(&script(dir)))
 }
 
-/// Percent-encodes what Go's URL parser would read otherwise (`+` as a space, `&`, `=`,
-/// `#`, `?`, `%`, spaces, controls and non-ASCII).
+/// Percent-encodes all but unreserved characters (Go's URL parser reads `+` as a space).
 fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
+    let mut out = String::with_capacity(s.len() * 2);
     for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.' | b'~' | b':') {
+        if b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.' | b'~') {
             out.push(char::from(b));
         } else {
             out.push_str(&format!("%{b:02X}"));
@@ -95,19 +49,44 @@ fn encode(s: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     #[test]
-    fn uris_survive_go_url_parsing() {
-        let u = uri(
-            Path::new("/usr/bin/gofer"),
-            "__containerd-log",
-            Path::new("/var/lib/a b+c/x&y"),
+    fn the_script_quotes_its_paths_and_the_uri_encodes_it() {
+        let dir = Path::new("/var/lib/it's a+b");
+        let s = script(dir);
+        assert!(s.contains(r"'/var/lib/it'\''s a+b/stdout.log'"), "{s}");
+        let u = uri(dir);
+        assert!(u.starts_with("binary:///bin/sh?-c=trap%20%27%27%20TERM"), "{u}");
+        assert!(!u[16..].contains(['+', ' ', '&', '\'']), "{u}");
+    }
+
+    /// The script copies each pipe into its file and signals readiness, as the shim
+    /// drives it (fds 3, 4 and 5).
+    #[test]
+    fn the_script_copies_both_streams_apart() {
+        use std::io::{Read, Write};
+        use std::process::{Command, Stdio};
+        let dir = tempfile::tempdir().unwrap();
+        // Bash plays the shim: three pipes on fds 3, 4 and 5.
+        let driver = format!(
+            "exec 3< <(printf 'out-1\\nout-2\\n') 4< <(printf 'err-1\\n'); sh -c {} 5>&1",
+            quote(&script(dir.path()))
         );
-        assert_eq!(
-            u,
-            "binary:///usr/bin/gofer?__containerd-log=/var/lib/a%20b%2Bc/x%26y"
-        );
+        let mut child = Command::new("bash")
+            .args(["-c", &driver])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut ready = String::new();
+        child.stdout.take().unwrap().read_to_string(&mut ready).unwrap();
+        assert!(child.wait().unwrap().success());
+        assert_eq!(ready, "1");
+        let read = |s| std::fs::read_to_string(logs::file(dir.path(), s)).unwrap();
+        assert_eq!(read(OutputStream::Stdout), "out-1\nout-2\n");
+        assert_eq!(read(OutputStream::Stderr), "err-1\n");
+        let _ = std::io::stdout().flush();
     }
 }

@@ -492,8 +492,7 @@ impl ContainerdScheduler {
         rootfs: Vec<RootMount>,
     ) -> Result<(), SchedulerError> {
         let c = self.client();
-        let logger = &self.inner.config.logger;
-        let stdio = crate::logger::uri(&logger.program, &logger.arg, dir);
+        let stdio = crate::logger::uri(dir);
         let r = c
             .tasks()
             .create(c.req(CreateTaskRequest {

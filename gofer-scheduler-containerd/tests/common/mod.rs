@@ -3,7 +3,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use gofer_scheduler_containerd::{ContainerdConfig, ContainerdScheduler, Logger};
+use gofer_scheduler_containerd::{ContainerdConfig, ContainerdScheduler};
 
 /// The local test image (imported into the namespace by scripts/setup-containerd.sh).
 pub const IMAGE: &str = "gofer-test/busybox:latest";
@@ -18,10 +18,7 @@ pub fn config() -> ContainerdConfig {
         .ok()
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "/run/gofer-containerd/containerd.sock".to_string());
-    ContainerdConfig::unix(socket).with_logger(Logger::new(
-        env!("CARGO_BIN_EXE_gofer-containerd-logger"),
-        "dir",
-    ))
+    ContainerdConfig::unix(socket)
 }
 
 /// Connects to containerd. When it is unreachable: panics when `CI=true`, otherwise
