@@ -121,4 +121,3 @@ impl ContainerdConfig {
         format!("unix://{}", self.socket.display())
     }
 }
-

@@ -59,7 +59,10 @@ mod tests {
         let s = script(dir);
         assert!(s.contains(r"'/var/lib/it'\''s a+b/stdout.log'"), "{s}");
         let u = uri(dir);
-        assert!(u.starts_with("binary:///bin/sh?-c=trap%20%27%27%20TERM"), "{u}");
+        assert!(
+            u.starts_with("binary:///bin/sh?-c=trap%20%27%27%20TERM"),
+            "{u}"
+        );
         assert!(!u[16..].contains(['+', ' ', '&', '\'']), "{u}");
     }
 
@@ -81,7 +84,12 @@ mod tests {
             .spawn()
             .unwrap();
         let mut ready = String::new();
-        child.stdout.take().unwrap().read_to_string(&mut ready).unwrap();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut ready)
+            .unwrap();
         assert!(child.wait().unwrap().success());
         assert_eq!(ready, "1");
         let read = |s| std::fs::read_to_string(logs::file(dir.path(), s)).unwrap();

@@ -799,7 +799,16 @@ impl Scheduler for ContainerdScheduler {
             .into_inner()
             .tasks
             .into_iter()
-            .map(|p| (p.container_id.clone(), p))
+            // The task service names a task's container in `id` (`container_id` is
+            // for exec processes).
+            .map(|p| {
+                let key = if p.container_id.is_empty() {
+                    p.id.clone()
+                } else {
+                    p.container_id.clone()
+                };
+                (key, p)
+            })
             .collect();
         let mut out = Vec::new();
         for container in all {

@@ -44,7 +44,7 @@ async fn nothing_is_left_in_the_namespace() {
         .unwrap()
         .into_inner()
         .tasks;
-    let task_ids: Vec<_> = tasks.iter().map(|t| t.container_id.clone()).collect();
+    let task_ids: Vec<_> = tasks.iter().map(|t| t.id.clone()).collect();
     // Committed snapshots are images' layers; an active one is a container's (or an
     // unpack's that never finished).
     let mut active = Vec::new();

@@ -309,14 +309,17 @@ pub async fn list_by_label_finds_exactly_labelled(
     run_case(s, "list", |ctx| async move {
         let group = "dev.gofer.conformance.group";
         let mut want_a = BTreeSet::new();
+        let mut ids = Vec::new();
         for (i, workload) in [&w.run_until_stopped, w.exit_code(0)?, &w.run_until_stopped]
             .into_iter()
             .enumerate()
         {
             let spec = ctx.spec(workload, &format!("a{i}")).label(group, "a");
             want_a.insert(spec.name.clone());
-            ctx.start(spec).await?;
+            ids.push(ctx.start(spec).await?);
         }
+        // The listing tells each container's state: a1 has exited, the others run.
+        ctx.wait(&ids[1]).await?;
         for i in 0..2 {
             ctx.start(
                 ctx.spec(&w.run_until_stopped, &format!("b{i}"))
@@ -340,6 +343,21 @@ pub async fn list_by_label_finds_exactly_labelled(
                 .all(|c| c.labels.get(group).map(String::as_str) == Some("a")),
             || format!("listed containers lack their labels: {found:?}"),
         )?;
+        for c in &found {
+            let want = if c.id == ids[1] {
+                ContainerState::Exited {
+                    status: ExitStatus::Exited { code: 0 },
+                }
+            } else {
+                ContainerState::Running
+            };
+            ensure(c.state == want, || {
+                format!(
+                    "list reports {} as {:?}, expected {want:?}",
+                    c.name, c.state
+                )
+            })?;
+        }
         let all = ctx
             .s
             .list(&ctx.labels())
