@@ -23,6 +23,8 @@ fi
 # The tests' own containerd (scripts/setup-containerd.sh), for the containerd backend's
 # tests and the command's `--engine containerd`.
 export CONTAINERD_ADDRESS=${CONTAINERD_ADDRESS:-/run/gofer-containerd/containerd.sock}
+# The test swarm's manager (scripts/setup-swarm.sh), for the command's `--engine swarm`.
+export GOFER_SWARM_HOST=${GOFER_SWARM_HOST:-unix:///run/gofer-swarm/manager.sock}
 
 if ! ./scripts/engines.sh all; then
   if [ "${CI:-}" = "true" ]; then

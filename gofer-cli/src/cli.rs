@@ -40,12 +40,18 @@ pub struct Cli {
 /// Which container engine runs the tasks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum EngineChoice {
-    /// Docker when reachable, else Podman.
+    /// Docker when reachable, else Podman, else containerd.
     Auto,
     /// The Docker engine (`DOCKER_HOST` or the default socket).
     Docker,
     /// The Podman service (`CONTAINER_HOST` or the default socket).
     Podman,
+    /// containerd, through its gRPC API (`CONTAINERD_ADDRESS` or
+    /// `/run/containerd/containerd.sock`; namespace `gofer`). Needs root.
+    Containerd,
+    /// A Docker Swarm manager (`GOFER_SWARM_HOST`, else `DOCKER_HOST` or the default
+    /// socket): tasks run as swarm services on its nodes. Never chosen automatically.
+    Swarm,
 }
 
 /// Output format of `list` and `get` commands.

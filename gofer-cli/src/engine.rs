@@ -8,16 +8,18 @@ use gofer_api::{Api, ApiServer, RunTokens};
 use gofer_core::secrecy::{ExposeSecret, SecretBox};
 use gofer_core::{DynObjectStore, DynRunStore, DynScheduler, DynSecretStore};
 use gofer_engine::{Engine, Limits};
+use gofer_scheduler_containerd::ContainerdScheduler;
 use gofer_scheduler_docker::DockerScheduler;
 use gofer_scheduler_podman::PodmanScheduler;
+use gofer_scheduler_swarm::{SwarmConfig, SwarmScheduler};
 
 use crate::cli::EngineChoice;
 use crate::error::CliError;
 use crate::home::Home;
 use crate::slots::Slot;
 
-/// Connects to the container engine: Docker when reachable, else Podman, or the one
-/// named.
+/// Connects to the container engine: Docker when reachable, else Podman, else
+/// containerd, or the one named (a swarm only when named).
 ///
 /// # Errors
 /// [`CliError::NoEngine`] naming what was tried and why it failed.
@@ -33,6 +35,25 @@ pub async fn connect(choice: EngineChoice) -> Result<Arc<DynScheduler>, CliError
         match PodmanScheduler::connect_default().await {
             Ok(p) => return Ok(Arc::new(p)),
             Err(e) => tried.push(format!("podman: {e}")),
+        }
+    }
+    if matches!(choice, EngineChoice::Auto | EngineChoice::Containerd) {
+        match ContainerdScheduler::connect_default().await {
+            Ok(c) => return Ok(Arc::new(c)),
+            Err(e) => tried.push(format!("containerd: {e}")),
+        }
+    }
+    if choice == EngineChoice::Swarm {
+        let mut config = SwarmConfig::new();
+        if let Some(host) = std::env::var("GOFER_SWARM_HOST")
+            .ok()
+            .filter(|h| !h.is_empty())
+        {
+            config = config.host(host);
+        }
+        match SwarmScheduler::connect(config).await {
+            Ok(s) => return Ok(Arc::new(s)),
+            Err(e) => tried.push(format!("swarm: {e}")),
         }
     }
     Err(CliError::NoEngine {
@@ -52,6 +73,8 @@ pub async fn connect_recorded(
     let choice = match recorded {
         Some(n) if n == gofer_scheduler_docker::NAME => EngineChoice::Docker,
         Some(n) if n == gofer_scheduler_podman::NAME => EngineChoice::Podman,
+        Some(n) if n == gofer_scheduler_containerd::NAME => EngineChoice::Containerd,
+        Some(n) if n == gofer_scheduler_swarm::NAME => EngineChoice::Swarm,
         _ => choice,
     };
     connect(choice).await

@@ -181,43 +181,50 @@ command = ["sh", "-c", "echo start $GOFER_RUN_ID; sleep 2; echo done $GOFER_RUN_
     );
 }
 
-#[test]
-fn a_killed_run_is_recovered_on_the_engine_it_ran_on() {
-    use gofer_cli::EngineChoice;
-    if !support::engine_named(EngineChoice::Podman) {
+/// `gofer --engine <name> run` killed mid-task: a command with the default engine
+/// choice recovers the run on that engine, where its container is, because the slot
+/// recorded it, with the task's whole log.
+fn killed_run_is_recovered_on(choice: gofer_cli::EngineChoice, name: &str) {
+    if !support::engine_named(choice) {
         return;
     }
     let g = Gofer::new();
+    let pipeline = format!("on{name}");
     let file = g.file(
-        "onpodman.toml",
-        r#"
-id = "onpodman"
+        &format!("{pipeline}.toml"),
+        &format!(
+            r#"
+id = "{pipeline}"
 [[tasks]]
 id = "step"
 image = "IMAGE"
 command = ["sh", "-c", "echo before; sleep 2; echo after"]
-"#,
+"#
+        ),
     );
-    let p = g.spawn(
-        &["--engine", "podman", "run", file.to_str().unwrap()],
-        "run",
-    );
+    let p = g.spawn(&["--engine", name, "run", file.to_str().unwrap()], "run");
     p.wait_for("[step] before");
     p.signal("KILL");
     let _ = p.finish();
-    // A command with the default engine choice recovers the run on Podman, where
-    // its container is, because the slot recorded it.
-    let out = g.run(&["run", "get", "onpodman", "1"]);
+    let out = g.run(&["run", "get", &pipeline, "1"]);
     out.ok();
-    let run = g.run_json("onpodman", 1);
+    let run = g.run_json(&pipeline, 1);
     assert_eq!(run["status"], "successful", "{run}");
     assert_eq!(
-        g.run(&["logs", "onpodman", "1", "step"]).ok().stdout(),
+        g.run(&["logs", &pipeline, "1", "step"]).ok().stdout(),
         "before\nafter\n"
     );
-    assert!(g
-        .containers_on(EngineChoice::Podman, &g.home_id())
-        .is_empty());
+    assert!(g.containers_on(choice, &g.home_id()).is_empty());
+}
+
+#[test]
+fn a_killed_run_is_recovered_on_the_engine_it_ran_on() {
+    killed_run_is_recovered_on(gofer_cli::EngineChoice::Podman, "podman");
+}
+
+#[test]
+fn a_killed_run_on_containerd_is_recovered_there() {
+    killed_run_is_recovered_on(gofer_cli::EngineChoice::Containerd, "containerd");
 }
 
 #[test]
@@ -268,4 +275,36 @@ echo "api $code"
         g.containers(&g.home_id()).is_empty(),
         "a container was left"
     );
+}
+
+/// `gofer --engine swarm run` runs the pipeline as services of the test swarm
+/// (`GOFER_SWARM_HOST`, which the test command sets to scripts/setup-swarm.sh's
+/// manager) and leaves nothing on it.
+#[test]
+fn a_run_on_the_swarm() {
+    use gofer_cli::EngineChoice;
+    if !support::engine_named(EngineChoice::Swarm) {
+        return;
+    }
+    let g = Gofer::new();
+    let file = g.file(
+        "onswarm.toml",
+        r#"
+id = "onswarm"
+[[tasks]]
+id = "hello"
+image = "IMAGE"
+command = ["echo", "hello from a swarm service"]
+"#,
+    );
+    let out = g.run(&["--engine", "swarm", "run", file.to_str().unwrap()]);
+    let text = out.ok().stdout();
+    assert!(
+        text.contains("[hello] hello from a swarm service"),
+        "{text}"
+    );
+    assert_eq!(g.run_json("onswarm", 1)["status"], "successful");
+    assert!(g
+        .containers_on(EngineChoice::Swarm, &g.home_id())
+        .is_empty());
 }
