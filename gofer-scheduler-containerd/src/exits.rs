@@ -185,11 +185,18 @@ async fn watch_task(client: &Client, id: &str, cgroup: &str) -> ExitStatus {
     let delete = client.req(DeleteTaskRequest {
         container_id: id.to_string(),
     });
+    let began = std::time::Instant::now();
     match client.tasks().delete(delete).await {
         Ok(_) => {}
         Err(s) if not_found(&s) => {}
         Err(s) => tracing::warn!(container = %id, error = %s, "cannot delete the exited task"),
     }
+    tracing::debug!(
+        target: crate::TIMING_TARGET,
+        container = %id,
+        delete_us = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX),
+        "container exited"
+    );
     status
 }
 

@@ -16,5 +16,11 @@ mod volumes;
 pub use config::{ContainerdConfig, DEFAULT_NAMESPACE, DEFAULT_SOCKET};
 pub use scheduler::ContainerdScheduler;
 
+/// The `tracing` target of the backend's timing events (debug level): one per start
+/// (`image_us`, `container_us`, `snapshot_us`, `network_us`, `task_us`, `start_us`,
+/// `total_us`), one per exit (`delete_us`: the task's deletion, which is when its last
+/// output is written) and one per removal (`remove_us`).
+pub const TIMING_TARGET: &str = "gofer_scheduler_containerd::timing";
+
 /// This backend's name, used in errors and spans.
 pub const NAME: &str = "containerd";

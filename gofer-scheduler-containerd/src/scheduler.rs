@@ -324,7 +324,10 @@ impl ContainerdScheduler {
     async fn create_and_start(&self, spec: ContainerSpec) -> Result<ContainerId, SchedulerError> {
         check_mounts(NAME, &spec.mounts)?;
         let id = container_id(&spec.name);
+        let began = std::time::Instant::now();
+        let mut lap = Laps::new();
         let image = self.inner.images.ensure(&spec).await?;
+        lap.mark("image_us");
         let mut labels: HashMap<String, String> = spec.labels.clone().into_iter().collect();
         labels.insert(format!("{INTERNAL_LABEL_PREFIX}name"), spec.name.clone());
         let (netns_path, owned) = match &spec.network {
@@ -414,7 +417,7 @@ impl ContainerdScheduler {
             }))
             .await
         {
-            Ok(_) => {}
+            Ok(_) => lap.mark("container_us"),
             Err(s) if exists(&s) => {
                 return Err(SchedulerError::Conflict {
                     scheduler: NAME,
@@ -434,11 +437,16 @@ impl ContainerdScheduler {
                 )
             })?;
             let rootfs = self.prepare_snapshot(&id, &image.chain_id).await?;
+            lap.mark("snapshot_us");
             if let Some(n) = &owned {
                 self.inner.cni.create(n, &id).await?;
             }
+            lap.mark("network_us");
             self.create_task(&id, &dir, rootfs).await?;
-            self.start_task(&id).await
+            lap.mark("task_us");
+            self.start_task(&id).await?;
+            lap.mark("start_us");
+            Ok(())
         }
         .await;
         if let Err(e) = made {
@@ -447,6 +455,7 @@ impl ContainerdScheduler {
             }
             return Err(e);
         }
+        lap.report(&id, began);
         Ok(ContainerId(id))
     }
 
@@ -525,6 +534,65 @@ impl ContainerdScheduler {
             .map_err(|s| self.engine_error("start", s))
     }
 
+    /// Removes a container and all it owns: its task (killed first when `force`), its
+    /// record, its snapshot, its network namespace and its files.
+    async fn remove_container(&self, id: &ContainerId, force: bool) -> Result<(), SchedulerError> {
+        let cid = container_id(&id.0);
+        let container = self
+            .get_container(&cid)
+            .await?
+            .ok_or_else(|| no_such(&id.0))?;
+        let task = if container.labels.contains_key(LABEL_EXIT) {
+            None
+        } else {
+            self.get_task(&cid).await?
+        };
+        if let Some(p) = &task {
+            let status = TaskStatus::try_from(p.status).unwrap_or(TaskStatus::Unknown);
+            let running = matches!(
+                status,
+                TaskStatus::Running | TaskStatus::Paused | TaskStatus::Pausing
+            );
+            if running && !force {
+                return Err(SchedulerError::Conflict {
+                    scheduler: NAME,
+                    id: id.0.clone(),
+                    message: "the container is running; remove it with force".into(),
+                });
+            }
+            let mut rx = self.exit_of(&container).await?;
+            self.kill(&cid, SIGKILL, true).await?;
+            // The watcher deletes the task once it has ended.
+            exited(&mut rx).await;
+        }
+        let c = self.client();
+        gone_ok(
+            c.containers()
+                .delete(c.req(DeleteContainerRequest { id: cid.clone() }))
+                .await,
+        )
+        .map_err(|s| self.engine_error("remove", s))?;
+        gone_ok(
+            c.snapshots()
+                .remove(c.req(RemoveSnapshotRequest {
+                    snapshotter: self.inner.config.snapshotter.clone(),
+                    key: cid.clone(),
+                }))
+                .await,
+        )
+        .map_err(|s| self.engine_error("remove", s))?;
+        if let Some(n) = container.labels.get(LABEL_NETNS) {
+            self.inner.cni.remove(n, &cid).await?;
+        }
+        self.inner.exits.forget(&cid);
+        match std::fs::remove_dir_all(self.dir(&cid)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(SchedulerError::engine(NAME, "remove", e)),
+        }
+        Ok(())
+    }
+
     /// The volumes mounted by any container of the namespace.
     async fn volumes_in_use(&self) -> Result<BTreeSet<String>, SchedulerError> {
         let c = self.client();
@@ -541,6 +609,51 @@ impl ContainerdScheduler {
             .filter_map(|k| k.strip_prefix(LABEL_VOLUME_PREFIX))
             .map(str::to_string)
             .collect())
+    }
+}
+
+/// Where a start's time went, reported as one event of the target
+/// [`TIMING_TARGET`](crate::TIMING_TARGET) at debug level (microseconds per step).
+struct Laps {
+    last: std::time::Instant,
+    steps: Vec<(&'static str, u64)>,
+}
+
+impl Laps {
+    fn new() -> Self {
+        Self {
+            last: std::time::Instant::now(),
+            steps: Vec::with_capacity(6),
+        }
+    }
+
+    fn mark(&mut self, step: &'static str) {
+        let now = std::time::Instant::now();
+        let us = u64::try_from(now.duration_since(self.last).as_micros()).unwrap_or(u64::MAX);
+        self.steps.push((step, us));
+        self.last = now;
+    }
+
+    fn get(&self, step: &str) -> u64 {
+        self.steps
+            .iter()
+            .find(|(s, _)| *s == step)
+            .map_or(0, |(_, us)| *us)
+    }
+
+    fn report(&self, id: &str, began: std::time::Instant) {
+        tracing::debug!(
+            target: crate::TIMING_TARGET,
+            container = %id,
+            image_us = self.get("image_us"),
+            container_us = self.get("container_us"),
+            snapshot_us = self.get("snapshot_us"),
+            network_us = self.get("network_us"),
+            task_us = self.get("task_us"),
+            start_us = self.get("start_us"),
+            total_us = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX),
+            "container started"
+        );
     }
 }
 
@@ -720,60 +833,15 @@ impl Scheduler for ContainerdScheduler {
 
     #[tracing::instrument(skip_all, fields(scheduler = NAME, container = %id, force))]
     async fn remove(&self, id: &ContainerId, force: bool) -> Result<(), SchedulerError> {
-        let cid = container_id(&id.0);
-        let container = self
-            .get_container(&cid)
-            .await?
-            .ok_or_else(|| no_such(&id.0))?;
-        let task = if container.labels.contains_key(LABEL_EXIT) {
-            None
-        } else {
-            self.get_task(&cid).await?
-        };
-        if let Some(p) = &task {
-            let status = TaskStatus::try_from(p.status).unwrap_or(TaskStatus::Unknown);
-            let running = matches!(
-                status,
-                TaskStatus::Running | TaskStatus::Paused | TaskStatus::Pausing
-            );
-            if running && !force {
-                return Err(SchedulerError::Conflict {
-                    scheduler: NAME,
-                    id: id.0.clone(),
-                    message: "the container is running; remove it with force".into(),
-                });
-            }
-            let mut rx = self.exit_of(&container).await?;
-            self.kill(&cid, SIGKILL, true).await?;
-            // The watcher deletes the task once it has ended.
-            exited(&mut rx).await;
-        }
-        let c = self.client();
-        gone_ok(
-            c.containers()
-                .delete(c.req(DeleteContainerRequest { id: cid.clone() }))
-                .await,
-        )
-        .map_err(|s| self.engine_error("remove", s))?;
-        gone_ok(
-            c.snapshots()
-                .remove(c.req(RemoveSnapshotRequest {
-                    snapshotter: self.inner.config.snapshotter.clone(),
-                    key: cid.clone(),
-                }))
-                .await,
-        )
-        .map_err(|s| self.engine_error("remove", s))?;
-        if let Some(n) = container.labels.get(LABEL_NETNS) {
-            self.inner.cni.remove(n, &cid).await?;
-        }
-        self.inner.exits.forget(&cid);
-        match std::fs::remove_dir_all(self.dir(&cid)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(SchedulerError::engine(NAME, "remove", e)),
-        }
-        Ok(())
+        let began = std::time::Instant::now();
+        let r = self.remove_container(id, force).await;
+        tracing::debug!(
+            target: crate::TIMING_TARGET,
+            container = %id,
+            remove_us = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX),
+            "container removed"
+        );
+        r
     }
 
     #[tracing::instrument(skip_all, fields(scheduler = NAME))]
