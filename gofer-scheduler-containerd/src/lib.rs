@@ -14,7 +14,7 @@ mod scheduler;
 mod volumes;
 
 pub use config::{ContainerdConfig, DEFAULT_NAMESPACE, DEFAULT_SOCKET};
-pub use scheduler::ContainerdScheduler;
+pub use scheduler::{ContainerdScheduler, NETNS_PREFIX};
 
 /// The `tracing` target of the backend's timing events (debug level): one per start
 /// (`image_us`, `container_us`, `snapshot_us`, `network_us`, `task_us`, `start_us`,

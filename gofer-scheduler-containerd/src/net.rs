@@ -1,11 +1,14 @@
 //! Networks: a container with the default network gets a network namespace of its own,
 //! pinned under `/run/netns` (so it outlives the container's processes and is torn down
-//! exactly once, with its address and firewall rules), wired to a bridge with outbound
-//! access by the CNI plugins Debian ships (`bridge` with `host-local` addresses and
-//! masquerading, then `firewall`, which lets the bridge's traffic past a `FORWARD` chain
-//! that Docker sets to drop). A run's sandbox is such a namespace, held by a small
-//! container; its tasks join it and reach each other on `127.0.0.1`. `NetworkMode::None`
-//! is a fresh namespace with only loopback (runc brings it up).
+//! exactly once, with its address), wired to a bridge by the CNI plugin Debian ships
+//! (`bridge` with `host-local` addresses, from `containernetworking-plugins`). Outbound
+//! access is the bridge's, as Docker does it for its own: one masquerading rule for the
+//! subnet and two rules that let its traffic past a `FORWARD` chain that Docker sets to
+//! drop, added once when the scheduler connects (per-container rules, as CNI's
+//! `ipMasq` and `firewall` make them, cost more iptables calls than the rest of a start).
+//! A run's sandbox is such a namespace; its tasks join it and reach each other on
+//! `127.0.0.1`. `NetworkMode::None` is a fresh namespace with only loopback (runc brings
+//! it up).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -39,23 +42,78 @@ impl Cni {
     pub(crate) fn new(config: &ContainerdConfig) -> Self {
         let state = config.state_dir.join("cni");
         let name = format!("gofer-{}", config.namespace);
-        let plugins = vec![
-            json!({
-                "cniVersion": "1.0.0", "name": name, "type": "bridge",
-                "bridge": config.bridge, "isGateway": true, "ipMasq": true,
-                "ipam": {
-                    "type": "host-local",
-                    "ranges": [[{"subnet": config.subnet}]],
-                    "routes": [{"dst": "0.0.0.0/0"}],
-                    "dataDir": state.join("ipam"),
-                }
-            }),
-            json!({"cniVersion": "1.0.0", "name": name, "type": "firewall", "backend": "iptables"}),
-        ];
+        let plugins = vec![json!({
+            "cniVersion": "1.0.0", "name": name, "type": "bridge",
+            "bridge": config.bridge, "isGateway": true, "ipMasq": false,
+            "ipam": {
+                "type": "host-local",
+                "ranges": [[{"subnet": config.subnet}]],
+                "routes": [{"dst": "0.0.0.0/0"}],
+                "dataDir": state.join("ipam"),
+            }
+        })];
         Self {
             bin_dir: config.cni_bin_dir.clone(),
             state,
             plugins,
+        }
+    }
+
+    /// Adds the subnet's outbound rules unless they are there: masquerading, and
+    /// forwarding from it and back to it. A host without iptables gets a warning: its
+    /// containers then reach the host and each other, not beyond.
+    pub(crate) async fn host_rules(&self, subnet: &str) {
+        let rules: [&[&str]; 3] = [
+            &[
+                "-t",
+                "nat",
+                "POSTROUTING",
+                "-s",
+                subnet,
+                "!",
+                "-d",
+                subnet,
+                "-j",
+                "MASQUERADE",
+            ],
+            &["-t", "filter", "FORWARD", "-s", subnet, "-j", "ACCEPT"],
+            &[
+                "-t",
+                "filter",
+                "FORWARD",
+                "-d",
+                subnet,
+                "-m",
+                "conntrack",
+                "--ctstate",
+                "RELATED,ESTABLISHED",
+                "-j",
+                "ACCEPT",
+            ],
+        ];
+        for rule in rules {
+            let (table, rest) = rule.split_at(2);
+            let (chain, spec) = rest.split_at(1);
+            let check: Vec<&str> = table
+                .iter()
+                .chain(["-C"].iter())
+                .chain(chain)
+                .chain(spec)
+                .copied()
+                .collect();
+            if run("iptables", &check).await.is_ok() {
+                continue;
+            }
+            let insert: Vec<&str> = table
+                .iter()
+                .chain(["-I"].iter())
+                .chain(chain)
+                .chain(spec)
+                .copied()
+                .collect();
+            if let Err(e) = run("iptables", &insert).await {
+                tracing::warn!(error = %e, "containers on the bridge will have no outbound access");
+            }
         }
     }
 
@@ -202,7 +260,7 @@ async fn run(program: &str, args: &[&str]) -> Result<(), SchedulerError> {
         .stdin(Stdio::null())
         .output()
         .await
-        .map_err(|e| net_error(format!("cannot run {program} (iproute2): {e}")))?;
+        .map_err(|e| net_error(format!("cannot run {program}: {e}")))?;
     if out.status.success() {
         Ok(())
     } else {

@@ -49,6 +49,20 @@ pub(crate) struct Parts<'a> {
     pub(crate) init: Option<&'a Path>,
     /// Whether memory+swap can be limited (swap accounting on).
     pub(crate) swap_accounting: bool,
+    /// The shim group: containers of one group share one runc shim process (the
+    /// runc v2 shim's `io.containerd.runc.v2.group` annotation), so only a group's
+    /// first container pays for starting one.
+    pub(crate) group: Option<String>,
+}
+
+/// The shim group of a container: its run's (engine, pipeline and run labels), so a
+/// run's tasks, services and sandbox share a shim and nothing else does.
+pub(crate) fn group(labels: &std::collections::BTreeMap<String, String>) -> Option<String> {
+    use gofer_core::naming::{LABEL_ENGINE, LABEL_PIPELINE, LABEL_RUN};
+    let engine = labels.get(LABEL_ENGINE)?;
+    let pipeline = labels.get(LABEL_PIPELINE)?;
+    let run = labels.get(LABEL_RUN)?;
+    Some(format!("gofer-{engine}-{pipeline}-{run}"))
 }
 
 fn invalid(field: &'static str, message: String) -> SchedulerError {
@@ -224,7 +238,12 @@ pub(crate) fn spec(
         resources["cpu"] = json!({"quota": quota, "period": period});
     }
     let hostname: String = spec.name.chars().take(63).collect();
+    let annotations = match &parts.group {
+        Some(g) => json!({"io.containerd.runc.v2.group": g}),
+        None => json!({}),
+    };
     Ok(json!({
+        "annotations": annotations,
         "ociVersion": "1.0.2",
         "process": {
             "terminal": false,
@@ -326,6 +345,7 @@ mod tests {
             volume_dir: &vol,
             init: None,
             swap_accounting: true,
+            group: None,
         };
         let mut s = ContainerSpec::new("c", "x");
         s.resources.memory_bytes = Some(u64::MAX);

@@ -37,12 +37,12 @@ use crate::NAME;
 /// The labels this backend adds for itself, kept out of what `list` reports.
 const INTERNAL_LABEL_PREFIX: &str = "dev.gofer.containerd.";
 
-/// What a sandbox holder runs: it only sleeps until stopped.
-const SANDBOX_COMMAND: [&str; 3] = [
-    "sh",
-    "-c",
-    "trap 'exit 0' TERM INT; sleep 2147483647 & wait",
-];
+/// The name prefix of the network namespaces this backend pins (under `/run/netns`).
+pub const NETNS_PREFIX: &str = "gofer-ctrd-";
+
+/// The label of a run's network sandbox: a container record without a task, owning
+/// a pinned network namespace (which needs no process to hold it).
+const LABEL_SANDBOX: &str = "dev.gofer.containerd.sandbox";
 
 const SIGTERM: u32 = 15;
 const SIGKILL: u32 = 9;
@@ -88,6 +88,11 @@ pub(crate) fn container_id(name: &str) -> String {
         let digest = format!("{:x}", Sha256::digest(name.as_bytes()));
         format!("gofer-h-{}", &digest[..48])
     }
+}
+
+/// The pinned network namespace a container or sandbox owns.
+fn netns_name(id: &str) -> String {
+    format!("{NETNS_PREFIX}{id}")
 }
 
 fn no_such(id: &str) -> SchedulerError {
@@ -136,13 +141,15 @@ impl ContainerdScheduler {
         let swap_accounting = Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes")
             .exists()
             || Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+        let cni = Cni::new(&config);
+        cni.host_rules(&config.subnet).await;
         let inner = Inner {
             images: Images::new(
                 client.clone(),
                 config.snapshotter.clone(),
                 config.insecure_registries.clone(),
             ),
-            cni: Cni::new(&config),
+            cni,
             volumes: Volumes::new(&config.state_dir),
             exits: Exits::default(),
             client,
@@ -221,12 +228,83 @@ impl ContainerdScheduler {
         }
     }
 
+    /// Makes a run's network sandbox: a pinned network namespace wired to the bridge,
+    /// and a container record that owns it, so that it is listed, labelled, adopted and
+    /// removed like a container. No holder process: the namespace lives as long as its
+    /// pin (the sandbox's image is not needed).
+    async fn make_sandbox(&self, spec: SandboxSpec) -> Result<ContainerId, SchedulerError> {
+        let id = container_id(&spec.name);
+        let netns = netns_name(&id);
+        let mut labels: HashMap<String, String> = spec.labels.into_iter().collect();
+        labels.insert(format!("{INTERNAL_LABEL_PREFIX}name"), spec.name.clone());
+        labels.insert(LABEL_NETNS.to_string(), netns.clone());
+        labels.insert(LABEL_SANDBOX.to_string(), "1".to_string());
+        let c = self.client();
+        let record = Container {
+            id: id.clone(),
+            labels,
+            image: spec.image,
+            runtime: Some(Runtime {
+                name: self.inner.config.runtime.clone(),
+                options: None,
+            }),
+            // Never run; containerd wants a spec on every container.
+            spec: Some(prost_types::Any {
+                type_url: "types.containerd.io/opencontainers/runtime-spec/1/Spec".to_string(),
+                value: b"{}".to_vec(),
+            }),
+            ..Default::default()
+        };
+        match c
+            .containers()
+            .create(c.req(CreateContainerRequest {
+                container: Some(record),
+            }))
+            .await
+        {
+            Ok(_) => {}
+            Err(s) if exists(&s) => {
+                return Err(SchedulerError::Conflict {
+                    scheduler: NAME,
+                    id: spec.name,
+                    message: "a container of this name exists".into(),
+                })
+            }
+            Err(s) => return Err(self.engine_error("create_sandbox", s)),
+        }
+        let dir = self.dir(&id);
+        let made = async {
+            write_files(&dir, &spec.name)
+                .map_err(|e| SchedulerError::engine(NAME, "create_sandbox", e))?;
+            self.inner.cni.create(&netns, &id).await.map(|_| ())
+        }
+        .await;
+        if let Err(e) = made {
+            let _ = self.remove(&ContainerId(id), true).await;
+            return Err(e);
+        }
+        Ok(ContainerId(id))
+    }
+
     /// The state of a container from its record and its task.
     fn state_of(
         &self,
         container: &Container,
         task: Option<&containerd_client::types::v1::Process>,
     ) -> ContainerState {
+        if container.labels.contains_key(LABEL_SANDBOX) {
+            let pinned = container
+                .labels
+                .get(LABEL_NETNS)
+                .is_some_and(|n| Cni::netns_path(n).exists());
+            return if pinned {
+                ContainerState::Running
+            } else {
+                ContainerState::Exited {
+                    status: ExitStatus::Removed,
+                }
+            };
+        }
         if let Some(status) = container
             .labels
             .get(LABEL_EXIT)
@@ -332,7 +410,7 @@ impl ContainerdScheduler {
         labels.insert(format!("{INTERNAL_LABEL_PREFIX}name"), spec.name.clone());
         let (netns_path, owned) = match &spec.network {
             NetworkMode::Default => {
-                let name = format!("gofer-{id}");
+                let name = netns_name(&id);
                 (Some(Cni::netns_path(&name)), Some(name))
             }
             NetworkMode::None => (None, None),
@@ -391,6 +469,7 @@ impl ContainerdScheduler {
                 volume_dir: &volume_dir,
                 init: init.as_deref(),
                 swap_accounting: self.inner.swap_accounting,
+                group: oci::group(&spec.labels),
             },
         )?;
         let c = self.client();
@@ -751,7 +830,8 @@ impl Scheduler for ContainerdScheduler {
             .get_container(&cid)
             .await?
             .ok_or_else(|| no_such(&id.0))?;
-        if container.labels.contains_key(LABEL_EXIT) {
+        if container.labels.contains_key(LABEL_EXIT) || container.labels.contains_key(LABEL_SANDBOX)
+        {
             return Ok(());
         }
         match self.get_task(&cid).await? {
@@ -910,12 +990,21 @@ impl Scheduler for ContainerdScheduler {
 
     #[tracing::instrument(skip_all, fields(scheduler = NAME, sandbox = %spec.name))]
     async fn create_sandbox(&self, spec: SandboxSpec) -> Result<ContainerId, SchedulerError> {
-        let holder = ContainerSpec::new(spec.name, spec.image)
-            .entrypoint(SANDBOX_COMMAND)
-            .labels(spec.labels)
-            .init(false)
-            .network(NetworkMode::Default);
-        self.start(holder).await
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let this = self.clone();
+        // As a start: not cut short by a caller who stops waiting.
+        tokio::spawn(
+            async move {
+                let result = this.make_sandbox(spec).await;
+                if let Err(Ok(id)) = tx.send(result) {
+                    let _ = this.remove(&id, true).await;
+                }
+            }
+            .instrument(tracing::Span::current()),
+        );
+        rx.await.map_err(|_| {
+            SchedulerError::engine(NAME, "create_sandbox", "the sandbox was not made")
+        })?
     }
 
     #[tracing::instrument(skip_all, fields(scheduler = NAME, volume = %spec.name))]

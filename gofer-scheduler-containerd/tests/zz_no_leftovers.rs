@@ -71,7 +71,7 @@ async fn nothing_is_left_in_the_namespace() {
         .map(|d| {
             d.flatten()
                 .map(|e| e.file_name().to_string_lossy().to_string())
-                .filter(|n| n.starts_with("gofer-"))
+                .filter(|n| n.starts_with(gofer_scheduler_containerd::NETNS_PREFIX))
                 .collect()
         })
         .unwrap_or_default();
