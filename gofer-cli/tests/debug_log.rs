@@ -149,6 +149,29 @@ fn podman_at_trace_the_logs_hold_the_clients_records_and_no_value() {
 }
 
 #[test]
+fn containerd_at_trace_the_logs_hold_the_grpc_and_registry_clients_records_and_no_value() {
+    if !engine_named(EngineChoice::Containerd) {
+        return;
+    }
+    let (text, _) = trace_to_a_file(
+        "containerd",
+        "h2=trace,tonic=trace,hyper=trace,oci_client=trace,reqwest=trace",
+    );
+    // The gRPC frames (the OCI spec with the environment among them) and the pull of
+    // the private image through the registry client.
+    assert!(
+        text.lines().any(|l| l.contains(" h2::")),
+        "the gRPC stack's records:
+{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.contains("oci_client")),
+        "the registry client's records:
+{text}"
+    );
+}
+
+#[test]
 fn verbose_logs_go_to_stderr_only() {
     if !engine() {
         return;
