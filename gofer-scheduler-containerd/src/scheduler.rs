@@ -644,32 +644,45 @@ impl ContainerdScheduler {
             // The watcher deletes the task once it has ended.
             exited(&mut rx).await;
         }
+        // The rest does not depend on each other: record, snapshot, network and files
+        // go side by side.
         let c = self.client();
-        gone_ok(
-            c.containers()
-                .delete(c.req(DeleteContainerRequest { id: cid.clone() }))
-                .await,
-        )
-        .map_err(|s| self.engine_error("remove", s))?;
-        gone_ok(
-            c.snapshots()
-                .remove(c.req(RemoveSnapshotRequest {
-                    snapshotter: self.inner.config.snapshotter.clone(),
-                    key: cid.clone(),
-                }))
-                .await,
-        )
-        .map_err(|s| self.engine_error("remove", s))?;
-        if let Some(n) = container.labels.get(LABEL_NETNS) {
-            self.inner.cni.remove(n, &cid).await?;
-        }
+        let record = async {
+            gone_ok(
+                c.containers()
+                    .delete(c.req(DeleteContainerRequest { id: cid.clone() }))
+                    .await,
+            )
+            .map_err(|s| self.engine_error("remove", s))
+        };
+        let snapshot = async {
+            gone_ok(
+                c.snapshots()
+                    .remove(c.req(RemoveSnapshotRequest {
+                        snapshotter: self.inner.config.snapshotter.clone(),
+                        key: cid.clone(),
+                    }))
+                    .await,
+            )
+            .map_err(|s| self.engine_error("remove", s))
+        };
+        let network = async {
+            match container.labels.get(LABEL_NETNS) {
+                Some(n) => self.inner.cni.remove(n, &cid).await,
+                None => Ok(()),
+            }
+        };
+        let dir = self.dir(&cid);
+        let files = async {
+            match tokio::fs::remove_dir_all(&dir).await {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(SchedulerError::engine(NAME, "remove", e)),
+            }
+        };
+        let (record, snapshot, network, files) = tokio::join!(record, snapshot, network, files);
         self.inner.exits.forget(&cid);
-        match std::fs::remove_dir_all(self.dir(&cid)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(SchedulerError::engine(NAME, "remove", e)),
-        }
-        Ok(())
+        record.and(snapshot).and(network).and(files)
     }
 
     /// The volumes mounted by any container of the namespace.
