@@ -31,7 +31,14 @@ use crate::run::stop::StopWatch;
 
 /// Runs task `idx` of the run to completion, attempt after attempt as its retry
 /// policy allows, and returns its status (its last attempt's).
-pub(crate) async fn execute_task(ctx: Arc<RunCtx>, idx: usize) -> TaskStatus {
+///
+/// Returns the task's status and the container of its last attempt, which the caller
+/// removes ([`remove_after_flush`]) once it has told the task's dependents, so that a
+/// removal is never between a parent's end and its children's start.
+pub(crate) async fn execute_task(
+    ctx: Arc<RunCtx>,
+    idx: usize,
+) -> (TaskStatus, Option<ContainerId>) {
     let task = &ctx.plan.pipeline.tasks[idx];
     let span = tracing::debug_span!("task", task = %task.id);
     // A resumed run goes on with the attempt it recorded (its container, if any, is
@@ -68,19 +75,12 @@ pub(crate) async fn execute_task(ctx: Arc<RunCtx>, idx: usize) -> TaskStatus {
             None => ctx.recorder.task_complete(idx, outcome).await,
         }
         drop(permit);
-        // The container is removed only once its outcome is durable: a host that dies
-        // in between finds it on recovery and collects it again.
-        if let Some(id) = container {
-            match ctx.recorder.flush().await {
-                Ok(()) => ctx.engine.containers.remove(&id).await,
-                Err(e) => {
-                    warn!(container = %id, error = %e, "outcome not recorded; container kept")
-                }
-            }
-        }
         let Some(backoff) = backoff else {
-            return status;
+            return (status, container);
         };
+        if let Some(id) = container {
+            remove_after_flush(&ctx, &id).await;
+        }
         // The backoff; a cancel of the run or of the task ends it, and the task.
         let mut stop = stop;
         tokio::select! {
@@ -90,9 +90,18 @@ pub(crate) async fn execute_task(ctx: Arc<RunCtx>, idx: usize) -> TaskStatus {
                 let o = stop_outcome(s, Phase::NotStarted);
                 let status = o.status;
                 ctx.recorder.task_complete(idx, o).await;
-                return status;
+                return (status, None);
             }
         }
+    }
+}
+
+/// Removes an attempt's exited container once its outcome is durable: a host that dies
+/// in between finds it on recovery and collects it again.
+pub(crate) async fn remove_after_flush(ctx: &RunCtx, id: &ContainerId) {
+    match ctx.recorder.flush().await {
+        Ok(()) => ctx.engine.containers.remove(id).await,
+        Err(e) => warn!(container = %id, error = %e, "outcome not recorded; container kept"),
     }
 }
 

@@ -18,7 +18,7 @@ use crate::run::admission::AdmissionWait;
 use crate::run::container;
 use crate::run::ctx::{RunCtx, Shared};
 use crate::run::handle::RunHandle;
-use crate::run::lifecycle::execute_task;
+use crate::run::lifecycle::{execute_task, remove_after_flush};
 use crate::run::service_state::Services;
 use crate::run::services;
 use crate::run::stop::{Stop, StopCause, StopWatch};
@@ -402,7 +402,11 @@ async fn run_graph(
     g.ready.clear();
     g.ready
         .extend((0..n).filter(|i| g.pending_parents[*i] == 0 && g.statuses[*i].is_none()));
-    let mut set: JoinSet<(usize, TaskStatus)> = JoinSet::new();
+    // Each task's future reports its status here as soon as it is recorded, then
+    // removes its container: dependents start without waiting for the removal, and the
+    // run ends only once every removal is done (the set is drained below).
+    let mut set: JoinSet<()> = JoinSet::new();
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<(usize, TaskStatus)>();
     let mut stop_seen = stop_rx.current().is_some();
     // Tasks handed to `execute_task` (which then records their end itself).
     let mut started = vec![false; n];
@@ -429,36 +433,51 @@ async fn run_graph(
             }
             let task_ctx = ctx.clone();
             started[i] = true;
+            let done = done_tx.clone();
             set.spawn(async move {
-                let status = match AssertUnwindSafe(execute_task(task_ctx.clone(), i))
+                let (status, container) = match AssertUnwindSafe(execute_task(task_ctx.clone(), i))
                     .catch_unwind()
                     .await
                 {
-                    Ok(status) => status,
+                    Ok(ended) => ended,
                     Err(_) => {
                         task_ctx
                             .recorder
                             .task_complete(i, Outcome::panicked())
                             .await;
-                        TaskStatus::Unknown
+                        (TaskStatus::Unknown, None)
                     }
                 };
-                (i, status)
+                let _ = done.send((i, status));
+                if let Some(id) = container {
+                    remove_after_flush(&task_ctx, &id).await;
+                }
             });
         }
         if g.done >= n {
             break;
         }
+        if set.is_empty() && g.ready.is_empty() {
+            // Every future is done: what they reported is all there is.
+            if let Ok((i, status)) = done_rx.try_recv() {
+                g.finish(i, status);
+                continue;
+            }
+            warn!("task graph stalled");
+            break;
+        }
         tokio::select! {
-            joined = set.join_next() => match joined {
-                Some(Ok((i, status))) => g.finish(i, status),
-                Some(Err(e)) => {
-                    // Cannot happen: task futures catch their own panics.
-                    warn!(error = %e, "task future failed");
-                }
+            ended = done_rx.recv() => match ended {
+                Some((i, status)) => g.finish(i, status),
                 None => {
                     warn!("task graph stalled");
                     break;
+                }
+            },
+            Some(joined) = set.join_next() => {
+                if let Err(e) = joined {
+                    // Cannot happen: task futures catch their own panics.
+                    warn!(error = %e, "task future failed");
                 }
             },
             () = async {
@@ -487,6 +506,12 @@ async fn run_graph(
                     }
                 }
             }
+        }
+    }
+    // The removals still under way: the run ends with nothing left.
+    while let Some(joined) = set.join_next().await {
+        if let Err(e) = joined {
+            warn!(error = %e, "task future failed");
         }
     }
 }
