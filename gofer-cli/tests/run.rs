@@ -509,3 +509,57 @@ command = ["sh", "-c", "echo digest $(printf %s \"$GOFER_API_TOKEN\" | sha256sum
     let again = digest();
     assert_ne!(first, again, "run 1 got the old store's run 1 token");
 }
+
+#[test]
+fn a_matrix_file_runs_each_combination_and_its_dependent_after_them() {
+    if !engine() {
+        return;
+    }
+    let g = Gofer::new();
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/matrix.yaml");
+    let out = g.run(&["run", example.to_str().unwrap()]);
+    let stdout = out.ok().stdout();
+    for line in [
+        "[test_OS-linux_VER-1] testing on linux with 1",
+        "[test_OS-linux_VER-2] testing on linux with 2",
+        "[test_OS-bsd_VER-2] testing on bsd with 2",
+        "[report] every combination passed",
+    ] {
+        assert!(stdout.contains(line), "{line:?} missing:\n{stdout}");
+    }
+    assert!(!stdout.contains("bsd with 1"), "{stdout}");
+    let run = g.run_json("matrix_demo", 1);
+    let ids: Vec<&str> = run["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["task"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "test_OS-linux_VER-1",
+            "test_OS-linux_VER-2",
+            "test_OS-bsd_VER-2",
+            "report"
+        ]
+    );
+    let logs = g.run(&["logs", "matrix_demo", "1", "test_OS-bsd_VER-2"]);
+    assert_eq!(logs.ok().stdout(), "testing on bsd with 2\n");
+    let get = g.run(&["task", "get", "matrix_demo", "1", "test_OS-bsd_VER-2"]);
+    let text = get.ok().stdout();
+    assert!(text.contains("OS") && text.contains("bsd"), "{text}");
+
+    // A matrix that cannot be expanded is refused, naming the task and the field.
+    let bad = g.file(
+        "badmatrix.yaml",
+        "id: bad_matrix\ntasks:\n  - id: test\n    image: IMAGE\n    matrix: {OS: []}\n",
+    );
+    let out = g.run(&["validate", bad.to_str().unwrap()]);
+    assert_ne!(out.code(), 0);
+    let err = out.stderr();
+    assert!(
+        err.contains("matrix") && err.contains("\"test\"") && err.contains("no values"),
+        "{err}"
+    );
+}

@@ -4,6 +4,7 @@
 
 // Namespaces of their own (their items are reached through them only).
 pub mod fake;
+pub mod matrix;
 #[cfg(feature = "mock")]
 pub mod mock;
 pub mod naming;
@@ -34,6 +35,7 @@ mod volume;
 pub use error::{BoxError, SchedulerError, StoreError};
 pub use id::{validate_id, IdError, ID_MAX_LEN, ID_MIN_LEN};
 pub use interpolate::{parse_placeholder, Placeholder, PlaceholderError, PlaceholderKind};
+pub use matrix::{Matrix, MatrixCell, Scalar, MAX_COMBINATIONS};
 pub use mount::{check_mounts, Mount, MountSource};
 pub use pipeline::{Pipeline, MAX_PARALLELISM, WORKSPACE_PATH};
 pub use retry::{RetryOn, RetryPolicy, MAX_ATTEMPTS, MAX_FACTOR};

@@ -129,4 +129,66 @@ impl Pipeline {
     pub fn get_task(&self, id: &str) -> Option<&Task> {
         self.tasks.iter().find(|t| t.id == id)
     }
+
+    /// The pipeline with each matrix task replaced by its combinations (see
+    /// [`crate::matrix`]): the tasks a run executes. Call it on a valid pipeline
+    /// ([`Pipeline::validate`] checks the matrices); a matrix it cannot expand is left
+    /// as it is. A pipeline without matrices comes back unchanged.
+    ///
+    /// ```
+    /// use gofer_core::{Matrix, Pipeline, Task};
+    /// let p = Pipeline::new("matrix_demo", "Matrix").task(
+    ///     Task::new("test", "busybox")
+    ///         .command(["sh", "-c", "echo $OS"])
+    ///         .matrix(Matrix::new([("OS", vec!["linux", "bsd"])])),
+    /// );
+    /// p.validate().unwrap();
+    /// let ids: Vec<_> = p.expanded().tasks.into_iter().map(|t| t.id).collect();
+    /// assert_eq!(ids, ["test_OS-linux", "test_OS-bsd"]);
+    /// ```
+    pub fn expanded(&self) -> Pipeline {
+        if self.tasks.iter().all(|t| t.matrix.is_none()) {
+            return self.clone();
+        }
+        let mut out = self.clone();
+        out.tasks = Vec::with_capacity(self.tasks.len());
+        for t in &self.tasks {
+            let Some(matrix) = &t.matrix else {
+                out.tasks.push(t.clone());
+                continue;
+            };
+            let Ok(combos) = matrix.combinations() else {
+                out.tasks.push(t.clone());
+                continue;
+            };
+            for values in combos {
+                let mut c = t.clone();
+                c.id = crate::matrix::combination_id(&t.id, &values);
+                c.matrix = None;
+                for (k, v) in &values {
+                    c.variables.insert(k.clone(), v.clone());
+                }
+                c.matrix_cell = Some(crate::MatrixCell {
+                    task: t.id.clone(),
+                    values,
+                    fail_fast: matrix.fail_fast,
+                });
+                out.tasks.push(c);
+            }
+        }
+        out
+    }
+
+    /// The indices of the tasks `parent` names in a `depends_on`: the task of that id,
+    /// or every combination of the matrix task of that id.
+    pub fn parent_indices(&self, parent: &str) -> Vec<usize> {
+        self.tasks
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| {
+                t.id == parent || t.matrix_cell.as_ref().is_some_and(|c| c.task == parent)
+            })
+            .map(|(i, _)| i)
+            .collect()
+    }
 }

@@ -172,6 +172,13 @@ pub struct Task {
     /// ready, and fails if one of them is not (see [`crate::Service`]).
     #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
     pub services: std::collections::BTreeSet<String>,
+    /// Run this task once per combination of values (see [`crate::matrix`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matrix: Option<crate::Matrix>,
+    /// Set on the tasks [`Pipeline::expanded`](crate::Pipeline::expanded) makes of a
+    /// matrix task: which one, and this combination's values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matrix_cell: Option<crate::MatrixCell>,
 }
 
 fn is_default_limits(l: &ResourceLimits) -> bool {
@@ -196,7 +203,16 @@ impl Task {
             resources: ResourceLimits::default(),
             retry: None,
             services: std::collections::BTreeSet::new(),
+            matrix: None,
+            matrix_cell: None,
         }
+    }
+
+    /// Runs the task once per combination of `matrix` (see [`crate::matrix`]).
+    #[must_use]
+    pub fn matrix(mut self, matrix: crate::Matrix) -> Self {
+        self.matrix = Some(matrix);
+        self
     }
 
     /// Sets the description.

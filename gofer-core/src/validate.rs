@@ -32,6 +32,51 @@ pub const MIN_CPUS: f64 = 0.01;
 /// value is a mistake (the engines refuse more CPUs than the host has at start).
 pub const MAX_CPUS: f64 = 1024.0;
 
+/// Each matrix expands, its combinations' ids are valid and clash with nothing, and no
+/// task variable has an axis' name.
+fn check_matrices(issues: &mut Vec<ValidationIssue>, p: &Pipeline, ids: &HashSet<&str>) {
+    let mut combination_ids = HashSet::new();
+    for t in &p.tasks {
+        let Some(m) = &t.matrix else { continue };
+        let task = excerpt(&t.id);
+        let mut problem = |message: String| {
+            issues.push(ValidationIssue::InvalidMatrix {
+                task: task.clone(),
+                message,
+            });
+        };
+        let combos = match m.combinations() {
+            Ok(c) => c,
+            Err(message) => {
+                problem(message);
+                continue;
+            }
+        };
+        for key in m.axes.keys().chain(m.include.iter().flat_map(|e| e.keys())) {
+            if !is_valid_env_key(key) {
+                problem(format!("key {:?} is not a variable name", excerpt(key)));
+            }
+            if t.variables.contains_key(key) {
+                problem(format!(
+                    "key {:?} is also one of the task's variables",
+                    excerpt(key)
+                ));
+            }
+        }
+        for values in &combos {
+            let id = crate::matrix::combination_id(&t.id, values);
+            if let Err(e) = validate_id(&id) {
+                problem(format!("combination id {:?}: {e}", excerpt(&id)));
+            } else if ids.contains(id.as_str()) || !combination_ids.insert(id.clone()) {
+                problem(format!(
+                    "combination id {:?} is another task's or another combination's",
+                    excerpt(&id)
+                ));
+            }
+        }
+    }
+}
+
 pub(crate) fn validate_pipeline(p: &Pipeline) -> Result<(), ValidationErrors> {
     let mut issues = Vec::new();
     if let Err(source) = validate_id(&p.id) {
@@ -51,7 +96,18 @@ pub(crate) fn validate_pipeline(p: &Pipeline) -> Result<(), ValidationErrors> {
     }
     let mut seen = HashSet::new();
     let mut reported_dup = HashSet::new();
-    let ids: HashSet<&str> = p.tasks.iter().map(|t| t.id.as_str()).collect();
+    // A parent is a task, or a matrix task of an expanded pipeline (its combinations).
+    let ids: HashSet<&str> = p
+        .tasks
+        .iter()
+        .map(|t| t.id.as_str())
+        .chain(
+            p.tasks
+                .iter()
+                .filter_map(|t| t.matrix_cell.as_ref().map(|c| c.task.as_str())),
+        )
+        .collect();
+    check_matrices(&mut issues, p, &ids);
     for t in &p.tasks {
         let task = excerpt(&t.id);
         if let Err(source) = validate_id(&t.id) {

@@ -108,6 +108,14 @@ pub enum ValidationIssue {
         /// What is wrong.
         message: String,
     },
+    /// A matrix that cannot be expanded, or whose combinations clash.
+    #[error("field `matrix` of task {task:?}: {message}")]
+    InvalidMatrix {
+        /// The task (an excerpt).
+        task: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A retry policy that cannot be honoured.
     #[error("field `{field}` of task {task:?}: {message}")]
     InvalidRetry {
@@ -217,6 +225,7 @@ impl ValidationIssue {
                 format!("resources.{field}")
             }
             Self::InvalidRetry { field, .. } => (*field).into(),
+            Self::InvalidMatrix { .. } => "matrix".into(),
             Self::UnknownService { .. } => "services".into(),
             Self::InvalidService { service, field, .. } => format!("services[{service}].{field}"),
             Self::Parallelism { .. } => "parallelism".into(),
@@ -240,6 +249,7 @@ impl ValidationIssue {
             | Self::InvalidResource { task, .. }
             | Self::ResourceOutOfRange { task, .. }
             | Self::InvalidRetry { task, .. }
+            | Self::InvalidMatrix { task, .. }
             | Self::UnknownService { task, .. }
             | Self::EmptyList { task, .. } => Some(task),
             Self::NulByte { task, .. } | Self::TooLong { task, .. } => task.as_deref(),

@@ -352,6 +352,9 @@ impl Engine {
         options: RunOptions,
     ) -> Result<RunHandle, RunError> {
         pipeline.validate()?;
+        // A matrix task runs as its combinations: the run (and its record) holds those.
+        let expanded = pipeline.expanded();
+        let pipeline = &expanded;
         for (key, value) in options.variable_list() {
             if !is_valid_env_key(key) {
                 return Err(RunError::InvalidVariable {

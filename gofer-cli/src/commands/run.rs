@@ -112,7 +112,14 @@ pub async fn run(ctx: &Ctx, args: RunArgs) -> Result<ExitCode, CliError> {
     let mut background: Vec<RunHandle> = own.runs;
     background.extend(adopted.iter().flat_map(|a| a.runs.iter().cloned()));
 
-    let tasks: Vec<String> = loaded.pipeline.tasks.iter().map(|t| t.id.clone()).collect();
+    // The tasks the run executes: a matrix task's combinations.
+    let tasks: Vec<String> = loaded
+        .pipeline
+        .expanded()
+        .tasks
+        .iter()
+        .map(|t| t.id.clone())
+        .collect();
     let progress = Progress::new(&tasks);
     progress.note(&format!(
         "run {} of pipeline {} started on {} (instance {})",

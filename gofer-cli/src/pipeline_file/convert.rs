@@ -1,17 +1,17 @@
 //! From the file format to the engine's [`Pipeline`], with every problem at once.
 
+use std::collections::BTreeMap;
 use std::path::Path;
-
 use std::time::Duration;
 
 use gofer_core::{
-    parse_placeholder, Pipeline, Placeholder, PullPolicy, Readiness, RegistryAuth,
-    RequiredParentStatus, RetryOn, RetryPolicy, Service, Task,
+    parse_placeholder, Matrix, Pipeline, Placeholder, PullPolicy, Readiness, RegistryAuth,
+    RequiredParentStatus, RetryOn, RetryPolicy, Scalar, Service, Task,
 };
 
 use super::format::{
     ParentStatus, PipelineFile, PullPolicyFile, ReadinessFile, RegistryAuthFile, RetryFile,
-    ServiceFile, TaskFile,
+    ScalarFile, ServiceFile, TaskFile,
 };
 use super::parse::{self, FileError};
 
@@ -147,6 +147,22 @@ fn task(t: TaskFile, problems: &mut Vec<String>) -> Option<(Task, Option<Placeho
     }
     for s in t.needs_services.unwrap_or_default() {
         task = task.needs_service(s);
+    }
+    if let Some(m) = t.matrix {
+        let entries = |list: Vec<BTreeMap<String, ScalarFile>>| -> Vec<BTreeMap<String, Scalar>> {
+            list.into_iter()
+                .map(|e| e.into_iter().map(|(k, v)| (k, Scalar(v.text()))).collect())
+                .collect()
+        };
+        let mut matrix = Matrix::new(
+            m.axes
+                .into_iter()
+                .map(|(k, vs)| (k, vs.iter().map(|v| Scalar(v.text())).collect::<Vec<_>>())),
+        )
+        .fail_fast(m.fail_fast);
+        matrix.include = entries(m.include);
+        matrix.exclude = entries(m.exclude);
+        task = task.matrix(matrix);
     }
     let mut secret = None;
     if let Some(auth) = t.registry_auth {

@@ -134,6 +134,56 @@ pub struct TaskFile {
     /// Ids of the pipeline's services this task needs: it starts once they are ready.
     #[serde(default)]
     pub needs_services: Option<Vec<String>>,
+    /// Runs the task once per combination of values: `{os: [linux, bsd], ver: ["1"],
+    /// exclude: [{os: bsd}], include: [{os: mac, ver: "2"}], fail_fast: true}`. Every
+    /// key but `include`, `exclude` and `fail_fast` is an axis; each combination is a
+    /// task `<id>_<key>-<value>...` with its keys as variables; a task depending on this
+    /// one waits for every combination.
+    #[serde(default)]
+    pub matrix: Option<MatrixFile>,
+}
+
+/// A task's matrix (see `TaskFile::matrix`).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+pub struct MatrixFile {
+    /// Combinations to add, or keys to add to the combinations they match on the axes.
+    #[serde(default)]
+    pub include: Vec<BTreeMap<String, ScalarFile>>,
+    /// Combinations to leave out: each one matching all of an entry's keys.
+    #[serde(default)]
+    pub exclude: Vec<BTreeMap<String, ScalarFile>>,
+    /// The first combination that fails cancels the others.
+    #[serde(default)]
+    pub fail_fast: bool,
+    /// The axes: name → values.
+    #[serde(flatten)]
+    pub axes: BTreeMap<String, Vec<ScalarFile>>,
+}
+
+/// A matrix value: text, a number or a boolean (used as its text).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ScalarFile {
+    /// Text.
+    Text(String),
+    /// A whole number.
+    Int(i64),
+    /// A number.
+    Float(f64),
+    /// A boolean.
+    Bool(bool),
+}
+
+impl ScalarFile {
+    /// The value's text.
+    pub fn text(&self) -> String {
+        match self {
+            Self::Text(s) => s.clone(),
+            Self::Int(i) => i.to_string(),
+            Self::Float(f) => f.to_string(),
+            Self::Bool(b) => b.to_string(),
+        }
+    }
 }
 
 /// How a failed task is attempted again.

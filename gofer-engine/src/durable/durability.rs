@@ -63,8 +63,12 @@ impl Durability {
             if !spec.credentials_removed.contains(&t.id) {
                 continue;
             }
+            let matrix_task = t.matrix_cell.as_ref().map(|c| c.task.clone());
             t.registry_auth = host
-                .and_then(|h| h.get_task(&t.id))
+                .and_then(|h| {
+                    h.get_task(&t.id)
+                        .or_else(|| matrix_task.as_deref().and_then(|m| h.get_task(m)))
+                })
                 .and_then(|h| h.registry_auth.clone())
                 .or_else(|| {
                     spec.registry_placeholders

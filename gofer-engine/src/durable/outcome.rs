@@ -16,6 +16,8 @@ pub(crate) enum StopCause {
     Timeout,
     /// `RunHandle::cancel_task`: this one task, not the run.
     TaskCancelled,
+    /// Another combination of the task's matrix failed, and the matrix fails fast.
+    FailFast,
 }
 
 /// A request to stop a run.
@@ -169,6 +171,11 @@ pub(crate) fn stop_outcome(stop: Stop, phase: Phase) -> Outcome {
             Some(StatusReason::Cancelled),
             format!("task was cancelled{when}"),
         ),
+        (StopCause::FailFast, _) => Outcome::new(
+            TaskStatus::Cancelled,
+            Some(StatusReason::Cancelled),
+            format!("cancelled{when}: another combination of its matrix failed (fail_fast)"),
+        ),
     }
 }
 
@@ -214,7 +221,7 @@ pub(crate) fn decide_status<'a>(
         Some(StopCause::Cancelled) => RunStatus::Cancelled,
         Some(StopCause::Timeout) => RunStatus::Failed,
         // A task's own cancel is not the run's: its Cancelled task fails nothing.
-        Some(StopCause::TaskCancelled) | None => {
+        Some(StopCause::TaskCancelled | StopCause::FailFast) | None => {
             if tasks
                 .into_iter()
                 .any(|s| matches!(s, TaskStatus::Failed | TaskStatus::Unknown))
@@ -233,6 +240,10 @@ pub(crate) fn stop_reason(stop: Stop) -> (StatusReason, String) {
         StopCause::Cancelled => (StatusReason::Cancelled, "run was cancelled".into()),
         StopCause::Timeout => (StatusReason::Timeout, "run timed out".into()),
         StopCause::TaskCancelled => (StatusReason::Cancelled, "task was cancelled".into()),
+        StopCause::FailFast => (
+            StatusReason::Cancelled,
+            "cancelled: another combination of its matrix failed (fail_fast)".into(),
+        ),
     }
 }
 

@@ -312,22 +312,66 @@ async fn create_workspace(engine: &Arc<Shared>, ctx: &RunCtx) -> Result<String, 
 }
 
 /// Why a child cannot run after its parents, naming the first unmet parent.
+/// The tasks a `depends_on` key names (see `run_graph`).
+fn members<'a>(index: &'a HashMap<&str, Vec<usize>>, id: &str) -> &'a [usize] {
+    index.get(id).map_or(&[], Vec::as_slice)
+}
+
+/// A combination of a fail-fast matrix that failed cancels its siblings that have not
+/// ended (started or not), with the engine's stop grace.
+fn fail_fast(ctx: &RunCtx, i: usize, status: TaskStatus, statuses: &[Option<TaskStatus>]) {
+    let tasks = &ctx.plan.pipeline.tasks;
+    let Some(cell) = tasks[i].matrix_cell.as_ref().filter(|c| c.fail_fast) else {
+        return;
+    };
+    if status != TaskStatus::Failed {
+        return;
+    }
+    for (j, t) in tasks.iter().enumerate() {
+        let sibling = t.matrix_cell.as_ref().is_some_and(|c| c.task == cell.task);
+        if sibling && j != i && statuses[j].is_none() {
+            ctx.stops
+                .tasks
+                .request_for(j, StopCause::FailFast, ctx.engine.limits.stop_grace);
+        }
+    }
+}
+
 fn unmet_condition(
     ctx: &RunCtx,
     idx: usize,
     statuses: &[Option<TaskStatus>],
-    index: &dyn Fn(&str) -> usize,
+    index: &HashMap<&str, Vec<usize>>,
 ) -> Option<String> {
     let task = &ctx.plan.pipeline.tasks[idx];
     for (parent, need) in &task.depends_on {
-        let status = statuses[index(parent)].unwrap_or(TaskStatus::Unknown);
-        let ok = match need {
-            RequiredParentStatus::Any => matches!(
-                status,
+        let members: Vec<TaskStatus> = members(index, parent)
+            .iter()
+            .map(|&p| statuses[p].unwrap_or(TaskStatus::Unknown))
+            .collect();
+        let ended = |s: &TaskStatus| {
+            matches!(
+                s,
                 TaskStatus::Successful | TaskStatus::Failed | TaskStatus::Skipped
-            ),
-            RequiredParentStatus::Success => status == TaskStatus::Successful,
-            RequiredParentStatus::Failure => status == TaskStatus::Failed,
+            )
+        };
+        // One task, or a matrix task's combinations: Success needs every one
+        // successful, Failure every one ended and one failed, Any every one ended.
+        let ok = !members.is_empty()
+            && match need {
+                RequiredParentStatus::Any => members.iter().all(ended),
+                RequiredParentStatus::Success => {
+                    members.iter().all(|s| *s == TaskStatus::Successful)
+                }
+                RequiredParentStatus::Failure => {
+                    members.iter().all(ended) && members.contains(&TaskStatus::Failed)
+                }
+            };
+        let status = if members.len() == 1 {
+            members[0].to_string()
+        } else {
+            let shown: Vec<String> = members.iter().map(ToString::to_string).collect();
+            format!("[{}]", shown.join(", "))
         };
         if !ok {
             let need = match need {
@@ -375,22 +419,34 @@ async fn run_graph(
 ) {
     let tasks = &ctx.plan.pipeline.tasks;
     let n = tasks.len();
-    let index_map: HashMap<&str, usize> = tasks
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.id.as_str(), i))
-        .collect();
-    let index = |id: &str| index_map.get(id).copied().unwrap_or(0);
+    // What a `depends_on` key names: a task, or every combination of a matrix task.
+    let mut index_map: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, t) in tasks.iter().enumerate() {
+        index_map.entry(t.id.as_str()).or_default().push(i);
+        if let Some(cell) = &t.matrix_cell {
+            index_map.entry(cell.task.as_str()).or_default().push(i);
+        }
+    }
     let mut g = Graph {
         children: vec![Vec::new(); n],
-        pending_parents: tasks.iter().map(|t| t.depends_on.len()).collect(),
+        pending_parents: tasks
+            .iter()
+            .map(|t| {
+                t.depends_on
+                    .keys()
+                    .map(|p| members(&index_map, p).len())
+                    .sum()
+            })
+            .collect(),
         statuses: vec![None; n],
         ready: VecDeque::new(),
         done: 0,
     };
     for (i, t) in tasks.iter().enumerate() {
         for parent in t.depends_on.keys() {
-            g.children[index(parent)].push(i as u32);
+            for &p in members(&index_map, parent) {
+                g.children[p].push(i as u32);
+            }
         }
     }
     // A resumed run: tasks already complete count as finished.
@@ -424,7 +480,7 @@ async fn run_graph(
                 g.finish(i, TaskStatus::Cancelled);
                 continue;
             }
-            if let Some(message) = unmet_condition(ctx, i, &g.statuses, &index) {
+            if let Some(message) = unmet_condition(ctx, i, &g.statuses, &index_map) {
                 ctx.recorder
                     .task_complete(i, Outcome::skipped(message))
                     .await;
@@ -468,7 +524,10 @@ async fn run_graph(
         }
         tokio::select! {
             ended = done_rx.recv() => match ended {
-                Some((i, status)) => g.finish(i, status),
+                Some((i, status)) => {
+                    g.finish(i, status);
+                    fail_fast(ctx, i, status, &g.statuses);
+                }
                 None => {
                     warn!("task graph stalled");
                     break;

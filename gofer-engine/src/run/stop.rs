@@ -128,11 +128,13 @@ impl TaskStops {
 
     /// Asks task `idx` to stop; a later request with a shorter grace shortens it.
     pub(crate) fn request(&self, idx: usize, grace: Duration) {
+        self.request_for(idx, StopCause::TaskCancelled, grace);
+    }
+
+    /// Asks task `idx` to stop for `cause` (a task-level one).
+    pub(crate) fn request_for(&self, idx: usize, cause: StopCause, grace: Duration) {
         if let Some(signal) = self.signals.get(idx) {
-            if signal.request(Stop {
-                cause: StopCause::TaskCancelled,
-                grace,
-            }) {
+            if signal.request(Stop { cause, grace }) {
                 self.notify.notify_one();
             }
         }

@@ -7,6 +7,7 @@ mod flow;
 mod hostile;
 mod limits;
 mod logs;
+mod matrix;
 #[cfg(feature = "mock")]
 mod mocked;
 mod recovery;
