@@ -563,3 +563,45 @@ fn a_matrix_file_runs_each_combination_and_its_dependent_after_them() {
         "{err}"
     );
 }
+
+#[test]
+fn tasks_of_one_concurrency_group_run_one_at_a_time() {
+    if !engine() {
+        return;
+    }
+    let g = Gofer::new();
+    let file = g.file(
+        "group.yaml",
+        r#"
+id: grouped
+tasks:
+  - id: first
+    image: IMAGE
+    command: [sh, -c, 'sleep 1; echo first done']
+    concurrency: {group: "deploy-{{ENV}}"}
+  - id: second
+    image: IMAGE
+    command: [sh, -c, 'echo second ran']
+    concurrency: {group: "deploy-{{ENV}}", policy: queue}
+"#,
+    );
+    let out = g.run(&["run", file.to_str().unwrap(), "--var", "ENV=prod"]);
+    out.ok();
+    let run = g.run_json("grouped", 1);
+    let time =
+        |i: usize, k: &str| humantime::parse_rfc3339(run["tasks"][i][k].as_str().unwrap()).unwrap();
+    let (a, b) = if time(0, "started") <= time(1, "started") {
+        (0, 1)
+    } else {
+        (1, 0)
+    };
+    assert!(time(b, "started") >= time(a, "ended"), "{run}");
+
+    let bad = g.file(
+        "badgroup.yaml",
+        "id: bad_group\ntasks:\n  - id: deploy\n    image: IMAGE\n    concurrency: {group: \"x-{{ENV\"}\n",
+    );
+    let out = g.run(&["validate", bad.to_str().unwrap()]);
+    assert_ne!(out.code(), 0);
+    assert!(out.stderr().contains("concurrency"), "{}", out.stderr());
+}

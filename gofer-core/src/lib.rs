@@ -3,6 +3,7 @@
 #![deny(missing_docs)]
 
 // Namespaces of their own (their items are reached through them only).
+mod concurrency;
 pub mod fake;
 pub mod matrix;
 #[cfg(feature = "mock")]
@@ -32,6 +33,7 @@ mod validation;
 mod variable;
 mod volume;
 
+pub use concurrency::{Concurrency, ConcurrencyPolicy, MAX_CONCURRENCY_LIMIT};
 pub use error::{BoxError, SchedulerError, StoreError};
 pub use id::{validate_id, IdError, ID_MAX_LEN, ID_MIN_LEN};
 pub use interpolate::{parse_placeholder, Placeholder, PlaceholderError, PlaceholderKind};

@@ -179,6 +179,9 @@ pub struct Task {
     /// matrix task: which one, and this combination's values.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub matrix_cell: Option<crate::MatrixCell>,
+    /// The concurrency group the task is a member of (see [`crate::Concurrency`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<crate::Concurrency>,
 }
 
 fn is_default_limits(l: &ResourceLimits) -> bool {
@@ -205,7 +208,15 @@ impl Task {
             services: std::collections::BTreeSet::new(),
             matrix: None,
             matrix_cell: None,
+            concurrency: None,
         }
+    }
+
+    /// Makes the task a member of a concurrency group (see [`crate::Concurrency`]).
+    #[must_use]
+    pub fn concurrency(mut self, c: crate::Concurrency) -> Self {
+        self.concurrency = Some(c);
+        self
     }
 
     /// Runs the task once per combination of `matrix` (see [`crate::matrix`]).

@@ -149,6 +149,12 @@ pub(crate) fn validate_pipeline(p: &Pipeline) -> Result<(), ValidationErrors> {
         if t.timeout == Some(Duration::ZERO) {
             issues.push(ValidationIssue::ZeroTimeout { task: task.clone() });
         }
+        if let Some(message) = t.concurrency.as_ref().and_then(crate::Concurrency::problem) {
+            issues.push(ValidationIssue::InvalidConcurrency {
+                task: task.clone(),
+                message,
+            });
+        }
         if let Some(retry) = &t.retry {
             for (field, message) in retry.problems() {
                 issues.push(ValidationIssue::InvalidRetry {

@@ -108,6 +108,14 @@ pub enum ValidationIssue {
         /// What is wrong.
         message: String,
     },
+    /// A concurrency group that cannot be honoured.
+    #[error("field `concurrency` of task {task:?}: {message}")]
+    InvalidConcurrency {
+        /// The task (an excerpt).
+        task: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A matrix that cannot be expanded, or whose combinations clash.
     #[error("field `matrix` of task {task:?}: {message}")]
     InvalidMatrix {
@@ -226,6 +234,7 @@ impl ValidationIssue {
             }
             Self::InvalidRetry { field, .. } => (*field).into(),
             Self::InvalidMatrix { .. } => "matrix".into(),
+            Self::InvalidConcurrency { .. } => "concurrency".into(),
             Self::UnknownService { .. } => "services".into(),
             Self::InvalidService { service, field, .. } => format!("services[{service}].{field}"),
             Self::Parallelism { .. } => "parallelism".into(),
@@ -250,6 +259,7 @@ impl ValidationIssue {
             | Self::ResourceOutOfRange { task, .. }
             | Self::InvalidRetry { task, .. }
             | Self::InvalidMatrix { task, .. }
+            | Self::InvalidConcurrency { task, .. }
             | Self::UnknownService { task, .. }
             | Self::EmptyList { task, .. } => Some(task),
             Self::NulByte { task, .. } | Self::TooLong { task, .. } => task.as_deref(),

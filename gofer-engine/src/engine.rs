@@ -236,6 +236,7 @@ impl EngineBuilder {
                 instance_id: self.instance_id,
                 sandbox_image: self.sandbox_image,
                 container_slots,
+                groups: Arc::default(),
                 log_writers: Writers::default(),
                 admission: Admission::default(),
                 durable: self.store.map(Durability::new),

@@ -5,13 +5,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use gofer_core::{
-    parse_placeholder, Matrix, Pipeline, Placeholder, PullPolicy, Readiness, RegistryAuth,
-    RequiredParentStatus, RetryOn, RetryPolicy, Scalar, Service, Task,
+    parse_placeholder, Concurrency, ConcurrencyPolicy, Matrix, Pipeline, Placeholder, PullPolicy,
+    Readiness, RegistryAuth, RequiredParentStatus, RetryOn, RetryPolicy, Scalar, Service, Task,
 };
 
 use super::format::{
-    ParentStatus, PipelineFile, PullPolicyFile, ReadinessFile, RegistryAuthFile, RetryFile,
-    ScalarFile, ServiceFile, TaskFile,
+    ConcurrencyPolicyFile, ParentStatus, PipelineFile, PullPolicyFile, ReadinessFile,
+    RegistryAuthFile, RetryFile, ScalarFile, ServiceFile, TaskFile,
 };
 use super::parse::{self, FileError};
 
@@ -163,6 +163,17 @@ fn task(t: TaskFile, problems: &mut Vec<String>) -> Option<(Task, Option<Placeho
         matrix.include = entries(m.include);
         matrix.exclude = entries(m.exclude);
         task = task.matrix(matrix);
+    }
+    if let Some(c) = t.concurrency {
+        let policy = match c.policy {
+            Some(ConcurrencyPolicyFile::CancelInProgress) => ConcurrencyPolicy::CancelInProgress,
+            _ => ConcurrencyPolicy::Queue,
+        };
+        task = task.concurrency(
+            Concurrency::new(c.group)
+                .limit(c.limit.unwrap_or(1))
+                .policy(policy),
+        );
     }
     let mut secret = None;
     if let Some(auth) = t.registry_auth {

@@ -141,6 +141,36 @@ pub struct TaskFile {
     /// one waits for every combination.
     #[serde(default)]
     pub matrix: Option<MatrixFile>,
+    /// A concurrency group: at most `limit` (default 1) of its members at once in this
+    /// engine, the others waiting in order (`policy = "queue"`, the default) or the
+    /// newest cancelling the one in progress (`"cancel_in_progress"`). The group is a
+    /// template over variables: `{group = "deploy-{{ENV}}"}`.
+    #[serde(default)]
+    pub concurrency: Option<ConcurrencyFile>,
+}
+
+/// A task's concurrency group (see `TaskFile::concurrency`).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConcurrencyFile {
+    /// The group's name; `{{NAME}}` is the value of variable NAME.
+    pub group: String,
+    /// Most members running at once (1 to 1000, default 1).
+    #[serde(default)]
+    pub limit: Option<u32>,
+    /// `queue` (default) or `cancel_in_progress`.
+    #[serde(default)]
+    pub policy: Option<ConcurrencyPolicyFile>,
+}
+
+/// What a member past the limit does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConcurrencyPolicyFile {
+    /// Waits its turn.
+    Queue,
+    /// Cancels the one in progress.
+    CancelInProgress,
 }
 
 /// A task's matrix (see `TaskFile::matrix`).

@@ -18,6 +18,9 @@ pub(crate) enum StopCause {
     TaskCancelled,
     /// Another combination of the task's matrix failed, and the matrix fails fast.
     FailFast,
+    /// A newer member of the task's concurrency group took its place
+    /// (`cancel_in_progress`).
+    Superseded,
 }
 
 /// A request to stop a run.
@@ -171,6 +174,11 @@ pub(crate) fn stop_outcome(stop: Stop, phase: Phase) -> Outcome {
             Some(StatusReason::Cancelled),
             format!("task was cancelled{when}"),
         ),
+        (StopCause::Superseded, _) => Outcome::new(
+            TaskStatus::Cancelled,
+            Some(StatusReason::Cancelled),
+            format!("cancelled{when}: a newer member of its concurrency group took its place (cancel_in_progress)"),
+        ),
         (StopCause::FailFast, _) => Outcome::new(
             TaskStatus::Cancelled,
             Some(StatusReason::Cancelled),
@@ -221,7 +229,7 @@ pub(crate) fn decide_status<'a>(
         Some(StopCause::Cancelled) => RunStatus::Cancelled,
         Some(StopCause::Timeout) => RunStatus::Failed,
         // A task's own cancel is not the run's: its Cancelled task fails nothing.
-        Some(StopCause::TaskCancelled | StopCause::FailFast) | None => {
+        Some(StopCause::TaskCancelled | StopCause::FailFast | StopCause::Superseded) | None => {
             if tasks
                 .into_iter()
                 .any(|s| matches!(s, TaskStatus::Failed | TaskStatus::Unknown))
@@ -240,6 +248,10 @@ pub(crate) fn stop_reason(stop: Stop) -> (StatusReason, String) {
         StopCause::Cancelled => (StatusReason::Cancelled, "run was cancelled".into()),
         StopCause::Timeout => (StatusReason::Timeout, "run timed out".into()),
         StopCause::TaskCancelled => (StatusReason::Cancelled, "task was cancelled".into()),
+        StopCause::Superseded => (
+            StatusReason::Cancelled,
+            "cancelled: a newer member of its concurrency group took its place".into(),
+        ),
         StopCause::FailFast => (
             StatusReason::Cancelled,
             "cancelled: another combination of its matrix failed (fail_fast)".into(),

@@ -301,6 +301,17 @@ impl Recorder {
         self.changed().await;
     }
 
+    /// Says what a waiting task waits for (`None` once it no longer waits).
+    pub(crate) async fn task_queued(&self, idx: usize, message: Option<String>) {
+        {
+            let mut r = self.lock();
+            let t = Arc::make_mut(&mut r.tasks[idx]);
+            t.message = message;
+            r.journal_task(idx);
+        }
+        self.changed().await;
+    }
+
     pub(crate) async fn task_running(&self, idx: usize, id: &str) {
         let now = self.clock.now();
         {

@@ -45,6 +45,8 @@ pub(crate) struct Shared {
     pub(crate) sandbox_image: Option<String>,
     /// Task containers running at once, when capped.
     pub(crate) container_slots: Option<Arc<Semaphore>>,
+    /// The concurrency groups of every run of this engine.
+    pub(crate) groups: Arc<crate::run::concurrency::Groups>,
     /// Run numbers and each pipeline's parallelism.
     pub(crate) admission: Admission,
     pub(crate) durable: Option<Durability>,

@@ -41,6 +41,15 @@ pub(crate) async fn execute_task(
 ) -> (TaskStatus, Option<ContainerId>) {
     let task = &ctx.plan.pipeline.tasks[idx];
     let span = tracing::debug_span!("task", task = %task.id);
+    // Its concurrency group's slot, held through every attempt.
+    let _place = match join_group(&ctx, idx).await {
+        Ok(place) => place,
+        Err(outcome) => {
+            let status = outcome.status;
+            ctx.recorder.task_complete(idx, outcome).await;
+            return (status, None);
+        }
+    };
     // A resumed run goes on with the attempt it recorded (its container, if any, is
     // adopted); later attempts start afresh.
     let mut resumed = true;
@@ -94,6 +103,68 @@ pub(crate) async fn execute_task(
             }
         }
     }
+}
+
+/// Takes the task's place in its concurrency group, if it names one (see
+/// [`gofer_core::Concurrency`]), waiting for a slot; the task's outcome instead when
+/// the group cannot be resolved or the task is stopped while it waits.
+async fn join_group(
+    ctx: &Arc<RunCtx>,
+    idx: usize,
+) -> Result<Option<crate::run::concurrency::Place>, Outcome> {
+    let task = &ctx.plan.pipeline.tasks[idx];
+    let Some(c) = &task.concurrency else {
+        return Ok(None);
+    };
+    // Plain values only: a placeholder is resolved later, and a secret never names a group.
+    let plain = |v: &String| matches!(gofer_core::parse_placeholder(v), Ok(None));
+    let lookup = |key: &str| -> Option<String> {
+        task.variables
+            .get(key)
+            .filter(|v| plain(v))
+            .cloned()
+            .or_else(|| {
+                ctx.plan
+                    .options
+                    .variable_list()
+                    .iter()
+                    .rev()
+                    .find(|(k, v)| k == key && plain(v))
+                    .map(|(_, v)| v.clone())
+            })
+            .or_else(|| (key == "GOFER_PIPELINE_ID").then(|| ctx.plan.pipeline.id.clone()))
+    };
+    let name = c
+        .resolve(lookup)
+        .map_err(|e| Outcome::precondition(format!("concurrency group: {e}")))?;
+    let stopper = ctx.clone();
+    let grace = ctx.engine.limits.stop_grace;
+    let cancel = Arc::new(move || {
+        stopper
+            .stops
+            .tasks
+            .request_for(idx, crate::durable::outcome::StopCause::Superseded, grace);
+    });
+    let mut place = ctx.engine.groups.join(&name, c.limit, c.policy, cancel);
+    let mut stop = ctx.task_stop(idx);
+    let queued = !place.free();
+    if queued {
+        debug!(group = %name, "waiting for the concurrency group");
+        ctx.recorder
+            .task_queued(idx, Some(format!("waiting for concurrency group {name:?}")))
+            .await;
+    }
+    tokio::select! {
+        () = place.acquire() => {}
+        s = stop.stopped() => return Err(stop_outcome(s, Phase::NotStarted)),
+    }
+    if let Some(s) = stop.current() {
+        return Err(stop_outcome(s, Phase::NotStarted));
+    }
+    if queued {
+        ctx.recorder.task_queued(idx, None).await;
+    }
+    Ok(Some(place))
 }
 
 /// Removes an attempt's exited container once its outcome is durable: a host that dies

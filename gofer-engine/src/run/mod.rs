@@ -11,6 +11,7 @@
 //! share, in parts) → `pump` → `container`, `resolve`, `handle`, `service_state`,
 //! `secrets`, `stop`, `admission`, `limits`, `errors`.
 pub(crate) mod admission;
+pub(crate) mod concurrency;
 pub(crate) mod container;
 pub(crate) mod ctx;
 pub(crate) mod errors;

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod concurrency;
 mod faults;
 mod flow;
 mod hostile;
