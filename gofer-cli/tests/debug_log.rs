@@ -57,7 +57,7 @@ tasks:
   - id: leak
     image: IMAGE
     inject_api_token: true
-    command: [sh, -c, 'echo "pw=$PW g=$GPW"; printf %s "$PW" | base64; printf %s "$GPW" | base64; echo "$PW" | fold -w 7; echo done']
+    command: [sh, -c, 'echo "pw=$PW g=$GPW"; printf %s "$PW" | base64; printf %s "$GPW" | base64; echo "$PW" | fold -w 7; printf "tokrev=%s\n" "$(printf %s "$GOFER_API_TOKEN" | rev)"; echo done']
     variables:
       PW: secret{{pw}}
       GPW: global_secret{{gpw}}
@@ -114,6 +114,27 @@ fn trace_to_a_file(name: &str, clients: &str) -> (String, Out) {
     no_value("stderr", &out.stderr());
     let text = read(&log);
     no_value("the log file", &text);
+    // The run's API token, as the task saw it (printed reversed, which no masker
+    // knows): the task's log lines, stderr and the log file never hold it.
+    let token: String = stdout
+        .lines()
+        .find_map(|l| {
+            l.split_once("tokrev=")
+                .map(|(_, r)| r.trim().chars().rev().collect())
+        })
+        .unwrap_or_default();
+    assert!(token.len() >= 16, "the task saw no API token:\n{stdout}");
+    for (what, t) in [
+        ("stdout", stdout.as_str()),
+        ("stderr", &out.stderr()),
+        ("the log file", &text),
+    ] {
+        assert!(!t.contains(&token), "the API token in {what}:\n{t}");
+        assert!(
+            !t.contains(&b64(&token)),
+            "the base64 API token in {what}:\n{t}"
+        );
+    }
     assert!(
         text.lines().any(|l| l.contains("gofer_engine")),
         "gofer's records:\n{text}"
