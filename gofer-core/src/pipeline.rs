@@ -44,6 +44,11 @@ pub struct Pipeline {
     /// Service containers the tasks may need (see [`Service`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub services: Vec<Service>,
+    /// The concurrency group each run of the pipeline is a member of, for the whole
+    /// run (see [`crate::Concurrency`]); resolved from the run's variables and
+    /// `GOFER_PIPELINE_ID` when the run starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<crate::Concurrency>,
 }
 
 /// Where the run's shared workspace is mounted in every task's container.
@@ -60,7 +65,15 @@ impl Pipeline {
             tasks: Vec::new(),
             workspace: false,
             services: Vec::new(),
+            concurrency: None,
         }
+    }
+
+    /// Makes each run a member of a concurrency group (see [`crate::Concurrency`]).
+    #[must_use]
+    pub fn concurrency(mut self, c: crate::Concurrency) -> Self {
+        self.concurrency = Some(c);
+        self
     }
 
     /// Adds a service container (see [`Service`]).

@@ -90,6 +90,9 @@ pub(crate) fn validate_pipeline(p: &Pipeline) -> Result<(), ValidationErrors> {
     if p.tasks.is_empty() {
         issues.push(ValidationIssue::NoTasks);
     }
+    if let Some(message) = p.concurrency.as_ref().and_then(crate::Concurrency::problem) {
+        issues.push(ValidationIssue::InvalidPipelineConcurrency { message });
+    }
     check_text(&mut issues, None, "name", &p.name);
     if let Some(d) = &p.description {
         check_text(&mut issues, None, "description", d);

@@ -108,6 +108,12 @@ pub enum ValidationIssue {
         /// What is wrong.
         message: String,
     },
+    /// The pipeline's concurrency group cannot be honoured.
+    #[error("field `concurrency`: {message}")]
+    InvalidPipelineConcurrency {
+        /// What is wrong.
+        message: String,
+    },
     /// A concurrency group that cannot be honoured.
     #[error("field `concurrency` of task {task:?}: {message}")]
     InvalidConcurrency {
@@ -234,7 +240,9 @@ impl ValidationIssue {
             }
             Self::InvalidRetry { field, .. } => (*field).into(),
             Self::InvalidMatrix { .. } => "matrix".into(),
-            Self::InvalidConcurrency { .. } => "concurrency".into(),
+            Self::InvalidConcurrency { .. } | Self::InvalidPipelineConcurrency { .. } => {
+                "concurrency".into()
+            }
             Self::UnknownService { .. } => "services".into(),
             Self::InvalidService { service, field, .. } => format!("services[{service}].{field}"),
             Self::Parallelism { .. } => "parallelism".into(),
@@ -264,6 +272,7 @@ impl ValidationIssue {
             | Self::EmptyList { task, .. } => Some(task),
             Self::NulByte { task, .. } | Self::TooLong { task, .. } => task.as_deref(),
             Self::InvalidPipelineId { .. }
+            | Self::InvalidPipelineConcurrency { .. }
             | Self::Cycle { .. }
             | Self::Parallelism { .. }
             | Self::InvalidService { .. }

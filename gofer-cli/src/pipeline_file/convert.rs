@@ -55,6 +55,9 @@ pub fn convert(file: PipelineFile) -> Result<LoadedPipeline, Vec<String>> {
         pipeline = pipeline.description(d);
     }
     pipeline = pipeline.workspace(file.workspace.unwrap_or(false));
+    if let Some(c) = file.concurrency {
+        pipeline = pipeline.concurrency(concurrency(c));
+    }
     let sandbox_image = match (&file.sandbox_image, file.services.first()) {
         (Some(image), _) => Some(image.clone()),
         (None, Some(first)) => Some(first.image.clone()),
@@ -87,6 +90,17 @@ pub fn convert(file: PipelineFile) -> Result<LoadedPipeline, Vec<String>> {
     } else {
         Err(problems)
     }
+}
+
+/// A concurrency group as the engine takes it.
+fn concurrency(c: super::format::ConcurrencyFile) -> Concurrency {
+    let policy = match c.policy {
+        Some(ConcurrencyPolicyFile::CancelInProgress) => ConcurrencyPolicy::CancelInProgress,
+        _ => ConcurrencyPolicy::Queue,
+    };
+    Concurrency::new(c.group)
+        .limit(c.limit.unwrap_or(1))
+        .policy(policy)
 }
 
 fn task(t: TaskFile, problems: &mut Vec<String>) -> Option<(Task, Option<Placeholder>)> {
@@ -165,15 +179,7 @@ fn task(t: TaskFile, problems: &mut Vec<String>) -> Option<(Task, Option<Placeho
         task = task.matrix(matrix);
     }
     if let Some(c) = t.concurrency {
-        let policy = match c.policy {
-            Some(ConcurrencyPolicyFile::CancelInProgress) => ConcurrencyPolicy::CancelInProgress,
-            _ => ConcurrencyPolicy::Queue,
-        };
-        task = task.concurrency(
-            Concurrency::new(c.group)
-                .limit(c.limit.unwrap_or(1))
-                .policy(policy),
-        );
+        task = task.concurrency(concurrency(c));
     }
     let mut secret = None;
     if let Some(auth) = t.registry_auth {

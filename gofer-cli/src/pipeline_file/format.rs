@@ -42,6 +42,10 @@ pub struct PipelineFile {
     /// must have `sh` and `sleep` (default: the first service's image).
     #[serde(default)]
     pub sandbox_image: Option<String>,
+    /// A concurrency group every run of the pipeline is a member of, for the whole run
+    /// (as a task's `concurrency`, resolved from the run's variables).
+    #[serde(default)]
+    pub concurrency: Option<ConcurrencyFile>,
 }
 
 /// A service container of the pipeline.

@@ -21,6 +21,8 @@ pub(crate) enum StopCause {
     /// A newer member of the task's concurrency group took its place
     /// (`cancel_in_progress`).
     Superseded,
+    /// A newer run of the pipeline's concurrency group took the run's place.
+    RunSuperseded,
 }
 
 /// A request to stop a run.
@@ -174,6 +176,11 @@ pub(crate) fn stop_outcome(stop: Stop, phase: Phase) -> Outcome {
             Some(StatusReason::Cancelled),
             format!("task was cancelled{when}"),
         ),
+        (StopCause::RunSuperseded, _) => Outcome::new(
+            TaskStatus::Cancelled,
+            Some(StatusReason::Cancelled),
+            format!("run was cancelled{when}: a newer run of its concurrency group took its place"),
+        ),
         (StopCause::Superseded, _) => Outcome::new(
             TaskStatus::Cancelled,
             Some(StatusReason::Cancelled),
@@ -226,7 +233,7 @@ pub(crate) fn decide_status<'a>(
     stop: Option<StopCause>,
 ) -> RunStatus {
     match stop {
-        Some(StopCause::Cancelled) => RunStatus::Cancelled,
+        Some(StopCause::Cancelled | StopCause::RunSuperseded) => RunStatus::Cancelled,
         Some(StopCause::Timeout) => RunStatus::Failed,
         // A task's own cancel is not the run's: its Cancelled task fails nothing.
         Some(StopCause::TaskCancelled | StopCause::FailFast | StopCause::Superseded) | None => {
@@ -248,6 +255,10 @@ pub(crate) fn stop_reason(stop: Stop) -> (StatusReason, String) {
         StopCause::Cancelled => (StatusReason::Cancelled, "run was cancelled".into()),
         StopCause::Timeout => (StatusReason::Timeout, "run timed out".into()),
         StopCause::TaskCancelled => (StatusReason::Cancelled, "task was cancelled".into()),
+        StopCause::RunSuperseded => (
+            StatusReason::Cancelled,
+            "run was cancelled: a newer run of its concurrency group took its place".into(),
+        ),
         StopCause::Superseded => (
             StatusReason::Cancelled,
             "cancelled: a newer member of its concurrency group took its place".into(),

@@ -92,6 +92,53 @@ async fn execute_run(ctx: RunCtx, wait: AdmissionWait) {
     drop(guard);
 }
 
+/// Takes the run's place in its pipeline's concurrency group (see
+/// [`gofer_core::Concurrency`]), waiting for a slot. `Err` with the stop that came
+/// while it waited, or with why the group could not be resolved.
+async fn join_run_group(
+    ctx: &RunCtx,
+    stop_rx: &mut crate::run::stop::StopWatch,
+) -> Result<Option<crate::run::concurrency::Place>, (Option<Stop>, Option<String>)> {
+    let Some(c) = &ctx.plan.pipeline.concurrency else {
+        return Ok(None);
+    };
+    let plain = |v: &String| matches!(gofer_core::parse_placeholder(v), Ok(None));
+    let name = c
+        .resolve(|key| {
+            ctx.plan
+                .options
+                .variable_list()
+                .iter()
+                .rev()
+                .find(|(k, v)| k == key && plain(v))
+                .map(|(_, v)| v.clone())
+                .or_else(|| (key == "GOFER_PIPELINE_ID").then(|| ctx.plan.pipeline.id.clone()))
+        })
+        .map_err(|e| {
+            (
+                None,
+                Some(format!("concurrency group of the pipeline: {e}")),
+            )
+        })?;
+    let run = ctx.stops.run.clone();
+    let grace = ctx.engine.limits.stop_grace;
+    let cancel = Arc::new(move || {
+        run.request(Stop {
+            cause: StopCause::RunSuperseded,
+            grace,
+        });
+    });
+    let mut place = ctx.engine.groups.join(&name, c.limit, c.policy, cancel);
+    tokio::select! {
+        () = place.acquire() => {}
+        stop = stop_rx.stopped() => return Err((Some(stop), None)),
+    }
+    if let Some(stop) = stop_rx.current() {
+        return Err((Some(stop), None));
+    }
+    Ok(Some(place))
+}
+
 /// Records the end of the run, with its status decided from its tasks and its stop.
 async fn complete(recorder: &Recorder, stop: Option<Stop>) {
     let status = decide_status(&recorder.task_statuses(), stop.map(|s| s.cause));
@@ -132,6 +179,28 @@ async fn run_inner(mut ctx: RunCtx, wait: AdmissionWait) {
                     return;
                 }
             }
+        }
+    };
+    // The pipeline's concurrency group, held for the whole run.
+    let _group = match join_run_group(&ctx, &mut stop_rx).await {
+        Ok(place) => place,
+        Err((stop, why)) => {
+            for idx in 0..recorder.task_ids.len() {
+                let outcome = match (&stop, &why) {
+                    (Some(s), _) => stop_outcome(*s, Phase::NotStarted),
+                    (None, Some(why)) => Outcome::precondition(why.clone()),
+                    (None, None) => stop_outcome(
+                        Stop {
+                            cause: StopCause::Cancelled,
+                            grace: engine.limits.stop_grace,
+                        },
+                        Phase::NotStarted,
+                    ),
+                };
+                recorder.task_complete(idx, outcome).await;
+            }
+            complete(&recorder, stop).await;
+            return;
         }
     };
     recorder.run_running().await;

@@ -118,3 +118,58 @@ async fn a_group_naming_an_unset_variable_fails_the_task_naming_it() {
     );
     assert!(fake.requests().is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_pipeline_group_holds_whole_runs() {
+    let fake = fake();
+    let e = engine(&fake);
+    let p = Pipeline::new("release", "Release")
+        .task(Task::new("build", "deploy"))
+        .task(
+            Task::new("ship", "deploy")
+                .depends_on("build", gofer_core::RequiredParentStatus::Success),
+        )
+        .concurrency(Concurrency::new("release-{{ENV}}"));
+    let first = e.start_run(&p, env("prod")).unwrap();
+    first.wait_task("build", TaskState::Running).await.unwrap();
+    let second = e.start_run(&p, env("prod")).unwrap();
+    let (a, b) = (finish(&first).await, finish(&second).await);
+    assert_eq!(a.status, gofer_core::RunStatus::Successful);
+    assert_eq!(b.status, gofer_core::RunStatus::Successful);
+    // The second run's first task starts after the first run's last task ended.
+    assert!(
+        b.tasks[0].started.unwrap() >= a.tasks[1].ended.unwrap(),
+        "{a:?}\n{b:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_newer_run_cancels_the_run_in_progress() {
+    let fake = fake();
+    let e = engine(&fake);
+    let p = Pipeline::new("release", "Release")
+        .task(Task::new("long", "forever"))
+        .concurrency(Concurrency::new("release").policy(ConcurrencyPolicy::CancelInProgress));
+    let old = e.start_run(&p, RunOptions::new()).unwrap();
+    old.wait_task("long", TaskState::Running).await.unwrap();
+    let new = e.start_run(&p, RunOptions::new()).unwrap();
+    let old_run = finish(&old).await;
+    assert_eq!(
+        old_run.status,
+        gofer_core::RunStatus::Cancelled,
+        "{old_run:?}"
+    );
+    assert!(
+        old_run
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("concurrency group"),
+        "{old_run:?}"
+    );
+    assert_eq!(old_run.tasks[0].status, TaskStatus::Cancelled);
+    new.wait_task("long", TaskState::Running).await.unwrap();
+    new.cancel(Duration::from_secs(1));
+    finish(&new).await;
+    assert_eq!(fake.containers(), 0);
+}
