@@ -9,17 +9,24 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "gofer", version, about, long_about = None)]
 pub struct Cli {
-    /// The data directory (run history, secrets, logs); default: the platform's data
-    /// directory (`~/.local/share/gofer` on Linux).
-    #[arg(long, global = true, env = "GOFER_HOME", value_name = "DIR")]
+    /// The data directory (run history, secrets, logs); default: `GOFER_HOME`, else
+    /// the platform's data directory (`~/.local/share/gofer` on Linux).
+    // `GOFER_HOME` is read by the command, not by clap: clap shows an argument set from
+    // the environment in every usage line, which makes it look required.
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        help_heading = "Global options"
+    )]
     pub home: Option<PathBuf>,
 
-    /// The container engine.
-    #[arg(long, global = true, env = "GOFER_ENGINE", value_enum, default_value_t = EngineChoice::Auto)]
-    pub engine: EngineChoice,
+    /// The container engine; default: `GOFER_ENGINE`, else `auto`.
+    #[arg(long, global = true, value_enum, help_heading = "Global options")]
+    pub engine: Option<EngineChoice>,
 
     /// How `list` and `get` commands print.
-    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Text)]
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Text, help_heading = "Global options")]
     pub output: Output,
 
     /// Logs what gofer does to stderr: `-v` info, `-vv` debug, `-vvv` trace (gofer's
@@ -35,6 +42,26 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// The engine asked for: `--engine`, else `GOFER_ENGINE`, else `auto`. (Read here,
+    /// not by clap: clap shows an argument set from the environment in every usage
+    /// line, which makes it look required.)
+    ///
+    /// # Errors
+    /// A `GOFER_ENGINE` that names no engine, with the ones there are.
+    pub fn engine_choice(&self) -> Result<EngineChoice, String> {
+        if let Some(e) = self.engine {
+            return Ok(e);
+        }
+        match std::env::var("GOFER_ENGINE") {
+            Ok(v) if !v.is_empty() => EngineChoice::from_str(&v, true).map_err(|_| {
+                format!("GOFER_ENGINE={v:?} names no engine (auto, docker, podman, containerd or swarm)")
+            }),
+            _ => Ok(EngineChoice::Auto),
+        }
+    }
 }
 
 /// Which container engine runs the tasks.

@@ -34,13 +34,16 @@ pub struct Home {
 }
 
 impl Home {
-    /// The data directory: `explicit` (`--home` / `GOFER_HOME`), else the platform's
+    /// The data directory: `explicit` (`--home`), else `GOFER_HOME`, else the platform's
     /// data directory; created (mode 0700) when absent.
     ///
     /// # Errors
     /// [`CliError::NoHome`] or [`CliError::Io`].
     pub fn open(explicit: Option<PathBuf>) -> Result<Self, CliError> {
-        let dir = match explicit {
+        let from_env = std::env::var_os("GOFER_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from);
+        let dir = match explicit.or(from_env) {
             Some(d) => d,
             None => directories::ProjectDirs::from("dev", "gofer", "gofer")
                 .map(|d| d.data_dir().to_path_buf())

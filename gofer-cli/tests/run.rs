@@ -605,3 +605,31 @@ tasks:
     assert_ne!(out.code(), 0);
     assert!(out.stderr().contains("concurrency"), "{}", out.stderr());
 }
+
+/// Options the environment sets do not show in a usage line as if they were required,
+/// and the global options stand apart from a command's own in its help.
+#[test]
+fn usage_lines_show_no_option_the_environment_set() {
+    let g = Gofer::new();
+    let out = g
+        .cmd()
+        .env("GOFER_ENGINE", "docker")
+        .args(["run"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("Usage: gofer run <FILE>"), "{err}");
+    let help = g.run(&["validate", "--help"]).ok().stdout();
+    let global = help
+        .find("Global options:")
+        .expect("a global options heading");
+    assert!(help.find("--engine").unwrap() > global, "{help}");
+    let bad = g
+        .cmd()
+        .env("GOFER_ENGINE", "nope")
+        .args(["run", "list", "x"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("GOFER_ENGINE=\"nope\" names no engine"));
+}

@@ -45,9 +45,10 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         }
         _ => {}
     }
+    let engine = cli.engine_choice().map_err(CliError::Usage)?;
     let ctx = Ctx {
         home: Home::open(cli.home)?,
-        engine: cli.engine,
+        engine,
         output: cli.output,
     };
     match cli.command {
