@@ -9,6 +9,41 @@ use gofer_secrets::KeyError;
 
 use crate::pipeline_file::FileError;
 
+impl From<StoreError> for CliError {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+/// A store's error without the storage layer's name; run numbers as numbers.
+fn store_words(e: &StoreError) -> String {
+    match e {
+        StoreError::NotFound {
+            kind, scope, key, ..
+        } => {
+            let key = if *kind == "run" {
+                key.clone()
+            } else {
+                format!("{key:?}")
+            };
+            let kind = if *kind == "task execution" {
+                "task"
+            } else {
+                kind
+            };
+            match scope {
+                Some(scope) => format!("{kind} {key} not found in {scope}"),
+                None => format!("{kind} {key} not found"),
+            }
+        }
+        other => {
+            let text = other.to_string();
+            text.strip_prefix("sqlite: ")
+                .map_or(text.clone(), str::to_string)
+        }
+    }
+}
+
 /// Why a command failed. Exit code 2 (a run that ran and failed exits 1 instead).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -32,9 +67,11 @@ pub enum CliError {
     /// The secret store's encryption key.
     #[error("secret store key: {0}")]
     Key(#[from] KeyError),
-    /// A store (run, secret or object store).
-    #[error(transparent)]
-    Store(#[from] StoreError),
+    /// A store (run, secret or object store), in the user's words: what is missing, not
+    /// which storage layer said so.
+    // Not a `source`: the chain would repeat the store's own wording after the words.
+    #[error("{}", store_words(.0))]
+    Store(StoreError),
     /// No container engine could be reached.
     #[error("no container engine is reachable: {tried}")]
     NoEngine {

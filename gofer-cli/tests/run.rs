@@ -570,6 +570,8 @@ fn tasks_of_one_concurrency_group_run_one_at_a_time() {
         return;
     }
     let g = Gofer::new();
+    // Two independent tasks of 2 s each: at once they take about 2 s, one after the
+    // other at least 4 s (the record keeps whole seconds, which this tells apart).
     let file = g.file(
         "group.yaml",
         r#"
@@ -577,11 +579,11 @@ id: grouped
 tasks:
   - id: first
     image: IMAGE
-    command: [sh, -c, 'sleep 1; echo first done']
+    command: [sh, -c, 'sleep 2; echo first done']
     concurrency: {group: "deploy-{{ENV}}"}
   - id: second
     image: IMAGE
-    command: [sh, -c, 'echo second ran']
+    command: [sh, -c, 'sleep 2; echo second done']
     concurrency: {group: "deploy-{{ENV}}", policy: queue}
 "#,
     );
@@ -590,12 +592,10 @@ tasks:
     let run = g.run_json("grouped", 1);
     let time =
         |i: usize, k: &str| humantime::parse_rfc3339(run["tasks"][i][k].as_str().unwrap()).unwrap();
-    let (a, b) = if time(0, "started") <= time(1, "started") {
-        (0, 1)
-    } else {
-        (1, 0)
-    };
-    assert!(time(b, "started") >= time(a, "ended"), "{run}");
+    let first_start = time(0, "started").min(time(1, "started"));
+    let last_end = time(0, "ended").max(time(1, "ended"));
+    let span = last_end.duration_since(first_start).unwrap();
+    assert!(span >= std::time::Duration::from_secs(4), "{span:?}: {run}");
 
     let bad = g.file(
         "badgroup.yaml",
@@ -632,4 +632,22 @@ fn usage_lines_show_no_option_the_environment_set() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&bad.stderr).contains("GOFER_ENGINE=\"nope\" names no engine"));
+}
+
+/// What is missing is said in the user's words: no storage layer, run numbers unquoted.
+#[test]
+fn missing_things_are_named_without_the_storage_layer() {
+    let g = Gofer::new();
+    let out = g.run(&["run", "get", "nothing_here", "99"]);
+    let err = out.stderr();
+    assert_eq!(out.code(), 2, "{err}");
+    assert!(
+        err.contains("run 99 not found in pipeline \"nothing_here\""),
+        "{err}"
+    );
+    assert!(!err.contains("sqlite"), "{err}");
+    let out = g.run(&["secret", "get", "nokey", "--pipeline", "nothing_here"]);
+    let err = out.stderr();
+    assert!(err.contains("pipeline secret \"nokey\" not found"), "{err}");
+    assert!(!err.contains("sqlite"), "{err}");
 }
