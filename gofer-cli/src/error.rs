@@ -112,6 +112,9 @@ pub enum CliError {
         /// The cause.
         source: StoreError,
     },
+    /// A log that does not exist: an attempt never made, a task that never ran.
+    #[error("{0}")]
+    NoLog(String),
     /// A command was used in a way it refuses (the message says how to use it).
     #[error("{0}")]
     Usage(String),

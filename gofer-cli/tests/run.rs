@@ -651,3 +651,36 @@ fn missing_things_are_named_without_the_storage_layer() {
     assert!(err.contains("pipeline secret \"nokey\" not found"), "{err}");
     assert!(!err.contains("sqlite"), "{err}");
 }
+
+/// `gofer logs` of an attempt never made, or of a task that never ran, says so (exit 2)
+/// instead of printing nothing.
+#[test]
+fn logs_of_what_never_ran_say_so() {
+    if !engine() {
+        return;
+    }
+    let g = Gofer::new();
+    let file = g.file(
+        "skips.yaml",
+        "id: skips\ntasks:\n  - id: bad\n    image: IMAGE\n    command: [sh, -c, 'exit 3']\n  - id: after\n    image: IMAGE\n    depends_on: {bad: success}\n    command: [echo, never]\n",
+    );
+    assert_eq!(g.run(&["run", file.to_str().unwrap()]).code(), 1);
+    let out = g.run(&["logs", "skips", "1", "bad.5"]);
+    assert_eq!(out.code(), 2);
+    assert!(
+        out.stderr().contains("has no attempt 5: it has made 1"),
+        "{}",
+        out.stderr()
+    );
+    let out = g.run(&["logs", "skips", "1", "after"]);
+    assert_eq!(out.code(), 2);
+    assert!(
+        out.stderr().contains("never ran (it ended Skipped: parent task \"bad\" ended Failed"),
+        "{}",
+        out.stderr()
+    );
+    let out = g.run(&["logs", "skips", "1", "bad.0"]);
+    assert_eq!(out.code(), 2);
+    assert!(out.stderr().contains("counted from 1"), "{}", out.stderr());
+    assert_eq!(g.run(&["logs", "skips", "1", "bad.1"]).ok().stdout(), "");
+}

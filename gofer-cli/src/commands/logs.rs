@@ -33,16 +33,36 @@ enum Target {
     Service(String),
 }
 
-fn target(arg: &str) -> Target {
+fn target(arg: &str) -> Result<Target, CliError> {
     if let Some(s) = arg.strip_prefix("service.") {
-        return Target::Service(s.to_string());
+        return Ok(Target::Service(s.to_string()));
     }
     if let Some((task, n)) = arg.rsplit_once('.') {
-        if let Ok(n @ 1..) = n.parse::<u32>() {
-            return Target::Attempt(task.to_string(), n);
-        }
+        // Task ids hold no `.`: what follows one is an attempt number.
+        return match n.parse::<u32>() {
+            Ok(n @ 1..) => Ok(Target::Attempt(task.to_string(), n)),
+            _ => Err(CliError::NoLog(format!(
+                "{arg:?}: after the `.` comes an attempt number, counted from 1 (`{task}.1`)"
+            ))),
+        };
     }
-    Target::Task(arg.to_string())
+    Ok(Target::Task(arg.to_string()))
+}
+
+/// Why a task has no log to print: it never made a container (skipped, cancelled
+/// before its start, a missing precondition).
+fn never_ran(task: &str, run: u64, t: &gofer_core::TaskExecution) -> Option<CliError> {
+    (t.state == TaskState::Complete && t.container.is_none() && t.attempts.is_empty()).then(|| {
+        let why = t
+            .message
+            .as_deref()
+            .map(|m| format!(": {m}"))
+            .unwrap_or_default();
+        CliError::NoLog(format!(
+            "task {task} of run {run} has no log: it never ran (it ended {}{why})",
+            t.status
+        ))
+    })
 }
 
 /// `gofer logs`.
@@ -62,7 +82,7 @@ pub async fn logs(
     // A run left by a dead process is resumed here, so its log goes on growing.
     let adopted = orphans::adopt(&ctx.home, &stores, ctx.engine, &mut None, grace, None).await?;
     let sink = ctx.home.log_sink();
-    match target(task) {
+    match target(task)? {
         Target::Service(service) => {
             stores.runs.get_run(pipeline, run).await?;
             let key = LogKey::service(pipeline, run, &service);
@@ -84,7 +104,16 @@ pub async fn logs(
             .await?;
         }
         Target::Attempt(task, n) => {
-            stores.runs.get_task(pipeline, run, &task).await?;
+            let t = stores.runs.get_task(pipeline, run, &task).await?.execution;
+            if let Some(e) = never_ran(&task, run, &t) {
+                return Err(e);
+            }
+            if n > t.attempt {
+                return Err(CliError::NoLog(format!(
+                    "task {task} of run {run} has no attempt {n}: it has made {} so far",
+                    t.attempt
+                )));
+            }
             let key = LogKey::attempt(pipeline, run, &task, n);
             print_log(&sink, &key, follow, || {
                 attempt_over(&stores, pipeline, run, &task, n)
@@ -92,7 +121,10 @@ pub async fn logs(
             .await?;
         }
         Target::Task(task) => {
-            stores.runs.get_task(pipeline, run, &task).await?;
+            let t = stores.runs.get_task(pipeline, run, &task).await?.execution;
+            if let Some(e) = never_ran(&task, run, &t) {
+                return Err(e);
+            }
             let mut n = 1;
             loop {
                 if n > 1 {
@@ -197,20 +229,20 @@ where
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     #[test]
     fn the_task_argument_is_spelled_like_the_logs_key() {
-        assert_eq!(target("build"), Target::Task("build".into()));
-        assert_eq!(target("build.3"), Target::Attempt("build".into(), 3));
-        assert_eq!(target("service.db"), Target::Service("db".into()));
-        // Not an attempt number: left to the store to say it is no task.
-        assert_eq!(target("build.0"), Target::Task("build.0".into()));
-        assert_eq!(target("build.x"), Target::Task("build.x".into()));
-        assert_eq!(
-            target("build.99999999999"),
-            Target::Task("build.99999999999".into())
-        );
+        let t = |a: &str| target(a).ok();
+        assert_eq!(t("build"), Some(Target::Task("build".into())));
+        assert_eq!(t("build.3"), Some(Target::Attempt("build".into(), 3)));
+        assert_eq!(t("service.db"), Some(Target::Service("db".into())));
+        // Task ids hold no `.`: anything else after one is a wrong attempt number.
+        for bad in ["build.0", "build.x", "build.99999999999"] {
+            let e = target(bad).unwrap_err().to_string();
+            assert!(e.contains("counted from 1"), "{bad}: {e}");
+        }
     }
 }
