@@ -675,7 +675,8 @@ fn logs_of_what_never_ran_say_so() {
     let out = g.run(&["logs", "skips", "1", "after"]);
     assert_eq!(out.code(), 2);
     assert!(
-        out.stderr().contains("never ran (it ended Skipped: parent task \"bad\" ended Failed"),
+        out.stderr()
+            .contains("never ran (it ended Skipped: parent task \"bad\" ended Failed"),
         "{}",
         out.stderr()
     );

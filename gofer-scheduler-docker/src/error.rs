@@ -89,10 +89,11 @@ pub(crate) fn pull(
             message: msg,
         }
     } else {
+        // The engine's text names the registry host at best: name the image.
         SchedulerError::Engine {
             scheduler: NAME,
             operation: "pull",
-            source: msg.into(),
+            source: format!("image {image:?}: {msg}").into(),
         }
     }
 }

@@ -301,6 +301,18 @@ impl Recorder {
         self.changed().await;
     }
 
+    /// Forgets the container name recorded for an attempt whose container was never
+    /// made (its start failed, and the backend leaves nothing of a failed start).
+    pub(crate) async fn container_not_made(&self, idx: usize) {
+        {
+            let mut r = self.lock();
+            let t = Arc::make_mut(&mut r.tasks[idx]);
+            t.container = None;
+            r.journal_task(idx);
+        }
+        self.changed().await;
+    }
+
     /// Says what a waiting task waits for (`None` once it no longer waits).
     pub(crate) async fn task_queued(&self, idx: usize, message: Option<String>) {
         {

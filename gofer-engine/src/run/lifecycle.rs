@@ -352,7 +352,8 @@ async fn run_task(
             let id = match engine.containers.start(spec, ctx.plan.recovered).await {
                 Ok(id) => id,
                 Err(e) => {
-                    return Outcome::scheduler_error(format!("cannot start the container: {e}"))
+                    ctx.recorder.container_not_made(idx).await;
+                    return Outcome::scheduler_error(format!("cannot start the container: {e}"));
                 }
             };
             debug!(container = %id, "started");

@@ -168,3 +168,29 @@ async fn sandbox_failure_fails_the_tasks_without_containers() {
     assert!(fake.requests().is_empty());
     assert_eq!(fake.containers(), 0);
 }
+
+/// A task whose container was never made (its pull failed) records no container, so
+/// `task get` shows none, as for a task that failed a precondition.
+#[tokio::test(start_paused = true)]
+async fn a_failed_start_records_no_container() {
+    let fake = gofer_core::fake::FakeScheduler::new().image(
+        "unpullable",
+        gofer_core::fake::Behaviour::new().fail_pull(gofer_core::fake::PullFailure::NoSuchImage),
+    );
+    let p = gofer_core::Pipeline::new("nopull", "No pull").task(
+        gofer_core::Task::new("task", "unpullable").pull_policy(gofer_core::PullPolicy::Always),
+    );
+    let run = finish(
+        &engine(&fake)
+            .start_run(&p, gofer_core::RunOptions::new())
+            .unwrap(),
+    )
+    .await;
+    let t = &run.tasks[0];
+    assert_eq!(t.status, gofer_core::TaskStatus::Failed, "{t:?}");
+    assert!(t.container.is_none(), "{t:?}");
+    assert!(
+        t.message.as_deref().unwrap().contains("unpullable"),
+        "{t:?}"
+    );
+}
