@@ -685,3 +685,30 @@ fn logs_of_what_never_ran_say_so() {
     assert!(out.stderr().contains("counted from 1"), "{}", out.stderr());
     assert_eq!(g.run(&["logs", "skips", "1", "bad.1"]).ok().stdout(), "");
 }
+
+/// A task variable or `--var` that replaces a value gofer sets is said, at validate and
+/// at run time (the precedence stays the specification's).
+#[test]
+fn overriding_a_system_key_is_warned_about() {
+    let g = Gofer::new();
+    let file = g.file(
+        "override.yaml",
+        "id: overrides\ntasks:\n  - id: show\n    image: IMAGE\n    command: [sh, -c, 'echo $GOFER_RUN_ID']\n    variables: {GOFER_RUN_ID: \"77\"}\n",
+    );
+    let out = g.run(&["validate", file.to_str().unwrap()]);
+    let err = out.ok().stderr();
+    assert!(
+        err.contains("warning: variable GOFER_RUN_ID of task show replaces the value gofer sets"),
+        "{err}"
+    );
+    if !engine() {
+        return;
+    }
+    let out = g.run(&["run", file.to_str().unwrap(), "--var", "GOFER_TASK_ID=x"]);
+    let err = out.stderr();
+    assert!(
+        err.contains("--var GOFER_TASK_ID replaces the value gofer sets"),
+        "{err}"
+    );
+    assert!(out.ok().stdout().contains("[show] 77"));
+}

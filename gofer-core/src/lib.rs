@@ -69,6 +69,7 @@ pub use variable::{
     is_valid_env_key, merge_variables, system_variables, EnvValue, Variable, VariableSource,
     API_MOUNT_DIR, API_SOCKET_NAME, GOFER_API_SOCKET, GOFER_API_TOKEN, GOFER_API_URL,
     GOFER_PIPELINE_ID, GOFER_RUN_ID, GOFER_TASK_ATTEMPT, GOFER_TASK_ID, GOFER_TASK_IMAGE, MASK,
+    SYSTEM_KEYS,
 };
 pub use volume::check_volume_name;
 

@@ -126,6 +126,20 @@ pub const API_MOUNT_DIR: &str = "/run/gofer";
 /// The file name of the API socket in its directory (host and container alike).
 pub const API_SOCKET_NAME: &str = "api.sock";
 
+/// Every key the engine sets itself in a task's container. A task variable or a run
+/// variable of one of these names replaces the engine's value (the precedence is the
+/// specification's), which a host may want to warn about.
+pub const SYSTEM_KEYS: &[&str] = &[
+    GOFER_PIPELINE_ID,
+    GOFER_RUN_ID,
+    GOFER_TASK_ID,
+    GOFER_TASK_IMAGE,
+    GOFER_TASK_ATTEMPT,
+    GOFER_API_TOKEN,
+    GOFER_API_SOCKET,
+    GOFER_API_URL,
+];
+
 /// The system variables the engine injects into a task's container.
 ///
 /// `api_token` is added as `GOFER_API_TOKEN` only when the task asked for a token

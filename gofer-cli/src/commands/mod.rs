@@ -75,8 +75,33 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
     }
 }
 
+/// Warns, on stderr, of each task variable and each `--var` that replaces a value the
+/// engine sets itself (`GOFER_RUN_ID` and the like): the container then sees the given
+/// value, as the precedence says, which is seldom what was meant.
+pub(crate) fn warn_system_overrides(pipeline: &gofer_core::Pipeline, vars: &[(String, String)]) {
+    for t in &pipeline.tasks {
+        for key in t
+            .variables
+            .keys()
+            .filter(|k| gofer_core::SYSTEM_KEYS.contains(&k.as_str()))
+        {
+            eprintln!(
+                "gofer: warning: variable {key} of task {} replaces the value gofer sets (source: pipeline config)",
+                t.id
+            );
+        }
+    }
+    for (key, _) in vars
+        .iter()
+        .filter(|(k, _)| gofer_core::SYSTEM_KEYS.contains(&k.as_str()))
+    {
+        eprintln!("gofer: warning: --var {key} replaces the value gofer sets in every task (source: run options)");
+    }
+}
+
 fn validate(file: &std::path::Path) -> Result<ExitCode, CliError> {
     let loaded = pipeline_file::load(file)?;
+    warn_system_overrides(&loaded.pipeline, &[]);
     print(&format!(
         "{}: pipeline {} is valid ({} task{})\n",
         file.display(),

@@ -70,6 +70,7 @@ pub async fn run(ctx: &Ctx, args: RunArgs) -> Result<ExitCode, CliError> {
         sandbox,
     )?;
     let api = engine::serve_api(&engine, &loaded.pipeline).await?;
+    super::warn_system_overrides(&loaded.pipeline, &args.vars);
     let mut options = RunOptions::new().variables(args.vars);
     if let Some(t) = args.timeout {
         options = options.timeout(t);
