@@ -71,12 +71,46 @@ pub struct TaskView {
     pub ended: Option<String>,
     /// The container's name.
     pub container: Option<String>,
+    /// The attempt the fields above describe (1 for the first).
+    pub attempt: u32,
+    /// The earlier attempts, each failed, oldest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub earlier_attempts: Vec<AttemptView>,
     /// Every injected variable with its source; secret values masked.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub variables: Vec<VariableView>,
     /// Where the log is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log: Option<String>,
+}
+
+/// An earlier attempt of a retried task.
+#[derive(Debug, Serialize)]
+pub struct AttemptView {
+    /// Its number (1 for the first).
+    pub attempt: u32,
+    /// How it ended.
+    pub status: gofer_core::TaskStatus,
+    /// Why.
+    pub reason: Option<gofer_core::StatusReason>,
+    /// An explanation.
+    pub message: Option<String>,
+    /// The container's exit code.
+    pub exit_code: Option<i64>,
+    /// RFC 3339.
+    pub started: Option<String>,
+    /// RFC 3339.
+    pub ended: Option<String>,
+    /// How long it ran, in milliseconds.
+    pub duration_ms: Option<u64>,
+}
+
+fn duration_ms(
+    started: Option<std::time::SystemTime>,
+    ended: Option<std::time::SystemTime>,
+) -> Option<u64> {
+    let d = ended?.duration_since(started?).ok()?;
+    u64::try_from(d.as_millis()).ok()
 }
 
 /// An injected variable.
@@ -132,6 +166,21 @@ impl TaskView {
             started: time(t.started),
             ended: time(t.ended),
             container: t.container.as_ref().map(|c| c.name.clone()),
+            attempt: t.attempt,
+            earlier_attempts: t
+                .attempts
+                .iter()
+                .map(|a| AttemptView {
+                    attempt: a.attempt,
+                    status: a.status,
+                    reason: a.reason,
+                    message: a.message.clone(),
+                    exit_code: a.exit_code,
+                    started: time(a.started),
+                    ended: time(a.ended),
+                    duration_ms: duration_ms(a.started, a.ended),
+                })
+                .collect(),
             variables: if with_variables {
                 t.variables.iter().map(VariableView::new).collect()
             } else {
@@ -268,6 +317,28 @@ pub fn task_text(pipeline: &str, run: u64, t: &TaskExecution, log: Option<&str>)
     );
     if let Some(m) = &t.message {
         out.push_str(&format!("message:   {m}\n"));
+    }
+    if t.attempt > 1 || !t.attempts.is_empty() {
+        out.push_str(&format!("attempt:   {}\n", t.attempt));
+        for a in &t.attempts {
+            let took = duration_ms(a.started, a.ended)
+                .map(|ms| {
+                    format!(
+                        " after {}",
+                        humantime::format_duration(std::time::Duration::from_millis(ms))
+                    )
+                })
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "  attempt {}: {}{took}{}\n",
+                a.attempt,
+                status_text(a.status, a.reason.as_ref()),
+                a.message
+                    .as_deref()
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default()
+            ));
+        }
     }
     if let Some(c) = &t.container {
         out.push_str(&format!("container: {}\n", c.name));

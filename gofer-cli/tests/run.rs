@@ -712,3 +712,35 @@ fn overriding_a_system_key_is_warned_about() {
     );
     assert!(out.ok().stdout().contains("[show] 77"));
 }
+
+/// `task get` shows a retried task's attempt and each earlier attempt's end.
+#[test]
+fn task_get_shows_each_attempt() {
+    if !engine() {
+        return;
+    }
+    let g = Gofer::new();
+    let file = g.file(
+        "flaky.yaml",
+        "id: flaky_one\ntasks:\n  - id: flaky\n    image: IMAGE\n    command: [sh, -c, 'exit 7']\n    retry: {attempts: 2}\n",
+    );
+    assert_eq!(g.run(&["run", file.to_str().unwrap()]).code(), 1);
+    let text = g
+        .run(&["task", "get", "flaky_one", "1", "flaky"])
+        .ok()
+        .stdout();
+    assert!(text.contains("attempt:   2"), "{text}");
+    assert!(
+        text.contains("attempt 1: Failed (abnormal exit, code 7)"),
+        "{text}"
+    );
+    let json = g
+        .run(&["task", "get", "flaky_one", "1", "flaky", "-o", "json"])
+        .ok()
+        .stdout();
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["attempt"], 2, "{v}");
+    assert_eq!(v["earlier_attempts"][0]["attempt"], 1, "{v}");
+    assert_eq!(v["earlier_attempts"][0]["exit_code"], 7, "{v}");
+    assert!(v["earlier_attempts"][0]["duration_ms"].is_u64(), "{v}");
+}

@@ -155,6 +155,17 @@ pub async fn run(ctx: &Ctx, args: RunArgs) -> Result<ExitCode, CliError> {
                 Some(Msg::Event(Event::Task { task_id, state, status, reason, at, .. })) => {
                     progress.task(&task_id, state, status, reason.as_ref(), at);
                 }
+                Some(Msg::Event(Event::Retrying { task_id, attempt, status, reason, backoff, .. })) => {
+                    let why = reason.as_ref().map(|r| format!(" ({})", reason_text(r))).unwrap_or_default();
+                    let wait = if backoff.is_zero() {
+                        "now".to_string()
+                    } else {
+                        format!("in {}", humantime::format_duration(backoff))
+                    };
+                    progress.note(&format!(
+                        "task {task_id}: attempt {attempt} {status}{why}, retrying {wait}"
+                    ));
+                }
                 Some(Msg::Event(_)) => {}
                 Some(Msg::Log(task, line)) => progress.log(&task, &line),
                 Some(Msg::LogError(task, e)) => progress.note(&format!("task {task}: cannot read its log: {e}")),
