@@ -517,6 +517,14 @@ fn a_matrix_file_runs_each_combination_and_its_dependent_after_them() {
     }
     let g = Gofer::new();
     let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/matrix.yaml");
+    let valid = g
+        .run(&["validate", example.to_str().unwrap()])
+        .ok()
+        .stdout();
+    assert!(
+        valid.contains("(2 tasks, 4 with the matrix combinations)"),
+        "{valid}"
+    );
     let out = g.run(&["run", example.to_str().unwrap()]);
     let stdout = out.ok().stdout();
     for line in [

@@ -102,16 +102,19 @@ pub(crate) fn warn_system_overrides(pipeline: &gofer_core::Pipeline, vars: &[(St
 fn validate(file: &std::path::Path) -> Result<ExitCode, CliError> {
     let loaded = pipeline_file::load(file)?;
     warn_system_overrides(&loaded.pipeline, &[]);
+    let tasks = loaded.pipeline.tasks.len();
+    let runs_as = loaded.pipeline.expanded().tasks.len();
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    let expanded = if runs_as == tasks {
+        String::new()
+    } else {
+        format!(", {runs_as} with the matrix combinations")
+    };
     print(&format!(
-        "{}: pipeline {} is valid ({} task{})\n",
+        "{}: pipeline {} is valid ({tasks} task{}{expanded})\n",
         file.display(),
         loaded.pipeline.id,
-        loaded.pipeline.tasks.len(),
-        if loaded.pipeline.tasks.len() == 1 {
-            ""
-        } else {
-            "s"
-        }
+        plural(tasks),
     ))?;
     Ok(ExitCode::SUCCESS)
 }
