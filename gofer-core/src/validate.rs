@@ -120,7 +120,18 @@ pub(crate) fn validate_pipeline(p: &Pipeline) -> Result<(), ValidationErrors> {
             });
         }
         if !seen.insert(t.id.as_str()) && reported_dup.insert(t.id.as_str()) {
-            issues.push(ValidationIssue::DuplicateTask { task: task.clone() });
+            let positions = p
+                .tasks
+                .iter()
+                .enumerate()
+                .filter(|(_, o)| o.id == t.id)
+                .map(|(i, _)| i)
+                .take(crate::validation::CYCLE_SHOWN)
+                .collect();
+            issues.push(ValidationIssue::DuplicateTask {
+                task: task.clone(),
+                positions,
+            });
         }
         if t.image.trim().is_empty() {
             issues.push(ValidationIssue::EmptyImage { task: task.clone() });

@@ -41,9 +41,14 @@ fn reports_every_problem_with_field_and_task() {
     assert!(got.contains(&ValidationIssue::EmptyImage {
         task: "ok_task".into()
     }));
-    assert!(got.contains(&ValidationIssue::DuplicateTask {
-        task: "ok_task".into()
-    }));
+    let dup = got
+        .iter()
+        .find(|i| matches!(i, ValidationIssue::DuplicateTask { .. }))
+        .expect("the duplicate id is reported");
+    assert!(
+        matches!(dup, ValidationIssue::DuplicateTask { task, positions } if task == "ok_task" && positions.len() == 2)
+    );
+    assert!(dup.to_string().contains("(tasks["), "{dup}");
     assert!(got.contains(&ValidationIssue::InvalidVariableKey {
         task: "ok_task".into(),
         key: "1BAD".into()

@@ -31,10 +31,13 @@ pub enum ValidationIssue {
         source: IdError,
     },
     /// Two tasks share an id.
-    #[error("field `id` of task {task:?}: the id is used by more than one task")]
+    #[error("field `id` of task {task:?}: the id is used by more than one task ({})", show_positions(.positions))]
     DuplicateTask {
         /// The shared id (an excerpt).
         task: String,
+        /// Where the tasks of that id are in the pipeline's `tasks` (0-based; at most
+        /// [`CYCLE_SHOWN`] of them).
+        positions: Vec<usize>,
     },
     /// A task depends on a task that is not in the pipeline.
     #[error("field `depends_on` of task {task:?}: unknown parent {parent:?}")]
@@ -257,7 +260,7 @@ impl ValidationIssue {
     pub fn task(&self) -> Option<&str> {
         match self {
             Self::InvalidTaskId { task, .. }
-            | Self::DuplicateTask { task }
+            | Self::DuplicateTask { task, .. }
             | Self::UnknownParent { task, .. }
             | Self::EmptyImage { task }
             | Self::InvalidVariableKey { task, .. }
@@ -279,6 +282,11 @@ impl ValidationIssue {
             | Self::NoTasks => None,
         }
     }
+}
+
+fn show_positions(positions: &[usize]) -> String {
+    let shown: Vec<String> = positions.iter().map(|i| format!("tasks[{i}]")).collect();
+    shown.join(", ")
 }
 
 /// Every problem found in one pipeline.
