@@ -239,7 +239,6 @@ impl ContainerdScheduler {
         labels.insert(format!("{INTERNAL_LABEL_PREFIX}name"), spec.name.clone());
         labels.insert(LABEL_NETNS.to_string(), netns.clone());
         labels.insert(LABEL_SANDBOX.to_string(), "1".to_string());
-        let c = self.client();
         let record = Container {
             id: id.clone(),
             labels,
@@ -255,23 +254,8 @@ impl ContainerdScheduler {
             }),
             ..Default::default()
         };
-        match c
-            .containers()
-            .create(c.req(CreateContainerRequest {
-                container: Some(record),
-            }))
-            .await
-        {
-            Ok(_) => {}
-            Err(s) if exists(&s) => {
-                return Err(SchedulerError::Conflict {
-                    scheduler: NAME,
-                    id: spec.name,
-                    message: "a container of this name exists".into(),
-                })
-            }
-            Err(s) => return Err(self.engine_error("create_sandbox", s)),
-        }
+        self.create_record(record, &spec.name, "create_sandbox")
+            .await?;
         let dir = self.dir(&id);
         let made = async {
             write_files(&dir, &spec.name)
@@ -284,6 +268,32 @@ impl ContainerdScheduler {
             return Err(e);
         }
         Ok(ContainerId(id))
+    }
+
+    /// Creates a container record; a name already taken is a conflict (someone else's
+    /// container: nothing to clean up).
+    async fn create_record(
+        &self,
+        record: Container,
+        name: &str,
+        operation: &'static str,
+    ) -> Result<(), SchedulerError> {
+        let c = self.client();
+        match c
+            .containers()
+            .create(c.req(CreateContainerRequest {
+                container: Some(record),
+            }))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(s) if exists(&s) => Err(SchedulerError::Conflict {
+                scheduler: NAME,
+                id: name.to_string(),
+                message: "a container of this name exists".into(),
+            }),
+            Err(s) => Err(self.engine_error(operation, s)),
+        }
     }
 
     /// The state of a container from its record and its task.
@@ -472,7 +482,6 @@ impl ContainerdScheduler {
                 group: oci::group(&spec.labels),
             },
         )?;
-        let c = self.client();
         let container = Container {
             id: id.clone(),
             labels,
@@ -489,23 +498,8 @@ impl ContainerdScheduler {
             snapshot_key: id.clone(),
             ..Default::default()
         };
-        match c
-            .containers()
-            .create(c.req(CreateContainerRequest {
-                container: Some(container),
-            }))
-            .await
-        {
-            Ok(_) => lap.mark("container_us"),
-            Err(s) if exists(&s) => {
-                return Err(SchedulerError::Conflict {
-                    scheduler: NAME,
-                    id: spec.name.clone(),
-                    message: "a container of this name exists".into(),
-                })
-            }
-            Err(s) => return Err(self.engine_error("create", s)),
-        }
+        self.create_record(container, &spec.name, "create").await?;
+        lap.mark("container_us");
         // From here on, a failure removes what was made.
         let made = async {
             write_files(&dir, &spec.name).map_err(|e| {

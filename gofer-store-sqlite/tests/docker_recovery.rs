@@ -11,53 +11,13 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use common::{log_sink, pipeline, Fixture, IMAGE, PIPELINE, TASK};
-use gofer_core::{DynScheduler, ExitStatus, Pipeline, PullPolicy, RunStore, Task, TaskState};
+use common::{log_sink, pipeline, service_pipeline, Fixture, CASE_ENV, IMAGE, PIPELINE, TASK};
+use gofer_core::{DynScheduler, ExitStatus, RunStore, TaskState};
 use gofer_engine::testing::crash::{self, hooked, EXIT_BEFORE_START};
 use gofer_engine::{Engine, LogKey};
 use gofer_scheduler_docker::DockerScheduler;
 use gofer_store_sqlite::SqliteRunStore;
-
-/// Set to `service`: the run is [`service_pipeline`]'s, in a network sandbox.
-const CASE_ENV: &str = "GOFER_RECOVERY_CASE";
-
-/// A service whose page is a token drawn when it starts, and a task that fetches it
-/// first, then again when it is stopped (held, as [`common::HELD`]): the same token
-/// twice means the same service container served both fetches.
-fn service_pipeline() -> Pipeline {
-    let fetch = "busybox timeout 5 busybox wget -q -O - http://127.0.0.1:8080/";
-    Pipeline::new(PIPELINE, "Crash recovery with a service")
-        .service(
-            gofer_core::Service::new("web", IMAGE)
-                .command([
-                    "sh",
-                    "-c",
-                    "mkdir -p /www && cat /proc/sys/kernel/random/uuid > /www/index.html \
-                     && echo serving && exec httpd -f -p 8080 -h /www",
-                ])
-                .pull_policy(PullPolicy::Never)
-                .readiness(gofer_core::Readiness::new(
-                    ["sh", "-c", fetch],
-                    Duration::from_millis(200),
-                    Duration::from_secs(60),
-                )),
-        )
-        .task(
-            Task::new(TASK, IMAGE)
-                .command([
-                    "sh".to_string(),
-                    "-c".to_string(),
-                    format!(
-                        "trap 'echo after $({fetch}); exit 0' TERM; echo before $({fetch}); \
-                         while true; do sleep 0.1; done"
-                    ),
-                ])
-                .pull_policy(PullPolicy::Never)
-                .needs_service("web"),
-        )
-}
 
 /// The host: on Docker (behind the hook when asked), the pipeline of its case.
 #[tokio::test]

@@ -37,6 +37,45 @@ pub fn pipeline() -> Pipeline {
 }
 
 /// The host's log sink in its data directory.
+/// Set to `service`: the run is [`service_pipeline`]'s, in a network sandbox.
+pub const CASE_ENV: &str = "GOFER_RECOVERY_CASE";
+
+/// A service whose page is a token drawn when it starts, and a task that fetches it
+/// first, then again when it is stopped (held, as [`HELD`]): the same token
+/// twice means the same service container served both fetches.
+pub fn service_pipeline() -> Pipeline {
+    let fetch = "busybox timeout 5 busybox wget -q -O - http://127.0.0.1:8080/";
+    Pipeline::new(PIPELINE, "Crash recovery with a service")
+        .service(
+            gofer_core::Service::new("web", IMAGE)
+                .command([
+                    "sh",
+                    "-c",
+                    "mkdir -p /www && cat /proc/sys/kernel/random/uuid > /www/index.html \
+                     && echo serving && exec httpd -f -p 8080 -h /www",
+                ])
+                .pull_policy(PullPolicy::Never)
+                .readiness(gofer_core::Readiness::new(
+                    ["sh", "-c", fetch],
+                    Duration::from_millis(200),
+                    Duration::from_secs(60),
+                )),
+        )
+        .task(
+            Task::new(TASK, IMAGE)
+                .command([
+                    "sh".to_string(),
+                    "-c".to_string(),
+                    format!(
+                        "trap 'echo after $({fetch}); exit 0' TERM; echo before $({fetch}); \
+                         while true; do sleep 0.1; done"
+                    ),
+                ])
+                .pull_policy(PullPolicy::Never)
+                .needs_service("web"),
+        )
+}
+
 pub fn log_sink(dir: &Path) -> FileLogSink {
     FileLogSink::new(dir.join("logs"))
 }
