@@ -248,12 +248,17 @@ impl DockerScheduler {
         &self,
         id: &ContainerId,
     ) -> Result<bollard::models::ContainerState, SchedulerError> {
-        let inspect = self
-            .docker
+        Ok(self.inspect(id).await?.state.unwrap_or_default())
+    }
+
+    async fn inspect(
+        &self,
+        id: &ContainerId,
+    ) -> Result<bollard::models::ContainerInspectResponse, SchedulerError> {
+        self.docker
             .inspect_container(&id.0, None)
             .await
-            .map_err(|e| error::container(&self.endpoint, "inspect", &id.0, e))?;
-        Ok(inspect.state.unwrap_or_default())
+            .map_err(|e| error::container(&self.endpoint, "inspect", &id.0, e))
     }
 
     /// After the wait endpoint reported `code` (or nothing), looks closer: a container
@@ -263,16 +268,18 @@ impl DockerScheduler {
         id: &ContainerId,
         code: Option<i64>,
     ) -> Result<ExitStatus, SchedulerError> {
-        let status = self.settle_once(id, code).await?;
-        if status != (ExitStatus::Exited { code: 137 }) {
+        let (status, memory_limited) = self.settle_once(id, code).await?;
+        if status != (ExitStatus::Exited { code: 137 }) || !memory_limited {
             return Ok(status);
         }
-        // Killed: the engine handles a cgroup's OOM event apart from the exit and may
-        // mark the kill as OOM just after the wait returned. Look again, briefly.
+        // Killed under a memory limit: the engine handles the cgroup's OOM event apart
+        // from the exit and may mark the kill as OOM just after the wait returned. Look
+        // again, for a while; a container without a limit cannot be OOM-killed by it
+        // and pays nothing.
         for wait in OOM_SETTLE {
             tokio::time::sleep(wait).await;
             match self.settle_once(id, code).await {
-                Ok(oom @ ExitStatus::OutOfMemory { .. }) => return Ok(oom),
+                Ok((oom @ ExitStatus::OutOfMemory { .. }, _)) => return Ok(oom),
                 // Still a plain kill; or gone meanwhile: the exit seen stands.
                 Ok(_) => {}
                 Err(_) => break,
@@ -281,35 +288,54 @@ impl DockerScheduler {
         Ok(status)
     }
 
+    /// The exit status, and whether the container has a memory limit.
     async fn settle_once(
         &self,
         id: &ContainerId,
         code: Option<i64>,
-    ) -> Result<ExitStatus, SchedulerError> {
-        match self.inspect_state(id).await {
-            Ok(s) => match (state::from_inspect(&s), code) {
-                (
-                    ContainerState::Exited {
-                        status: ExitStatus::Exited { .. },
-                    },
-                    Some(code),
-                ) => Ok(ExitStatus::Exited { code }),
-                (ContainerState::Exited { status }, _) => Ok(status),
-                (other, _) => Err(SchedulerError::engine(
-                    NAME,
-                    "wait",
-                    format!("the wait for {id} ended while the container is {other:?}"),
-                )),
-            },
-            Err(SchedulerError::NoSuchContainer { .. }) => Ok(ExitStatus::Removed),
+    ) -> Result<(ExitStatus, bool), SchedulerError> {
+        match self.inspect(id).await {
+            Ok(inspect) => {
+                let memory_limited = inspect
+                    .host_config
+                    .as_ref()
+                    .and_then(|h| h.memory)
+                    .is_some_and(|m| m > 0);
+                let s = inspect.state.unwrap_or_default();
+                let status = match (state::from_inspect(&s), code) {
+                    (
+                        ContainerState::Exited {
+                            status: ExitStatus::Exited { .. },
+                        },
+                        Some(code),
+                    ) => ExitStatus::Exited { code },
+                    (ContainerState::Exited { status }, _) => status,
+                    (other, _) => {
+                        return Err(SchedulerError::engine(
+                            NAME,
+                            "wait",
+                            format!("the wait for {id} ended while the container is {other:?}"),
+                        ))
+                    }
+                };
+                Ok((status, memory_limited))
+            }
+            Err(SchedulerError::NoSuchContainer { .. }) => Ok((ExitStatus::Removed, false)),
             Err(e) => Err(e),
         }
     }
 }
 
-/// The waits before looking again at a container killed by SIGKILL (exit 137) for
-/// the engine's OOM flag, which it may set just after the exit.
-const OOM_SETTLE: [Duration; 2] = [Duration::from_millis(50), Duration::from_millis(200)];
+/// The waits before looking again at a memory-limited container killed by SIGKILL
+/// (exit 137) for the engine's OOM flag, which it may set just after the exit (about
+/// 1.5 s in all: the event goes from the kernel through the shim and containerd to
+/// dockerd, each of which a busy host may hold up).
+const OOM_SETTLE: [Duration; 4] = [
+    Duration::from_millis(50),
+    Duration::from_millis(200),
+    Duration::from_millis(500),
+    Duration::from_millis(750),
+];
 
 /// The stop grace in the engine's unit, whole seconds: rounded up (a grace is never
 /// cut short) and saturating at `i32::MAX` seconds (about 68 years, the API's range),
