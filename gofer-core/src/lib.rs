@@ -3,6 +3,7 @@
 #![deny(missing_docs)]
 
 // Namespaces of their own (their items are reached through them only).
+pub mod cache;
 mod concurrency;
 pub mod fake;
 pub mod matrix;
@@ -33,6 +34,7 @@ mod validation;
 mod variable;
 mod volume;
 
+pub use cache::{Cache, MAX_CACHES};
 pub use concurrency::{Concurrency, ConcurrencyPolicy, MAX_CONCURRENCY_LIMIT};
 pub use error::{BoxError, SchedulerError, StoreError};
 pub use id::{validate_id, IdError, ID_MAX_LEN, ID_MIN_LEN};

@@ -182,6 +182,9 @@ pub struct Task {
     /// The concurrency group the task is a member of (see [`crate::Concurrency`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency: Option<crate::Concurrency>,
+    /// Directories kept between runs (see [`crate::cache`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub caches: Vec<crate::Cache>,
 }
 
 fn is_default_limits(l: &ResourceLimits) -> bool {
@@ -209,6 +212,7 @@ impl Task {
             matrix: None,
             matrix_cell: None,
             concurrency: None,
+            caches: Vec::new(),
         }
     }
 
@@ -216,6 +220,13 @@ impl Task {
     #[must_use]
     pub fn concurrency(mut self, c: crate::Concurrency) -> Self {
         self.concurrency = Some(c);
+        self
+    }
+
+    /// Adds a cache (see [`crate::cache`]).
+    #[must_use]
+    pub fn cache(mut self, c: crate::Cache) -> Self {
+        self.caches.push(c);
         self
     }
 

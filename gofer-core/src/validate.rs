@@ -169,6 +169,35 @@ pub(crate) fn validate_pipeline(p: &Pipeline) -> Result<(), ValidationErrors> {
                 message,
             });
         }
+        if t.caches.len() > crate::MAX_CACHES {
+            issues.push(ValidationIssue::InvalidCache {
+                task: task.clone(),
+                field: "caches".into(),
+                message: format!("{} caches; at most {}", t.caches.len(), crate::MAX_CACHES),
+            });
+        }
+        for (i, c) in t.caches.iter().enumerate() {
+            let clash = t.caches[..i].iter().position(|o| o.path == c.path);
+            let message = c
+                .problem()
+                .or_else(|| {
+                    clash.map(|j| format!("path {:?} is also the path of caches[{j}]", c.path))
+                })
+                .or_else(|| {
+                    (!p.workspace && !c.digest_paths().is_empty()).then(|| {
+                        "the key takes a file's digest, but the pipeline has no workspace \
+                         (set `workspace: true`)"
+                            .to_string()
+                    })
+                });
+            if let Some(message) = message {
+                issues.push(ValidationIssue::InvalidCache {
+                    task: task.clone(),
+                    field: format!("caches[{i}]"),
+                    message,
+                });
+            }
+        }
         if let Some(retry) = &t.retry {
             for (field, message) in retry.problems() {
                 issues.push(ValidationIssue::InvalidRetry {
@@ -317,5 +346,40 @@ impl Pipeline {
     /// [`ValidationErrors`] lists each problem with the field and task it concerns.
     pub fn validate(&self) -> Result<(), ValidationErrors> {
         validate_pipeline(self)
+    }
+
+    /// [`Pipeline::validate`], and what a backend with `caps` cannot do: a cache
+    /// ([`crate::cache`]) needs volumes every container sees
+    /// ([`VolumeScope::Engine`](crate::VolumeScope)).
+    ///
+    /// # Errors
+    /// Every problem, each naming its field.
+    pub fn validate_for(&self, caps: &crate::Capabilities) -> Result<(), ValidationErrors> {
+        let mut issues = match validate_pipeline(self) {
+            Ok(()) => Vec::new(),
+            Err(e) => e.issues,
+        };
+        let holds_caches = caps.volumes && caps.volume_scope == crate::VolumeScope::Engine;
+        if !holds_caches {
+            for t in self.tasks.iter().filter(|t| !t.caches.is_empty()) {
+                issues.push(ValidationIssue::InvalidCache {
+                    task: excerpt(&t.id),
+                    field: "caches".into(),
+                    message: if caps.volumes {
+                        "the backend keeps a volume on one node (volume scope Node), so it holds no caches".into()
+                    } else {
+                        "the backend cannot make volumes (capability `volumes`), so it holds no caches".into()
+                    },
+                });
+            }
+        }
+        if issues.is_empty() {
+            Ok(())
+        } else {
+            Err(ValidationErrors {
+                pipeline: excerpt(&self.id),
+                issues,
+            })
+        }
     }
 }

@@ -125,6 +125,16 @@ pub enum ValidationIssue {
         /// What is wrong.
         message: String,
     },
+    /// A cache that cannot be honoured, or a cache on a backend without caches.
+    #[error("field `{field}` of task {task:?}: {message}")]
+    InvalidCache {
+        /// The task (an excerpt).
+        task: String,
+        /// `caches`, `caches[1]`, ...
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A matrix that cannot be expanded, or whose combinations clash.
     #[error("field `matrix` of task {task:?}: {message}")]
     InvalidMatrix {
@@ -243,6 +253,7 @@ impl ValidationIssue {
             }
             Self::InvalidRetry { field, .. } => (*field).into(),
             Self::InvalidMatrix { .. } => "matrix".into(),
+            Self::InvalidCache { field, .. } => field.clone(),
             Self::InvalidConcurrency { .. } | Self::InvalidPipelineConcurrency { .. } => {
                 "concurrency".into()
             }
@@ -270,6 +281,7 @@ impl ValidationIssue {
             | Self::ResourceOutOfRange { task, .. }
             | Self::InvalidRetry { task, .. }
             | Self::InvalidMatrix { task, .. }
+            | Self::InvalidCache { task, .. }
             | Self::InvalidConcurrency { task, .. }
             | Self::UnknownService { task, .. }
             | Self::EmptyList { task, .. } => Some(task),

@@ -24,6 +24,7 @@ use crate::logs::pipe::Writers;
 use crate::logs::redact::SecretRegistry;
 use crate::logs::sink::LogSink;
 use crate::run::admission::Admission;
+use crate::run::caches::{CacheEntry, CachePolicy, CacheState, PruneReport};
 use crate::run::container::Containers;
 use crate::run::ctx::{RunCtx, Shared};
 use crate::run::errors::{EngineError, RunError};
@@ -48,6 +49,7 @@ pub struct EngineBuilder {
     fail_on_incomplete_log: bool,
     api_socket_dir: Option<PathBuf>,
     registry: Option<SecretRegistry>,
+    caches: CacheState,
 }
 
 /// The default engine instance id.
@@ -69,6 +71,7 @@ impl EngineBuilder {
             fail_on_incomplete_log: true,
             api_socket_dir: None,
             registry: None,
+            caches: CacheState::default(),
         }
     }
 
@@ -160,6 +163,29 @@ impl EngineBuilder {
         self
     }
 
+    /// Makes cache entries ([`gofer_core::cache`]) shared by every pipeline of this
+    /// engine's backend instead of kept per pipeline (the default): a task then
+    /// restores any pipeline's entry of its key. Only for hosts whose pipelines trust
+    /// each other: a cache is code another pipeline's tasks run with.
+    pub fn share_caches(mut self, shared: bool) -> Self {
+        self.caches.shared = shared;
+        self
+    }
+
+    /// The image cache helpers run (default: each task's own image), for tasks whose
+    /// images have no `sh`, `cp`, `du` and `sha256sum` (distroless ones).
+    pub fn cache_helper_image(mut self, image: impl Into<String>) -> Self {
+        self.caches.helper_image = Some(image.into());
+        self
+    }
+
+    /// Evicts cache entries by `policy` after every save (default: only entries a
+    /// newer one of their key replaced go, and only on [`Engine::prune_caches`]).
+    pub fn cache_policy(mut self, policy: CachePolicy) -> Self {
+        self.caches.policy = Some(policy);
+        self
+    }
+
     /// Engine-wide limits.
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
@@ -236,6 +262,7 @@ impl EngineBuilder {
                 instance_id: self.instance_id,
                 sandbox_image: self.sandbox_image,
                 container_slots,
+                caches: self.caches,
                 groups: Arc::default(),
                 log_writers: Writers::default(),
                 admission: Admission::default(),
@@ -336,6 +363,41 @@ impl Engine {
         self.inner.containers.pending_removals()
     }
 
+    /// The cache entries on the backend ([`gofer_core::cache`]): of `pipeline`'s scope
+    /// (its own, or the shared one when the engine shares caches), or every entry with
+    /// `None`; newest saved first.
+    ///
+    /// # Errors
+    /// The backend's, when it cannot list volumes.
+    pub async fn caches(
+        &self,
+        pipeline: Option<&str>,
+    ) -> Result<Vec<CacheEntry>, gofer_core::SchedulerError> {
+        let scope = pipeline.map(|p| self.inner.caches.scope(p));
+        crate::run::caches::list(self.inner.containers.scheduler(), scope.as_deref()).await
+    }
+
+    /// Evicts cache entries by `policy` (see [`CachePolicy`]): of `pipeline`'s scope,
+    /// or of every scope with `None`. An entry being restored from is kept, and named
+    /// in the report.
+    ///
+    /// # Errors
+    /// The backend's, when it cannot list or remove volumes.
+    pub async fn prune_caches(
+        &self,
+        policy: &CachePolicy,
+        pipeline: Option<&str>,
+    ) -> Result<PruneReport, gofer_core::SchedulerError> {
+        let scope = pipeline.map(|p| self.inner.caches.scope(p));
+        crate::run::caches::prune(
+            self.inner.containers.scheduler(),
+            &self.inner.caches,
+            policy,
+            scope.as_deref(),
+        )
+        .await
+    }
+
     /// Validates the pipeline and the options, gives the run the pipeline's next run
     /// number (1, 2, 3, ...) and starts it in the background.
     ///
@@ -352,7 +414,7 @@ impl Engine {
         pipeline: &Pipeline,
         options: RunOptions,
     ) -> Result<RunHandle, RunError> {
-        pipeline.validate()?;
+        pipeline.validate_for(&self.inner.containers.scheduler().capabilities())?;
         // A matrix task runs as its combinations: the run (and its record) holds those.
         let expanded = pipeline.expanded();
         let pipeline = &expanded;

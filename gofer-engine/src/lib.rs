@@ -34,6 +34,7 @@ pub use logs::sink::{
     InMemoryLogSink, LogError, LogKey, LogLine, LogReader, LogSink, LogWriter, MAX_LINE_BYTES,
 };
 pub use recovery::{RecoveryReport, RegisterError};
+pub use run::caches::{CacheEntry, CachePolicy, PruneReport};
 pub use run::errors::{EngineError, RunError};
 pub use run::handle::RunHandle;
 pub use run::limits::Limits;

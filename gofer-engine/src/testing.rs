@@ -134,6 +134,98 @@ pub async fn retried_task_counts_attempts_in_the_workspace(
     assert_nothing_left(&*s, instance).await;
 }
 
+/// Caches across runs on a real backend: a first run misses and saves what its task
+/// wrote (under a key taking the digest of a workspace file); the second run restores
+/// it (and does not see the completion marker); a failed run saves nothing, so a run
+/// of its key starts empty; a prune with a zero budget removes every entry of the
+/// pipeline; nothing of the runs is left.
+pub async fn caches_persist_across_runs(s: Arc<DynScheduler>, image: &str, instance: &str) {
+    let engine = builder(&s, instance).build().expect("an engine");
+    let pipeline_id = format!("{instance}-cache");
+    let sh = |script: &str| ["sh".to_string(), "-c".to_string(), script.to_string()];
+    let lock = format!("{}/lock", gofer_core::WORKSPACE_PATH);
+    let cached = |script: &str| {
+        Pipeline::new(pipeline_id.clone(), "Caches")
+            .workspace(true)
+            .task(Task::new("prep", image).command(sh(&format!("echo v1 > {lock}"))))
+            .task(
+                Task::new("build", image)
+                    .command(sh(script))
+                    .depends_on("prep", gofer_core::RequiredParentStatus::Success)
+                    .cache(gofer_core::Cache::new(
+                        "deps-{{digest:lock}}-{{KIND}}",
+                        "/cache",
+                    )),
+            )
+    };
+    let run_of = |p: Pipeline, kind: &str| {
+        let h = engine
+            .start_run(&p, RunOptions::new().variable("KIND", kind))
+            .expect("a run");
+        async move {
+            let run = h.wait().await.expect("the run ends");
+            (run, log_of(&h, "build").await)
+        }
+    };
+    // A miss: empty, saved on success.
+    let (run, log) = run_of(
+        cached("ls -A /cache | wc -l; echo kept > /cache/stamp; mkdir -p /cache/d && echo deep > /cache/d/f"),
+        "ok",
+    )
+    .await;
+    assert_eq!(run.status, RunStatus::Successful, "{run:?}");
+    assert_eq!(log, ["0"], "a miss starts empty");
+    let entries = engine
+        .caches(Some(&pipeline_id))
+        .await
+        .expect("list caches");
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert!(
+        entries[0].key.starts_with("deps-") && entries[0].key.ends_with("-ok"),
+        "{entries:?}"
+    );
+    assert!(entries[0].size_bytes > 0, "{entries:?}");
+    // A hit: the files, and nothing of the marker.
+    let (run, log) = run_of(
+        cached(&format!(
+            "cat /cache/stamp /cache/d/f; ls -A /cache | grep -c '{}' || true",
+            gofer_core::cache::COMPLETE_MARKER
+        )),
+        "ok",
+    )
+    .await;
+    assert_eq!(run.status, RunStatus::Successful, "{run:?}");
+    assert_eq!(log, ["kept", "deep", "0"]);
+    // A failure saves nothing: the next run of that key starts empty.
+    let (run, _) = run_of(cached("echo bad > /cache/poison; exit 1"), "bad").await;
+    assert_eq!(run.status, RunStatus::Failed);
+    let (run, log) = run_of(cached("ls -A /cache | wc -l"), "bad").await;
+    assert_eq!(run.status, RunStatus::Successful, "{run:?}");
+    assert_eq!(log, ["0"], "a failed run poisoned its key");
+    assert_nothing_left(&*s, instance).await;
+    // Eviction: a zero budget removes every entry (and its use record).
+    let report = engine
+        .prune_caches(&crate::CachePolicy::new().max_bytes(0), Some(&pipeline_id))
+        .await
+        .expect("prune");
+    assert_eq!(report.removed.len(), 2, "{report:?}");
+    assert!(report.freed_bytes > 0);
+    assert!(engine
+        .caches(Some(&pipeline_id))
+        .await
+        .expect("list caches")
+        .is_empty());
+    let left: Vec<_> = s
+        .list_volumes(&std::collections::BTreeMap::new())
+        .await
+        .expect("list volumes")
+        .into_iter()
+        .filter(|v| v.labels.get(gofer_core::cache::LABEL_CACHE_SCOPE) == Some(&pipeline_id))
+        .map(|v| v.name)
+        .collect();
+    assert!(left.is_empty(), "cache volumes left: {left:?}");
+}
+
 /// One task leaves a file in the run's workspace and the next reads it; the volume
 /// goes with the run, also when the run fails.
 pub async fn tasks_share_files_through_the_workspace(

@@ -70,6 +70,12 @@ async fn a_task_failing_twice_then_succeeding_counts_its_attempts_in_the_workspa
 }
 
 #[tokio::test]
+async fn caches_persist_across_runs_and_a_failure_saves_nothing() {
+    let s = containerd_or_skip!();
+    testing::caches_persist_across_runs(sched(&s), IMAGE, &instance("cache")).await;
+}
+
+#[tokio::test]
 async fn two_tasks_share_a_file_through_the_workspace() {
     let s = containerd_or_skip!();
     testing::tasks_share_files_through_the_workspace(sched(&s), IMAGE, &instance("share")).await;

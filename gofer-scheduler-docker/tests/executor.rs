@@ -165,6 +165,13 @@ async fn a_task_failing_twice_then_succeeding_counts_its_attempts_in_the_workspa
 }
 
 #[tokio::test]
+async fn caches_persist_across_runs_and_a_failure_saves_nothing() {
+    let Some(s) = scheduler().await else { return };
+    let id = instance();
+    testing::caches_persist_across_runs(sched(&s), IMAGE, &id).await;
+}
+
+#[tokio::test]
 async fn two_tasks_share_a_file_through_the_workspace() {
     let Some(s) = scheduler().await else { return };
     let id = instance();

@@ -45,6 +45,8 @@ pub(crate) struct Shared {
     pub(crate) sandbox_image: Option<String>,
     /// Task containers running at once, when capped.
     pub(crate) container_slots: Option<Arc<Semaphore>>,
+    /// The cache settings, and the entries being restored from.
+    pub(crate) caches: crate::run::caches::CacheState,
     /// The concurrency groups of every run of this engine.
     pub(crate) groups: Arc<crate::run::concurrency::Groups>,
     /// Run numbers and each pipeline's parallelism.

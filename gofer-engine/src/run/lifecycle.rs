@@ -23,6 +23,7 @@ use gofer_core::{
 use crate::durable::outcome::{exit_outcome, stop_outcome, Outcome, Phase};
 use crate::durable::plan::Resume;
 use crate::logs::sink::LogKey;
+use crate::run::cache::{self, TaskCaches};
 use crate::run::container;
 use crate::run::ctx::RunCtx;
 use crate::run::pump::pump;
@@ -32,13 +33,11 @@ use crate::run::stop::StopWatch;
 /// Runs task `idx` of the run to completion, attempt after attempt as its retry
 /// policy allows, and returns its status (its last attempt's).
 ///
-/// Returns the task's status and the container of its last attempt, which the caller
-/// removes ([`remove_after_flush`]) once it has told the task's dependents, so that a
-/// removal is never between a parent's end and its children's start.
-pub(crate) async fn execute_task(
-    ctx: Arc<RunCtx>,
-    idx: usize,
-) -> (TaskStatus, Option<ContainerId>) {
+/// Returns the task's status and what its last attempt left (its container, its cache
+/// volumes, the caches to save), which the caller finishes ([`remove_after_flush`])
+/// once it has told the task's dependents, so that neither a removal nor a cache save
+/// is ever between a parent's end and its children's start.
+pub(crate) async fn execute_task(ctx: Arc<RunCtx>, idx: usize) -> (TaskStatus, Leftover) {
     let task = &ctx.plan.pipeline.tasks[idx];
     let span = tracing::debug_span!("task", task = %task.id);
     // Its concurrency group's slot, held through every attempt.
@@ -47,7 +46,7 @@ pub(crate) async fn execute_task(
         Err(outcome) => {
             let status = outcome.status;
             ctx.recorder.task_complete(idx, outcome).await;
-            return (status, None);
+            return (status, Leftover::default());
         }
     };
     // A resumed run goes on with the attempt it recorded (its container, if any, is
@@ -60,10 +59,13 @@ pub(crate) async fn execute_task(
         // the exited container is removed, so the next task's start overlaps that
         // removal.
         let mut permit = None;
-        let mut container = None;
-        let mut outcome = run_task(&ctx, idx, resumed, &mut permit, &mut container)
+        let mut left = Leftover::default();
+        let mut outcome = run_task(&ctx, idx, resumed, &mut permit, &mut left)
             .instrument(span.clone())
             .await;
+        // Caches are saved only from an attempt that succeeded (one re-attached after
+        // a crash has nothing to save: its keys are not known again).
+        left.save = outcome.status == TaskStatus::Successful;
         resumed = false;
         // Messages quote backend errors: mask any secret value a backend might echo.
         if let Some(message) = outcome.message.as_mut() {
@@ -85,11 +87,9 @@ pub(crate) async fn execute_task(
         }
         drop(permit);
         let Some(backoff) = backoff else {
-            return (status, container);
+            return (status, left);
         };
-        if let Some(id) = container {
-            remove_after_flush(&ctx, &id).await;
-        }
+        remove_after_flush(&ctx, left).await;
         // The backoff; a cancel of the run or of the task ends it, and the task.
         let mut stop = stop;
         tokio::select! {
@@ -99,10 +99,19 @@ pub(crate) async fn execute_task(
                 let o = stop_outcome(s, Phase::NotStarted);
                 let status = o.status;
                 ctx.recorder.task_complete(idx, o).await;
-                return (status, None);
+                return (status, Leftover::default());
             }
         }
     }
+}
+
+/// What an attempt leaves when it ends: its container, its cache volumes, and whether
+/// its caches are saved (it succeeded).
+#[derive(Debug, Default)]
+pub(crate) struct Leftover {
+    pub(crate) container: Option<ContainerId>,
+    pub(crate) caches: TaskCaches,
+    pub(crate) save: bool,
 }
 
 /// Takes the task's place in its concurrency group, if it names one (see
@@ -116,26 +125,8 @@ async fn join_group(
     let Some(c) = &task.concurrency else {
         return Ok(None);
     };
-    // Plain values only: a placeholder is resolved later, and a secret never names a group.
-    let plain = |v: &String| matches!(gofer_core::parse_placeholder(v), Ok(None));
-    let lookup = |key: &str| -> Option<String> {
-        task.variables
-            .get(key)
-            .filter(|v| plain(v))
-            .cloned()
-            .or_else(|| {
-                ctx.plan
-                    .options
-                    .variable_list()
-                    .iter()
-                    .rev()
-                    .find(|(k, v)| k == key && plain(v))
-                    .map(|(_, v)| v.clone())
-            })
-            .or_else(|| (key == "GOFER_PIPELINE_ID").then(|| ctx.plan.pipeline.id.clone()))
-    };
     let name = c
-        .resolve(lookup)
+        .resolve(|key| plain_variable(ctx, idx, key))
         .map_err(|e| Outcome::precondition(format!("concurrency group: {e}")))?;
     let stopper = ctx.clone();
     let grace = ctx.engine.limits.stop_grace;
@@ -167,13 +158,44 @@ async fn join_group(
     Ok(Some(place))
 }
 
-/// Removes an attempt's exited container once its outcome is durable: a host that dies
-/// in between finds it on recovery and collects it again.
-pub(crate) async fn remove_after_flush(ctx: &RunCtx, id: &ContainerId) {
-    match ctx.recorder.flush().await {
-        Ok(()) => ctx.engine.containers.remove(id).await,
-        Err(e) => warn!(container = %id, error = %e, "outcome not recorded; container kept"),
+/// Finishes what an attempt left once its outcome is durable (a host that dies in
+/// between finds the container on recovery and collects it again): saves its caches if
+/// it succeeded, removes its container, then its cache volumes.
+pub(crate) async fn remove_after_flush(ctx: &RunCtx, left: Leftover) {
+    if left.save {
+        cache::save(ctx, &left.caches).await;
     }
+    if let Some(id) = &left.container {
+        if let Err(e) = ctx.recorder.flush().await {
+            warn!(container = %id, error = %e, "outcome not recorded; container kept");
+            return;
+        }
+        ctx.engine.containers.remove(id).await;
+    }
+    for v in left.caches.volumes() {
+        ctx.engine.containers.remove_volume(&v).await;
+    }
+}
+
+/// A plain value (no placeholder: a secret never names a group or a cache) of task
+/// `idx`'s variable `key`: its own, the run's, or `GOFER_PIPELINE_ID`.
+fn plain_variable(ctx: &RunCtx, idx: usize, key: &str) -> Option<String> {
+    let task = &ctx.plan.pipeline.tasks[idx];
+    let plain = |v: &String| matches!(gofer_core::parse_placeholder(v), Ok(None));
+    task.variables
+        .get(key)
+        .filter(|v| plain(v))
+        .cloned()
+        .or_else(|| {
+            ctx.plan
+                .options
+                .variable_list()
+                .iter()
+                .rev()
+                .find(|(k, v)| k == key && plain(v))
+                .map(|(_, v)| v.clone())
+        })
+        .or_else(|| (key == "GOFER_PIPELINE_ID").then(|| ctx.plan.pipeline.id.clone()))
 }
 
 /// Whether `policy` retries an attempt that ended with `o`.
@@ -201,6 +223,7 @@ fn container_spec(
     env: Env,
     registry_auth: Option<RegistryAuth>,
     attempt: u32,
+    caches: &TaskCaches,
 ) -> ContainerSpec {
     let task = &ctx.plan.pipeline.tasks[idx];
     let engine = &ctx.engine;
@@ -239,6 +262,9 @@ fn container_spec(
     if let Some(volume) = &ctx.setup.workspace {
         spec = spec.mount(Mount::volume(volume.clone(), WORKSPACE_PATH));
     }
+    for m in &caches.mounts {
+        spec = spec.mount(m.clone());
+    }
     spec
 }
 
@@ -247,7 +273,7 @@ async fn run_task(
     idx: usize,
     resumed: bool,
     permit: &mut Option<tokio::sync::OwnedSemaphorePermit>,
-    container: &mut Option<ContainerId>,
+    left: &mut Leftover,
 ) -> Outcome {
     let task = &ctx.plan.pipeline.tasks[idx];
     let engine = &ctx.engine;
@@ -332,6 +358,29 @@ async fn run_task(
         }
     }
 
+    // Its caches, restored (an existing container has its volumes already).
+    if !task.caches.is_empty() {
+        if attach.is_some() {
+            left.caches = TaskCaches::existing(&name, task.caches.len());
+        } else if let Err(why) = cache::prepare(
+            ctx,
+            idx,
+            &name,
+            registry_auth.as_ref(),
+            &|key| plain_variable(ctx, idx, key),
+            &mut left.caches,
+        )
+        .await
+        {
+            return Outcome::precondition(why);
+        }
+        if let Some(s) = stop.current() {
+            if attach.is_none() {
+                return stop_outcome(s, Phase::NotStarted);
+            }
+        }
+    }
+
     let id = match attach {
         Some((id, state)) => {
             if let Err(e) = engine.containers.adopt(&id, state).await {
@@ -348,7 +397,7 @@ async fn run_task(
             if let Err(e) = ctx.recorder.flush().await {
                 return Outcome::scheduler_error(e.to_string());
             }
-            let spec = container_spec(ctx, idx, name, env, registry_auth, attempt);
+            let spec = container_spec(ctx, idx, name, env, registry_auth, attempt, &left.caches);
             let id = match engine.containers.start(spec, ctx.plan.recovered).await {
                 Ok(id) => id,
                 Err(e) => {
@@ -362,7 +411,7 @@ async fn run_task(
         }
     };
     // Removed by the caller, once the outcome is durable.
-    *container = Some(id.clone());
+    left.container = Some(id.clone());
 
     // The log flows while the exit is awaited, and for as long as it takes after.
     let (exited_tx, exited_rx) = oneshot::channel();

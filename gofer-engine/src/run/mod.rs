@@ -7,10 +7,12 @@
 //! May import `crate::durable` (to record what happens), `crate::logs` (to keep the
 //! output) and gofer-core; nothing above it.
 //!
-//! Top to bottom: `runner` → `lifecycle` → `services` → `ctx` (what a run's tasks
-//! share, in parts) → `pump` → `container`, `resolve`, `handle`, `service_state`,
+//! Top to bottom: `runner` → `lifecycle` → `services`, `cache` → `ctx` (what a run's tasks
+//! share, in parts) → `pump`, `caches` → `container`, `resolve`, `handle`, `service_state`,
 //! `secrets`, `stop`, `admission`, `limits`, `errors`.
 pub(crate) mod admission;
+pub(crate) mod cache;
+pub(crate) mod caches;
 pub(crate) mod concurrency;
 pub(crate) mod container;
 pub(crate) mod ctx;

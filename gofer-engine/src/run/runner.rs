@@ -560,7 +560,7 @@ async fn run_graph(
             started[i] = true;
             let done = done_tx.clone();
             set.spawn(async move {
-                let (status, container) = match AssertUnwindSafe(execute_task(task_ctx.clone(), i))
+                let (status, left) = match AssertUnwindSafe(execute_task(task_ctx.clone(), i))
                     .catch_unwind()
                     .await
                 {
@@ -570,13 +570,11 @@ async fn run_graph(
                             .recorder
                             .task_complete(i, Outcome::panicked())
                             .await;
-                        (TaskStatus::Unknown, None)
+                        (TaskStatus::Unknown, Default::default())
                     }
                 };
                 let _ = done.send((i, status));
-                if let Some(id) = container {
-                    remove_after_flush(&task_ctx, &id).await;
-                }
+                remove_after_flush(&task_ctx, left).await;
             });
         }
         if g.done >= n {

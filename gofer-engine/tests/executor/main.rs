@@ -1,6 +1,7 @@
 //! Executor behaviour on the FakeScheduler: one module per concern.
 #![allow(clippy::unwrap_used)]
 
+mod caches;
 mod common;
 mod concurrency;
 mod faults;
