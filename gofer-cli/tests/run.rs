@@ -752,3 +752,54 @@ fn task_get_shows_each_attempt() {
     assert_eq!(v["earlier_attempts"][0]["exit_code"], 7, "{v}");
     assert!(v["earlier_attempts"][0]["duration_ms"].is_u64(), "{v}");
 }
+
+#[test]
+fn the_across_runs_example_keeps_its_cache_for_the_second_run() {
+    if !engine() {
+        return;
+    }
+    let g = Gofer::new();
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/across_runs.yaml");
+    // Its own pipeline id: caches are per pipeline and outlive the test's home.
+    let id = format!("across_{}", std::process::id());
+    let text = std::fs::read_to_string(example)
+        .unwrap()
+        .replace("id: across_runs", &format!("id: {id}"));
+    let file = g.file("across.yaml", &text);
+    let file = file.to_str().unwrap();
+    let first = g.run(&["run", "--var", "ENV=staging", file]);
+    let stdout = first.ok().stdout();
+    for line in [
+        "[deps] deps: downloaded",
+        "[test_OS-linux] testing on linux",
+        "[test_OS-bsd] testing on bsd",
+        "[deploy] deploying to staging",
+    ] {
+        assert!(stdout.contains(line), "{line:?} missing:\n{stdout}");
+    }
+    let second = g.run(&["run", "--var", "ENV=staging", file]);
+    let stdout = second.ok().stdout();
+    assert!(stdout.contains("[deps] deps: from the cache"), "{stdout}");
+    // The entry is a labelled volume of the engine; removed here.
+    let filter = format!("label=dev.gofer.cache.scope={id}");
+    let ls = std::process::Command::new("docker")
+        .args(["volume", "ls", "-q", "--filter", &filter])
+        .output()
+        .unwrap();
+    let names: Vec<String> = String::from_utf8_lossy(&ls.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(names.len(), 2, "the entry and its use record: {names:?}");
+    let rm = std::process::Command::new("docker")
+        .args(["volume", "rm"])
+        .args(&names)
+        .output()
+        .unwrap();
+    assert!(
+        rm.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rm.stderr)
+    );
+}

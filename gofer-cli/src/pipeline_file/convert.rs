@@ -181,6 +181,9 @@ fn task(t: TaskFile, problems: &mut Vec<String>) -> Option<(Task, Option<Placeho
     if let Some(c) = t.concurrency {
         task = task.concurrency(concurrency(c));
     }
+    for c in t.caches {
+        task = task.cache(gofer_core::Cache::new(c.key, c.path).restore_keys(c.restore_keys));
+    }
     let mut secret = None;
     if let Some(auth) = t.registry_auth {
         if let Some((username, password, placeholder)) = registry_auth(&id, auth, problems) {

@@ -151,6 +151,27 @@ pub struct TaskFile {
     /// template over variables: `{group = "deploy-{{ENV}}"}`.
     #[serde(default)]
     pub concurrency: Option<ConcurrencyFile>,
+    /// Directories kept between runs: `[{key = "cargo-{{digest:Cargo.lock}}", path =
+    /// "/usr/local/cargo/registry", restore_keys = ["cargo-"]}]`. A run restores the
+    /// newest saved cache of the key (else of the first restore key prefix that
+    /// matches) into the path, and saves the path under the key when the task
+    /// succeeds and the key had no cache yet.
+    #[serde(default)]
+    pub caches: Vec<CacheFile>,
+}
+
+/// A task's cache (see `TaskFile::caches`).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CacheFile {
+    /// The key: `{{NAME}}` is the plain value of variable NAME, `{{digest:PATH}}` the
+    /// first 16 hex digits of the SHA-256 of workspace file PATH when the task starts.
+    pub key: String,
+    /// Where the task sees the cache (an absolute path).
+    pub path: String,
+    /// Key prefixes (templates too) tried in order when the key has no cache.
+    #[serde(default)]
+    pub restore_keys: Vec<String>,
 }
 
 /// A task's concurrency group (see `TaskFile::concurrency`).
