@@ -262,9 +262,14 @@ fn the_schema_describes_the_fields() {
         "always_pull_newest_image",
         "registry_auth",
         "timeout",
+        "matrix",
+        "concurrency",
+        "caches",
     ] {
         assert!(task.get(field).is_some(), "{field} not in the schema");
     }
+    let cache = &schema["$defs"]["CacheFile"];
+    assert_eq!(cache["required"], serde_json::json!(["key", "path"]));
     assert_eq!(schema["required"], serde_json::json!(["id"]));
 }
 
@@ -376,4 +381,51 @@ needs_services = ["cache"]
         "{problems:?}"
     );
     assert!(problems.iter().any(|p| p.contains("cache")), "{problems:?}");
+}
+
+#[test]
+fn caches_are_read_and_bad_ones_named_by_position() {
+    let text = r#"
+id = "cached"
+workspace = true
+[[tasks]]
+id = "build"
+image = "busybox"
+caches = [
+  { key = "cargo-{{digest:Cargo.lock}}", path = "/cargo", restore_keys = ["cargo-"] },
+  { key = "t", path = "/target" },
+]
+"#;
+    let p = parse("p.toml", text).unwrap().pipeline;
+    let caches = &p.get_task("build").unwrap().caches;
+    assert_eq!(caches.len(), 2);
+    assert_eq!(caches[0].key, "cargo-{{digest:Cargo.lock}}");
+    assert_eq!(caches[0].restore_keys, ["cargo-"]);
+    assert_eq!(caches[1].path, "/target");
+
+    let bad = r#"
+id = "cached"
+[[tasks]]
+id = "build"
+image = "busybox"
+caches = [
+  { key = "k-{{digest:lock}}", path = "/a" },
+  { key = "k", path = "relative" },
+  { key = "k", path = "/a" },
+]
+"#;
+    let FileError::Invalid { problems, .. } = parse("p.toml", bad).unwrap_err() else {
+        panic!("not invalid")
+    };
+    let all = problems.join("\n");
+    for needle in [
+        "field `caches[0]` of task \"build\": the key takes a file's digest, but the pipeline has no workspace",
+        "field `caches[1]` of task \"build\": path \"relative\" is not absolute",
+        "field `caches[2]` of task \"build\": path \"/a\" is also the path of caches[0]",
+    ] {
+        assert!(all.contains(needle), "{needle:?} missing from:\n{all}");
+    }
+    let typo = "id = \"cached\"\n[[tasks]]\nid = \"build\"\nimage = \"b\"\ncaches = [{ key = \"k\", paht = \"/a\" }]\n";
+    let e = parse("p.toml", typo).unwrap_err().to_string();
+    assert!(e.contains("paht"), "{e}");
 }

@@ -285,7 +285,7 @@ async fn eviction_goes_by_age_then_least_recent_use_and_spares_an_entry_in_use()
         .prune_caches(&CachePolicy::new().max_age(Duration::ZERO), Some("cex"))
         .await
         .unwrap();
-    assert_eq!(report.in_use, [c_volume.clone()]);
+    assert_eq!(report.in_use, std::slice::from_ref(&c_volume));
     let left: Vec<_> = e
         .caches(Some("cex"))
         .await
