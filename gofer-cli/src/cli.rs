@@ -147,12 +147,12 @@ pub struct RunArgs {
     pub vars: Vec<(String, String)>,
 
     /// Fails the run when it runs longer than this (`90s`, `5m`, `1h 30m`).
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = parse_duration)]
     pub timeout: Option<Duration>,
 
     /// Grace period between SIGTERM and kill when the run is cancelled (Ctrl-C) or
     /// times out.
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
     pub grace: Duration,
 }
 
@@ -253,6 +253,11 @@ pub enum SecretCommand {
         #[command(flatten)]
         scope: Scope,
     },
+}
+
+/// A `--timeout` or `--grace` value; a negative one is said to be negative.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    crate::pipeline_file::duration(s, "`90s`, `5m`, `1h 30m`")
 }
 
 fn parse_var(s: &str) -> Result<(String, String), String> {

@@ -139,11 +139,9 @@ fn task(t: TaskFile, problems: &mut Vec<String>) -> Option<(Task, Option<Placeho
     };
     task = task.pull_policy(policy);
     if let Some(timeout) = t.timeout {
-        match humantime::parse_duration(&timeout) {
+        match duration(&timeout, "`30s`, `5m`") {
             Ok(d) => task = task.timeout(d),
-            Err(e) => problems.push(format!(
-                "field `timeout` of task {id:?}: {timeout:?} is not a duration (such as `30s`, `5m`): {e}"
-            )),
+            Err(why) => problems.push(format!("field `timeout` of task {id:?}: {why}")),
         }
     }
     if let Some(r) = t.resources {
@@ -223,16 +221,14 @@ fn service(s: ServiceFile, problems: &mut Vec<String>) -> Service {
 }
 
 fn readiness(service: &str, r: ReadinessFile, problems: &mut Vec<String>) -> Readiness {
-    let mut duration = |field: &str, value: Option<String>, default: Duration| {
-        match value {
+    let mut duration = |field: &str, value: Option<String>, default: Duration| match value {
         None => default,
-        Some(text) => humantime::parse_duration(&text).unwrap_or_else(|e| {
+        Some(text) => duration(&text, "`500ms`, `30s`").unwrap_or_else(|why| {
             problems.push(format!(
-                "field `readiness.{field}` of service {service:?}: {text:?} is not a duration (such as `500ms`, `30s`): {e}"
+                "field `readiness.{field}` of service {service:?}: {why}"
             ));
             default
         }),
-    }
     };
     let interval = duration("interval", r.interval, Duration::from_secs(1));
     let deadline = duration("deadline", r.deadline, Duration::from_secs(60));
@@ -241,17 +237,13 @@ fn readiness(service: &str, r: ReadinessFile, problems: &mut Vec<String>) -> Rea
 
 fn retry(task: &str, r: RetryFile, problems: &mut Vec<String>) -> Option<RetryPolicy> {
     let mut ok = true;
-    let mut duration = |field: &str, value: Option<String>, default: Duration| {
-        match value {
+    let mut duration = |field: &str, value: Option<String>, default: Duration| match value {
         None => default,
-        Some(text) => humantime::parse_duration(&text).unwrap_or_else(|e| {
-            problems.push(format!(
-                "field `retry.{field}` of task {task:?}: {text:?} is not a duration (such as `1s`, `5m`): {e}"
-            ));
+        Some(text) => duration(&text, "`1s`, `5m`").unwrap_or_else(|why| {
+            problems.push(format!("field `retry.{field}` of task {task:?}: {why}"));
             ok = false;
             default
         }),
-    }
     };
     let initial = duration("initial_backoff", r.initial_backoff, Duration::ZERO);
     let max = duration("max_backoff", r.max_backoff, Duration::from_secs(300));
@@ -326,4 +318,18 @@ fn registry_auth(
             None
         }
     }
+}
+
+/// Reads a duration as pipeline files and flags write it (`30s`, `1m 30s`); why not, in
+/// words: a negative one is said to be negative (the parser alone would only say that
+/// `-` is not a number), anything else quotes `examples`.
+pub(crate) fn duration(text: &str, examples: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    if let Some(rest) = t.strip_prefix('-') {
+        if humantime::parse_duration(rest.trim()).is_ok() {
+            return Err(format!("{text:?} is negative: a duration is 0 or more"));
+        }
+    }
+    humantime::parse_duration(t)
+        .map_err(|e| format!("{text:?} is not a duration (such as {examples}): {e}"))
 }

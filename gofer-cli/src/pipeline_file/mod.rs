@@ -7,6 +7,6 @@ pub(crate) mod parse;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use convert::{load, LoadedPipeline};
+pub(crate) use convert::{duration, load, LoadedPipeline};
 pub(crate) use format::json_schema;
 pub(crate) use parse::FileError;

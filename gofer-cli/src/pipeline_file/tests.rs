@@ -429,3 +429,27 @@ caches = [
     let e = parse("p.toml", typo).unwrap_err().to_string();
     assert!(e.contains("paht"), "{e}");
 }
+
+#[test]
+fn a_negative_duration_is_said_to_be_negative() {
+    let text = "id = \"neg\"\n[[tasks]]\nid = \"one\"\nimage = \"b\"\ntimeout = \"-5s\"\nretry = { attempts = 2, initial_backoff = \"- 1m\" }\n";
+    let FileError::Invalid { problems, .. } = parse("p.toml", text).unwrap_err() else {
+        panic!("not invalid")
+    };
+    let all = problems.join("\n");
+    assert!(
+        all.contains("field `timeout` of task \"one\": \"-5s\" is negative"),
+        "{all}"
+    );
+    assert!(
+        all.contains("field `retry.initial_backoff` of task \"one\": \"- 1m\" is negative"),
+        "{all}"
+    );
+    // Not a duration at all: still said so, with examples.
+    let e = super::duration("soon", "`1s`").unwrap_err();
+    assert!(e.contains("is not a duration (such as `1s`)"), "{e}");
+    assert_eq!(
+        super::duration(" 90s ", "").unwrap(),
+        std::time::Duration::from_secs(90)
+    );
+}
