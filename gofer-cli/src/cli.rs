@@ -120,6 +120,9 @@ pub enum Command {
     /// Pipeline and global secrets in the encrypted secret store.
     #[command(subcommand)]
     Secret(SecretCommand),
+    /// Saved task caches on the engine (`caches` in a pipeline file).
+    #[command(subcommand)]
+    Cache(CacheCommand),
     /// Prints the JSON Schema of the pipeline file format.
     Schema,
     /// Prints a shell completion script.
@@ -199,6 +202,30 @@ pub struct Scope {
     /// allow-list.
     #[arg(long, short = 'g')]
     pub global: bool,
+}
+
+/// `gofer cache ...`.
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Lists saved caches, newest first: of one pipeline, or of all.
+    List {
+        /// Only this pipeline's caches.
+        pipeline: Option<String>,
+    },
+    /// Removes caches: those replaced by a newer one of their key, and those the
+    /// limits name (least recently used first for `--max-bytes`). A cache being
+    /// restored from is kept.
+    Prune {
+        /// Only this pipeline's caches.
+        pipeline: Option<String>,
+        /// Removes caches not used for longer than this (`30d`, `12h`).
+        #[arg(long, value_parser = parse_duration)]
+        older_than: Option<Duration>,
+        /// Removes least recently used caches until the rest hold at most this many
+        /// bytes.
+        #[arg(long)]
+        max_bytes: Option<u64>,
+    },
 }
 
 /// `gofer secret ...`.

@@ -781,25 +781,38 @@ fn the_across_runs_example_keeps_its_cache_for_the_second_run() {
     let second = g.run(&["run", "--var", "ENV=staging", file]);
     let stdout = second.ok().stdout();
     assert!(stdout.contains("[deps] deps: from the cache"), "{stdout}");
-    // The entry is a labelled volume of the engine; removed here.
+    // `gofer cache`: the entry is listed, then pruned with a zero budget.
+    let list = g.run(&["-o", "json", "cache", "list", &id]).ok().stdout();
+    let entries: serde_json::Value = serde_json::from_str(&list).unwrap();
+    let entries = entries.as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{list}");
+    assert!(
+        entries[0]["key"].as_str().unwrap().starts_with("deps-"),
+        "{list}"
+    );
+    assert_eq!(entries[0]["pipeline"], id.as_str());
+    assert!(entries[0]["size_bytes"].as_u64().unwrap() > 0, "{list}");
+    let text = g.run(&["cache", "list", &id]).ok().stdout();
+    assert!(text.starts_with("PIPELINE") && text.contains(&id), "{text}");
+    let pruned = g
+        .run(&["cache", "prune", &id, "--max-bytes", "0"])
+        .ok()
+        .stdout();
+    assert!(pruned.starts_with("removed 1 caches"), "{pruned}");
+    assert_eq!(
+        g.run(&["cache", "list", &id]).ok().stdout(),
+        "no saved caches\n"
+    );
+    // Nothing labelled with the pipeline is left on the engine (the use record went too).
     let filter = format!("label=dev.gofer.cache.scope={id}");
     let ls = std::process::Command::new("docker")
         .args(["volume", "ls", "-q", "--filter", &filter])
         .output()
         .unwrap();
-    let names: Vec<String> = String::from_utf8_lossy(&ls.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect();
-    assert_eq!(names.len(), 2, "the entry and its use record: {names:?}");
-    let rm = std::process::Command::new("docker")
-        .args(["volume", "rm"])
-        .args(&names)
-        .output()
-        .unwrap();
-    assert!(
-        rm.status.success(),
-        "{}",
-        String::from_utf8_lossy(&rm.stderr)
+    assert!(ls.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&ls.stdout),
+        "",
+        "cache volumes left"
     );
 }

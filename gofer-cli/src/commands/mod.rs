@@ -1,5 +1,6 @@
 //! The commands, one file each.
 
+mod cache;
 mod history;
 mod logs;
 pub(crate) mod run;
@@ -69,6 +70,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             follow,
         } => logs::logs(&ctx, &pipeline, run, &task, follow).await,
         Command::Secret(cmd) => secret::secret(&ctx, cmd).await,
+        Command::Cache(cmd) => cache::cache(&ctx, cmd).await,
         Command::Validate { .. } | Command::Schema | Command::Completions { .. } => {
             Ok(ExitCode::SUCCESS)
         }
