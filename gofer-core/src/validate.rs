@@ -78,6 +78,23 @@ fn check_matrices(issues: &mut Vec<ValidationIssue>, p: &Pipeline, ids: &HashSet
 }
 
 pub(crate) fn validate_pipeline(p: &Pipeline) -> Result<(), ValidationErrors> {
+    errors(p, pipeline_issues(p))
+}
+
+/// `Ok` without issues, else the pipeline's errors.
+fn errors(p: &Pipeline, issues: Vec<ValidationIssue>) -> Result<(), ValidationErrors> {
+    if issues.is_empty() {
+        Ok(())
+    } else {
+        Err(ValidationErrors {
+            pipeline: excerpt(&p.id),
+            issues,
+        })
+    }
+}
+
+/// Every problem of the pipeline itself, in a stable order.
+fn pipeline_issues(p: &Pipeline) -> Vec<ValidationIssue> {
     let mut issues = Vec::new();
     if let Err(source) = validate_id(&p.id) {
         issues.push(ValidationIssue::InvalidPipelineId { source });
@@ -258,14 +275,7 @@ pub(crate) fn validate_pipeline(p: &Pipeline) -> Result<(), ValidationErrors> {
                 cycle: cycle.iter().map(|id| excerpt(id)).collect(),
             }),
     );
-    if issues.is_empty() {
-        Ok(())
-    } else {
-        Err(ValidationErrors {
-            pipeline: excerpt(&p.id),
-            issues,
-        })
-    }
+    issues
 }
 
 /// The rules of the pipeline's services: ids valid and unique, an image, variable
@@ -355,10 +365,7 @@ impl Pipeline {
     /// # Errors
     /// Every problem, each naming its field.
     pub fn validate_for(&self, caps: &crate::Capabilities) -> Result<(), ValidationErrors> {
-        let mut issues = match validate_pipeline(self) {
-            Ok(()) => Vec::new(),
-            Err(e) => e.issues,
-        };
+        let mut issues = pipeline_issues(self);
         let holds_caches = caps.volumes && caps.volume_scope == crate::VolumeScope::Engine;
         if !holds_caches {
             for t in self.tasks.iter().filter(|t| !t.caches.is_empty()) {
@@ -373,13 +380,6 @@ impl Pipeline {
                 });
             }
         }
-        if issues.is_empty() {
-            Ok(())
-        } else {
-            Err(ValidationErrors {
-                pipeline: excerpt(&self.id),
-                issues,
-            })
-        }
+        errors(self, issues)
     }
 }

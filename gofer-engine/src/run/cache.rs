@@ -43,12 +43,14 @@ pub(crate) struct TaskCaches {
 }
 
 impl TaskCaches {
-    /// The volumes of `count` caches of the attempt whose container is `base`, made
+    /// The volumes of the caches of the attempt whose container is `base`, made
     /// before a crash: removed after it, never saved.
-    pub(crate) fn existing(base: &str, count: usize) -> Self {
+    pub(crate) fn existing(base: &str, caches: &[gofer_core::Cache]) -> Self {
         Self {
-            mounts: (0..count)
-                .map(|i| Mount::volume(format!("{base}.cache{i}"), "/"))
+            mounts: caches
+                .iter()
+                .enumerate()
+                .map(|(i, c)| Mount::volume(format!("{base}.cache{i}"), c.path.clone()))
                 .collect(),
             ..Self::default()
         }

@@ -149,6 +149,20 @@ impl RunCtx {
         }
     }
 
+    /// A plain value (no placeholder: a secret never names a group or a cache) of the
+    /// run's variable `key`: the last `--var`-style run variable of that key, or
+    /// `GOFER_PIPELINE_ID`.
+    pub(crate) fn plain_run_variable(&self, key: &str) -> Option<String> {
+        self.plan
+            .options
+            .variable_list()
+            .iter()
+            .rev()
+            .find(|(k, v)| k == key && is_plain(v))
+            .map(|(_, v)| v.clone())
+            .or_else(|| (key == "GOFER_PIPELINE_ID").then(|| self.plan.pipeline.id.clone()))
+    }
+
     /// What the run's log pumps read from and write to.
     pub(crate) fn output(&self) -> Output<'_> {
         Output {
@@ -159,4 +173,9 @@ impl RunCtx {
             writers: &self.engine.log_writers,
         }
     }
+}
+
+/// Whether a variable's value is plain text (no store placeholder).
+pub(crate) fn is_plain(value: &str) -> bool {
+    matches!(gofer_core::parse_placeholder(value), Ok(None))
 }

@@ -180,22 +180,12 @@ pub(crate) async fn remove_after_flush(ctx: &RunCtx, left: Leftover) {
 /// A plain value (no placeholder: a secret never names a group or a cache) of task
 /// `idx`'s variable `key`: its own, the run's, or `GOFER_PIPELINE_ID`.
 fn plain_variable(ctx: &RunCtx, idx: usize, key: &str) -> Option<String> {
-    let task = &ctx.plan.pipeline.tasks[idx];
-    let plain = |v: &String| matches!(gofer_core::parse_placeholder(v), Ok(None));
-    task.variables
+    ctx.plan.pipeline.tasks[idx]
+        .variables
         .get(key)
-        .filter(|v| plain(v))
+        .filter(|v| crate::run::ctx::is_plain(v))
         .cloned()
-        .or_else(|| {
-            ctx.plan
-                .options
-                .variable_list()
-                .iter()
-                .rev()
-                .find(|(k, v)| k == key && plain(v))
-                .map(|(_, v)| v.clone())
-        })
-        .or_else(|| (key == "GOFER_PIPELINE_ID").then(|| ctx.plan.pipeline.id.clone()))
+        .or_else(|| ctx.plain_run_variable(key))
 }
 
 /// Whether `policy` retries an attempt that ended with `o`.
@@ -361,7 +351,7 @@ async fn run_task(
     // Its caches, restored (an existing container has its volumes already).
     if !task.caches.is_empty() {
         if attach.is_some() {
-            left.caches = TaskCaches::existing(&name, task.caches.len());
+            left.caches = TaskCaches::existing(&name, &task.caches);
         } else if let Err(why) = cache::prepare(
             ctx,
             idx,

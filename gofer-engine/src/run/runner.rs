@@ -102,24 +102,12 @@ async fn join_run_group(
     let Some(c) = &ctx.plan.pipeline.concurrency else {
         return Ok(None);
     };
-    let plain = |v: &String| matches!(gofer_core::parse_placeholder(v), Ok(None));
-    let name = c
-        .resolve(|key| {
-            ctx.plan
-                .options
-                .variable_list()
-                .iter()
-                .rev()
-                .find(|(k, v)| k == key && plain(v))
-                .map(|(_, v)| v.clone())
-                .or_else(|| (key == "GOFER_PIPELINE_ID").then(|| ctx.plan.pipeline.id.clone()))
-        })
-        .map_err(|e| {
-            (
-                None,
-                Some(format!("concurrency group of the pipeline: {e}")),
-            )
-        })?;
+    let name = c.resolve(|key| ctx.plain_run_variable(key)).map_err(|e| {
+        (
+            None,
+            Some(format!("concurrency group of the pipeline: {e}")),
+        )
+    })?;
     let run = ctx.stops.run.clone();
     let grace = ctx.engine.limits.stop_grace;
     let cancel = Arc::new(move || {
