@@ -36,7 +36,10 @@ fn b64(s: &str) -> String {
     out
 }
 
-fn pipeline(g: &Gofer) -> std::path::PathBuf {
+/// The trace pipeline; its `pull` task takes `pull_image` with registry credentials
+/// (on the swarm, whose nodes reach no registry, the loaded test image: the
+/// credentials still travel with the service's create request).
+fn pipeline(g: &Gofer, pull_image: &str) -> std::path::PathBuf {
     g.run_with_input(&["secret", "set", "pw", "--pipeline", "tracelog"], VALUE)
         .ok();
     g.run_with_input(
@@ -49,9 +52,14 @@ fn pipeline(g: &Gofer) -> std::path::PathBuf {
         REGISTRY_PASSWORD,
     )
     .ok();
+    let pull = if pull_image == PRIVATE_IMAGE {
+        format!("image: {pull_image}\n    pull_policy: always")
+    } else {
+        format!("image: {pull_image}")
+    };
     g.file(
         "tracelog.yaml",
-        r#"
+        &r#"
 id: tracelog
 tasks:
   - id: leak
@@ -62,13 +70,16 @@ tasks:
       PW: secret{{pw}}
       GPW: global_secret{{gpw}}
   - id: pull
-    image: localhost:5001/private/busybox:latest
-    pull_policy: always
+    PULL
     command: [echo, pulled with credentials]
     registry_auth: {username: gofer, password: "secret{{reg_pass}}"}
-"#,
+"#
+        .replace("PULL", &pull),
     )
 }
+
+/// The auth registry's image (scripts/setup-docker.sh, setup-podman.sh).
+const PRIVATE_IMAGE: &str = "localhost:5001/private/busybox:latest";
 
 fn no_value(what: &str, text: &str) {
     for v in [VALUE, GLOBAL] {
@@ -84,8 +95,12 @@ fn no_value(what: &str, text: &str) {
 
 /// A run at trace level on `engine` with the client libraries named, to a log file.
 fn trace_to_a_file(name: &str, clients: &str) -> (String, Out) {
+    trace_to_a_file_pulling(name, clients, PRIVATE_IMAGE)
+}
+
+fn trace_to_a_file_pulling(name: &str, clients: &str, pull_image: &str) -> (String, Out) {
     let g = Gofer::new();
-    let file = pipeline(&g);
+    let file = pipeline(&g, pull_image);
     let log = g.home.path().join("gofer.log");
     let out = Out(g
         .cmd()
@@ -193,12 +208,26 @@ fn containerd_at_trace_the_logs_hold_the_grpc_and_registry_clients_records_and_n
 }
 
 #[test]
+fn swarm_at_trace_the_logs_hold_bollards_bodies_masked_and_no_value() {
+    if !engine_named(EngineChoice::Swarm) {
+        return;
+    }
+    let (text, _) = trace_to_a_file_pulling("swarm", "bollard=trace", "IMAGE");
+    // bollard logs the service spec, with the task's environment: masked.
+    assert!(
+        text.lines()
+            .any(|l| l.contains("bollard") && l.contains("[MASKED]")),
+        "bollard's records, masked:\n{text}"
+    );
+}
+
+#[test]
 fn verbose_logs_go_to_stderr_only() {
     if !engine() {
         return;
     }
     let g = Gofer::new();
-    let file = pipeline(&g);
+    let file = pipeline(&g, PRIVATE_IMAGE);
     let out = Out(g
         .cmd()
         .env_remove("GOFER_LOG")
