@@ -5,7 +5,7 @@
 
 mod support;
 
-use support::{engine, Gofer};
+use support::{engine, read, Gofer};
 
 const NAP: &str = r#"
 id = "nap"
@@ -307,4 +307,77 @@ command = ["echo", "hello from a swarm service"]
     assert!(g
         .containers_on(EngineChoice::Swarm, &g.home_id())
         .is_empty());
+}
+
+/// Two `gofer run` at once of one concurrency group, on one data directory: the
+/// second process's task waits (its record says for what) while the first's holds the
+/// group, and runs once the first leaves it (here: cancelled with Ctrl-C).
+#[test]
+fn two_processes_of_one_concurrency_group_take_turns() {
+    if !engine() {
+        return;
+    }
+    let g = Gofer::new();
+    let file = g.file(
+        "turns.yaml",
+        r#"
+id: turns
+tasks:
+  - id: deploy
+    image: IMAGE
+    command: [sh, -c, 'trap "echo stopping; exit 143" TERM; echo "holding $GOFER_RUN_ID"; sleep "$HOLD" & wait; echo "done $GOFER_RUN_ID"']
+    concurrency: {group: "deploy-{{ENV}}"}
+"#,
+    );
+    let path = file.to_str().unwrap();
+    let a = g.spawn(
+        &["run", path, "--var", "ENV=prod", "--var", "HOLD=600"],
+        "a",
+    );
+    a.wait_for("[deploy] holding 1");
+    let b = g.spawn(&["run", path, "--var", "ENV=prod", "--var", "HOLD=0"], "b");
+    // The second run's task says it waits for the group, in the store another
+    // process reads.
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let o = g.run(&["run", "get", "turns", "2", "-o", "json"]);
+        if o.code() == 0 {
+            let run: serde_json::Value = serde_json::from_str(&o.stdout()).unwrap();
+            let t = &run["tasks"][0];
+            if t["state"] == "waiting"
+                && t["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("concurrency group \"deploy-prod\""))
+            {
+                break;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "run 2 never waited for the group: {}",
+            o.stdout()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(!read(&b.out).contains("holding 2"), "{}", read(&b.out));
+    a.signal("INT");
+    let (ca, oa, ea) = a.finish();
+    assert_eq!(ca, Some(130), "{oa}{ea}");
+    let (cb, ob, eb) = b.finish();
+    assert_eq!(cb, Some(0), "{ob}{eb}");
+    assert!(
+        ob.contains("[deploy] holding 2") && ob.contains("[deploy] done 2"),
+        "{ob}"
+    );
+    let (one, two) = (g.run_json("turns", 1), g.run_json("turns", 2));
+    assert_eq!(one["status"], "cancelled", "{one}");
+    assert_eq!(two["status"], "successful", "{two}");
+    let time = |r: &serde_json::Value, k: &str| {
+        humantime::parse_rfc3339(r["tasks"][0][k].as_str().unwrap()).unwrap()
+    };
+    assert!(time(&two, "started") >= time(&one, "ended"), "{one}\n{two}");
+    assert!(
+        g.containers(&g.home_id()).is_empty(),
+        "a container was left"
+    );
 }

@@ -1,4 +1,5 @@
-//! Concurrency groups: at most `limit` members of a group at once, engine-wide.
+//! Concurrency groups: at most `limit` members of a group at once, engine-wide, and
+//! across the engines sharing a run store.
 //!
 //! A task (or a whole pipeline's run) names a group, a template over variables such as
 //! `deploy-{{ENV}}`, resolved when the task is about to start (for a pipeline: when
@@ -12,9 +13,16 @@
 //!   waiting and the oldest running ones until there is room (they end `Cancelled`,
 //!   stopped with the engine's grace), then takes their place.
 //!
-//! A group's limit is the one its first member gave while the group is in use. Groups
-//! are per engine: runs of one engine share them (several `gofer run` processes on one
-//! data directory do not yet).
+//! A group's limit is the one its first member gave while the group is in use. Runs of
+//! one engine share its groups. With a run store that keeps groups (the in-memory and
+//! SQLite stores do; see [`RunStore::enter_group`](crate::RunStore::enter_group)), the
+//! groups live in the store and every engine sharing it shares them: several `gofer
+//! run` processes on one data directory take turns in one order, and a newer member
+//! in one process cancels the one in progress in another (which learns it within a
+//! second). A member keeps its place while its run is unfinished in the store, so a
+//! run recovered after a crash of its host goes on where it was in the order, holding
+//! its slot or waiting; a member whose run completed, or is gone from the store,
+//! frees its place.
 
 use serde::{Deserialize, Serialize};
 

@@ -48,8 +48,8 @@ pub use run::{
     StatusReason, TaskAttempt, TaskExecution, TaskState, TaskStatus,
 };
 pub use runstore::{
-    without_credentials, DynRunStore, InMemoryRunStore, RunChange, RunSpec, RunStore,
-    StoredRegistryAuth, TaskDetails, UnfinishedRun,
+    enter_group, member_name, without_credentials, DynRunStore, GroupEntry, GroupMember, GroupTurn,
+    InMemoryRunStore, RunChange, RunSpec, RunStore, StoredRegistryAuth, TaskDetails, UnfinishedRun,
 };
 pub use scheduler::{
     Capabilities, ContainerId, ContainerSpec, ContainerState, ContainerSummary, DynScheduler, Env,

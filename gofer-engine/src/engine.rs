@@ -263,7 +263,7 @@ impl EngineBuilder {
                 sandbox_image: self.sandbox_image,
                 container_slots,
                 caches: self.caches,
-                groups: Arc::default(),
+                groups: Arc::new(crate::run::concurrency::Groups::new(self.store.clone())),
                 log_writers: Writers::default(),
                 admission: Admission::default(),
                 durable: self.store.map(Durability::new),

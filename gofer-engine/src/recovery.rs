@@ -209,6 +209,7 @@ impl Engine {
     /// crash-recovery tests; the engine must not be used afterwards.
     #[doc(hidden)]
     pub async fn simulate_crash(&self) {
+        self.inner.groups.play_dead();
         if let Some(d) = &self.inner.durable {
             d.crash().await;
             // As a dead process writes nothing: the aborted runs' log writers are gone.

@@ -68,6 +68,23 @@ INSERT INTO store (id)
     WHERE NOT EXISTS (SELECT 1 FROM store);
 ";
 
+/// Version 4: the members of concurrency groups (see `RunStore::enter_group`), one
+/// row each, shared by every process on the file. No foreign key: a member whose run
+/// is gone or complete is dropped by the next entry into its group.
+const SCHEMA_V4: &str = "
+CREATE TABLE IF NOT EXISTS group_members (
+    grp        TEXT NOT NULL,
+    member     TEXT NOT NULL,
+    pipeline   TEXT NOT NULL,
+    run        INTEGER NOT NULL,
+    seq        INTEGER NOT NULL,
+    holds      INTEGER NOT NULL,
+    superseded INTEGER NOT NULL,
+    lim        INTEGER NOT NULL,
+    PRIMARY KEY (grp, member)
+);
+";
+
 /// The run store's schema for [`gofer_sqlite::open`]: the file mode, WAL,
 /// busy timeout, versioning and migrations are the opener's, shared with the secret
 /// store.
@@ -83,7 +100,7 @@ pub(crate) const SCHEMA: Schema =
 pub(crate) const APPLICATION_ID: i32 = 0x676f_5253;
 
 /// Migration steps; step *i* takes the file from version *i* to *i + 1*.
-const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4];
 
 /// Files written before `application_id` was set: `user_version` was already the
 /// schema version (1), with the `runs` table present.

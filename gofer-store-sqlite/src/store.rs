@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use gofer_core::without_credentials;
 use gofer_core::{
-    Event, Pipeline, Run, RunChange, RunSpec, RunState, RunStore, StoreError, TaskDetails,
-    TaskExecution, UnfinishedRun,
+    Event, GroupEntry, GroupMember, GroupTurn, Pipeline, Run, RunChange, RunSpec, RunState,
+    RunStore, StoreError, TaskDetails, TaskExecution, UnfinishedRun,
 };
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
@@ -593,4 +593,107 @@ impl RunStore for SqliteRunStore {
         })
         .await
     }
+
+    fn keeps_groups(&self) -> bool {
+        true
+    }
+
+    async fn enter_group(&self, entry: &GroupEntry) -> Result<GroupTurn, StoreError> {
+        let entry = entry.clone();
+        self.with("enter group", move |conn| {
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(|e| backend("enter group", e))?;
+            let mut members = load_group(&tx, &entry.group)?;
+            let mut live = std::collections::HashMap::new();
+            for m in &members {
+                if let std::collections::hash_map::Entry::Vacant(e) =
+                    live.entry((m.pipeline.clone(), m.run))
+                {
+                    e.insert(run_unfinished(&tx, &m.pipeline, m.run)?);
+                }
+            }
+            let mut before = members.clone();
+            before.sort_by_key(|m| m.seq);
+            let turn = gofer_core::enter_group(&mut members, &entry, |p, r| {
+                live.get(&(p.to_string(), r)).copied().unwrap_or(true)
+            });
+            if members == before {
+                // Nothing changed (a member polling): no write, no sync.
+                return Ok(turn);
+            }
+            tx.execute(
+                "DELETE FROM group_members WHERE grp = ?1",
+                params![entry.group],
+            )
+            .map_err(|e| backend("enter group", e))?;
+            for m in &members {
+                tx.execute(
+                    "INSERT INTO group_members (grp, member, pipeline, run, seq, holds, superseded, lim)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![
+                        entry.group,
+                        m.member,
+                        m.pipeline,
+                        db_run("enter group", m.run)?,
+                        db_run("enter group", m.seq)?,
+                        m.holds,
+                        m.superseded,
+                        m.limit
+                    ],
+                )
+                .map_err(|e| backend("enter group", e))?;
+            }
+            tx.commit().map_err(|e| backend("commit", e))?;
+            Ok(turn)
+        })
+        .await
+    }
+
+    async fn leave_group(&self, group: &str, member: &str) -> Result<(), StoreError> {
+        let (group, member) = (group.to_string(), member.to_string());
+        self.with("leave group", move |conn| {
+            conn.execute(
+                "DELETE FROM group_members WHERE grp = ?1 AND member = ?2",
+                params![group, member],
+            )
+            .map(drop)
+            .map_err(|e| backend("leave group", e))
+        })
+        .await
+    }
+}
+
+/// Every member of `group`.
+fn load_group(tx: &Transaction<'_>, group: &str) -> Result<Vec<GroupMember>, StoreError> {
+    let mut stmt = tx
+        .prepare(
+            "SELECT member, pipeline, run, seq, holds, superseded, lim FROM group_members WHERE grp = ?1",
+        )
+        .map_err(|e| backend("enter group", e))?;
+    stmt.query_map(params![group], |r| {
+        Ok(GroupMember {
+            member: r.get(0)?,
+            pipeline: r.get(1)?,
+            run: r.get::<_, i64>(2)?.unsigned_abs(),
+            seq: r.get::<_, i64>(3)?.unsigned_abs(),
+            holds: r.get(4)?,
+            superseded: r.get(5)?,
+            limit: r.get(6)?,
+        })
+    })
+    .and_then(Iterator::collect)
+    .map_err(|e| backend("enter group", e))
+}
+
+/// Whether the run is in the store and not complete.
+fn run_unfinished(tx: &Transaction<'_>, pipeline: &str, run: u64) -> Result<bool, StoreError> {
+    tx.query_row(
+        "SELECT complete FROM runs WHERE pipeline = ?1 AND run = ?2",
+        params![pipeline, db_run("enter group", run)?],
+        |r| r.get::<_, bool>(0),
+    )
+    .optional()
+    .map(|c| c == Some(false))
+    .map_err(|e| backend("enter group", e))
 }

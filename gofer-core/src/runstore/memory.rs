@@ -9,6 +9,7 @@ use crate::error::StoreError;
 use crate::pipeline::Pipeline;
 use crate::run::{Event, Run, RunState};
 
+use super::groups::{enter, GroupEntry, GroupMember, GroupTurn};
 use super::record::{without_credentials, RunChange, RunSpec, TaskDetails, UnfinishedRun};
 use super::RunStore;
 
@@ -26,6 +27,7 @@ struct RunEntry {
 struct Maps {
     pipelines: BTreeMap<String, Pipeline>,
     runs: BTreeMap<(String, u64), RunEntry>,
+    groups: BTreeMap<String, Vec<GroupMember>>,
 }
 
 /// Keeps run history in memory; nothing survives the process. Suitable for tests and
@@ -227,6 +229,31 @@ impl RunStore for InMemoryRunStore {
             .range((pipeline.to_string(), 0)..=(pipeline.to_string(), u64::MAX))
             .next_back()
             .map_or(1, |((_, r), _)| r + 1))
+    }
+
+    fn keeps_groups(&self) -> bool {
+        true
+    }
+
+    async fn enter_group(&self, entry: &GroupEntry) -> Result<GroupTurn, StoreError> {
+        let mut maps = self.lock();
+        let Maps { runs, groups, .. } = &mut *maps;
+        let members = groups.entry(entry.group.clone()).or_default();
+        Ok(enter(members, entry, |p, r| {
+            runs.get(&(p.to_string(), r))
+                .is_some_and(|e| e.run.state != RunState::Complete)
+        }))
+    }
+
+    async fn leave_group(&self, group: &str, member: &str) -> Result<(), StoreError> {
+        let mut maps = self.lock();
+        if let Some(members) = maps.groups.get_mut(group) {
+            members.retain(|m| m.member != member);
+            if members.is_empty() {
+                maps.groups.remove(group);
+            }
+        }
+        Ok(())
     }
 
     async fn last_run_ids(&self) -> Result<Vec<(String, u64)>, StoreError> {

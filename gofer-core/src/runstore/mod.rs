@@ -12,8 +12,11 @@
 //! database. Both pass the same behaviour suite
 //! (`gofer_core::testing::runstore`, feature `testing`).
 
+mod groups;
 mod memory;
 mod record;
+
+pub use groups::{enter as enter_group, member_name, GroupEntry, GroupMember, GroupTurn};
 
 pub use memory::InMemoryRunStore;
 pub use record::{
@@ -88,6 +91,42 @@ pub trait RunStore: fmt::Debug + Send + Sync + 'static {
     /// The highest run number recorded for every pipeline that has runs, sorted by
     /// pipeline.
     async fn last_run_ids(&self) -> Result<Vec<(String, u64)>, StoreError>;
+
+    /// Whether this store keeps concurrency groups ([`enter_group`](Self::enter_group)
+    /// and [`leave_group`](Self::leave_group)). An engine with a store that does keeps
+    /// every group in it, so engines sharing the store share the groups; else in its
+    /// own memory. Default: `false`.
+    fn keeps_groups(&self) -> bool {
+        false
+    }
+
+    /// Enters (or, for a member already in it, keeps) the member's place in its group,
+    /// by the rules of [`enter_group`](crate::enter_group) applied atomically with
+    /// the store's other writers, and says whether it holds a slot, whether it was
+    /// superseded, and who is ahead of it. A member keeps its place while its run is
+    /// unfinished in the store, across a crash of its process.
+    ///
+    /// Default: fails with `Backend` (the store keeps no groups).
+    async fn enter_group(&self, entry: &GroupEntry) -> Result<GroupTurn, StoreError> {
+        Err(no_groups(self.name(), &entry.group))
+    }
+
+    /// Removes `member` ([`member_name`]) from `group`: its slot goes to the next
+    /// waiter. Removing a member that is not there is not an error.
+    ///
+    /// Default: fails with `Backend` (the store keeps no groups).
+    async fn leave_group(&self, group: &str, member: &str) -> Result<(), StoreError> {
+        let _ = member;
+        Err(no_groups(self.name(), group))
+    }
+}
+
+fn no_groups(store: &'static str, group: &str) -> StoreError {
+    StoreError::Backend {
+        store,
+        operation: "concurrency group",
+        source: format!("this store keeps no concurrency groups (group {group:?})").into(),
+    }
 }
 
 /// A run store behind dynamic dispatch.
@@ -137,6 +176,15 @@ macro_rules! forward_run_store {
             }
             async fn last_run_ids(&self) -> Result<Vec<(String, u64)>, StoreError> {
                 (**self).last_run_ids().await
+            }
+            fn keeps_groups(&self) -> bool {
+                (**self).keeps_groups()
+            }
+            async fn enter_group(&self, entry: &GroupEntry) -> Result<GroupTurn, StoreError> {
+                (**self).enter_group(entry).await
+            }
+            async fn leave_group(&self, group: &str, member: &str) -> Result<(), StoreError> {
+                (**self).leave_group(group, member).await
             }
         }
     };

@@ -480,6 +480,173 @@ pub async fn concurrent_writers(store: &DynRunStore) {
     assert_eq!(store.next_run_id("alpha").await.unwrap(), 25);
 }
 
+fn member(run: u64, task: Option<&str>, policy: crate::ConcurrencyPolicy) -> crate::GroupEntry {
+    crate::GroupEntry {
+        group: "deploy-prod".into(),
+        pipeline: "alpha".into(),
+        run,
+        task: task.map(str::to_string),
+        limit: 1,
+        policy,
+    }
+}
+
+fn complete(pipeline: &str, run: u64) -> RunChange {
+    let mut done = new_run(pipeline, run);
+    done.state = RunState::Complete;
+    done.status = RunStatus::Successful;
+    RunChange::Run(RunHeader::from(&done))
+}
+
+/// A store that keeps groups gives slots in arrival order, keeps a member's place when
+/// it enters again (as a recovered run does), names who is ahead, gives the slot on
+/// when the holder leaves or its run completes, and lets a leave of nobody pass.
+/// (A store that keeps none says so, and is not asked.)
+pub async fn groups_hold_in_order_and_free_on_leave_or_completion(store: &DynRunStore) {
+    if !store.keeps_groups() {
+        return;
+    }
+    use crate::ConcurrencyPolicy::Queue;
+    store
+        .apply(&[
+            created("alpha", 1),
+            created("alpha", 2),
+            created("alpha", 3),
+        ])
+        .await
+        .unwrap();
+    assert!(
+        store
+            .enter_group(&member(1, None, Queue))
+            .await
+            .unwrap()
+            .holds
+    );
+    let second = store.enter_group(&member(2, None, Queue)).await.unwrap();
+    assert!(!second.holds && !second.superseded, "{second:?}");
+    assert_eq!(second.ahead, ["alpha/1"]);
+    let third = store.enter_group(&member(3, None, Queue)).await.unwrap();
+    assert_eq!(third.ahead, ["alpha/1", "alpha/2"]);
+    // Entering again (a recovered run) keeps the place.
+    assert!(
+        store
+            .enter_group(&member(1, None, Queue))
+            .await
+            .unwrap()
+            .holds
+    );
+    assert!(
+        !store
+            .enter_group(&member(3, None, Queue))
+            .await
+            .unwrap()
+            .holds
+    );
+    store.leave_group("deploy-prod", "alpha/1").await.unwrap();
+    store.leave_group("deploy-prod", "alpha/1").await.unwrap();
+    // The third asks first; the second, ahead of it, gets the slot.
+    assert!(
+        !store
+            .enter_group(&member(3, None, Queue))
+            .await
+            .unwrap()
+            .holds
+    );
+    assert!(
+        store
+            .enter_group(&member(2, None, Queue))
+            .await
+            .unwrap()
+            .holds
+    );
+    // The second's run completes without leaving (its host died after the end): the
+    // slot is free again.
+    store.apply(&[complete("alpha", 2)]).await.unwrap();
+    let t = store.enter_group(&member(3, None, Queue)).await.unwrap();
+    assert!(t.holds && t.ahead.is_empty(), "{t:?}");
+    // Groups are apart; a task is a member of its own.
+    assert!(
+        store
+            .enter_group(&crate::GroupEntry {
+                group: "deploy-staging".into(),
+                ..member(1, Some("deploy"), Queue)
+            })
+            .await
+            .unwrap()
+            .holds
+    );
+}
+
+/// Under cancel-in-progress a newcomer supersedes the waiting members and the oldest
+/// holder, who keeps its slot until it leaves; a member whose run is not in the store
+/// holds no place.
+pub async fn groups_cancel_in_progress_supersedes(store: &DynRunStore) {
+    if !store.keeps_groups() {
+        return;
+    }
+    use crate::ConcurrencyPolicy::CancelInProgress;
+    store
+        .apply(&[
+            created("alpha", 1),
+            created("alpha", 2),
+            created("alpha", 3),
+        ])
+        .await
+        .unwrap();
+    assert!(
+        store
+            .enter_group(&member(1, Some("deploy"), CancelInProgress))
+            .await
+            .unwrap()
+            .holds
+    );
+    store
+        .enter_group(&member(2, Some("deploy"), CancelInProgress))
+        .await
+        .unwrap();
+    let third = store
+        .enter_group(&member(3, Some("deploy"), CancelInProgress))
+        .await
+        .unwrap();
+    assert!(!third.holds);
+    assert_eq!(third.ahead, ["alpha/1/deploy"]);
+    let first = store
+        .enter_group(&member(1, Some("deploy"), CancelInProgress))
+        .await
+        .unwrap();
+    assert!(first.holds && first.superseded, "{first:?}");
+    let second = store
+        .enter_group(&member(2, Some("deploy"), CancelInProgress))
+        .await
+        .unwrap();
+    assert!(!second.holds && second.superseded, "{second:?}");
+    store
+        .leave_group("deploy-prod", "alpha/1/deploy")
+        .await
+        .unwrap();
+    let third = store
+        .enter_group(&member(3, Some("deploy"), CancelInProgress))
+        .await
+        .unwrap();
+    assert!(third.holds && !third.superseded, "{third:?}");
+    // Run 9 was never created: its member is dropped by the next entry.
+    store
+        .enter_group(&crate::GroupEntry {
+            group: "other".into(),
+            ..member(9, None, crate::ConcurrencyPolicy::Queue)
+        })
+        .await
+        .unwrap();
+    let t = store
+        .enter_group(&crate::GroupEntry {
+            group: "other".into(),
+            ..member(3, None, crate::ConcurrencyPolicy::Queue)
+        })
+        .await
+        .unwrap();
+    assert!(t.holds, "{t:?}");
+}
+
 /// What a store setup expression of [`run_store_tests!`](crate::run_store_tests) gives:
 /// any [`RunStore`](crate::RunStore), or a fixture that owns a store and what it needs
 /// (a temporary directory removed on drop).
@@ -509,6 +676,8 @@ macro_rules! run_store_tests {
             batch_is_all_or_nothing,
             pipelines_registered_without_credentials,
             concurrent_writers,
+            groups_hold_in_order_and_free_on_leave_or_completion,
+            groups_cancel_in_progress_supersedes,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

@@ -136,9 +136,21 @@ async fn join_group(
             .tasks
             .request_for(idx, crate::durable::outcome::StopCause::Superseded, grace);
     });
-    let mut place = ctx.engine.groups.join(&name, c.limit, c.policy, cancel);
+    let groups = &ctx.engine.groups;
+    if groups.in_store() {
+        // The store keeps a member while its run is recorded there.
+        if let Err(e) = ctx.recorder.flush().await {
+            warn!(error = %e, "the run is not recorded yet; joining the concurrency group anyway");
+        }
+    }
+    let who = crate::run::concurrency::Joiner {
+        pipeline: ctx.plan.pipeline.id.clone(),
+        run: ctx.plan.run_id,
+        task: Some(task.id.clone()),
+    };
+    let mut place = groups.join(&name, who, c.limit, c.policy, cancel).await;
     let mut stop = ctx.task_stop(idx);
-    let queued = !place.free();
+    let queued = place.waiting();
     if queued {
         debug!(group = %name, "waiting for the concurrency group");
         ctx.recorder

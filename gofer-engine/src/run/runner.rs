@@ -116,7 +116,19 @@ async fn join_run_group(
             grace,
         });
     });
-    let mut place = ctx.engine.groups.join(&name, c.limit, c.policy, cancel);
+    let groups = &ctx.engine.groups;
+    if groups.in_store() {
+        // The store keeps a member while its run is recorded there.
+        if let Err(e) = ctx.recorder.flush().await {
+            warn!(error = %e, "the run is not recorded yet; joining its concurrency group anyway");
+        }
+    }
+    let who = crate::run::concurrency::Joiner {
+        pipeline: ctx.plan.pipeline.id.clone(),
+        run: ctx.plan.run_id,
+        task: None,
+    };
+    let mut place = groups.join(&name, who, c.limit, c.policy, cancel).await;
     tokio::select! {
         () = place.acquire() => {}
         stop = stop_rx.stopped() => return Err((Some(stop), None)),
