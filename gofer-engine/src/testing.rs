@@ -137,8 +137,9 @@ pub async fn retried_task_counts_attempts_in_the_workspace(
 /// Caches across runs on a real backend: a first run misses and saves what its task
 /// wrote (under a key taking the digest of a workspace file); the second run restores
 /// it (and does not see the completion marker); a failed run saves nothing, so a run
-/// of its key starts empty; a prune with a zero budget removes every entry of the
-/// pipeline; nothing of the runs is left.
+/// of its key starts empty; a prune with a budget for one entry removes the least
+/// recently used one, a zero budget every entry of the pipeline; nothing of the runs
+/// is left.
 pub async fn caches_persist_across_runs(s: Arc<DynScheduler>, image: &str, instance: &str) {
     let engine = builder(&s, instance).build().expect("an engine");
     let pipeline_id = format!("{instance}-cache");
@@ -203,12 +204,43 @@ pub async fn caches_persist_across_runs(s: Arc<DynScheduler>, image: &str, insta
     assert_eq!(run.status, RunStatus::Successful, "{run:?}");
     assert_eq!(log, ["0"], "a failed run poisoned its key");
     assert_nothing_left(&*s, instance).await;
-    // Eviction: a zero budget removes every entry (and its use record).
+    // Eviction, least recently used first: "ok" is used again after "bad" was saved,
+    // so a budget that holds one entry removes "bad".
+    let (run, log) = run_of(cached("cat /cache/stamp"), "ok").await;
+    assert_eq!(run.status, RunStatus::Successful, "{run:?}");
+    assert_eq!(log, ["kept"]);
+    let entries = engine
+        .caches(Some(&pipeline_id))
+        .await
+        .expect("list caches");
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    let ok = entries
+        .iter()
+        .find(|e| e.key.ends_with("-ok"))
+        .expect("the ok entry");
+    let report = engine
+        .prune_caches(
+            &crate::CachePolicy::new().max_bytes(ok.size_bytes),
+            Some(&pipeline_id),
+        )
+        .await
+        .expect("prune");
+    assert_eq!(report.removed.len(), 1, "{report:?}");
+    let kept = engine
+        .caches(Some(&pipeline_id))
+        .await
+        .expect("list caches");
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(
+        kept[0].key.ends_with("-ok"),
+        "the recently used entry went: {kept:?}"
+    );
+    // A zero budget removes every entry (and its use record).
     let report = engine
         .prune_caches(&crate::CachePolicy::new().max_bytes(0), Some(&pipeline_id))
         .await
         .expect("prune");
-    assert_eq!(report.removed.len(), 2, "{report:?}");
+    assert_eq!(report.removed.len(), 1, "{report:?}");
     assert!(report.freed_bytes > 0);
     assert!(engine
         .caches(Some(&pipeline_id))
