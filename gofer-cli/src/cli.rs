@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 /// Runs container pipelines from files on the local engine, with durable history.
 #[derive(Debug, Parser)]
@@ -294,11 +294,140 @@ fn parse_var(s: &str) -> Result<(String, String), String> {
     }
 }
 
+/// The global options each command does not read, hidden from its help (they are
+/// still accepted, so scripts that pass them everywhere keep working).
+const UNUSED_GLOBALS: &[(&str, &[&str])] = &[
+    ("schema", &["home", "engine", "output"]),
+    ("completions", &["home", "engine", "output"]),
+    ("validate", &["home", "engine", "output"]),
+    ("task", &["engine"]),
+    ("logs", &["engine", "output"]),
+    ("secret", &["engine"]),
+];
+
+/// The command line definition, with each command's help showing only the global
+/// options it reads ([`UNUSED_GLOBALS`]; `gofer run FILE` does not print with `-o`).
+///
+/// How: such a command gets its own hidden copy of the option, which the global one
+/// does not replace (clap propagates a global option only into commands that lack
+/// it); a value given to the copy still reaches the global option.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    fn hide(cmd: clap::Command, globals: &[clap::Arg]) -> clap::Command {
+        let mut cmd = globals.iter().fold(cmd, |c, a| c.arg(a.clone()));
+        let names: Vec<String> = cmd
+            .get_subcommands()
+            .map(|s| s.get_name().to_string())
+            .collect();
+        for n in names {
+            cmd = cmd.mut_subcommand(n, |s| hide(s, globals));
+        }
+        cmd
+    }
+    let mut cmd = Cli::command();
+    let hidden = |id: &str| {
+        cmd.get_arguments()
+            .find(|a| a.get_id() == id)
+            .map(|a| a.clone().global(false).hide(true))
+    };
+    let plan: Vec<(&str, Vec<clap::Arg>)> = UNUSED_GLOBALS
+        .iter()
+        .map(|(name, ids)| (*name, ids.iter().filter_map(|id| hidden(id)).collect()))
+        .chain(std::iter::once((
+            "run",
+            hidden("output").into_iter().collect(),
+        )))
+        .collect();
+    for (name, globals) in plan {
+        cmd = cmd.mut_subcommand(name, |s| {
+            if name == "run" {
+                // Only `run FILE` itself: `run list|get` print with `-o`, so they get a
+                // shown copy (the hidden one is not global).
+                let mut s = globals.iter().fold(s, |c, a| c.arg(a.clone()));
+                let names: Vec<String> = s
+                    .get_subcommands()
+                    .map(|c| c.get_name().to_string())
+                    .collect();
+                for n in names {
+                    s = s.mut_subcommand(n, |c| {
+                        globals.iter().fold(c, |c, a| c.arg(a.clone().hide(false)))
+                    });
+                }
+                s
+            } else {
+                hide(s, &globals)
+            }
+        });
+    }
+    cmd
+}
+
+/// Parses the process's arguments with [`command`]; exits with the usage on an error.
+pub fn parse() -> Cli {
+    let matches = command().get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn each_commands_help_shows_only_the_global_options_it_reads() {
+        let mut cmd = command();
+        // Built, as for parsing: the global options are in every command then.
+        cmd.build();
+        let help = |cmd: &mut clap::Command, path: &[&str]| {
+            let mut c = cmd.clone();
+            for p in path {
+                c = c.find_subcommand_mut(p).unwrap().clone();
+            }
+            c.render_long_help().to_string()
+        };
+        let schema = help(&mut cmd, &["schema"]);
+        assert!(
+            !schema.contains("--engine") && !schema.contains("--output"),
+            "{schema}"
+        );
+        let validate = help(&mut cmd, &["validate"]);
+        assert!(
+            !validate.contains("--engine") && !validate.contains("--home"),
+            "{validate}"
+        );
+        let run = help(&mut cmd, &["run"]);
+        assert!(
+            run.contains("--engine") && !run.contains("--output"),
+            "{run}"
+        );
+        let list = help(&mut cmd, &["run", "list"]);
+        assert!(list.contains("--output"), "{list}");
+        let secret_set = help(&mut cmd, &["secret", "set"]);
+        assert!(
+            !secret_set.contains("--engine") && secret_set.contains("--home"),
+            "{secret_set}"
+        );
+        // Hidden, still accepted.
+        let cli = Cli::from_arg_matches_mut(
+            &mut command()
+                .try_get_matches_from(["gofer", "validate", "p.toml", "--engine", "docker"])
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(cli.engine, Some(EngineChoice::Docker));
+        let cli = Cli::from_arg_matches_mut(
+            &mut command()
+                .try_get_matches_from([
+                    "gofer", "secret", "list", "-p", "pipe", "--engine", "podman", "-o", "json",
+                ])
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(cli.engine, Some(EngineChoice::Podman));
+        assert_eq!(cli.output, Output::Json);
+        command().debug_assert();
+    }
 
     #[test]
     fn the_command_line_is_consistent() {

@@ -14,7 +14,7 @@ pub(crate) mod progress;
 pub(crate) mod slots;
 pub(crate) mod view;
 
-pub use cli::{Cli, EngineChoice};
+pub use cli::{command, parse as parse_args, Cli, EngineChoice};
 pub use commands::run::{EXIT_CANCELLED, EXIT_FAILED};
 pub use engine::connect as connect_engine;
 pub use error::CliError;

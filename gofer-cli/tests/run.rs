@@ -615,7 +615,8 @@ tasks:
 }
 
 /// Options the environment sets do not show in a usage line as if they were required,
-/// and the global options stand apart from a command's own in its help.
+/// the global options stand apart from a command's own in its help, and a command's
+/// help shows only those it reads.
 #[test]
 fn usage_lines_show_no_option_the_environment_set() {
     let g = Gofer::new();
@@ -628,11 +629,20 @@ fn usage_lines_show_no_option_the_environment_set() {
     let err = String::from_utf8_lossy(&out.stderr).to_string();
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("Usage: gofer run <FILE>"), "{err}");
-    let help = g.run(&["validate", "--help"]).ok().stdout();
+    let help = g.run(&["run", "--help"]).ok().stdout();
     let global = help
         .find("Global options:")
         .expect("a global options heading");
     assert!(help.find("--engine").unwrap() > global, "{help}");
+    assert!(help.find("--var").unwrap() < global, "{help}");
+    // A command that reads no global option shows none, and still accepts them.
+    let help = g.run(&["validate", "--help"]).ok().stdout();
+    assert!(
+        !help.contains("--engine") && !help.contains("--output"),
+        "{help}"
+    );
+    let schema = g.run(&["--engine", "docker", "schema", "-o", "json"]);
+    assert!(schema.ok().stdout().contains("\"$schema\""));
     let bad = g
         .cmd()
         .env("GOFER_ENGINE", "nope")

@@ -44,6 +44,7 @@ async fn a_failing_start_fails_the_task_and_nothing_else_is_asked() {
 async fn a_run_store_that_fails_during_recovery_is_a_typed_error() {
     let mut store = MockRunStore::new();
     store.expect_name().return_const("mock");
+    store.expect_keeps_groups().return_const(false);
     store
         .expect_last_run_ids()
         .returning(|| Ok(vec![("pipe".into(), 3)]));

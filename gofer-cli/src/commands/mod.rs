@@ -9,8 +9,6 @@ mod secret;
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::CommandFactory;
-
 use crate::cli::{Cli, Command, EngineChoice, Output, RunHistory, TaskCommand};
 use crate::error::CliError;
 use crate::home::Home;
@@ -40,7 +38,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             return Ok(ExitCode::SUCCESS);
         }
         Command::Completions { shell } => {
-            let mut cmd = Cli::command();
+            let mut cmd = crate::cli::command();
             clap_complete::generate(*shell, &mut cmd, "gofer", &mut std::io::stdout());
             return Ok(ExitCode::SUCCESS);
         }

@@ -33,12 +33,25 @@ pub struct LoadedPipeline {
 /// Reads, parses and validates a pipeline file.
 ///
 /// # Errors
-/// [`FileError`]; [`FileError::Invalid`] lists every problem, each naming its field.
+/// [`FileError`]; [`FileError::Invalid`] lists every problem, each naming its field
+/// and, where it can be found, the line of the entry it is about (`line 7: field
+/// `image` of task "build": ...`).
 pub fn load(path: &Path) -> Result<LoadedPipeline, FileError> {
-    let file = parse::read(path)?;
+    let (file, format, text) = parse::read(path)?;
     convert(file).map_err(|problems| FileError::Invalid {
         path: path.to_path_buf(),
-        problems,
+        problems: problems
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                // The same problem twice is about the second entry of that id.
+                let nth = problems[..i].iter().filter(|q| *q == p).count();
+                match super::locate::line_of(&text, format, p, nth) {
+                    Some(line) => format!("line {line}: {p}"),
+                    None => p.clone(),
+                }
+            })
+            .collect(),
     })
 }
 

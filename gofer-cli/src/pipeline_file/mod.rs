@@ -3,6 +3,7 @@
 
 mod convert;
 mod format;
+mod locate;
 pub(crate) mod parse;
 #[cfg(test)]
 mod tests;

@@ -108,7 +108,7 @@ pub fn parse_text(path: &Path, format: Format, text: &str) -> Result<PipelineFil
             format,
             field,
             position,
-            message,
+            message: plain_words(&message, format),
         };
     match format {
         Format::Json => {
@@ -129,18 +129,51 @@ pub fn parse_text(path: &Path, format: Format, text: &str) -> Result<PipelineFil
         Format::Yaml => {
             let de = yaml_serde::Deserializer::from_str(text);
             tracked(de).map_err(|(field, e)| {
+                let raw = e.to_string();
+                // "found X at line 5 column 1, while scanning a quoted scalar at line 3
+                // column 9": the place that matters is where the scalar opens.
+                if let Some((problem, context, at)) = scanner_context(&raw) {
+                    let message = if problem.contains("end of stream") {
+                        format!("the file ends inside {context} that starts here")
+                    } else {
+                        format!("{problem} inside {context} that starts here")
+                    };
+                    return syntax(field, Some(at), message);
+                }
                 let position = e.location().map(|l| Position {
                     line: l.line(),
                     column: l.column(),
                 });
-                syntax(field, position, strip_position(&e.to_string()))
+                // The YAML library starts a message with the path, which is shown as
+                // the field already.
+                let message = strip_position(&raw);
+                let message = match &field {
+                    Some(f) => message
+                        .strip_prefix(&format!("{f}: "))
+                        .map(str::to_string)
+                        .unwrap_or(message),
+                    None => message,
+                };
+                syntax(field, position, message)
             })
         }
         Format::Toml => {
             let de = toml::Deserializer::new(text);
             tracked(de).map_err(|(field, e)| {
                 let position = e.span().map(|s| position_of(text, s.start));
-                syntax(field, position, e.message().trim().to_string())
+                // A syntax error has no field from the deserializer: the key of the
+                // line it is on, under the table it is in.
+                let field = field.or_else(|| position.and_then(|p| toml_key_at(text, p.line)));
+                // One line: "invalid string\nexpected `\"`, `'`" reads as "invalid
+                // string; expected ...".
+                let message = e
+                    .message()
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                syntax(field, position, message)
             })
         }
     }
@@ -156,6 +189,123 @@ where
         let path = e.path().to_string();
         let field = (path != "." && !path.is_empty()).then_some(path);
         (field, e.into_inner())
+    })
+}
+
+/// A parser's message in the words of the file's format: Rust type names become what
+/// to write (`expected u32` reads `expected a whole number`, a sequence is a list, a
+/// map a table, mapping or object), and a list of accepted spellings that differ only
+/// in case (`ANY`, `Any`, `any`) is given once, in lower case.
+fn plain_words(message: &str, format: Format) -> String {
+    let map = match format {
+        Format::Toml => "a table",
+        Format::Yaml => "a mapping",
+        Format::Json => "an object",
+    };
+    let mut out = message.to_string();
+    for (rust, plain) in [
+        ("u8", "a whole number"),
+        ("u16", "a whole number"),
+        ("u32", "a whole number"),
+        ("u64", "a whole number"),
+        ("usize", "a whole number"),
+        ("i32", "a whole number"),
+        ("i64", "a whole number"),
+        ("f32", "a number"),
+        ("f64", "a number"),
+        ("a sequence", "a list"),
+        ("a map", map),
+        ("a boolean", "true or false"),
+    ] {
+        for tail in ["", ",", ")"] {
+            let from = format!("expected {rust}{tail}");
+            if let Some(i) = out.find(&from) {
+                let end = i + from.len();
+                // Whole words only: `expected u32` but not `expected u320`.
+                if tail.is_empty() && out[end..].chars().next().is_some_and(char::is_alphanumeric) {
+                    continue;
+                }
+                out = format!("{}expected {plain}{tail}{}", &out[..i], &out[end..]);
+            }
+        }
+    }
+    if let Some((head, list)) = out.split_once("expected one of ") {
+        let mut seen: Vec<String> = Vec::new();
+        for v in list.split(", ") {
+            let v = v.trim().trim_matches('`').to_string();
+            if !seen.iter().any(|s| s.eq_ignore_ascii_case(&v)) {
+                seen.push(v);
+            }
+        }
+        let folded = list.split(", ").count() != seen.len();
+        if folded {
+            let lower: Vec<String> = seen
+                .iter()
+                .map(|v| format!("`{}`", v.to_ascii_lowercase()))
+                .collect();
+            out = format!("{head}expected one of {} (any case)", lower.join(", "));
+        }
+    }
+    out
+}
+
+/// Splits a YAML scanner message `"<problem> at line L column C, while <context> at
+/// line L2 column C2"` into the problem, the context (`"a quoted scalar"` reads
+/// `"a quoted string"`) and the context's position.
+fn scanner_context(message: &str) -> Option<(String, String, Position)> {
+    let (head, tail) = message.split_once(", while ")?;
+    let (context, at) = tail.rsplit_once(" at line ")?;
+    let (line, column) = at.split_once(" column ")?;
+    let position = Position {
+        line: line.trim().parse().ok()?,
+        column: column.trim().parse().ok()?,
+    };
+    let context = context
+        .trim_start_matches("scanning ")
+        .trim_start_matches("parsing ")
+        .replace("quoted scalar", "quoted string");
+    Some((strip_position(head), context, position))
+}
+
+/// The dotted path of the key on 1-based `line` of a TOML text (`tasks[1].image`),
+/// from the table headers above it; `None` when the line holds no `key =`.
+fn toml_key_at(text: &str, line: usize) -> Option<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let here = lines.get(line.checked_sub(1)?)?;
+    let key = here.split_once('=')?.0.trim().trim_matches('"');
+    if key.is_empty() || key.starts_with('[') || key.contains(char::is_whitespace) {
+        return None;
+    }
+    let mut table = String::new();
+    let mut counts: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for l in &lines[..line - 1] {
+        let t = l.trim();
+        if let Some(name) = t
+            .strip_prefix("[[")
+            .and_then(|r| r.split_once("]]"))
+            .map(|(n, _)| n.trim())
+        {
+            let n = counts.entry(name.to_string()).or_insert(0);
+            *n += 1;
+            table = format!("{name}[{}]", *n - 1);
+        } else if let Some(name) = t
+            .strip_prefix('[')
+            .and_then(|r| r.split_once(']'))
+            .map(|(n, _)| n.trim())
+        {
+            // `[tasks.variables]` under the last `[[tasks]]`.
+            table = match name.split_once('.') {
+                Some((parent, rest)) if counts.contains_key(parent) => {
+                    format!("{parent}[{}].{rest}", counts[parent] - 1)
+                }
+                _ => name.to_string(),
+            };
+        }
+    }
+    Some(if table.is_empty() {
+        key.to_string()
+    } else {
+        format!("{table}.{key}")
     })
 }
 
@@ -181,11 +331,12 @@ fn strip_position(message: &str) -> String {
     }
 }
 
-/// Reads and parses a pipeline file, the format by extension.
+/// Reads and parses a pipeline file, the format by extension; also gives the format
+/// and the text (to place the problems found later).
 ///
 /// # Errors
 /// [`FileError::Io`], [`FileError::UnknownFormat`] or [`FileError::Syntax`].
-pub fn read(path: &Path) -> Result<PipelineFile, FileError> {
+pub fn read(path: &Path) -> Result<(PipelineFile, Format, String), FileError> {
     let format = Format::of(path).ok_or_else(|| FileError::UnknownFormat {
         path: path.to_path_buf(),
     })?;
@@ -193,5 +344,6 @@ pub fn read(path: &Path) -> Result<PipelineFile, FileError> {
         path: path.to_path_buf(),
         source,
     })?;
-    parse_text(path, format, &text)
+    let file = parse_text(path, format, &text)?;
+    Ok((file, format, text))
 }

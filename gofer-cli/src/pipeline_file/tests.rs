@@ -453,3 +453,102 @@ fn a_negative_duration_is_said_to_be_negative() {
         std::time::Duration::from_secs(90)
     );
 }
+
+#[test]
+fn an_unterminated_yaml_quote_is_placed_where_it_opens() {
+    let text = "id: hello\ntasks:\n  - id: \"one\n    image: busybox\n";
+    let e = parse("p.yaml", text).unwrap_err();
+    let shown = e.to_string();
+    let (_, position, message) = syntax(e);
+    let p = position.unwrap();
+    assert_eq!((p.line, p.column), (3, 9), "{shown}");
+    assert!(
+        message.contains("quoted string that starts here"),
+        "{message}"
+    );
+    assert!(shown.starts_with("p.yaml:3:9:"), "{shown}");
+}
+
+#[test]
+fn a_toml_syntax_error_names_the_key_on_one_line() {
+    let text = "id = \"hello\"\n\n[[tasks]]\nid = \"one\"\nimage = \"a\"\n\n[[tasks]]\nid = \"two\"\nimage = \n";
+    let e = parse("p.toml", text).unwrap_err();
+    let shown = e.to_string();
+    assert_eq!(shown.lines().count(), 1, "{shown}");
+    let (field, position, _) = syntax(e);
+    assert_eq!(field.as_deref(), Some("tasks[1].image"), "{shown}");
+    assert_eq!(position.unwrap().line, 9);
+    let sub = "id = \"hello\"\n[[tasks]]\nid = \"one\"\nimage = \"a\"\n[tasks.variables]\nA = \n";
+    let (field, _, _) = syntax(parse("p.toml", sub).unwrap_err());
+    assert_eq!(field.as_deref(), Some("tasks[0].variables.A"));
+}
+
+#[test]
+fn semantic_problems_carry_the_line_of_their_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two tasks "aa" (a bad id, and used twice) around a task with an empty image.
+    let cases = [
+        (
+            "p.yaml",
+            "id: x\ntasks:\n  - id: aa\n    image: busybox\n  - id: bbb\n    image: \"\"\n  - id: aa\n    image: busybox\n",
+            (1, 5, 3, 7),
+        ),
+        (
+            "p.toml",
+            "id = \"x\"\n[[tasks]]\nid = \"aa\"\nimage = \"busybox\"\n[[tasks]]\nid = \"bbb\"\nimage = \"\"\n[[tasks]]\nid = \"aa\"\nimage = \"busybox\"\n",
+            (1, 6, 3, 9),
+        ),
+        (
+            "p.json",
+            "{\n\"id\": \"x\",\n\"tasks\": [\n {\"id\": \"aa\", \"image\": \"busybox\"},\n {\"id\": \"bbb\",\n  \"image\": \"\"},\n {\"id\": \"aa\", \"image\": \"busybox\"}\n]\n}\n",
+            (2, 5, 4, 7),
+        ),
+    ];
+    for (name, text, (pipeline, empty, first, second)) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let FileError::Invalid { problems, .. } = load(&path).unwrap_err() else {
+            panic!("not invalid")
+        };
+        let all = problems.join("\n");
+        for needle in [
+            format!("line {pipeline}: field `id` of the pipeline"),
+            format!("line {empty}: field `image` of task \"bbb\""),
+            format!("line {first}: field `id` of task \"aa\": must be"),
+            // The same problem again is about the second task of that id.
+            format!("line {second}: field `id` of task \"aa\": must be"),
+            format!(
+                "line {first}: field `id` of task \"aa\": the id is used by more than one task"
+            ),
+        ] {
+            assert!(
+                all.contains(&needle),
+                "{name}: {needle:?} missing from:\n{all}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_yaml_error_names_its_field_once() {
+    let text = "id: hello\ntasks:\n  - id: one\n    image: b\n    pull_policy: sometimes\n";
+    let shown = parse("p.yaml", text).unwrap_err().to_string();
+    assert_eq!(shown.matches("tasks[0].pull_policy").count(), 1, "{shown}");
+    assert!(shown.contains("unknown variant `sometimes`"), "{shown}");
+}
+
+#[test]
+fn messages_use_the_files_words_not_rusts() {
+    let text = "{\"id\": \"hello\", \"tasks\": [{\"id\": \"one\", \"image\": \"b\", \"retry\": {\"attempts\": \"x\"}}]}";
+    let shown = parse("p.json", text).unwrap_err().to_string();
+    assert!(shown.contains("expected a whole number"), "{shown}");
+    let text = "id: hello\ntasks:\n  - id: one\n    image: b\n    command: ls\n    depends_on: {x: sometimes}\n";
+    let shown = parse("p.yaml", text).unwrap_err().to_string();
+    assert!(shown.contains("expected a list"), "{shown}");
+    let text = "id: hello\ntasks:\n  - id: one\n    image: b\n    depends_on: {x: sometimes}\n";
+    let shown = parse("p.yaml", text).unwrap_err().to_string();
+    assert!(
+        shown.contains("expected one of `any`, `success`, `failure` (any case)"),
+        "{shown}"
+    );
+}
