@@ -7,7 +7,15 @@ use clap::{Args, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 /// Runs container pipelines from files on the local engine, with durable history.
 #[derive(Debug, Parser)]
-#[command(name = "gofer", version, about, long_about = None)]
+#[command(
+    name = "gofer",
+    version,
+    about,
+    long_about = None,
+    after_help = "Exit codes: 0 done (a run that succeeded); 1 a run that failed; 130 a run \
+                  cancelled (Ctrl-C, SIGTERM); 2 a command that could not do its job (bad \
+                  usage or file, no engine, a store error)."
+)]
 pub struct Cli {
     /// The data directory (run history, secrets, logs); default: `GOFER_HOME`, else
     /// the platform's data directory (`~/.local/share/gofer` on Linux).
@@ -116,6 +124,15 @@ pub enum Command {
         /// `gofer run`).
         #[arg(long, short = 'f')]
         follow: bool,
+        /// Which output streams to print, and where: `split` (stdout lines to
+        /// stdout, stderr lines to stderr, as `docker logs`), `both` (every line to
+        /// stdout in the order the log holds them, stderr lines marked: red on a
+        /// terminal, else prefixed `[stderr] `; for `> file`), `stdout` or `stderr`
+        /// (only that stream's lines, to stdout). Engines read the two streams
+        /// through separate pipes: lines of different streams written a moment apart
+        /// may be stored in either order.
+        #[arg(long, value_enum, default_value_t = Streams::Split)]
+        streams: Streams,
     },
     /// Pipeline and global secrets in the encrypted secret store.
     #[command(subcommand)]
@@ -130,6 +147,19 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+}
+
+/// Which output streams `gofer logs` prints (see its `--streams`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Streams {
+    /// Stdout lines to stdout, stderr lines to stderr.
+    Split,
+    /// Every line to stdout in order, stderr lines marked.
+    Both,
+    /// Only the stdout lines.
+    Stdout,
+    /// Only the stderr lines (printed to stdout).
+    Stderr,
 }
 
 /// `gofer run`: either a file to run or a history subcommand.

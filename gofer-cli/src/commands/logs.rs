@@ -1,5 +1,7 @@
-//! `gofer logs PIPELINE RUN TASK [--follow]`: a task's stored log (every attempt's in
-//! order, or `TASK.<n>` for attempt *n*), or a service's (`service.<id>`).
+//! `gofer logs PIPELINE RUN TASK [--follow] [--streams S]`: a task's stored log (every
+//! attempt's in order, or `TASK.<n>` for attempt *n*), or a service's
+//! (`service.<id>`); `--streams` picks the output streams and where they go
+//! ([`Streams`]).
 //!
 //! The log is read from the file log sink by position. With `--follow`, when no new
 //! line is there, the run store is asked every [`POLL`] whether the log is over (the
@@ -7,7 +9,7 @@
 //! before the run completes), so a task running in another `gofer run` process is
 //! followed to its end.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -15,6 +17,7 @@ use gofer_core::{OutputStream, RunState, TaskState};
 
 use gofer_engine::{FileLogSink, LogError, LogKey, LogSink, RunError};
 
+use crate::cli::Streams;
 use crate::commands::Ctx;
 use crate::engine::Stores;
 use crate::error::CliError;
@@ -76,7 +79,9 @@ pub async fn logs(
     run: u64,
     task: &str,
     follow: bool,
+    streams: Streams,
 ) -> Result<ExitCode, CliError> {
+    let printer = Printer::new(streams);
     let stores = Stores::open(&ctx.home).await?;
     let grace = Duration::from_secs(10);
     // A run left by a dead process is resumed here, so its log goes on growing.
@@ -97,7 +102,7 @@ pub async fn logs(
                 }
                 .into());
             }
-            print_log(&sink, &key, follow, || async {
+            print_log(&sink, &key, &printer, follow, || async {
                 // A service's output ends before its run completes.
                 Ok(stores.runs.get_run(pipeline, run).await?.state == RunState::Complete)
             })
@@ -115,7 +120,7 @@ pub async fn logs(
                 )));
             }
             let key = LogKey::attempt(pipeline, run, &task, n);
-            print_log(&sink, &key, follow, || {
+            print_log(&sink, &key, &printer, follow, || {
                 attempt_over(&stores, pipeline, run, &task, n)
             })
             .await?;
@@ -131,7 +136,7 @@ pub async fn logs(
                     eprintln!("gofer: attempt {n} of task {task}");
                 }
                 let key = LogKey::attempt(pipeline, run, &task, n);
-                print_log(&sink, &key, follow, || {
+                print_log(&sink, &key, &printer, follow, || {
                     attempt_over(&stores, pipeline, run, &task, n)
                 })
                 .await?;
@@ -167,6 +172,7 @@ async fn attempt_over(
 async fn print_log<F, Fut>(
     sink: &FileLogSink,
     key: &LogKey,
+    printer: &Printer,
     follow: bool,
     over: F,
 ) -> Result<(), CliError>
@@ -199,12 +205,9 @@ where
                         continue;
                     }
                     printed += 1;
-                    let r = if l.stream == OutputStream::Stderr {
-                        writeln!(std::io::stderr(), "{}", l.text())
-                    } else {
-                        writeln!(out, "{}", l.text())
-                    };
-                    r.map_err(CliError::Output)?;
+                    printer
+                        .line(&mut out, l.stream, &l.text())
+                        .map_err(CliError::Output)?;
                 }
                 out.flush().map_err(CliError::Output)?;
             }
@@ -228,10 +231,61 @@ where
     }
 }
 
+/// Prints log lines as `--streams` asks.
+#[derive(Debug, Clone, Copy)]
+struct Printer {
+    streams: Streams,
+    /// Stderr lines in red instead of prefixed (stdout is a terminal, no `NO_COLOR`).
+    colour: bool,
+}
+
+/// The mark of a stderr line in `--streams both` off a terminal.
+const STDERR_PREFIX: &str = "[stderr] ";
+
+impl Printer {
+    fn new(streams: Streams) -> Self {
+        Self {
+            streams,
+            colour: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        }
+    }
+
+    /// Writes one line of `stream` (stdout lines to `out`).
+    fn line(&self, out: &mut impl Write, stream: OutputStream, text: &str) -> std::io::Result<()> {
+        let err = stream == OutputStream::Stderr;
+        match (self.streams, err) {
+            (Streams::Split, true) => writeln!(std::io::stderr(), "{text}"),
+            (Streams::Split | Streams::Both | Streams::Stdout, false) | (Streams::Stderr, true) => {
+                writeln!(out, "{text}")
+            }
+            (Streams::Both, true) if self.colour => writeln!(out, "\x1b[31m{text}\x1b[0m"),
+            (Streams::Both, true) => writeln!(out, "{STDERR_PREFIX}{text}"),
+            (Streams::Stdout, true) | (Streams::Stderr, false) => Ok(()),
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn streams_pick_and_mark_the_lines() {
+        let print = |streams, colour| {
+            let p = Printer { streams, colour };
+            let mut out = Vec::new();
+            p.line(&mut out, OutputStream::Stdout, "out").unwrap();
+            p.line(&mut out, OutputStream::Stderr, "err").unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(print(Streams::Both, false), "out\n[stderr] err\n");
+        assert_eq!(print(Streams::Both, true), "out\n\x1b[31merr\x1b[0m\n");
+        assert_eq!(print(Streams::Stdout, false), "out\n");
+        assert_eq!(print(Streams::Stderr, false), "err\n");
+        // Split: the stderr line goes to the process's stderr, not here.
+        assert_eq!(print(Streams::Split, false), "out\n");
+    }
 
     #[test]
     fn the_task_argument_is_spelled_like_the_logs_key() {

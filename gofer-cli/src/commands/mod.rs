@@ -66,7 +66,8 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             run,
             task,
             follow,
-        } => logs::logs(&ctx, &pipeline, run, &task, follow).await,
+            streams,
+        } => logs::logs(&ctx, &pipeline, run, &task, follow, streams).await,
         Command::Secret(cmd) => secret::secret(&ctx, cmd).await,
         Command::Cache(cmd) => cache::cache(&ctx, cmd).await,
         Command::Validate { .. } | Command::Schema | Command::Completions { .. } => {

@@ -202,7 +202,10 @@ fn plain_words(message: &str, format: Format) -> String {
         Format::Yaml => "a mapping",
         Format::Json => "an object",
     };
-    let mut out = message.to_string();
+    let mut out = message.replace(
+        "data did not match any variant of untagged enum ScalarFile",
+        "expected a single value (text, a number, or true or false)",
+    );
     for (rust, plain) in [
         ("u8", "a whole number"),
         ("u16", "a whole number"),

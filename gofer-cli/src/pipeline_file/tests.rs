@@ -551,4 +551,12 @@ fn messages_use_the_files_words_not_rusts() {
         shown.contains("expected one of `any`, `success`, `failure` (any case)"),
         "{shown}"
     );
+    let text = "{\"id\": \"hello\", \"tasks\": [{\"id\": \"one\", \"image\": \"b\", \"matrix\": {\"include\": [{\"os\": [1]}]}}]}";
+    let shown = parse("p.json", text).unwrap_err().to_string();
+    assert!(
+        shown.contains("tasks[0].matrix.include[0].os")
+            && shown.contains("expected a single value"),
+        "{shown}"
+    );
+    assert!(!shown.contains("enum"), "{shown}");
 }
