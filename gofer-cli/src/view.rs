@@ -7,8 +7,29 @@ use serde::Serialize;
 
 use crate::progress::{reason_text, state_word};
 
+/// A time for JSON: RFC 3339 in UTC.
 fn time(t: Option<SystemTime>) -> Option<String> {
     t.map(crate::progress::timestamp)
+}
+
+/// A time for people: in the local time zone with its offset when standard output is
+/// a terminal (`2026-12-08 01:19:18 +01:00`), else as in JSON (RFC 3339, UTC), so
+/// piped text stays stable for scripts.
+fn shown(t: Option<SystemTime>) -> Option<String> {
+    use std::io::IsTerminal;
+    static TTY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let tty = *TTY.get_or_init(|| std::io::stdout().is_terminal());
+    t.map(|t| local_or_utc(t, tty))
+}
+
+fn local_or_utc(t: SystemTime, local: bool) -> String {
+    if local {
+        chrono::DateTime::<chrono::Local>::from(t)
+            .format("%Y-%m-%d %H:%M:%S %:z")
+            .to_string()
+    } else {
+        crate::progress::timestamp(t)
+    }
 }
 
 fn duration(a: Option<SystemTime>, b: Option<SystemTime>) -> Option<String> {
@@ -258,8 +279,8 @@ pub fn runs_text(runs: &[Run]) -> String {
             r.run_id.to_string(),
             format!("{:?}", r.state),
             status_text(r.status, r.reason.as_ref()),
-            or_dash(time(r.started)),
-            or_dash(time(r.ended)),
+            or_dash(shown(r.started)),
+            or_dash(shown(r.ended)),
             or_dash(duration(r.started, r.ended)),
         ]);
     }
@@ -274,8 +295,8 @@ pub fn run_text(run: &Run) -> String {
         run.run_id,
         run.state,
         status_text(run.status, run.reason.as_ref()),
-        or_dash(time(run.started)),
-        or_dash(time(run.ended)),
+        or_dash(shown(run.started)),
+        or_dash(shown(run.ended)),
     );
     if let Some(m) = &run.message {
         out.push_str(&format!("message: {m}\n"));
@@ -295,7 +316,7 @@ pub fn run_text(run: &Run) -> String {
             state_word(t.state).into(),
             status_text(t.status, t.reason.as_ref()),
             or_dash(t.exit_code.map(|c| c.to_string())),
-            or_dash(time(t.started)),
+            or_dash(shown(t.started)),
             or_dash(duration(t.started, t.ended)),
         ]);
     }
@@ -312,8 +333,8 @@ pub fn task_text(pipeline: &str, run: u64, t: &TaskExecution, log: Option<&str>)
         state_word(t.state),
         status_text(t.status, t.reason.as_ref()),
         or_dash(t.exit_code.map(|c| c.to_string())),
-        or_dash(time(t.started)),
-        or_dash(time(t.ended)),
+        or_dash(shown(t.started)),
+        or_dash(shown(t.ended)),
     );
     if let Some(m) = &t.message {
         out.push_str(&format!("message:   {m}\n"));
@@ -355,10 +376,28 @@ pub fn task_text(pipeline: &str, run: u64, t: &TaskExecution, log: Option<&str>)
         }
         rows.push(vec![v.key.clone(), source_word(v.source).into(), value]);
     }
-    if t.variables.is_empty() {
+    if t.variables.is_empty() && t.state == gofer_core::TaskState::Complete {
+        // Skipped, cancelled before its start, a failed precondition or pull.
+        out.push_str("  (none: the task ended before its container was made)\n");
+    } else if t.variables.is_empty() {
         out.push_str("  (none injected yet)\n");
     } else {
         out.push_str(&table(&rows));
     }
     out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod time_tests {
+    use super::*;
+
+    #[test]
+    fn people_get_local_time_with_its_offset_scripts_get_utc() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_796_700_000);
+        assert_eq!(local_or_utc(t, false), "2026-12-08T03:20:00Z");
+        let local = local_or_utc(t, true);
+        let parsed = chrono::DateTime::parse_from_str(&local, "%Y-%m-%d %H:%M:%S %:z").unwrap();
+        assert_eq!(SystemTime::from(parsed), t, "{local}");
+    }
 }

@@ -702,6 +702,13 @@ fn logs_of_what_never_ran_say_so() {
     assert_eq!(out.code(), 2);
     assert!(out.stderr().contains("counted from 1"), "{}", out.stderr());
     assert_eq!(g.run(&["logs", "skips", "1", "bad.1"]).ok().stdout(), "");
+    // A skipped task of a finished run had no variables, and never will.
+    let get = g.run(&["task", "get", "skips", "1", "after"]).ok().stdout();
+    assert!(
+        get.contains("(none: the task ended before its container was made)")
+            && !get.contains("yet"),
+        "{get}"
+    );
 }
 
 /// A task variable or `--var` that replaces a value gofer sets is said, at validate and
