@@ -336,7 +336,8 @@ const UNUSED_GLOBALS: &[(&str, &[&str])] = &[
 ];
 
 /// The command line definition, with each command's help showing only the global
-/// options it reads ([`UNUSED_GLOBALS`]; `gofer run FILE` does not print with `-o`).
+/// options it reads (`schema`, `completions` and `validate` none; `gofer run FILE`
+/// no `-o`; `logs`, `task` and `secret` no `--engine`).
 ///
 /// How: such a command gets its own hidden copy of the option, which the global one
 /// does not replace (clap propagates a global option only into commands that lack

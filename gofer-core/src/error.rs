@@ -158,6 +158,16 @@ pub enum StoreError {
         /// Why.
         message: String,
     },
+    /// A run that is not complete was asked to be deleted: only complete runs are.
+    #[error("{store}: run {run} of pipeline {pipeline:?} is not complete; only complete runs are deleted")]
+    RunNotComplete {
+        /// The store.
+        store: &'static str,
+        /// The pipeline.
+        pipeline: String,
+        /// The run.
+        run: u64,
+    },
     /// The store does not support this operation (a read-only store asked to write).
     #[error("{store}: operation {operation} is not supported")]
     NotSupported {

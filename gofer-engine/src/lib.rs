@@ -14,6 +14,7 @@ mod logs;
 #[cfg(feature = "mock")]
 pub mod mock;
 mod recovery;
+pub mod retention;
 mod run;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -34,6 +35,7 @@ pub use logs::sink::{
     InMemoryLogSink, LogError, LogKey, LogLine, LogReader, LogSink, LogWriter, MAX_LINE_BYTES,
 };
 pub use recovery::{RecoveryReport, RegisterError};
+pub use retention::{PrunedRun, Pruner, RetentionError, RetentionPolicy, RetentionReport};
 pub use run::caches::{CacheEntry, CachePolicy, PruneReport};
 pub use run::errors::{EngineError, RunError};
 pub use run::handle::RunHandle;

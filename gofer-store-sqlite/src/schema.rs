@@ -85,6 +85,22 @@ CREATE TABLE IF NOT EXISTS group_members (
 );
 ";
 
+/// Version 5: retention. `run_numbers` keeps each pipeline's highest run number once
+/// its runs are deleted (a number is never handed out twice); `run_cleanups` lists the
+/// deleted runs whose logs and objects may still be there.
+const SCHEMA_V5: &str = "
+CREATE TABLE IF NOT EXISTS run_numbers (
+    pipeline TEXT PRIMARY KEY NOT NULL,
+    highest  INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS run_cleanups (
+    seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+    pipeline TEXT NOT NULL,
+    run      INTEGER NOT NULL,
+    UNIQUE (pipeline, run)
+);
+";
+
 /// The run store's schema for [`gofer_sqlite::open`]: the file mode, WAL,
 /// busy timeout, versioning and migrations are the opener's, shared with the secret
 /// store.
@@ -100,7 +116,7 @@ pub(crate) const SCHEMA: Schema =
 pub(crate) const APPLICATION_ID: i32 = 0x676f_5253;
 
 /// Migration steps; step *i* takes the file from version *i* to *i + 1*.
-const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4];
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5];
 
 /// Files written before `application_id` was set: `user_version` was already the
 /// schema version (1), with the `runs` table present.

@@ -567,7 +567,8 @@ impl RunStore for SqliteRunStore {
         self.with("next run id", move |conn| {
             let max: Option<i64> = conn
                 .query_row(
-                    "SELECT MAX(run) FROM runs WHERE pipeline = ?1",
+                    "SELECT MAX(r) FROM (SELECT run AS r FROM runs WHERE pipeline = ?1
+                     UNION ALL SELECT highest FROM run_numbers WHERE pipeline = ?1)",
                     [&pipeline],
                     |r| r.get(0),
                 )
@@ -580,7 +581,11 @@ impl RunStore for SqliteRunStore {
     async fn last_run_ids(&self) -> Result<Vec<(String, u64)>, StoreError> {
         self.with("last run ids", |conn| {
             let mut stmt = conn
-                .prepare("SELECT pipeline, MAX(run) FROM runs GROUP BY pipeline ORDER BY pipeline")
+                .prepare(
+                    "SELECT pipeline, MAX(r) FROM (SELECT pipeline, run AS r FROM runs
+                     UNION ALL SELECT pipeline, highest FROM run_numbers)
+                     GROUP BY pipeline ORDER BY pipeline",
+                )
                 .map_err(|e| backend("last run ids", e))?;
             let rows: Vec<(String, i64)> = stmt
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -590,6 +595,80 @@ impl RunStore for SqliteRunStore {
                 .into_iter()
                 .map(|(p, r)| (p, r.unsigned_abs()))
                 .collect())
+        })
+        .await
+    }
+
+    async fn delete_run(&self, pipeline: &str, run: u64) -> Result<(), StoreError> {
+        let pipeline = pipeline.to_string();
+        self.with("delete run", move |conn| {
+            let r = db_run("delete run", run)?;
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(|e| backend("delete run", e))?;
+            let complete: Option<bool> = tx
+                .query_row(
+                    "SELECT complete FROM runs WHERE pipeline = ?1 AND run = ?2",
+                    params![pipeline, r],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(|e| backend("delete run", e))?;
+            match complete {
+                None => return Err(StoreError::run_not_found(NAME, &pipeline, run)),
+                Some(false) => {
+                    return Err(StoreError::RunNotComplete {
+                        store: NAME,
+                        pipeline,
+                        run,
+                    })
+                }
+                Some(true) => {}
+            }
+            for sql in [
+                "DELETE FROM events WHERE pipeline = ?1 AND run = ?2",
+                "DELETE FROM task_attempts WHERE pipeline = ?1 AND run = ?2",
+                "DELETE FROM tasks WHERE pipeline = ?1 AND run = ?2",
+                "DELETE FROM group_members WHERE pipeline = ?1 AND run = ?2",
+                "DELETE FROM runs WHERE pipeline = ?1 AND run = ?2",
+                "INSERT INTO run_numbers (pipeline, highest) VALUES (?1, ?2)
+                 ON CONFLICT (pipeline) DO UPDATE SET highest = max(highest, excluded.highest)",
+                "INSERT OR IGNORE INTO run_cleanups (pipeline, run) VALUES (?1, ?2)",
+            ] {
+                tx.execute(sql, params![pipeline, r])
+                    .map_err(|e| backend("delete run", e))?;
+            }
+            tx.commit().map_err(|e| backend("commit", e))
+        })
+        .await
+    }
+
+    async fn cleanups(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        self.with("cleanups", |conn| {
+            let mut stmt = conn
+                .prepare("SELECT pipeline, run FROM run_cleanups ORDER BY seq")
+                .map_err(|e| backend("cleanups", e))?;
+            let rows: Vec<(String, i64)> = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .and_then(Iterator::collect)
+                .map_err(|e| backend("cleanups", e))?;
+            Ok(rows
+                .into_iter()
+                .map(|(p, r)| (p, r.unsigned_abs()))
+                .collect())
+        })
+        .await
+    }
+
+    async fn cleanup_done(&self, pipeline: &str, run: u64) -> Result<(), StoreError> {
+        let pipeline = pipeline.to_string();
+        self.with("cleanup done", move |conn| {
+            conn.execute(
+                "DELETE FROM run_cleanups WHERE pipeline = ?1 AND run = ?2",
+                params![pipeline, db_run("cleanup done", run)?],
+            )
+            .map(drop)
+            .map_err(|e| backend("cleanup done", e))
         })
         .await
     }

@@ -165,7 +165,7 @@ async fn a_newer_schema_is_refused_with_a_typed_error() {
             open,
             gofer_sqlite::OpenError::NewerSchema {
                 found: 99,
-                supported: 4,
+                supported: 5,
                 ..
             }
         ),

@@ -126,7 +126,7 @@ async fn a_version_1_file_is_migrated_and_keeps_its_runs() {
     let version: u32 = c
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
     // It held runs: the empty id, so nothing derived from the store changes.
     assert_eq!(store.id(), "");
     let attempt: u32 = c

@@ -28,6 +28,10 @@ struct Maps {
     pipelines: BTreeMap<String, Pipeline>,
     runs: BTreeMap<(String, u64), RunEntry>,
     groups: BTreeMap<String, Vec<GroupMember>>,
+    /// The highest run number each pipeline ever had (deleted runs' included).
+    highest: BTreeMap<String, u64>,
+    /// Deleted runs awaiting cleanup, in deletion order.
+    cleanups: Vec<(String, u64)>,
 }
 
 /// Keeps run history in memory; nothing survives the process. Suitable for tests and
@@ -224,11 +228,45 @@ impl RunStore for InMemoryRunStore {
 
     async fn next_run_id(&self, pipeline: &str) -> Result<u64, StoreError> {
         let maps = self.lock();
-        Ok(maps
+        let live = maps
             .runs
             .range((pipeline.to_string(), 0)..=(pipeline.to_string(), u64::MAX))
             .next_back()
-            .map_or(1, |((_, r), _)| r + 1))
+            .map_or(0, |((_, r), _)| *r);
+        let deleted = maps.highest.get(pipeline).copied().unwrap_or(0);
+        Ok(live.max(deleted) + 1)
+    }
+
+    async fn delete_run(&self, pipeline: &str, run: u64) -> Result<(), StoreError> {
+        let mut maps = self.lock();
+        let key = (pipeline.to_string(), run);
+        let entry = maps
+            .runs
+            .get(&key)
+            .ok_or_else(|| StoreError::run_not_found(NAME, pipeline, run))?;
+        if entry.run.state != RunState::Complete {
+            return Err(StoreError::RunNotComplete {
+                store: NAME,
+                pipeline: pipeline.to_string(),
+                run,
+            });
+        }
+        maps.runs.remove(&key);
+        let h = maps.highest.entry(pipeline.to_string()).or_default();
+        *h = (*h).max(run);
+        maps.cleanups.push(key);
+        Ok(())
+    }
+
+    async fn cleanups(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        Ok(self.lock().cleanups.clone())
+    }
+
+    async fn cleanup_done(&self, pipeline: &str, run: u64) -> Result<(), StoreError> {
+        self.lock()
+            .cleanups
+            .retain(|(p, r)| !(p == pipeline && *r == run));
+        Ok(())
     }
 
     fn keeps_groups(&self) -> bool {
@@ -258,7 +296,7 @@ impl RunStore for InMemoryRunStore {
 
     async fn last_run_ids(&self) -> Result<Vec<(String, u64)>, StoreError> {
         let maps = self.lock();
-        let mut out: BTreeMap<String, u64> = BTreeMap::new();
+        let mut out: BTreeMap<String, u64> = maps.highest.clone();
         for (p, r) in maps.runs.keys() {
             let e = out.entry(p.clone()).or_default();
             *e = (*e).max(*r);

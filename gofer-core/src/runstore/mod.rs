@@ -92,6 +92,37 @@ pub trait RunStore: fmt::Debug + Send + Sync + 'static {
     /// pipeline.
     async fn last_run_ids(&self) -> Result<Vec<(String, u64)>, StoreError>;
 
+    /// Deletes a complete run with its task executions and events, atomically, and
+    /// records it as awaiting cleanup ([`cleanups`](Self::cleanups)): the run's logs
+    /// and run objects live elsewhere and go after its rows, so a reader never finds
+    /// a run whose logs are gone. The run's number stays taken:
+    /// [`next_run_id`](Self::next_run_id) and [`last_run_ids`](Self::last_run_ids)
+    /// never hand it out again.
+    ///
+    /// # Errors
+    /// `NotFound` (kind `"run"`); `RunNotComplete` for a run not complete (nothing
+    /// is deleted). Default: `NotSupported`.
+    async fn delete_run(&self, pipeline: &str, run: u64) -> Result<(), StoreError> {
+        let _ = (pipeline, run);
+        Err(StoreError::NotSupported {
+            store: self.name(),
+            operation: "delete run",
+        })
+    }
+
+    /// The runs deleted whose cleanup (logs, run objects) is not known to be done,
+    /// oldest deletion first. Default: none.
+    async fn cleanups(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    /// Records that a deleted run's logs and objects are gone. Forgetting a run that
+    /// awaits no cleanup is not an error. Default: nothing to record.
+    async fn cleanup_done(&self, pipeline: &str, run: u64) -> Result<(), StoreError> {
+        let _ = (pipeline, run);
+        Ok(())
+    }
+
     /// Whether this store keeps concurrency groups ([`enter_group`](Self::enter_group)
     /// and [`leave_group`](Self::leave_group)). An engine with a store that does keeps
     /// every group in it, so engines sharing the store share the groups; else in its
@@ -176,6 +207,15 @@ macro_rules! forward_run_store {
             }
             async fn last_run_ids(&self) -> Result<Vec<(String, u64)>, StoreError> {
                 (**self).last_run_ids().await
+            }
+            async fn delete_run(&self, pipeline: &str, run: u64) -> Result<(), StoreError> {
+                (**self).delete_run(pipeline, run).await
+            }
+            async fn cleanups(&self) -> Result<Vec<(String, u64)>, StoreError> {
+                (**self).cleanups().await
+            }
+            async fn cleanup_done(&self, pipeline: &str, run: u64) -> Result<(), StoreError> {
+                (**self).cleanup_done(pipeline, run).await
             }
             fn keeps_groups(&self) -> bool {
                 (**self).keeps_groups()

@@ -647,6 +647,75 @@ pub async fn groups_cancel_in_progress_supersedes(store: &DynRunStore) {
     assert!(t.holds, "{t:?}");
 }
 
+/// A complete run is deleted whole (run, tasks, events), awaits cleanup until told it
+/// is done, and its number is never handed out again; an unfinished run is refused
+/// and kept. (A store that deletes nothing says `NotSupported`, and is not asked.)
+pub async fn delete_run_removes_it_whole_and_keeps_its_number(store: &DynRunStore) {
+    store
+        .apply(&[created("alpha", 1), created("alpha", 2), created("beta", 1)])
+        .await
+        .unwrap();
+    match store.delete_run("alpha", 1).await {
+        Err(StoreError::NotSupported { .. }) => return,
+        Err(StoreError::RunNotComplete { pipeline, run, .. }) => {
+            assert_eq!((pipeline.as_str(), run), ("alpha", 1));
+        }
+        other => panic!("an unfinished run deleted: {other:?}"),
+    }
+    assert!(
+        store.get_run("alpha", 1).await.is_ok(),
+        "the refused run is kept"
+    );
+    store
+        .apply(&[
+            complete("alpha", 1),
+            complete("alpha", 2),
+            RunChange::Event {
+                pipeline: "alpha".into(),
+                run: 2,
+                event: Event::Run {
+                    state: RunState::Complete,
+                    status: RunStatus::Successful,
+                    at: at(3),
+                },
+            },
+        ])
+        .await
+        .unwrap();
+    store.delete_run("alpha", 2).await.unwrap();
+    assert!(is_not_found(store.get_run("alpha", 2).await, "run"));
+    assert!(is_not_found(store.events("alpha", 2).await, "run"));
+    assert!(store.get_task("alpha", 2, "build").await.is_err());
+    assert!(is_not_found(store.delete_run("alpha", 2).await, "run"));
+    let left: Vec<u64> = store
+        .list_runs("alpha")
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.run_id)
+        .collect();
+    assert_eq!(left, [1]);
+    // The newest number was deleted: it is not handed out again.
+    assert_eq!(store.next_run_id("alpha").await.unwrap(), 3);
+    store.delete_run("alpha", 1).await.unwrap();
+    assert_eq!(store.next_run_id("alpha").await.unwrap(), 3);
+    assert_eq!(
+        store.last_run_ids().await.unwrap(),
+        [("alpha".to_string(), 2), ("beta".to_string(), 1)]
+    );
+    assert_eq!(
+        store.cleanups().await.unwrap(),
+        [("alpha".to_string(), 2), ("alpha".to_string(), 1)]
+    );
+    store.cleanup_done("alpha", 2).await.unwrap();
+    store.cleanup_done("alpha", 9).await.unwrap();
+    assert_eq!(store.cleanups().await.unwrap(), [("alpha".to_string(), 1)]);
+    // Another pipeline is untouched, and a new run takes the next number.
+    assert!(store.get_run("beta", 1).await.is_ok());
+    store.apply(&[created("alpha", 3)]).await.unwrap();
+    assert_eq!(store.next_run_id("alpha").await.unwrap(), 4);
+}
+
 /// What a store setup expression of [`run_store_tests!`](crate::run_store_tests) gives:
 /// any [`RunStore`](crate::RunStore), or a fixture that owns a store and what it needs
 /// (a temporary directory removed on drop).
@@ -678,6 +747,7 @@ macro_rules! run_store_tests {
             concurrent_writers,
             groups_hold_in_order_and_free_on_leave_or_completion,
             groups_cancel_in_progress_supersedes,
+            delete_run_removes_it_whole_and_keeps_its_number,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

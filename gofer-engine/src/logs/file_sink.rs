@@ -180,6 +180,35 @@ impl LogSink for FileLogSink {
     fn read(&self, key: &LogKey, cursor: u64, max: usize) -> Result<(Vec<LogLine>, u64), LogError> {
         self.open_log(key)?.read(cursor, max)
     }
+
+    /// Removes `<dir>/<pipeline>/<run>/` (and the pipeline's directory once empty).
+    fn remove_run(&self, pipeline: &str, run: u64) -> Result<u64, LogError> {
+        // Pipeline ids are validated names; anything else names no directory of ours.
+        if pipeline.is_empty() || pipeline.contains(['/', '\\']) || pipeline.starts_with('.') {
+            return Ok(0);
+        }
+        let pipeline_dir = self.dir.join(pipeline);
+        let run_dir = pipeline_dir.join(run.to_string());
+        let entries = match fs::read_dir(&run_dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(Self::io("read directory", e)),
+        };
+        let mut freed = 0u64;
+        for entry in entries.flatten() {
+            if let Ok(m) = entry.metadata() {
+                freed += m.len();
+            }
+        }
+        match fs::remove_dir_all(&run_dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Self::io("remove", e)),
+        }
+        // Only succeeds when no other run's logs are left in it.
+        let _ = fs::remove_dir(&pipeline_dir);
+        Ok(freed)
+    }
 }
 
 /// One log file open for reading.

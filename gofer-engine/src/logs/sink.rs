@@ -204,6 +204,18 @@ pub trait LogSink: fmt::Debug + Send + Sync + 'static {
         }))
     }
 
+    /// Removes every log of one run (its tasks', attempts' and services'), for
+    /// retention; returns the bytes freed. Removing a run that has no logs is not an
+    /// error. The default keeps everything and frees nothing: a sink that can delete
+    /// should.
+    ///
+    /// # Errors
+    /// [`LogError::Io`] when the storage fails (what was removed stays removed).
+    fn remove_run(&self, pipeline: &str, run: u64) -> Result<u64, LogError> {
+        let _ = (pipeline, run);
+        Ok(0)
+    }
+
     /// Whether calls may block the calling thread (the default, `true`). A sink that
     /// only touches memory returns `false`, and the engine then calls it inline.
     fn may_block(&self) -> bool {
@@ -302,6 +314,25 @@ impl LogSink for InMemoryLogSink {
 
     fn may_block(&self) -> bool {
         false
+    }
+
+    fn remove_run(&self, pipeline: &str, run: u64) -> Result<u64, LogError> {
+        let mut logs = lock(&self.logs);
+        let keys: Vec<LogKey> = logs
+            .keys()
+            .filter(|k| k.pipeline == pipeline && k.run == run)
+            .cloned()
+            .collect();
+        let mut freed = 0u64;
+        for k in keys {
+            if let Some(lines) = logs.remove(&k) {
+                freed += lock(&lines)
+                    .iter()
+                    .map(|l| l.data.len() as u64 + 1)
+                    .sum::<u64>();
+            }
+        }
+        Ok(freed)
     }
 }
 

@@ -15,6 +15,7 @@ mod mocked;
 mod recovery;
 mod recovery_faults;
 mod redact;
+mod retention;
 mod retry;
 mod scale;
 mod services;
