@@ -140,6 +140,21 @@ pub enum Command {
     /// Saved task caches on the engine (`caches` in a pipeline file).
     #[command(subcommand)]
     Cache(CacheCommand),
+    /// Removes old complete runs with their logs and run objects: by `--keep` and
+    /// `--older-than` (either limit removes a run), else by `[retention]` in the data
+    /// directory's `config.toml` (which `gofer run` also applies after each run). A
+    /// run not complete is never removed; a removed run's number is never reused.
+    Prune {
+        /// Keeps the newest N runs of each pipeline.
+        #[arg(long, value_name = "N")]
+        keep: Option<u32>,
+        /// Removes runs that ended longer ago than this (`30d`, `12h`).
+        #[arg(long, value_parser = parse_duration)]
+        older_than: Option<Duration>,
+        /// Lists what would be removed; removes nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Prints the JSON Schema of the pipeline file format.
     Schema,
     /// Prints a shell completion script.
@@ -333,6 +348,7 @@ const UNUSED_GLOBALS: &[(&str, &[&str])] = &[
     ("task", &["engine"]),
     ("logs", &["engine", "output"]),
     ("secret", &["engine"]),
+    ("prune", &["engine"]),
 ];
 
 /// The command line definition, with each command's help showing only the global

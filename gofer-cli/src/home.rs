@@ -9,6 +9,7 @@
 //! <home>/home.id               this data directory's random id (in instance ids)
 //! <home>/slots/cli-<id>-<n>.lock  engine instance slots (see `slots`)
 //! <home>/start.lock             held while a run number is allocated
+//! <home>/config.toml            settings (optional): `[retention] keep, older_than`
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -25,6 +26,26 @@ use crate::error::CliError;
 /// The environment variable that may hold the secret store's key (hex or base64 of
 /// 32 bytes); when unset the key lives in `<home>/secret.key`.
 pub const KEY_ENV: &str = "GOFER_SECRET_KEY";
+
+/// The data directory's settings, `<home>/config.toml` (optional, every field too).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Which old runs `gofer prune` (without flags) and every `gofer run` remove.
+    #[serde(default)]
+    pub retention: Option<RetentionConfig>,
+}
+
+/// `[retention]` of the config: keep the newest `keep` runs of each pipeline, and/or
+/// runs that ended less than `older_than` ago (either limit removes a complete run).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// The newest runs kept per pipeline.
+    pub keep: Option<u32>,
+    /// The age beyond which complete runs go (`30d`, `12h`).
+    pub older_than: Option<String>,
+}
 
 /// The data directory.
 #[derive(Debug, Clone)]
@@ -52,6 +73,56 @@ impl Home {
         create_private_dir(&dir)?;
         let id = home_id(&dir)?;
         Ok(Self { dir, id })
+    }
+
+    /// The settings in `<home>/config.toml` (defaults when the file is absent).
+    ///
+    /// # Errors
+    /// [`CliError::Usage`] naming the file, the line and the field of a bad setting.
+    pub fn config(&self) -> Result<Config, CliError> {
+        let path = self.dir.join("config.toml");
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
+            Err(e) => return Err(CliError::io(path, "read")(e)),
+        };
+        toml::from_str(&text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| {
+                    format!(
+                        ":{}",
+                        text[..s.start.min(text.len())].matches('\n').count() + 1
+                    )
+                })
+                .unwrap_or_default();
+            let message = e.message().lines().collect::<Vec<_>>().join("; ");
+            CliError::Usage(format!("{}{line}: {message}", path.display()))
+        })
+    }
+
+    /// The retention policy of the config, when it sets one.
+    ///
+    /// # Errors
+    /// As [`Home::config`]; a bad `older_than`, named.
+    pub fn retention(&self) -> Result<Option<gofer_engine::RetentionPolicy>, CliError> {
+        let Some(r) = self.config()?.retention else {
+            return Ok(None);
+        };
+        let mut policy = gofer_engine::RetentionPolicy::new();
+        if let Some(n) = r.keep {
+            policy = policy.keep_last(n);
+        }
+        if let Some(age) = &r.older_than {
+            let d = crate::pipeline_file::duration(age, "`30d`, `12h`").map_err(|why| {
+                CliError::Usage(format!(
+                    "{}: retention.older_than: {why}",
+                    self.dir.join("config.toml").display()
+                ))
+            })?;
+            policy = policy.max_age(d);
+        }
+        Ok((!policy.is_empty()).then_some(policy))
     }
 
     /// The data directory's id: 8 random hex digits, made on first use.

@@ -35,7 +35,9 @@ pub use logs::sink::{
     InMemoryLogSink, LogError, LogKey, LogLine, LogReader, LogSink, LogWriter, MAX_LINE_BYTES,
 };
 pub use recovery::{RecoveryReport, RegisterError};
-pub use retention::{PrunedRun, Pruner, RetentionError, RetentionPolicy, RetentionReport};
+pub use retention::{
+    prune_history, PrunedRun, Pruner, RetentionError, RetentionPolicy, RetentionReport,
+};
 pub use run::caches::{CacheEntry, CachePolicy, PruneReport};
 pub use run::errors::{EngineError, RunError};
 pub use run::handle::RunHandle;

@@ -169,43 +169,7 @@ impl Engine {
     /// in [`RetentionReport::left`] and tried again next time).
     pub async fn prune(&self, policy: &RetentionPolicy) -> Result<RetentionReport, RetentionError> {
         let store = self.retention_store(policy)?;
-        let sink = self.log_sink().clone();
-        let objects = self.object_store().clone();
-        let mut report = RetentionReport::default();
-        for (pipeline, run) in store.cleanups().await? {
-            if clean(&*store, &sink, &*objects, &pipeline, run, &mut report).await {
-                report.finished.push((pipeline, run));
-            }
-        }
-        for victim in plan(&*store, policy).await? {
-            match store.delete_run(&victim.pipeline, victim.run).await {
-                Ok(()) => {}
-                // Gone since the plan (another process pruned), or not complete after
-                // all: nothing of it to remove here.
-                Err(StoreError::NotFound { .. } | StoreError::RunNotComplete { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            }
-            debug!(pipeline = %victim.pipeline, run = victim.run, "run removed");
-            clean(
-                &*store,
-                &sink,
-                &*objects,
-                &victim.pipeline,
-                victim.run,
-                &mut report,
-            )
-            .await;
-            report.removed.push(victim);
-        }
-        if !report.removed.is_empty() || !report.finished.is_empty() {
-            info!(
-                runs = report.removed.len(),
-                log_bytes = report.log_bytes,
-                objects = report.objects,
-                "retention: old runs removed"
-            );
-        }
-        Ok(report)
+        prune_history(&*store, self.log_sink(), &**self.object_store(), policy).await
     }
 
     /// Prunes by `policy` every `period` in the background (the first time after one
@@ -247,11 +211,66 @@ impl Engine {
     }
 }
 
-/// The runs `policy` removes now, by pipeline, oldest first.
-async fn plan(
+/// [`Engine::prune`] over the stores themselves, for a host that prunes without an
+/// engine (the `gofer prune` command needs no container engine).
+///
+/// # Errors
+/// As [`Engine::prune`].
+pub async fn prune_history(
+    store: &DynRunStore,
+    sink: &Arc<dyn LogSink>,
+    objects: &DynObjectStore,
+    policy: &RetentionPolicy,
+) -> Result<RetentionReport, RetentionError> {
+    let mut report = RetentionReport::default();
+    for (pipeline, run) in store.cleanups().await? {
+        if clean(store, sink, objects, &pipeline, run, &mut report).await {
+            report.finished.push((pipeline, run));
+        }
+    }
+    for victim in plan(store, policy).await? {
+        match store.delete_run(&victim.pipeline, victim.run).await {
+            Ok(()) => {}
+            // Gone since the plan (another process pruned), or not complete after
+            // all: nothing of it to remove here.
+            Err(StoreError::NotFound { .. } | StoreError::RunNotComplete { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+        debug!(pipeline = %victim.pipeline, run = victim.run, "run removed");
+        clean(
+            store,
+            sink,
+            objects,
+            &victim.pipeline,
+            victim.run,
+            &mut report,
+        )
+        .await;
+        report.removed.push(victim);
+    }
+    if !report.removed.is_empty() || !report.finished.is_empty() {
+        info!(
+            runs = report.removed.len(),
+            log_bytes = report.log_bytes,
+            objects = report.objects,
+            "retention: old runs removed"
+        );
+    }
+    Ok(report)
+}
+
+/// The runs `policy` removes now from `store`, by pipeline, oldest first
+/// ([`Engine::prune_plan`] over the store itself).
+///
+/// # Errors
+/// [`RetentionError::EmptyPolicy`]; the store's.
+pub async fn plan(
     store: &DynRunStore,
     policy: &RetentionPolicy,
 ) -> Result<Vec<PrunedRun>, RetentionError> {
+    if policy.is_empty() {
+        return Err(RetentionError::EmptyPolicy);
+    }
     let now = SystemTime::now();
     let mut out = Vec::new();
     for (pipeline, _) in store.last_run_ids().await? {

@@ -3,6 +3,7 @@
 mod cache;
 mod history;
 mod logs;
+pub(crate) mod prune;
 pub(crate) mod run;
 mod secret;
 
@@ -70,6 +71,11 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         } => logs::logs(&ctx, &pipeline, run, &task, follow, streams).await,
         Command::Secret(cmd) => secret::secret(&ctx, cmd).await,
         Command::Cache(cmd) => cache::cache(&ctx, cmd).await,
+        Command::Prune {
+            keep,
+            older_than,
+            dry_run,
+        } => prune::prune(&ctx, keep, older_than, dry_run).await,
         Command::Validate { .. } | Command::Schema | Command::Completions { .. } => {
             Ok(ExitCode::SUCCESS)
         }

@@ -45,6 +45,8 @@ pub async fn run(ctx: &Ctx, args: RunArgs) -> Result<ExitCode, CliError> {
         return Err(CliError::Usage("gofer run: name a pipeline file".into()));
     };
     let loaded = pipeline_file::load(&file)?;
+    // A bad retention setting is said before anything runs.
+    let retention = ctx.home.retention()?;
     let stores = Stores::open(&ctx.home).await?;
     check_registry_secrets(&loaded, &stores).await?;
     let scheduler = engine::connect(ctx.engine).await?;
@@ -220,6 +222,16 @@ pub async fn run(ctx: &Ctx, args: RunArgs) -> Result<ExitCode, CliError> {
     }
     orphans::close(adopted).await;
     engine::stop_api(api).await;
+    // The data directory's retention setting, after each run: its history stays
+    // bounded without anyone calling `gofer prune`. A failure here is said; the run's
+    // exit code stays the run's.
+    if let Some(policy) = &retention {
+        match crate::commands::prune::run_policy(&ctx.home, &stores, policy).await {
+            Ok(r) if r.removed.is_empty() && r.finished.is_empty() => {}
+            Ok(r) => eprintln!("gofer: retention: {}", crate::commands::prune::summary(&r)),
+            Err(e) => eprintln!("gofer: retention: could not prune old runs: {e}"),
+        }
+    }
     Ok(ExitCode::from(match done.status {
         RunStatus::Successful => 0,
         RunStatus::Cancelled => EXIT_CANCELLED,
