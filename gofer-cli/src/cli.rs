@@ -202,6 +202,12 @@ pub struct RunArgs {
     /// times out.
     #[arg(long, value_parser = parse_duration, default_value = "10s")]
     pub grace: Duration,
+
+    /// Serves the engine's metrics in the Prometheus text format at
+    /// `http://ADDR/metrics` while the run lasts (`127.0.0.1:9464`); see
+    /// `gofer_engine::metrics` for the names.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// `gofer run list|get`.

@@ -381,3 +381,78 @@ tasks:
         "a container was left"
     );
 }
+
+/// `gofer run --metrics-addr`: while the run lasts, `GET /metrics` gives the engine's
+/// metrics in the Prometheus text format, labelled by pipeline and backend only.
+#[test]
+fn a_run_serves_its_metrics_to_prometheus() {
+    if !engine() {
+        return;
+    }
+    let g = Gofer::new();
+    let file = g.file(
+        "metered.yaml",
+        r#"
+id: metered
+tasks:
+  - id: first
+    image: IMAGE
+    command: [echo, done first]
+  - id: hold
+    image: IMAGE
+    depends_on: {first: success}
+    command: [sh, -c, 'trap "exit 143" TERM; echo holding; sleep 600 & wait']
+"#,
+    );
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let p = g.spawn(
+        &[
+            "run",
+            file.to_str().unwrap(),
+            "--metrics-addr",
+            &addr.to_string(),
+        ],
+        "run",
+    );
+    p.wait_for("[hold] holding");
+    let text = {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        write!(s, "GET /metrics HTTP/1.0\r\nHost: gofer\r\n\r\n").unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        text
+    };
+    p.signal("INT");
+    let (code, out, err) = p.finish();
+    assert_eq!(code, Some(130), "{out}{err}");
+    assert!(
+        text.starts_with("HTTP/1.") && text.contains(" 200 "),
+        "{text}"
+    );
+    let line = |prefix: &str| {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .map(str::to_string)
+    };
+    assert_eq!(
+        line("gofer_runs_started_total").as_deref(),
+        Some("gofer_runs_started_total{pipeline=\"metered\"} 1"),
+        "{text}"
+    );
+    let finished = line("gofer_tasks_finished_total").unwrap_or_default();
+    assert!(
+        finished.contains("pipeline=\"metered\"")
+            && finished.contains("status=\"successful\"")
+            && finished.ends_with(" 1"),
+        "{text}"
+    );
+    assert!(text.contains("gofer_container_start_seconds"), "{text}");
+    assert!(
+        !text.contains("hold") && !text.contains("run=\""),
+        "unbounded labels: {text}"
+    );
+}

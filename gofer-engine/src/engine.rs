@@ -448,7 +448,9 @@ impl Engine {
             .map(|t| TaskExecution::new(&t.id, &t.image))
             .collect();
         let run = Run::pending(pipeline.id.clone(), run_id, tasks);
-        let recorder = Arc::new(Recorder::new(run, self.inner.clock));
+        let metrics =
+            crate::metrics::RunMetrics::new(&pipeline.id, self.inner.containers.scheduler().name());
+        let recorder = Arc::new(Recorder::new(run, self.inner.clock, metrics));
         if let Some(d) = &self.inner.durable {
             let spec = RunSpec::new(&self.inner.instance_id, pipeline, &options);
             let (journal, writer) = Journal::new(d.store.clone());

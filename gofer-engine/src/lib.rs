@@ -11,6 +11,7 @@
 mod durable;
 mod engine;
 mod logs;
+pub mod metrics;
 #[cfg(feature = "mock")]
 pub mod mock;
 mod recovery;

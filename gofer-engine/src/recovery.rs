@@ -190,7 +190,17 @@ impl Engine {
             info!(pipeline = %key.0, run = key.1, "resuming run");
             let pending = u.run.state == RunState::Pending;
             let (journal, writer) = Journal::new(d.store.clone());
-            let recorder = Arc::new(Recorder::resumed(u.run, events, journal, inner.clock));
+            let metrics = crate::metrics::RunMetrics::new(
+                &u.run.pipeline_id,
+                inner.containers.scheduler().name(),
+            );
+            let recorder = Arc::new(Recorder::resumed(
+                u.run,
+                events,
+                journal,
+                inner.clock,
+                metrics,
+            ));
             rt.spawn(writer);
             let mut ctx = RunCtx::new(inner.clone(), pipeline, key.1, u.spec.options(), recorder);
             ctx.plan.recovered = true;

@@ -47,6 +47,12 @@ pub async fn run(ctx: &Ctx, args: RunArgs) -> Result<ExitCode, CliError> {
     let loaded = pipeline_file::load(&file)?;
     // A bad retention setting is said before anything runs.
     let retention = ctx.home.retention()?;
+    if let Some(addr) = args.metrics_addr {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .with_http_listener(addr)
+            .install()
+            .map_err(|e| CliError::Usage(format!("--metrics-addr {addr}: {e}")))?;
+    }
     let stores = Stores::open(&ctx.home).await?;
     check_registry_secrets(&loaded, &stores).await?;
     let scheduler = engine::connect(ctx.engine).await?;

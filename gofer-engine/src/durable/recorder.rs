@@ -20,6 +20,7 @@ use gofer_core::{
 use crate::durable::clock::Clock;
 use crate::durable::journal::{Journal, JournalError};
 use crate::durable::outcome::Outcome;
+use crate::metrics::RunMetrics;
 
 /// How far a task's log has come.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +51,10 @@ struct Record {
 pub(crate) struct Recorder {
     pub(crate) task_ids: Vec<Arc<str>>,
     clock: Clock,
+    /// The run's metrics (see [`crate::metrics`]).
+    pub(crate) metrics: RunMetrics,
+    /// When each task's current attempt was free to start (for the queue wait).
+    ready: Mutex<Vec<Option<tokio::time::Instant>>>,
     record: Mutex<Record>,
     version: watch::Sender<u64>,
     /// Whether anyone ever subscribed to `version`; until then changes wake nobody.
@@ -76,7 +81,7 @@ pub(crate) struct LogView {
 
 impl Recorder {
     /// A recorder for a new run; its first event (Pending) is stamped now.
-    pub(crate) fn new(run: Run, clock: Clock) -> Self {
+    pub(crate) fn new(run: Run, clock: Clock, metrics: RunMetrics) -> Self {
         let now = clock.now();
         let events = vec![Event::Run {
             state: RunState::Pending,
@@ -84,12 +89,18 @@ impl Recorder {
             at: now,
         }];
         let n = run.tasks.len();
-        Self::with_events(run, events, vec![LogState::None; n], clock)
+        Self::with_events(run, events, vec![LogState::None; n], clock, metrics)
     }
 
     /// A recorder for a run read back from the run store, with its stored events; its
     /// changes go to `journal`.
-    pub(crate) fn resumed(run: Run, events: Vec<Event>, journal: Journal, clock: Clock) -> Self {
+    pub(crate) fn resumed(
+        run: Run,
+        events: Vec<Event>,
+        journal: Journal,
+        clock: Clock,
+        metrics: RunMetrics,
+    ) -> Self {
         let logs = run
             .tasks
             .iter()
@@ -101,12 +112,19 @@ impl Recorder {
                 }
             })
             .collect();
-        let me = Self::with_events(run, events, logs, clock);
+        let me = Self::with_events(run, events, logs, clock, metrics);
         me.lock().journal = Some(journal);
         me
     }
 
-    fn with_events(run: Run, events: Vec<Event>, logs: Vec<LogState>, clock: Clock) -> Self {
+    fn with_events(
+        run: Run,
+        events: Vec<Event>,
+        logs: Vec<LogState>,
+        clock: Clock,
+        metrics: RunMetrics,
+    ) -> Self {
+        let n = run.tasks.len();
         let task_ids = run
             .tasks
             .iter()
@@ -117,6 +135,8 @@ impl Recorder {
         Self {
             task_ids,
             clock,
+            metrics,
+            ready: Mutex::new(vec![None; n]),
             record: Mutex::new(Record {
                 header,
                 tasks,
@@ -253,6 +273,7 @@ impl Recorder {
             }
             r.header.state = RunState::Running;
             r.header.started = Some(now);
+            self.metrics.run_started();
             r.push_event(Event::Run {
                 state: RunState::Running,
                 status: RunStatus::Unknown,
@@ -335,6 +356,13 @@ impl Recorder {
             t.state = TaskState::Running;
             t.started = Some(now);
             let attempt = t.attempt;
+            let ready = self
+                .ready
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get_mut(idx)
+                .and_then(Option::take);
+            self.metrics.task_started(ready.map(|at| at.elapsed()));
             r.journal_task(idx);
             r.push_event(Event::Task {
                 task_id: self.task_ids[idx].clone(),
@@ -379,6 +407,8 @@ impl Recorder {
             t.exit_code = o.exit_code;
             t.ended = Some(now);
             let attempt = t.attempt;
+            self.metrics
+                .task_finished(o.status, t.started.and_then(|s| now.duration_since(s).ok()));
             // Nothing writes to the task's log any more.
             r.logs[idx] = LogState::Done;
             r.journal_task(idx);
@@ -416,6 +446,7 @@ impl Recorder {
             t.exit_code = o.exit_code;
             let failed = t.attempt;
             t.next_attempt(now, backoff);
+            self.metrics.retried();
             let next = t.attempt;
             r.logs[idx] = LogState::None;
             r.journal_task(idx);
@@ -437,6 +468,19 @@ impl Recorder {
             });
         }
         self.changed().await;
+    }
+
+    /// Notes that the task's current attempt may start now (its parents ended, its
+    /// backoff passed): its queue wait runs from here to its container running.
+    pub(crate) fn task_ready(&self, idx: usize) {
+        if let Some(r) = self
+            .ready
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get_mut(idx)
+        {
+            *r = Some(tokio::time::Instant::now());
+        }
     }
 
     /// The task's current attempt (1-based).
@@ -522,6 +566,7 @@ impl Recorder {
             r.header.reason = reason;
             r.header.message = message;
             r.header.ended = Some(now);
+            self.metrics.run_finished(status);
             r.journal_run();
             r.push_event(Event::Run {
                 state: RunState::Complete,

@@ -210,6 +210,8 @@ pub struct Masker {
     in_mask: bool,
     /// Covered ranges of `pending`, reused between pushes.
     spans: Vec<(usize, usize)>,
+    /// How many masks were written so far.
+    masks: u64,
 }
 
 impl Masker {
@@ -221,6 +223,7 @@ impl Masker {
             covered: 0,
             in_mask: false,
             spans: Vec::new(),
+            masks: 0,
         }
     }
 
@@ -252,6 +255,11 @@ impl Masker {
             }
         }
         self.emit(safe, out);
+    }
+
+    /// How many masks this masker wrote so far (one per masked run of bytes).
+    pub fn masks(&self) -> u64 {
+        self.masks
     }
 
     /// Ends the stream: masks and appends what was kept back.
@@ -317,6 +325,7 @@ impl Masker {
             }
             if !(self.in_mask && start == 0) {
                 out.extend_from_slice(MASK.as_bytes());
+                self.masks += 1;
             }
             self.in_mask = true;
             if end >= safe {

@@ -172,6 +172,7 @@ pub(crate) async fn prepare(
         if found == Found::Miss {
             debug!(cache = i, %key, "cache miss");
         }
+        ctx.recorder.metrics.cache(found != Found::Miss);
         if found != Found::Hit {
             out.saves.push((volume, key));
         }

@@ -84,7 +84,12 @@ impl Containers {
     ) -> Result<ContainerId, SchedulerError> {
         let s = &*self.scheduler;
         let labels = spec.labels.clone();
-        match guarded(s, "start", s.start(spec)).await {
+        let began = std::time::Instant::now();
+        let started = guarded(s, "start", s.start(spec)).await;
+        if started.is_ok() {
+            crate::metrics::start_latency(s.name(), began.elapsed());
+        }
+        match started {
             Err(SchedulerError::Conflict { id, message, .. }) if recovered => {
                 debug!(name = %id, "container exists; adopting it");
                 let found = guarded(s, "list", s.list(&labels)).await?;
@@ -203,7 +208,8 @@ impl Containers {
         };
         let pending = self.pending_removals.clone();
         let scheduler = self.scheduler.clone();
-        pending.fetch_add(1, Ordering::SeqCst);
+        let backend = scheduler.name();
+        crate::metrics::pending_removals(backend, pending.fetch_add(1, Ordering::SeqCst) + 1);
         rt.spawn(async move {
             let started = tokio::time::Instant::now();
             let mut wait = REMOVAL_RETRY_FIRST;
@@ -222,7 +228,8 @@ impl Containers {
                 }
                 wait = wait.saturating_mul(2).min(REMOVAL_RETRY_MAX);
             }
-            pending.fetch_sub(1, Ordering::SeqCst);
+            let left = pending.fetch_sub(1, Ordering::SeqCst).saturating_sub(1);
+            crate::metrics::pending_removals(backend, left);
         });
     }
 }

@@ -171,6 +171,7 @@ impl RunCtx {
             clock: self.engine.clock,
             secrets: &self.secrets,
             writers: &self.engine.log_writers,
+            metrics: &self.recorder.metrics,
         }
     }
 }

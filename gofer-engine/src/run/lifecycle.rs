@@ -40,6 +40,8 @@ use crate::run::stop::StopWatch;
 pub(crate) async fn execute_task(ctx: Arc<RunCtx>, idx: usize) -> (TaskStatus, Leftover) {
     let task = &ctx.plan.pipeline.tasks[idx];
     let span = tracing::debug_span!("task", task = %task.id);
+    // Free to start: its queue wait (a metric) runs from here.
+    ctx.recorder.task_ready(idx);
     // Its concurrency group's slot, held through every attempt.
     let _place = match join_group(&ctx, idx).await {
         Ok(place) => place,
@@ -102,6 +104,7 @@ pub(crate) async fn execute_task(ctx: Arc<RunCtx>, idx: usize) -> (TaskStatus, L
                 return (status, Leftover::default());
             }
         }
+        ctx.recorder.task_ready(idx);
     }
 }
 

@@ -25,6 +25,7 @@ use crate::logs::mask::{MaskPatterns, Masker};
 use crate::logs::pipe::{LogPipe, Writers};
 use crate::logs::sink::LogSink;
 use crate::logs::sink::{LogKey, LogLine};
+use crate::metrics::RunMetrics;
 use crate::run::container::{guarded, Containers};
 use crate::run::secrets::RunSecrets;
 
@@ -48,6 +49,9 @@ struct LogFeed {
     lines: Vec<LogLine>,
     last: SystemTime,
     pipe: LogPipe,
+    metrics: RunMetrics,
+    /// Masks already counted in the metrics.
+    masks_counted: u64,
 }
 
 fn index(stream: OutputStream) -> usize {
@@ -57,7 +61,7 @@ fn index(stream: OutputStream) -> usize {
 impl LogFeed {
     /// A feed masking `patterns`, writing to `pipe`; `now` stamps what ends without
     /// a timestamp of its own.
-    fn new(patterns: MaskPatterns, pipe: LogPipe, now: SystemTime) -> Self {
+    fn new(patterns: MaskPatterns, pipe: LogPipe, now: SystemTime, metrics: RunMetrics) -> Self {
         Self {
             maskers: [Masker::new(patterns.clone()), Masker::new(patterns)],
             framers: [
@@ -69,6 +73,8 @@ impl LogFeed {
             lines: Vec::new(),
             last: now,
             pipe,
+            metrics,
+            masks_counted: 0,
         }
     }
 
@@ -99,10 +105,17 @@ impl LogFeed {
             return Ok(());
         }
         let lines = std::mem::take(&mut self.lines);
+        let bytes: u64 = lines.iter().map(|l| l.data.len() as u64 + 1).sum();
+        let masks: u64 = self.maskers.iter().map(Masker::masks).sum();
+        self.metrics
+            .masked(masks.saturating_sub(self.masks_counted));
+        self.masks_counted = masks;
         self.pipe
             .write(lines)
             .await
-            .map_err(|e| format!("the log sink failed: {e}"))
+            .map_err(|e| format!("the log sink failed: {e}"))?;
+        self.metrics.log_bytes(bytes);
+        Ok(())
     }
 
     /// Ends both streams and closes the log.
@@ -140,6 +153,8 @@ pub(crate) struct Output<'a> {
     pub(crate) secrets: &'a RunSecrets,
     /// The engine's log writer threads.
     pub(crate) writers: &'a Writers,
+    /// The run's metrics (log bytes, masks).
+    pub(crate) metrics: &'a RunMetrics,
 }
 
 /// Streams the container's output into the log of `key` until the output ends;
@@ -167,7 +182,12 @@ pub(crate) async fn pump(
     };
     opened();
     let mut known = out.secrets.len();
-    let mut p = LogFeed::new(out.secrets.patterns(), pipe, out.clock.now());
+    let mut p = LogFeed::new(
+        out.secrets.patterns(),
+        pipe,
+        out.clock.now(),
+        out.metrics.clone(),
+    );
     let scheduler = out.containers.scheduler();
     let mut rereads = 0u32;
     let mut has_exited = false;

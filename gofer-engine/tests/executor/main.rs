@@ -10,6 +10,7 @@ mod hostile;
 mod limits;
 mod logs;
 mod matrix;
+mod metrics;
 #[cfg(feature = "mock")]
 mod mocked;
 mod recovery;
