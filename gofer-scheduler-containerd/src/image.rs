@@ -459,6 +459,7 @@ impl Images {
         }
     }
 
+    #[tracing::instrument(name = "pull", skip_all, fields(image = %spec.image))]
     async fn pull(
         &self,
         spec: &ContainerSpec,

@@ -272,6 +272,7 @@ impl ContainerdScheduler {
 
     /// Creates a container record; a name already taken is a conflict (someone else's
     /// container: nothing to clean up).
+    #[tracing::instrument(name = "create", skip_all)]
     async fn create_record(
         &self,
         record: Container,
@@ -567,6 +568,7 @@ impl ContainerdScheduler {
             .map_err(|s| self.engine_error("create", s))
     }
 
+    #[tracing::instrument(name = "create_task", skip_all)]
     async fn create_task(
         &self,
         id: &str,

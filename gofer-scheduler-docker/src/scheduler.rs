@@ -18,6 +18,7 @@ use gofer_core::{
     LogStream, NetworkMode, PullPolicy, SandboxSpec, Scheduler, SchedulerError, VolumeSpec,
     VolumeSummary,
 };
+use tracing::Instrument;
 
 use crate::cleanup::{self, HalfMade};
 use crate::{create, error, logs, pull, state, volumes, DockerConfig, NAME};
@@ -217,6 +218,8 @@ impl DockerScheduler {
                 config: None,
             });
         }
+        // Child spans of the caller's (the engine's `start`): the waterfall shows the
+        // pull (`pull::pull`'s span) and the create apart.
         let pull = || {
             pull::pull(
                 &self.docker,
@@ -226,17 +229,19 @@ impl DockerScheduler {
                 spec.pull_progress.as_ref(),
             )
         };
+        let create = || {
+            self.create(spec, &body)
+                .instrument(tracing::info_span!("create"))
+        };
         if spec.pull_policy == PullPolicy::Always {
             pull().await?;
         }
-        match self.create(spec, &body).await {
+        match create().await {
             Ok(id) => Ok(id),
             Err(e) if error::is_missing_image(&e) => match spec.pull_policy {
                 PullPolicy::IfNotPresent => {
                     pull().await?;
-                    self.create(spec, &body)
-                        .await
-                        .map_err(|e| self.create_error(spec, e))
+                    create().await.map_err(|e| self.create_error(spec, e))
                 }
                 _ => Err(error::missing_image(&spec.image, &e)),
             },

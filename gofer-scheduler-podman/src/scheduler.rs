@@ -131,6 +131,7 @@ impl PodmanScheduler {
     /// name (its id is not known yet); a failed create made nothing, so the guard is
     /// disarmed (a name conflict is someone else's container). The request body is
     /// podman-api's; the answer is read here, tolerating any shape with an `Id`.
+    #[tracing::instrument(name = "create", skip_all)]
     async fn create(
         &self,
         spec: &ContainerSpec,

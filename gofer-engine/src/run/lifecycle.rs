@@ -39,7 +39,6 @@ use crate::run::stop::StopWatch;
 /// is ever between a parent's end and its children's start.
 pub(crate) async fn execute_task(ctx: Arc<RunCtx>, idx: usize) -> (TaskStatus, Leftover) {
     let task = &ctx.plan.pipeline.tasks[idx];
-    let span = tracing::debug_span!("task", task = %task.id);
     // Free to start: its queue wait (a metric) runs from here.
     ctx.recorder.task_ready(idx);
     // Its concurrency group's slot, held through every attempt.
@@ -61,7 +60,21 @@ pub(crate) async fn execute_task(ctx: Arc<RunCtx>, idx: usize) -> (TaskStatus, L
         // the exited container is removed, so the next task's start overlaps that
         // removal.
         let mut permit = None;
-        let mut left = Leftover::default();
+        // One span per attempt, the parent of its start, wait and cleanup: with an
+        // OpenTelemetry layer a run reads as a waterfall.
+        let span = tracing::info_span!(
+            "attempt",
+            pipeline = %ctx.plan.pipeline.id,
+            run = ctx.plan.run_id,
+            task = %task.id,
+            attempt,
+            backend = ctx.engine.containers.scheduler().name(),
+            container = tracing::field::Empty,
+        );
+        let mut left = Leftover {
+            span: span.clone(),
+            ..Leftover::default()
+        };
         let mut outcome = run_task(&ctx, idx, resumed, &mut permit, &mut left)
             .instrument(span.clone())
             .await;
@@ -110,11 +123,24 @@ pub(crate) async fn execute_task(ctx: Arc<RunCtx>, idx: usize) -> (TaskStatus, L
 
 /// What an attempt leaves when it ends: its container, its cache volumes, and whether
 /// its caches are saved (it succeeded).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Leftover {
     pub(crate) container: Option<ContainerId>,
     pub(crate) caches: TaskCaches,
     pub(crate) save: bool,
+    /// The attempt's span, the parent of the cleanup's.
+    pub(crate) span: tracing::Span,
+}
+
+impl Default for Leftover {
+    fn default() -> Self {
+        Self {
+            container: None,
+            caches: TaskCaches::default(),
+            save: false,
+            span: tracing::Span::none(),
+        }
+    }
 }
 
 /// Takes the task's place in its concurrency group, if it names one (see
@@ -177,6 +203,14 @@ async fn join_group(
 /// between finds the container on recovery and collects it again): saves its caches if
 /// it succeeded, removes its container, then its cache volumes.
 pub(crate) async fn remove_after_flush(ctx: &RunCtx, left: Leftover) {
+    if left.container.is_none() && !left.save && left.caches.mounts.is_empty() {
+        return;
+    }
+    let span = tracing::info_span!(parent: &left.span, "cleanup");
+    cleanup(ctx, left).instrument(span).await;
+}
+
+async fn cleanup(ctx: &RunCtx, left: Leftover) {
     if left.save {
         cache::save(ctx, &left.caches).await;
     }
@@ -402,8 +436,14 @@ async fn run_task(
             if let Err(e) = ctx.recorder.flush().await {
                 return Outcome::scheduler_error(e.to_string());
             }
+            tracing::Span::current().record("container", name.as_str());
             let spec = container_spec(ctx, idx, name, env, registry_auth, attempt, &left.caches);
-            let id = match engine.containers.start(spec, ctx.plan.recovered).await {
+            let id = match engine
+                .containers
+                .start(spec, ctx.plan.recovered)
+                .instrument(tracing::info_span!("start"))
+                .await
+            {
                 Ok(id) => id,
                 Err(e) => {
                     ctx.recorder.container_not_made(idx).await;
@@ -421,7 +461,9 @@ async fn run_task(
     // The log flows while the exit is awaited, and for as long as it takes after.
     let (exited_tx, exited_rx) = oneshot::channel();
     let exit = async {
-        let o = watch_exit(ctx, idx, &id, &mut stop).await;
+        let o = watch_exit(ctx, idx, &id, &mut stop)
+            .instrument(tracing::info_span!("wait"))
+            .await;
         let _ = exited_tx.send(());
         o
     };

@@ -559,23 +559,27 @@ async fn run_graph(
             let task_ctx = ctx.clone();
             started[i] = true;
             let done = done_tx.clone();
-            set.spawn(async move {
-                let (status, left) = match AssertUnwindSafe(execute_task(task_ctx.clone(), i))
-                    .catch_unwind()
-                    .await
-                {
-                    Ok(ended) => ended,
-                    Err(_) => {
-                        task_ctx
-                            .recorder
-                            .task_complete(i, Outcome::panicked())
-                            .await;
-                        (TaskStatus::Unknown, Default::default())
-                    }
-                };
-                let _ = done.send((i, status));
-                remove_after_flush(&task_ctx, left).await;
-            });
+            set.spawn(
+                async move {
+                    let (status, left) = match AssertUnwindSafe(execute_task(task_ctx.clone(), i))
+                        .catch_unwind()
+                        .await
+                    {
+                        Ok(ended) => ended,
+                        Err(_) => {
+                            task_ctx
+                                .recorder
+                                .task_complete(i, Outcome::panicked())
+                                .await;
+                            (TaskStatus::Unknown, Default::default())
+                        }
+                    };
+                    let _ = done.send((i, status));
+                    remove_after_flush(&task_ctx, left).await;
+                }
+                // Its attempts' spans are children of the run's.
+                .in_current_span(),
+            );
         }
         if g.done >= n {
             break;

@@ -21,5 +21,6 @@ mod retry;
 mod scale;
 mod services;
 mod task_cancel;
+mod traces;
 mod variables;
 mod workspace;
