@@ -155,6 +155,9 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Checks the container engine, the stores and the data directory, each with what
+    /// to do when it fails (exit 1 when one does).
+    Doctor,
     /// Prints the JSON Schema of the pipeline file format.
     Schema,
     /// Prints a shell completion script.
@@ -355,6 +358,7 @@ const UNUSED_GLOBALS: &[(&str, &[&str])] = &[
     ("logs", &["engine", "output"]),
     ("secret", &["engine"]),
     ("prune", &["engine"]),
+    ("doctor", &["output"]),
 ];
 
 /// The command line definition, with each command's help showing only the global

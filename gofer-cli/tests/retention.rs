@@ -140,3 +140,41 @@ fn prune_says_what_is_missing_or_wrong() {
     .unwrap();
     assert!(g.run(&["prune"]).ok().stdout().contains("removed 0 runs"));
 }
+
+/// `gofer doctor`: every check passes on a working engine (exit 0, the retention
+/// setting named); an unreachable engine fails with what to do (exit 1).
+#[test]
+fn doctor_checks_the_engine_the_stores_and_the_setting() {
+    if !engine() {
+        return;
+    }
+    let g = Gofer::new();
+    let data = g.home.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("config.toml"), "[retention]\nkeep = 7\n").unwrap();
+    let out = g.run(&["doctor"]);
+    let text = out.ok().stdout();
+    assert!(text.contains(": reachable"), "{text}");
+    assert!(
+        text.contains("run store  sqlite store takes writes"),
+        "{text}"
+    );
+    assert!(
+        text.contains("retention  keep 7 runs per pipeline"),
+        "{text}"
+    );
+    let down = g
+        .cmd()
+        .env("GOFER_SWARM_HOST", "unix:///nowhere/gofer.sock")
+        .args(["--engine", "swarm", "doctor"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&down.stdout).to_string();
+    assert_eq!(down.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("backend    FAILED")
+            && text.contains("nowhere/gofer.sock")
+            && text.contains("what to do"),
+        "{text}"
+    );
+}

@@ -10,6 +10,7 @@
 // → gofer-core (the model and the contracts).
 mod durable;
 mod engine;
+mod health;
 mod logs;
 pub mod metrics;
 #[cfg(feature = "mock")]
@@ -25,6 +26,7 @@ pub use durable::reaper::{
     reap, reap_listed, reap_volumes, ReapError, ReapReport, REAP_CONCURRENCY,
 };
 pub use engine::{BuildError, Engine, EngineBuilder, DEFAULT_INSTANCE_ID};
+pub use health::{Check, Health, QueuedTask};
 pub use logs::file_sink::FileLogSink;
 pub use logs::framer::LineFramer;
 pub use logs::mask::{mask_str, MaskPatterns, Masker, MIN_MASK_LEN};

@@ -673,6 +673,22 @@ impl RunStore for SqliteRunStore {
         .await
     }
 
+    async fn probe_write(&self) -> Result<(), StoreError> {
+        self.with("probe write", |conn| {
+            // The write lock, as a write takes it; then nothing written.
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(|e| backend("probe write", e))?;
+            tx.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS gofer_probe (x INTEGER)",
+                [],
+            )
+            .map_err(|e| backend("probe write", e))?;
+            tx.rollback().map_err(|e| backend("probe write", e))
+        })
+        .await
+    }
+
     fn keeps_groups(&self) -> bool {
         true
     }

@@ -1,6 +1,7 @@
 //! The commands, one file each.
 
 mod cache;
+mod doctor;
 mod history;
 mod logs;
 pub(crate) mod prune;
@@ -71,6 +72,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         } => logs::logs(&ctx, &pipeline, run, &task, follow, streams).await,
         Command::Secret(cmd) => secret::secret(&ctx, cmd).await,
         Command::Cache(cmd) => cache::cache(&ctx, cmd).await,
+        Command::Doctor => doctor::doctor(&ctx).await,
         Command::Prune {
             keep,
             older_than,

@@ -123,6 +123,13 @@ pub trait RunStore: fmt::Debug + Send + Sync + 'static {
         Ok(())
     }
 
+    /// Checks that the store takes writes now (for health checks), changing nothing:
+    /// SQLite takes its write lock and rolls back. Default: `Ok` (a store in memory
+    /// always does).
+    async fn probe_write(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Whether this store keeps concurrency groups ([`enter_group`](Self::enter_group)
     /// and [`leave_group`](Self::leave_group)). An engine with a store that does keeps
     /// every group in it, so engines sharing the store share the groups; else in its
@@ -216,6 +223,9 @@ macro_rules! forward_run_store {
             }
             async fn cleanup_done(&self, pipeline: &str, run: u64) -> Result<(), StoreError> {
                 (**self).cleanup_done(pipeline, run).await
+            }
+            async fn probe_write(&self) -> Result<(), StoreError> {
+                (**self).probe_write().await
             }
             fn keeps_groups(&self) -> bool {
                 (**self).keeps_groups()

@@ -407,6 +407,15 @@ impl Recorder {
             t.exit_code = o.exit_code;
             t.ended = Some(now);
             let attempt = t.attempt;
+            // No longer queued (a task that ends before it runs never took its place).
+            if let Some(r) = self
+                .ready
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get_mut(idx)
+            {
+                *r = None;
+            }
             self.metrics
                 .task_finished(o.status, t.started.and_then(|s| now.duration_since(s).ok()));
             // Nothing writes to the task's log any more.
@@ -481,6 +490,17 @@ impl Recorder {
         {
             *r = Some(tokio::time::Instant::now());
         }
+    }
+
+    /// The task free to start the longest without running yet, and for how long.
+    pub(crate) fn oldest_ready(&self) -> Option<(usize, std::time::Duration)> {
+        self.ready
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.map(|at| (i, at.elapsed())))
+            .max_by_key(|(_, d)| *d)
     }
 
     /// The task's current attempt (1-based).

@@ -92,6 +92,14 @@ async fn open_reader(
 }
 
 impl RunHandle {
+    /// The task of this run free to start the longest without running yet (waiting
+    /// for a slot, a group, its pull), and for how long.
+    pub(crate) fn oldest_queued(&self) -> Option<(String, std::time::Duration)> {
+        self.recorder
+            .oldest_ready()
+            .map(|(i, d)| (self.recorder.task_ids[i].to_string(), d))
+    }
+
     pub(crate) fn new(
         pipeline_id: String,
         run_id: u64,

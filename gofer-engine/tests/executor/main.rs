@@ -6,6 +6,7 @@ mod common;
 mod concurrency;
 mod faults;
 mod flow;
+mod health;
 mod hostile;
 mod limits;
 mod logs;
