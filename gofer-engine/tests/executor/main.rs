@@ -22,6 +22,5 @@ mod retry;
 mod scale;
 mod services;
 mod task_cancel;
-mod traces;
 mod variables;
 mod workspace;

@@ -2,6 +2,11 @@
 //! attempt (pipeline, run, task, attempt, backend, container), with the attempt's
 //! start, wait and cleanup as its children: the tree an OpenTelemetry layer shows as a
 //! waterfall. No span field holds a secret value.
+//!
+//! A test binary of its own, with the process's subscriber: tracing caches each
+//! callsite's interest across threads, so a scoped subscriber beside other tests'
+//! would miss spans first met under theirs.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -70,7 +75,8 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Recorded {
 fn a_two_task_run_is_a_tree_of_run_attempts_and_their_steps() {
     let recorded = Recorded::default();
     let subscriber = tracing_subscriber::registry().with(recorded.clone());
-    tracing::subscriber::with_default(subscriber, || {
+    tracing::subscriber::set_global_default(subscriber).unwrap();
+    {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .start_paused(true)
@@ -90,8 +96,12 @@ fn a_two_task_run_is_a_tree_of_run_attempts_and_their_steps() {
                 )
                 .await
                 .unwrap();
-            let (b, _) = crate::common::builder(&fake);
-            let engine = b.secret_store(secrets).build().unwrap();
+            let engine = gofer_engine::Engine::builder(Arc::new(fake))
+                .instance_id("test")
+                .log_sink(Arc::new(gofer_engine::InMemoryLogSink::new()))
+                .secret_store(secrets)
+                .build()
+                .unwrap();
             let p = Pipeline::new("traced", "Traced").tasks([
                 Task::new("build", "env").variable("PW", "secret{{pw}}"),
                 Task::new("test", "bad")
@@ -109,7 +119,7 @@ fn a_two_task_run_is_a_tree_of_run_attempts_and_their_steps() {
                 .await
                 .unwrap();
         });
-    });
+    }
     let spans = recorded.0.lock().unwrap().clone();
     let named = |n: &str| {
         spans
