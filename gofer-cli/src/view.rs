@@ -364,7 +364,9 @@ pub fn task_text(pipeline: &str, run: u64, t: &TaskExecution, log: Option<&str>)
     if let Some(c) = &t.container {
         out.push_str(&format!("container: {}\n", c.name));
     }
-    if let Some(l) = log {
+    // A task that never made a container has no log to point at.
+    let never_made = t.container.is_none() && t.attempts.is_empty();
+    if let Some(l) = log.filter(|_| !never_made) {
         out.push_str(&format!("log:       {l}\n"));
     }
     out.push_str("\nvariables (most important source first wins):\n");
