@@ -222,6 +222,9 @@ pub async fn prune_history(
     objects: &DynObjectStore,
     policy: &RetentionPolicy,
 ) -> Result<RetentionReport, RetentionError> {
+    if policy.is_empty() {
+        return Err(RetentionError::EmptyPolicy);
+    }
     let mut report = RetentionReport::default();
     for (pipeline, run) in store.cleanups().await? {
         if clean(store, sink, objects, &pipeline, run, &mut report).await {

@@ -625,10 +625,9 @@ impl RunStore for SqliteRunStore {
                 }
                 Some(true) => {}
             }
+            // Its tasks, attempts and events go with it (`ON DELETE CASCADE`, foreign
+            // keys on); group members have no key to it.
             for sql in [
-                "DELETE FROM events WHERE pipeline = ?1 AND run = ?2",
-                "DELETE FROM task_attempts WHERE pipeline = ?1 AND run = ?2",
-                "DELETE FROM tasks WHERE pipeline = ?1 AND run = ?2",
                 "DELETE FROM group_members WHERE pipeline = ?1 AND run = ?2",
                 "DELETE FROM runs WHERE pipeline = ?1 AND run = ?2",
                 "INSERT INTO run_numbers (pipeline, highest) VALUES (?1, ?2)
